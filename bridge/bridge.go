@@ -1,0 +1,481 @@
+// Package bridge turns committed events into River jobs, exactly once per
+// event and handler.
+//
+// Producers keep their interface: a row goes into the events table and a
+// NOTIFY carries its id. The capture trigger that notified-bridge installs
+// also writes the id to an outbox table in the producer's own transaction.
+// The bridge treats notifications only as a wake-up: it drains the outbox in
+// batches, and for each batch one transaction claims the rows (FOR UPDATE
+// SKIP LOCKED), fetches the events, records each event's outcome under a
+// primary key that cannot be written twice, inserts one River job per route
+// and commits. It drains on start, after every reconnect and every poll
+// interval, so nothing committed while it was away is lost; several bridges
+// share the outbox without duplicating work. See docs/design.md.
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/notified/notified/migrations"
+)
+
+// Bridge listens for events and dispatches them. Create it with New and run
+// it with Run.
+type Bridge struct {
+	cfg   Config
+	pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx]
+	table *eventTable
+	q     queries
+	log   *slog.Logger
+
+	wake    chan struct{} // wakes the main drainer; capacity 1
+	helpers chan struct{} // wakes helper drainers while a backlog lasts
+
+	pendingMu sync.Mutex
+	pending   []string // payloads notified but not adopted yet
+	recent    *recentSet
+
+	listening atomic.Bool
+	stats     counters
+
+	// testHook, when set, runs between the steps of the dispatch transaction;
+	// an error it returns aborts the transaction, as a crash would.
+	testHook func(step string) error
+}
+
+// New checks the configuration against the database (notified's tables are
+// migrated, the events table and its columns exist) and returns a bridge that
+// dispatches with connections from pool.
+func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := migrations.Check(ctx, pool, cfg.Schema); err != nil {
+		return nil, err
+	}
+	table, err := inspectTable(ctx, pool, cfg.Table, cfg.IDColumn, cfg.NameColumn)
+	if err != nil {
+		return nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.Schema, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return &Bridge{
+		cfg:     cfg,
+		pool:    pool,
+		river:   client,
+		table:   table,
+		q:       newQueries(cfg.Schema, table),
+		log:     cfg.Logger.With(slog.String("channel", cfg.Channel)),
+		wake:    make(chan struct{}, 1),
+		helpers: make(chan struct{}, cfg.Concurrency),
+		recent:  newRecentSet(max(1<<16, 4*cfg.BatchSize*cfg.Concurrency)),
+	}, nil
+}
+
+// Stats are the bridge's counters since it started.
+type Stats struct {
+	Notifications int64 // notifications received
+	Batches       int64 // dispatch transactions committed
+	Dispatched    int64 // events that got jobs
+	Jobs          int64 // jobs inserted
+	Unrouted      int64 // events recorded as unrouted
+	Missing       int64 // events recorded as missing
+	Rejected      int64 // events recorded as rejected
+	Duplicates    int64 // claims skipped because the event was recorded before
+	Reconnects    int64 // listener reconnects
+}
+
+type counters struct {
+	notifications, batches, dispatched, jobs, unrouted, missing, rejected, duplicates, reconnects atomic.Int64
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Bridge) Stats() Stats {
+	c := &b.stats
+	return Stats{
+		Notifications: c.notifications.Load(), Batches: c.batches.Load(), Dispatched: c.dispatched.Load(),
+		Jobs: c.jobs.Load(), Unrouted: c.unrouted.Load(), Missing: c.missing.Load(), Rejected: c.rejected.Load(),
+		Duplicates: c.duplicates.Load(), Reconnects: c.reconnects.Load(),
+	}
+}
+
+// Listening reports whether the listener is connected and LISTENing.
+func (b *Bridge) Listening() bool { return b.listening.Load() }
+
+// Run listens and dispatches until ctx is done, then finishes the batches in
+// flight and returns nil. It returns an error only when the bridge cannot
+// start at all.
+func (b *Bridge) Run(ctx context.Context) error {
+	b.log.Info("bridge starting",
+		slog.String("table", b.table.display), slog.String("id_column", b.cfg.IDColumn),
+		slog.String("name_column", b.cfg.NameColumn), slog.Duration("poll_interval", b.cfg.PollInterval),
+		slog.Int("batch_size", b.cfg.BatchSize), slog.Int("concurrency", b.cfg.Concurrency))
+	var wg sync.WaitGroup
+	wg.Go(func() { b.listen(ctx) })
+	wg.Go(func() { b.drainLoop(ctx) })
+	for range b.cfg.Concurrency - 1 {
+		wg.Go(func() { b.helperLoop(ctx) })
+	}
+	b.kick() // catch up on start
+	wg.Wait()
+	b.log.Info("bridge stopped", slog.Int64("events_dispatched", b.stats.dispatched.Load()), slog.Int64("jobs_inserted", b.stats.jobs.Load()))
+	return nil
+}
+
+// kick wakes the main drainer without blocking.
+func (b *Bridge) kick() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drainLoop is the main drainer: it drains on every wake-up and every poll
+// interval.
+func (b *Bridge) drainLoop(ctx context.Context) {
+	ticker := time.NewTicker(b.cfg.PollInterval)
+	defer ticker.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		case <-ticker.C:
+		}
+		if err := b.adoptPending(ctx); err != nil {
+			b.logFailure(ctx, "adopt notified ids", err, &failures)
+			continue
+		}
+		if err := b.drain(ctx); err != nil {
+			b.logFailure(ctx, "dispatch", err, &failures)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// helperLoop drains alongside the main drainer while batches come back full.
+func (b *Bridge) helperLoop(ctx context.Context) {
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.helpers:
+		}
+		if err := b.drain(ctx); err != nil {
+			b.logFailure(ctx, "dispatch", err, &failures)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// logFailure logs err and waits a backoff that grows with consecutive
+// failures, so that an unreachable database costs one line per interval, not
+// a tight loop.
+func (b *Bridge) logFailure(ctx context.Context, what string, err error, failures *int) {
+	if ctx.Err() != nil {
+		return
+	}
+	*failures++
+	delay := backoff(*failures, b.cfg.PollInterval)
+	b.log.Error(what+" failed; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+	sleep(ctx, delay)
+}
+
+// drain dispatches batches until one comes back short. While batches are
+// full it wakes helpers, so a backlog is drained by several transactions at
+// once.
+func (b *Bridge) drain(ctx context.Context) error {
+	for ctx.Err() == nil {
+		// The batch runs to its end even when shutdown starts: it either
+		// commits or rolls back, never stops half-way.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		res, err := b.dispatchBatch(bctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		b.account(res)
+		if res.claimed < b.cfg.BatchSize {
+			return nil
+		}
+		select {
+		case b.helpers <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// account updates counters and logs after a committed batch.
+func (b *Bridge) account(res *batchResult) {
+	if res.claimed == 0 {
+		return
+	}
+	var dispatched, unrouted, missing, rejected int64
+	keys := make([]string, 0, len(res.recorded))
+	for _, r := range res.recorded {
+		keys = append(keys, r.key)
+		switch r.outcome {
+		case OutcomeDispatched:
+			dispatched++
+		case OutcomeUnrouted:
+			unrouted++
+		case OutcomeMissing:
+			missing++
+		case OutcomeRejected:
+			rejected++
+		}
+		if r.outcome != OutcomeDispatched && r.reason != nil {
+			level := slog.LevelWarn
+			if r.outcome == OutcomeUnrouted {
+				level = slog.LevelDebug
+			}
+			b.log.Log(context.Background(), level, "event "+string(r.outcome),
+				slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		}
+	}
+	b.recent.add(keys)
+	c := &b.stats
+	c.batches.Add(1)
+	c.dispatched.Add(dispatched)
+	c.unrouted.Add(unrouted)
+	c.missing.Add(missing)
+	c.rejected.Add(rejected)
+	c.jobs.Add(int64(res.jobs))
+	c.duplicates.Add(int64(res.dupes))
+	level := slog.LevelInfo
+	if len(res.recorded) == 0 {
+		level = slog.LevelDebug // only requeued or duplicate claims
+	}
+	b.log.Log(context.Background(), level, "batch dispatched", slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
+		slog.Int("jobs", res.jobs), slog.Int64("unrouted", unrouted), slog.Int64("missing", missing),
+		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("duplicates", res.dupes))
+}
+
+// notified queues a notification's payload for adoption and wakes the
+// drainer.
+func (b *Bridge) notified(payload string) {
+	b.stats.notifications.Add(1)
+	b.pendingMu.Lock()
+	b.pending = append(b.pending, payload)
+	b.pendingMu.Unlock()
+	b.kick()
+}
+
+// adoptPending makes sure every notified id is dispatched even when no
+// trigger wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has
+// just dispatched are skipped without a query; the rest are put in the
+// outbox unless they are there already or recorded as dispatched. Payloads
+// that are not ids are recorded as rejected at once.
+func (b *Bridge) adoptPending(ctx context.Context) error {
+	b.pendingMu.Lock()
+	pending := b.pending
+	b.pending = nil
+	b.pendingMu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	var (
+		adopt    []string
+		seen     = make(map[string]bool, len(pending))
+		rejects  []outcomeRecord
+		now      = time.Now()
+		requeued = false
+	)
+	for _, p := range pending {
+		id, err := b.table.parseID(p)
+		if err != nil {
+			key := recordKey(p)
+			if !seen[key] && !b.recent.has(key) {
+				seen[key] = true
+				rejects = append(rejects, rejected(key, nil, err.Error(), now))
+			}
+			continue
+		}
+		if seen[id] || b.recent.has(id) {
+			continue
+		}
+		seen[id] = true
+		adopt = append(adopt, id)
+	}
+	defer func() {
+		if !requeued {
+			return
+		}
+		// Put the payloads back so that a failed adoption is tried again.
+		b.pendingMu.Lock()
+		b.pending = append(pending, b.pending...)
+		b.pendingMu.Unlock()
+	}()
+	if len(rejects) > 0 {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		fresh, err := b.record(bctx, b.pool, rejects)
+		cancel()
+		if err != nil {
+			requeued = true
+			return err
+		}
+		b.account(&batchResult{claimed: len(rejects), recorded: fresh, dupes: len(rejects) - len(fresh)})
+	}
+	for start := 0; start < len(adopt); start += b.cfg.BatchSize {
+		chunk := adopt[start:min(start+b.cfg.BatchSize, len(adopt))]
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_, err := b.pool.Exec(bctx, b.q.adopt, b.cfg.Channel, chunk)
+		cancel()
+		if err != nil {
+			requeued = true
+			return fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// listen keeps one connection LISTENing on the channel, reconnecting with a
+// short backoff, and wakes the drainer on every notification and after every
+// (re)connect.
+func (b *Bridge) listen(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		err := b.listenOnce(ctx, func() { failures = 0 })
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		b.stats.reconnects.Add(1)
+		delay := backoff(failures, 5*time.Second)
+		b.log.Warn("listener disconnected; reconnecting", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+		sleep(ctx, delay)
+	}
+}
+
+// listenOnce connects, LISTENs and waits for notifications until the
+// connection fails or ctx is done. connected runs once LISTEN succeeded.
+func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
+	cc := b.pool.Config().ConnConfig.Copy()
+	cc.RuntimeParams["application_name"] = "notified-bridge listener"
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connect listener: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.cfg.Channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen on channel %q: %w", b.cfg.Channel, err)
+	}
+	b.listening.Store(true)
+	defer b.listening.Store(false)
+	connected()
+	b.log.Info("listening")
+	// Anything committed while we were not listening is in the outbox.
+	b.kick()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, b.cfg.PingInterval)
+		n, err := conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if err == nil {
+			b.notified(n.Payload)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !timedOut {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		// Quiet for a whole ping interval: make sure the server is still
+		// there, so a silently dead connection is noticed.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("ping listener connection: %w", err)
+		}
+	}
+}
+
+// backoff is an exponential delay with jitter for the n-th consecutive
+// failure, from 100ms up to ceiling.
+func backoff(n int, ceiling time.Duration) time.Duration {
+	d := 100 * time.Millisecond << min(n-1, 10)
+	d = min(d, ceiling)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// recentSet remembers the most recently recorded keys, so that the
+// notifications for events this bridge has just dispatched cost no query.
+type recentSet struct {
+	mu     sync.Mutex
+	keys   map[string]struct{}
+	ring   []string
+	next   int
+	filled int
+}
+
+func newRecentSet(size int) *recentSet {
+	return &recentSet{keys: make(map[string]struct{}, size), ring: make([]string, size)}
+}
+
+func (s *recentSet) add(keys []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		if _, ok := s.keys[k]; ok {
+			continue
+		}
+		if s.filled == len(s.ring) {
+			delete(s.keys, s.ring[s.next])
+		} else {
+			s.filled++
+		}
+		s.ring[s.next] = k
+		s.keys[k] = struct{}{}
+		s.next = (s.next + 1) % len(s.ring)
+	}
+}
+
+func (s *recentSet) has(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[k]
+	return ok
+}
+
+func (b *Bridge) hook(step string) error {
+	if b.testHook == nil {
+		return nil
+	}
+	return b.testHook(step)
+}

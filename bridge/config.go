@@ -1,0 +1,161 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/notified/notified/migrations"
+)
+
+// Defaults, kept from the Python listener where it had one.
+const (
+	DefaultTable        = "events"
+	DefaultIDColumn     = "id"
+	DefaultNameColumn   = "name"
+	DefaultChannel      = "events"
+	DefaultPollInterval = 5 * time.Second
+	DefaultBatchSize    = 1000
+	DefaultConcurrency  = 2
+	DefaultMissingGrace = 30 * time.Second
+	DefaultPingInterval = 15 * time.Second
+)
+
+// Config is everything the bridge needs to know. The zero value of each field
+// means its default.
+type Config struct {
+	// Schema holds River's and notified's tables; empty means the
+	// connection's current schema (usually public).
+	Schema string
+	// Table is the events table, optionally schema-qualified ("app.events").
+	Table string
+	// IDColumn is the column the notification payload names.
+	IDColumn string
+	// NameColumn is the column whose value selects the routes.
+	NameColumn string
+	// Channel is the LISTEN channel, spelled exactly as producers pass it to
+	// pg_notify.
+	Channel string
+	// PollInterval is how often the bridge catches up even without a
+	// notification.
+	PollInterval time.Duration
+	// BatchSize is how many events one dispatch transaction takes at most.
+	BatchSize int
+	// Concurrency is how many dispatch transactions may run at once while a
+	// backlog is drained.
+	Concurrency int
+	// MissingGrace is how long an id whose row is not visible is retried
+	// before it is recorded as missing.
+	MissingGrace time.Duration
+	// PingInterval is how long the listener waits without traffic before it
+	// pings the server to detect a dead connection.
+	PingInterval time.Duration
+	// Logger receives the bridge's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.IDColumn == "" {
+		c.IDColumn = DefaultIDColumn
+	}
+	if c.NameColumn == "" {
+		c.NameColumn = DefaultNameColumn
+	}
+	if c.Channel == "" {
+		c.Channel = DefaultChannel
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MissingGrace == 0 {
+		c.MissingGrace = DefaultMissingGrace
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate reports the first thing wrong with c, after defaults.
+func (c Config) validate() error {
+	if err := migrations.ValidateSchema(c.Schema); err != nil {
+		return err
+	}
+	if _, err := ParseTableName(c.Table); err != nil {
+		return err
+	}
+	switch {
+	case c.PollInterval < 0:
+		return fmt.Errorf("poll interval %s is negative: use a positive duration such as 5s or 500ms", c.PollInterval)
+	case c.BatchSize < 1 || c.BatchSize > 10000:
+		return fmt.Errorf("batch size %d is out of range: use 1 to 10000", c.BatchSize)
+	case c.Concurrency < 1 || c.Concurrency > 64:
+		return fmt.Errorf("concurrency %d is out of range: use 1 to 64", c.Concurrency)
+	case c.MissingGrace < 0:
+		return fmt.Errorf("missing grace %s is negative: use a duration such as 30s", c.MissingGrace)
+	case c.PingInterval < 0:
+		return fmt.Errorf("ping interval %s is negative", c.PingInterval)
+	case len(c.Channel) > 63:
+		return fmt.Errorf("channel %q is longer than 63 bytes, which Postgres truncates: use a shorter channel", c.Channel)
+	}
+	return nil
+}
+
+// ParseTableName splits a configured table name into its schema (possibly
+// empty) and table parts: "events" or "app.events". Each part is used as
+// written, case and punctuation included, and is always quoted.
+func ParseTableName(name string) ([]string, error) {
+	if strings.TrimSpace(name) == "" {
+		return nil, errors.New("events table name is empty: set --table or NOTIFIED_EVENTS_TABLE_NAME")
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return nil, fmt.Errorf("events table name %q has more than one dot: use table or schema.table", name)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return nil, fmt.Errorf("events table name %q has an empty part: use table or schema.table", name)
+		}
+	}
+	return parts, nil
+}
+
+// ParseInterval reads a poll interval as the Python listener's
+// NOTIFIED_CHANNEL_SELECT_TIMEOUT did (a number of seconds, "5" or "0.5") or
+// as a Go duration ("500ms", "2s"). It must be positive.
+func ParseInterval(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs > float64(time.Duration(1<<62)/time.Second) {
+			return 0, fmt.Errorf("interval %q is too long", s)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	} else {
+		var perr error
+		d, perr = time.ParseDuration(s)
+		if perr != nil {
+			return 0, fmt.Errorf("interval %q is not a number of seconds or a duration such as 500ms or 5s", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("interval %q is not positive: use a number of seconds such as 5, or a duration such as 500ms", s)
+	}
+	return d, nil
+}

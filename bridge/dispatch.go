@@ -1,0 +1,399 @@
+package bridge
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/routes"
+)
+
+// Outcome is what became of an event, as recorded in notified_dispatch.
+type Outcome string
+
+// The outcomes an event can have.
+const (
+	// OutcomeDispatched: one job was inserted per route of the event's name.
+	OutcomeDispatched Outcome = "dispatched"
+	// OutcomeUnrouted: the event's name had no route when it was dispatched.
+	OutcomeUnrouted Outcome = "unrouted"
+	// OutcomeMissing: no row had the id, even after the grace period.
+	OutcomeMissing Outcome = "missing"
+	// OutcomeRejected: the payload is not a valid id, or the row's name is NULL.
+	OutcomeRejected Outcome = "rejected"
+)
+
+// queries holds the SQL of the dispatch path, built once from the
+// configuration. Every identifier in it is quoted.
+type queries struct {
+	claim    string
+	routes   string
+	fetch    string
+	requeue  string
+	record   string
+	adopt    string
+	outboxTb string
+}
+
+func newQueries(schema string, t *eventTable) queries {
+	outbox := migrations.Qualify(schema, "notified_outbox")
+	dispatch := migrations.Qualify(schema, "notified_dispatch")
+	route := migrations.Qualify(schema, "notified_route")
+	return queries{
+		outboxTb: outbox,
+		// Claim the oldest available rows of the channel, skipping those
+		// another bridge holds, and delete them by ctid (cheaper than by seq:
+		// the planner picks a TID scan). If the transaction rolls back, the
+		// rows are back for the next claim.
+		claim: `WITH c AS (
+			SELECT ctid FROM ` + outbox + `
+			WHERE channel = $1 AND available_at <= now()
+			ORDER BY seq LIMIT $2
+			FOR UPDATE SKIP LOCKED
+		)
+		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
+		RETURNING seq, event_id, created_at, now() - created_at`,
+		routes: `SELECT event_name, kind, queue, priority, max_attempts FROM ` + route + ` ORDER BY event_name, kind`,
+		fetch:  t.fetchSQL(),
+		// An id whose row is not visible yet goes back with its original
+		// created_at, to be tried again after $4.
+		requeue: `INSERT INTO ` + outbox + ` (channel, event_id, created_at, available_at)
+			SELECT $1, id, created_at, now() + $4::interval
+			FROM unnest($2::text[], $3::timestamptz[]) AS r(id, created_at)`,
+		// The primary key (channel, event_id) makes dispatch exactly once: a
+		// key recorded before (by this bridge or another, committed or not)
+		// is skipped and its events get no jobs here. Rows are inserted in
+		// key order so that concurrent bridges lock keys in the same order.
+		record: `INSERT INTO ` + dispatch + ` (channel, event_id, event_name, outcome, reason, jobs, notified_at)
+			SELECT $1, r.event_id, r.event_name, r.outcome, r.reason, r.jobs::jsonb, r.notified_at
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+				AS r(event_id, event_name, outcome, reason, jobs, notified_at)
+			ORDER BY r.event_id
+			ON CONFLICT (channel, event_id) DO NOTHING
+			RETURNING event_id`,
+		// A notification whose id is neither waiting in the outbox nor
+		// recorded as dispatched came from a hand-sent NOTIFY: put it in the
+		// outbox so it is dispatched like any other event.
+		adopt: `INSERT INTO ` + outbox + ` (channel, event_id)
+			SELECT $1, p FROM unnest($2::text[]) AS p
+			WHERE NOT EXISTS (SELECT 1 FROM ` + outbox + ` o WHERE o.channel = $1 AND o.event_id = p)
+			  AND NOT EXISTS (SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = p)`,
+	}
+}
+
+// claimedRow is one outbox row taken by a dispatch transaction.
+type claimedRow struct {
+	seq       int64
+	payload   string
+	createdAt time.Time
+	age       time.Duration
+}
+
+// eventRow is one row of the events table.
+type eventRow struct {
+	name *string
+	data []byte
+}
+
+// outcomeRecord is one row for notified_dispatch.
+type outcomeRecord struct {
+	key       string
+	name      *string
+	outcome   Outcome
+	reason    *string
+	jobs      []routes.Route
+	createdAt time.Time
+	data      []byte
+}
+
+// jobArgs is the args of a job the bridge inserts: a jobs.Payload whose kind
+// comes from the route.
+type jobArgs struct {
+	kind string
+	jobs.Payload
+}
+
+func (a jobArgs) Kind() string { return a.kind }
+
+// batchResult says what one dispatch transaction did.
+type batchResult struct {
+	claimed  int
+	recorded []outcomeRecord
+	jobs     int
+	requeued int
+	dupes    int
+}
+
+// Steps of the dispatch transaction, named for the test hook that simulates a
+// crash between them.
+const (
+	stepClaimed  = "claimed"
+	stepFetched  = "fetched"
+	stepRecorded = "recorded"
+	stepInserted = "inserted"
+)
+
+// dispatchBatch is the whole delivery guarantee in one transaction: claim a
+// batch of outbox rows, fetch their events, record one outcome per event and
+// insert one job per route, then commit. A failure anywhere rolls all of it
+// back, and the rows are claimed again later.
+func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin dispatch: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	// 1. Claim rows and read the routes, in one round trip. The commit may
+	// skip waiting for its WAL flush: what it consumes, the outbox row, was
+	// made durable by the producer's commit, so a crash before the flush
+	// loses the whole dispatch (claim, record and jobs) and the rows are
+	// dispatched again. Custom plans keep the claim on its index as the
+	// tables grow.
+	batch := &pgx.Batch{}
+	batch.Queue("SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
+	batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
+	batch.Queue(b.q.routes)
+	br := tx.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("set dispatch options: %w", err)
+	}
+	rows, _ := br.Query()
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimedRow, error) {
+		var c claimedRow
+		err := row.Scan(&c.seq, &c.payload, &c.createdAt, &c.age)
+		return c, err
+	})
+	if err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("claim outbox rows of channel %q: %w", b.cfg.Channel, err)
+	}
+	rows, _ = br.Query()
+	allRoutes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (routes.Route, error) {
+		var r routes.Route
+		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts)
+		return r, err
+	})
+	if err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("claim batch: %w", err)
+	}
+	res := &batchResult{claimed: len(claimed)}
+	if len(claimed) == 0 {
+		return res, nil
+	}
+	if err := b.hook(stepClaimed); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(claimed, func(x, y claimedRow) int { return cmp.Compare(x.seq, y.seq) })
+
+	// 2. Parse the ids; a payload that is not an id of this table is
+	// recorded as rejected and does not touch its neighbours.
+	var (
+		records = make([]outcomeRecord, 0, len(claimed))
+		ids     = make([]string, 0, len(claimed))
+		byKey   = make(map[string]claimedRow, len(claimed))
+	)
+	for _, c := range claimed {
+		id, perr := b.table.parseID(c.payload)
+		if perr != nil {
+			key := recordKey(c.payload)
+			if _, seen := byKey[key]; seen {
+				res.dupes++
+				continue
+			}
+			byKey[key] = c
+			records = append(records, rejected(key, nil, perr.Error(), c.createdAt))
+			continue
+		}
+		if _, seen := byKey[id]; seen {
+			res.dupes++
+			continue
+		}
+		byKey[id] = c
+		ids = append(ids, id)
+	}
+
+	// 3. Fetch the rows.
+	found := make(map[string]eventRow, len(ids))
+	if len(ids) > 0 {
+		rows, err := tx.Query(ctx, b.q.fetch, ids)
+		if err != nil {
+			return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+		}
+		for rows.Next() {
+			var id string
+			var ev eventRow
+			if err := rows.Scan(&id, &ev.name, &ev.data); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+			}
+			found[id] = ev
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+		}
+	}
+	if err := b.hook(stepFetched); err != nil {
+		return nil, err
+	}
+
+	// 4. Decide each event's outcome.
+	routesByName := make(map[string][]routes.Route)
+	for _, r := range allRoutes {
+		routesByName[r.Event] = append(routesByName[r.Event], r)
+	}
+	var requeueIDs []string
+	var requeueCreated []time.Time
+	for _, id := range ids {
+		c := byKey[id]
+		ev, ok := found[id]
+		switch {
+		case !ok && c.age < b.cfg.MissingGrace:
+			requeueIDs = append(requeueIDs, id)
+			requeueCreated = append(requeueCreated, c.createdAt)
+		case !ok:
+			reason := fmt.Sprintf("no row in %s with %s = %s after %s", b.table.display, b.cfg.IDColumn, id, b.cfg.MissingGrace)
+			records = append(records, outcomeRecord{key: id, outcome: OutcomeMissing, reason: &reason, createdAt: c.createdAt})
+		case ev.name == nil:
+			records = append(records, rejected(id, nil, fmt.Sprintf("name column %s is NULL", b.cfg.NameColumn), c.createdAt))
+		case len(routesByName[*ev.name]) == 0:
+			reason := fmt.Sprintf("no route for event name %q", *ev.name)
+			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeUnrouted, reason: &reason, createdAt: c.createdAt})
+		default:
+			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeDispatched,
+				jobs: routesByName[*ev.name], createdAt: c.createdAt, data: ev.data})
+		}
+	}
+	if len(requeueIDs) > 0 {
+		retry := min(time.Second, max(b.cfg.MissingGrace/10, 10*time.Millisecond))
+		if _, err := tx.Exec(ctx, b.q.requeue, b.cfg.Channel, requeueIDs, requeueCreated, retry); err != nil {
+			return nil, fmt.Errorf("requeue %d ids not visible yet: %w", len(requeueIDs), err)
+		}
+		res.requeued = len(requeueIDs)
+	}
+
+	// 5. Record the outcomes; only the keys recorded now get jobs.
+	fresh, err := b.record(ctx, tx, records)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.hook(stepRecorded); err != nil {
+		return nil, err
+	}
+	res.dupes += len(records) - len(fresh)
+	res.recorded = fresh
+
+	// 6. Insert one job per route of each dispatched event.
+	var params []river.InsertManyParams
+	for _, r := range fresh {
+		if r.outcome != OutcomeDispatched {
+			continue
+		}
+		payload := jobs.Payload{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel, Data: r.data}
+		meta, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: {EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}})
+		if err != nil {
+			return nil, fmt.Errorf("encode metadata of event %s: %w", r.key, err)
+		}
+		for _, route := range r.jobs {
+			params = append(params, river.InsertManyParams{
+				Args: jobArgs{kind: route.Kind, Payload: payload},
+				InsertOpts: &river.InsertOpts{
+					Queue:       route.Queue,
+					Priority:    route.Priority,
+					MaxAttempts: route.MaxAttempts,
+					Metadata:    meta,
+				},
+			})
+		}
+	}
+	if len(params) > 0 {
+		n, err := b.river.InsertManyFastTx(ctx, tx, params)
+		if err != nil {
+			return nil, fmt.Errorf("insert %d jobs: %w", len(params), err)
+		}
+		res.jobs = n
+	}
+	if err := b.hook(stepInserted); err != nil {
+		return nil, err
+	}
+
+	// 7. Commit: claim, outcomes and jobs become visible together.
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit dispatch of %d events: %w", len(claimed), err)
+	}
+	return res, nil
+}
+
+func rejected(key string, name *string, reason string, createdAt time.Time) outcomeRecord {
+	return outcomeRecord{key: key, name: name, outcome: OutcomeRejected, reason: &reason, createdAt: createdAt}
+}
+
+// routeJSON is how a route is recorded in notified_dispatch.jobs.
+type routeJSON struct {
+	Kind        string `json:"kind"`
+	Queue       string `json:"queue"`
+	Priority    int    `json:"priority"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// record inserts outcome rows and returns those whose key was not recorded
+// before.
+func (b *Bridge) record(ctx context.Context, tx interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, records []outcomeRecord) ([]outcomeRecord, error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
+	var (
+		keys     = make([]string, len(records))
+		names    = make([]*string, len(records))
+		outcomes = make([]string, len(records))
+		reasons  = make([]*string, len(records))
+		jobsJSON = make([]string, len(records))
+		created  = make([]time.Time, len(records))
+	)
+	for i, r := range records {
+		keys[i], names[i], outcomes[i], reasons[i], created[i] = r.key, r.name, string(r.outcome), r.reason, r.createdAt
+		rj := make([]routeJSON, len(r.jobs))
+		for j, route := range r.jobs {
+			rj[j] = routeJSON{Kind: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
+		}
+		buf, err := json.Marshal(rj)
+		if err != nil {
+			return nil, fmt.Errorf("encode routes of event %s: %w", r.key, err)
+		}
+		jobsJSON[i] = string(buf)
+	}
+	rows, err := tx.Query(ctx, b.q.record, b.cfg.Channel, keys, names, outcomes, reasons, jobsJSON, created)
+	if err != nil {
+		return nil, fmt.Errorf("record outcomes of %d events: %w", len(records), err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record outcomes of %d events: %w", len(records), err)
+	}
+	fresh := make(map[string]bool, len(inserted))
+	for _, k := range inserted {
+		fresh[k] = true
+	}
+	out := make([]outcomeRecord, 0, len(inserted))
+	for _, r := range records {
+		if fresh[r.key] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

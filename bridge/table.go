@@ -1,0 +1,234 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// MaxIDLength is the longest id, in bytes, the bridge accepts for a text id
+// column. Longer payloads are recorded as rejected.
+const MaxIDLength = 1024
+
+// idKind is how the bridge reads an id column's values.
+type idKind int
+
+const (
+	idInteger idKind = iota // smallint, integer, bigint
+	idUUID                  // uuid
+	idText                  // text, varchar
+)
+
+// eventTable is the events table as found in the catalog.
+type eventTable struct {
+	ident    string // the quoted, possibly schema-qualified name
+	display  string // the name as configured, for messages
+	idCol    string // quoted id column
+	nameCol  string // quoted name column
+	kind     idKind
+	typeName string // the id column's type, as format_type spells it
+	minInt   int64
+	maxInt   int64
+}
+
+// ErrTableNotFound and the other Err* values below are wrapped by the errors
+// inspectTable returns, so callers and tests can tell the problems apart.
+var (
+	ErrTableNotFound  = errors.New("events table not found")
+	ErrColumnNotFound = errors.New("column not found")
+	ErrIDType         = errors.New("id column type not supported")
+)
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// CheckTable reports what is wrong, if anything, with the events table and
+// its id and name columns (an empty nameColumn is not checked).
+func CheckTable(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, table, idColumn, nameColumn string) error {
+	_, err := inspectTable(ctx, db, table, idColumn, nameColumn)
+	return err
+}
+
+// inspectTable checks that the configured table and columns exist and
+// returns what the bridge needs to query them.
+func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColumn string) (*eventTable, error) {
+	parts, err := ParseTableName(table)
+	if err != nil {
+		return nil, err
+	}
+	ident := pgx.Identifier(parts).Sanitize()
+	var oid *uint32
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1)::oid", ident).Scan(&oid); err != nil {
+		return nil, fmt.Errorf("look up events table %s: %w", table, err)
+	}
+	if oid == nil {
+		hint := "create it, or set --table / NOTIFIED_EVENTS_TABLE_NAME to an existing table (schema.table for another schema)"
+		var folded *string
+		lower := make([]string, len(parts))
+		for i, p := range parts {
+			lower[i] = strings.ToLower(p)
+		}
+		if strings.Join(lower, ".") != table {
+			_ = db.QueryRow(ctx, "SELECT to_regclass($1)::text", pgx.Identifier(lower).Sanitize()).Scan(&folded)
+		}
+		if folded != nil {
+			hint = fmt.Sprintf("names are case-sensitive here; did you mean %s?", strings.Join(lower, "."))
+		}
+		return nil, fmt.Errorf("%w: %q does not exist: %s", ErrTableNotFound, table, hint)
+	}
+	t := &eventTable{ident: ident, display: table}
+
+	var idType, idTypeName string
+	err = db.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), t.typname
+		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+		*oid, idColumn).Scan(&idType, &idTypeName)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: table %s has no id column %q: set --id-field / NOTIFIED_ID_FIELD_NAME to the column the notification payload names", ErrColumnNotFound, table, idColumn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up id column %q of %s: %w", idColumn, table, err)
+	}
+	t.typeName = idType
+	switch idTypeName {
+	case "int2":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<15, 1<<15-1
+	case "int4":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<31, 1<<31-1
+	case "int8":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<63, 1<<63-1
+	case "uuid":
+		t.kind = idUUID
+	case "text", "varchar":
+		t.kind = idText
+	default:
+		return nil, fmt.Errorf("%w: id column %q of %s is %s: use smallint, integer, bigint, uuid, text or varchar", ErrIDType, idColumn, table, idType)
+	}
+	t.idCol = pgx.Identifier{idColumn}.Sanitize()
+	if nameColumn == "" {
+		return t, nil
+	}
+
+	var nameOK bool
+	err = db.QueryRow(ctx, `SELECT true FROM pg_attribute
+		WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped`, *oid, nameColumn).Scan(&nameOK)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: table %s has no name column %q: set --name-field / NOTIFIED_NAME_FIELD_NAME to the column that holds the event name", ErrColumnNotFound, table, nameColumn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up name column %q of %s: %w", nameColumn, table, err)
+	}
+	t.nameCol = pgx.Identifier{nameColumn}.Sanitize()
+	return t, nil
+}
+
+// fetchSQL selects the rows of the given ids: id as text, name as text and
+// the whole row as a JSON object.
+func (t *eventTable) fetchSQL() string {
+	arrayType := "text[]"
+	switch t.kind {
+	case idInteger:
+		arrayType = "bigint[]"
+	case idUUID:
+		arrayType = "uuid[]"
+	}
+	return "SELECT e." + t.idCol + "::text, e." + t.nameCol + "::text, row_to_json(e)::text FROM " +
+		t.ident + " AS e WHERE e." + t.idCol + " = ANY($1::" + arrayType + ")"
+}
+
+// parseID returns the canonical text of a payload as an id of this table
+// (the text Postgres gives for id::text), or why it is not one.
+func (t *eventTable) parseID(payload string) (string, error) {
+	if len(payload) > MaxIDLength {
+		return "", fmt.Errorf("payload is %d bytes, longer than the %d bytes an id may have", len(payload), MaxIDLength)
+	}
+	switch t.kind {
+	case idInteger:
+		n, err := strconv.ParseInt(payload, 10, 64)
+		if err != nil {
+			var numErr *strconv.NumError
+			if errors.As(err, &numErr) && errors.Is(numErr.Err, strconv.ErrRange) {
+				return "", fmt.Errorf("payload %s is out of range for id column type %s", quoteShort(payload), t.typeName)
+			}
+			return "", fmt.Errorf("payload %s is not a valid %s id", quoteShort(payload), t.typeName)
+		}
+		if n < t.minInt || n > t.maxInt {
+			return "", fmt.Errorf("payload %s is out of range for id column type %s", quoteShort(payload), t.typeName)
+		}
+		return strconv.FormatInt(n, 10), nil
+	case idUUID:
+		u, ok := canonicalUUID(payload)
+		if !ok {
+			return "", fmt.Errorf("payload %s is not a valid uuid id", quoteShort(payload))
+		}
+		return u, nil
+	default:
+		if payload == "" {
+			return "", errors.New("payload is empty")
+		}
+		return payload, nil
+	}
+}
+
+// canonicalUUID accepts the forms Postgres' uuid input accepts most often
+// (hyphenated or not, upper or lower case, optionally in braces) and returns
+// the lower-case hyphenated form.
+func canonicalUUID(s string) (string, bool) {
+	if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+		s = s[1 : len(s)-1]
+	}
+	var hexDigits []byte
+	if len(s) == 36 {
+		if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+			return "", false
+		}
+		hexDigits = []byte(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:])
+	} else if len(s) == 32 {
+		hexDigits = []byte(s)
+	} else {
+		return "", false
+	}
+	var raw [16]byte
+	if _, err := hex.Decode(raw[:], hexDigits); err != nil {
+		return "", false
+	}
+	h := hex.EncodeToString(raw[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+}
+
+// quoteShort quotes s for a message, cut to 64 bytes.
+func quoteShort(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// recordKey is the key a payload is recorded under in notified_dispatch:
+// the payload itself, or for one longer than MaxIDLength a prefix and its
+// SHA-256, so the key always fits in the primary key's index.
+func recordKey(payload string) string {
+	if len(payload) <= MaxIDLength {
+		return payload
+	}
+	sum := sha256.Sum256([]byte(payload))
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(payload[cut]) {
+		cut--
+	}
+	return payload[:cut] + "...sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,478 @@
+// Command notified-bridge turns Postgres NOTIFY events into River jobs: one
+// job per handler routed to the event's name, exactly once, with nothing lost
+// while the bridge is down.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/publish"
+	"github.com/notified/notified/routes"
+	"github.com/notified/notified/trigger"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "notified-bridge: "+oneLine(err))
+		stop()
+		os.Exit(1)
+	}
+}
+
+// oneLine keeps an error to one line, as a user reads it.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+var (
+	flagDatabaseURL = &cli.StringFlag{
+		Name: "database-url", EnvVars: []string{"DATABASE_URL"},
+		Usage: "Postgres connection URL or DSN (`URL`)",
+	}
+	flagSchema = &cli.StringFlag{
+		Name: "schema", EnvVars: []string{"NOTIFIED_SCHEMA"},
+		Usage: "schema of River's and notified's tables (default: the connection's current schema)",
+	}
+	flagTable = &cli.StringFlag{
+		Name: "table", EnvVars: []string{"NOTIFIED_EVENTS_TABLE_NAME"}, Value: bridge.DefaultTable,
+		Usage: "events table, optionally schema-qualified (schema.table)",
+	}
+	flagIDField = &cli.StringFlag{
+		Name: "id-field", EnvVars: []string{"NOTIFIED_ID_FIELD_NAME"}, Value: bridge.DefaultIDColumn,
+		Usage: "id column of the events table; the notification payload is its value",
+	}
+	flagNameField = &cli.StringFlag{
+		Name: "name-field", EnvVars: []string{"NOTIFIED_NAME_FIELD_NAME"}, Value: bridge.DefaultNameColumn,
+		Usage: "column of the events table that holds the event name",
+	}
+	flagChannel = &cli.StringFlag{
+		Name: "channel", EnvVars: []string{"NOTIFIED_CHANNEL"}, Value: bridge.DefaultChannel,
+		Usage: "NOTIFY channel, spelled exactly as producers pass it to pg_notify",
+	}
+	flagJSON = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+)
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "notified-bridge",
+		Usage: "turn Postgres NOTIFY events into durable, retried River jobs",
+		Description: "Producers insert rows into an events table whose trigger calls pg_notify(channel, id::text).\n" +
+			"The bridge dispatches every committed event as one River job per handler routed to its name,\n" +
+			"exactly once, including events committed while it was down.\n\n" +
+			"Getting started: migrate, install-trigger, routes add, run.",
+		Flags: []cli.Flag{
+			flagDatabaseURL, flagSchema,
+			&cli.StringFlag{Name: "log-level", EnvVars: []string{"NOTIFIED_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", EnvVars: []string{"NOTIFIED_LOG_FORMAT"}, Value: "auto", Usage: "text, json, or auto (text on a terminal, JSON otherwise)"},
+		},
+		Commands: []*cli.Command{
+			migrateCommand(),
+			routesCommand(),
+			installTriggerCommand(),
+			runCommand(),
+			notifyCommand(),
+		},
+		Before: func(c *cli.Context) error {
+			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+			if err != nil {
+				return err
+			}
+			slog.SetDefault(logger)
+			return migrations.ValidateSchema(c.String("schema"))
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors on one line
+		ErrWriter:      os.Stderr,
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "auto", "":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, opts)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q is not one of text, json, auto", format)
+	}
+}
+
+// connect opens a pool and checks that the database answers, so that a
+// wrong URL fails at once with a message that says what to fix.
+func connect(c *cli.Context, maxConns int32) (*pgxpool.Pool, error) {
+	url := c.String("database-url")
+	if url == "" {
+		return nil, errors.New("no database: set DATABASE_URL or --database-url (e.g. postgres://user@localhost:5432/app)")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL is not valid: %s", redactParseError(err))
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "notified-bridge"
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(c.Context, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(c.Context); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s on %s:%d: %s: check DATABASE_URL and that the server is running",
+			cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port, connectReason(err))
+	}
+	return pool, nil
+}
+
+// connectReason is the server's or the network's reason a connection failed,
+// without the URL (which may hold a password).
+func connectReason(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return connErr.Unwrap().Error()
+	}
+	return err.Error()
+}
+
+// redactParseError drops the URL that pgx quotes in parse errors.
+func redactParseError(err error) string {
+	var perr *pgconn.ParseConfigError
+	if errors.As(err, &perr) {
+		if inner := perr.Unwrap(); inner != nil {
+			return inner.Error()
+		}
+	}
+	return "cannot parse it: use postgres://user:password@host:5432/database"
+}
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create or upgrade River's and notified's tables (idempotent)",
+		Flags: []cli.Flag{flagJSON},
+		Action: func(c *cli.Context) error {
+			pool, err := connect(c, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			res, err := migrations.Migrate(c.Context, pool, c.String("schema"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, res)
+			}
+			fmt.Fprintf(c.App.Writer, "schema %s: applied %d River migration(s) %v and %d notified migration(s) %v\n",
+				res.Schema, len(res.RiverVersions), res.RiverVersions, len(res.Versions), res.Versions)
+			return nil
+		},
+	}
+}
+
+func routesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "routes",
+		Usage: "add, list and remove routes from event names to handler kinds",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "route events named EVENT to the handler kind KIND (updates options if the route exists)",
+				ArgsUsage: "EVENT KIND",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
+					&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
+					&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
+				},
+				Action: func(c *cli.Context) error {
+					args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
+					if err != nil {
+						return err
+					}
+					r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
+						Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts")}
+					if err := r.Validate(); err != nil {
+						return err
+					}
+					pool, err := connectMigrated(c)
+					if err != nil {
+						return err
+					}
+					defer pool.Close()
+					if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
+						r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list every route",
+				Flags: []cli.Flag{flagJSON},
+				Action: func(c *cli.Context) error {
+					pool, err := connectMigrated(c)
+					if err != nil {
+						return err
+					}
+					defer pool.Close()
+					rs, err := routes.NewStore(pool, c.String("schema")).List(c.Context)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						if rs == nil {
+							rs = []routes.Route{}
+						}
+						return printJSON(c.App.Writer, rs)
+					}
+					if len(rs) == 0 {
+						fmt.Fprintln(c.App.Writer, "no routes: add one with `notified-bridge routes add EVENT KIND`")
+						return nil
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS")
+					for _, r := range rs {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+					}
+					return tw.Flush()
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove the route from EVENT to KIND",
+				ArgsUsage: "EVENT KIND",
+				Action: func(c *cli.Context) error {
+					args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
+					if err != nil {
+						return err
+					}
+					pool, err := connectMigrated(c)
+					if err != nil {
+						return err
+					}
+					defer pool.Close()
+					ok, err := routes.NewStore(pool, c.String("schema")).Remove(c.Context, args[0], args[1])
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", args[0], args[1])
+					}
+					fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", args[0], args[1])
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// connectMigrated connects and checks that notified's tables are there.
+func connectMigrated(c *cli.Context) (*pgxpool.Pool, error) {
+	pool, err := connect(c, 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Check(c.Context, pool, c.String("schema")); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+func installTriggerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "install-trigger",
+		Usage: "install the capture trigger: pg_notify(channel, id::text) plus an outbox row, after each insert",
+		Flags: []cli.Flag{
+			flagTable, flagChannel, flagIDField,
+			&cli.BoolFlag{Name: "print", Usage: "print the SQL instead of running it"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
+				Channel: c.String("channel"), IDColumn: c.String("id-field")}
+			if c.Bool("print") && opts.Schema != "" {
+				sqlText, err := trigger.SQL(opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(c.App.Writer, sqlText)
+				return nil
+			}
+			pool, err := connect(c, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if c.Bool("print") {
+				opts.Schema, err = migrations.ResolveSchema(c.Context, pool, opts.Schema)
+				if err != nil {
+					return err
+				}
+				sqlText, err := trigger.SQL(opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(c.App.Writer, sqlText)
+				return nil
+			}
+			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s: notifies channel %q with %s::text and records the outbox row\n",
+				trigger.Name(opts), opts.Table, opts.Channel, opts.IDColumn)
+			return nil
+		},
+	}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "listen and dispatch events as River jobs until SIGINT or SIGTERM",
+		Flags: []cli.Flag{
+			flagTable, flagIDField, flagNameField, flagChannel,
+			&cli.StringFlag{Name: "poll-interval", EnvVars: []string{"NOTIFIED_CHANNEL_SELECT_TIMEOUT"}, Value: "5",
+				Usage: "how often to catch up without a notification: seconds (5, 0.5) or a duration (500ms)"},
+			&cli.IntFlag{Name: "batch-size", EnvVars: []string{"NOTIFIED_BATCH_SIZE"}, Value: bridge.DefaultBatchSize,
+				Usage: "events per dispatch transaction, at most"},
+			&cli.IntFlag{Name: "concurrency", EnvVars: []string{"NOTIFIED_CONCURRENCY"}, Value: bridge.DefaultConcurrency,
+				Usage: "dispatch transactions at once while draining a backlog"},
+			&cli.DurationFlag{Name: "missing-grace", EnvVars: []string{"NOTIFIED_MISSING_GRACE"}, Value: bridge.DefaultMissingGrace,
+				Usage: "how long to retry an id whose row is not visible before recording it as missing"},
+		},
+		Action: func(c *cli.Context) error {
+			interval, err := bridge.ParseInterval(c.String("poll-interval"))
+			if err != nil {
+				return fmt.Errorf("--poll-interval / NOTIFIED_CHANNEL_SELECT_TIMEOUT: %w", err)
+			}
+			cfg := bridge.Config{
+				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
+				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
+				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
+				Logger: slog.Default(),
+			}
+			if cfg.MissingGrace <= 0 {
+				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
+			}
+			pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := bridge.New(c.Context, pool, cfg)
+			if err != nil {
+				return err
+			}
+			return b.Run(c.Context)
+		},
+	}
+}
+
+func notifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "notify",
+		Usage:     "announce an existing event by id, durably (outbox row and pg_notify), like NotifyClient",
+		ArgsUsage: "ID",
+		Flags:     []cli.Flag{flagChannel},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c, 1, "notify takes one argument, the event id")
+			if err != nil {
+				return err
+			}
+			pub, err := publish.New(c.String("schema"), c.String("channel"))
+			if err != nil {
+				return err
+			}
+			pool, err := connectMigrated(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := pub.Notify(c.Context, pool, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "notified %s on channel %q\n", args[0], c.String("channel"))
+			return nil
+		},
+	}
+}
+
+// positional returns the command's n arguments, parsing any flags written
+// after them (routes add E H --queue q), which urfave/cli leaves unparsed.
+func positional(c *cli.Context, n int, usage string) ([]string, error) {
+	args := c.Args().Slice()
+	if len(args) < n {
+		return nil, errors.New(usage)
+	}
+	if len(args) > n {
+		fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		for _, f := range c.Command.Flags {
+			if err := f.Apply(fs); err != nil {
+				return nil, err
+			}
+		}
+		if err := fs.Parse(args[n:]); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Command.FullName(), err)
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("%s: unexpected argument %q: %s", c.Command.FullName(), fs.Arg(0), usage)
+		}
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			if err == nil {
+				err = c.Set(f.Name, f.Value.String())
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return args[:n], nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

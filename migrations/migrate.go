@@ -1,0 +1,298 @@
+// Package migrations holds notified's own SQL and applies it, together with
+// River's migrations, to a database.
+//
+// Every migration is a pair of files, NNN_name.up.sql and NNN_name.down.sql,
+// embedded in the binary. The files use unqualified names: they run with the
+// search_path set to the target schema, so one set of files serves any schema.
+package migrations
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// Migration is one version of notified's schema.
+type Migration struct {
+	Version int
+	Name    string
+	Up      string
+	Down    string
+}
+
+// Result says what Migrate did.
+type Result struct {
+	// Schema is the schema migrated, as resolved in the database.
+	Schema string `json:"schema"`
+	// RiverVersions are River's migration versions applied by this call.
+	RiverVersions []int `json:"river_versions"`
+	// Versions are notified's migration versions applied by this call.
+	Versions []int `json:"versions"`
+}
+
+var fileRE = regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.(up|down)\.sql$`)
+
+// All returns notified's migrations in version order.
+func All() ([]Migration, error) {
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	byVersion := map[int]*Migration{}
+	for _, e := range entries {
+		m := fileRE.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("embedded migration %q: name is not NNN_name.up.sql or NNN_name.down.sql", e.Name())
+		}
+		version, _ := strconv.Atoi(m[1])
+		body, err := fs.ReadFile(files, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read embedded migration %s: %w", e.Name(), err)
+		}
+		mig := byVersion[version]
+		if mig == nil {
+			mig = &Migration{Version: version, Name: m[2]}
+			byVersion[version] = mig
+		}
+		if m[3] == "up" {
+			mig.Up = string(body)
+		} else {
+			mig.Down = string(body)
+		}
+	}
+	out := make([]Migration, 0, len(byVersion))
+	for _, m := range byVersion {
+		if m.Up == "" || m.Down == "" {
+			return nil, fmt.Errorf("embedded migration %03d_%s lacks its up or down file", m.Version, m.Name)
+		}
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// SchemaRE is what a schema name may look like: River requires letters,
+// digits and underscores, and at most 46 characters.
+var SchemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,45}$`)
+
+// ValidateSchema reports whether schema can be used; the empty string means
+// the connection's current schema.
+func ValidateSchema(schema string) error {
+	if schema == "" || SchemaRE.MatchString(schema) {
+		return nil
+	}
+	return fmt.Errorf("schema %q is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit", schema)
+}
+
+// ResolveSchema returns schema, or the connection's current schema when schema
+// is empty.
+func ResolveSchema(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, schema string) (string, error) {
+	if schema != "" {
+		return schema, nil
+	}
+	var current *string
+	if err := db.QueryRow(ctx, "SELECT current_schema()").Scan(&current); err != nil {
+		return "", fmt.Errorf("resolve current schema: %w", err)
+	}
+	if current == nil {
+		return "", errors.New("resolve current schema: the search_path names no existing schema; pass --schema")
+	}
+	return *current, nil
+}
+
+// Migrate creates schema if needed and applies River's migrations and then
+// notified's own, up to the newest. It is idempotent and safe to run from
+// several processes at once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, error) {
+	if err := ValidateSchema(schema); err != nil {
+		return nil, err
+	}
+	resolved, err := ResolveSchema(ctx, pool, schema)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create schema %s: %w", resolved, err)
+	}
+
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: resolved})
+	if err != nil {
+		return nil, fmt.Errorf("river migrator: %w", err)
+	}
+	riverRes, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("apply River's migrations to schema %s: %w", resolved, err)
+	}
+	res := &Result{Schema: resolved, RiverVersions: []int{}, Versions: []int{}}
+	for _, v := range riverRes.Versions {
+		res.RiverVersions = append(res.RiverVersions, v.Version)
+	}
+
+	all, err := All()
+	if err != nil {
+		return nil, err
+	}
+	applied, err := inLockedTx(ctx, pool, resolved, func(tx pgx.Tx, current int) ([]int, error) {
+		var done []int
+		for _, m := range all {
+			if m.Version <= current {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.Up); err != nil {
+				return nil, fmt.Errorf("apply migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO notified_migration (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				return nil, fmt.Errorf("record migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			done = append(done, m.Version)
+		}
+		return done, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Versions = append(res.Versions, applied...)
+	return res, nil
+}
+
+// Down reverts notified's migrations above targetVersion (0 reverts all of
+// them). River's tables are left alone: use River's own CLI to remove them.
+func Down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion int) ([]int, error) {
+	if err := ValidateSchema(schema); err != nil {
+		return nil, err
+	}
+	resolved, err := ResolveSchema(ctx, pool, schema)
+	if err != nil {
+		return nil, err
+	}
+	all, err := All()
+	if err != nil {
+		return nil, err
+	}
+	return inLockedTx(ctx, pool, resolved, func(tx pgx.Tx, current int) ([]int, error) {
+		var done []int
+		for i := len(all) - 1; i >= 0; i-- {
+			m := all[i]
+			if m.Version > current || m.Version <= targetVersion {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.Down); err != nil {
+				return nil, fmt.Errorf("revert migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM notified_migration WHERE version = $1", m.Version); err != nil {
+				return nil, fmt.Errorf("unrecord migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			done = append(done, m.Version)
+		}
+		return done, nil
+	})
+}
+
+// inLockedTx runs fn in one transaction with the search_path set to schema,
+// holding an advisory lock so that concurrent migrators take turns, and with
+// the newest applied version of notified's migrations.
+func inLockedTx(ctx context.Context, pool *pgxpool.Pool, schema string, fn func(tx pgx.Tx, current int) ([]int, error)) ([]int, error) {
+	var out []int
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('notified_migrate:' || $1::text))", schema); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("set search_path: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS notified_migration (
+			version    integer     PRIMARY KEY,
+			name       text        NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now()
+		)`); err != nil {
+			return fmt.Errorf("create notified_migration: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM notified_migration").Scan(&current); err != nil {
+			return fmt.Errorf("read applied migrations: %w", err)
+		}
+		var err error
+		out, err = fn(tx, current)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate schema %s: %w", schema, err)
+	}
+	return out, nil
+}
+
+// Current returns the newest applied version of notified's migrations in
+// schema, or 0 when none is.
+func Current(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, schema string) (int, error) {
+	var exists bool
+	table := Qualify(schema, "notified_migration")
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("look for %s: %w", table, err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int
+	if err := db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	return v, nil
+}
+
+// Latest is the newest version of notified's migrations in this build.
+func Latest() int {
+	all, err := All()
+	if err != nil || len(all) == 0 {
+		return 0
+	}
+	return all[len(all)-1].Version
+}
+
+// Qualify returns the quoted name of notified's table name in schema, or the
+// unqualified quoted name when schema is empty.
+func Qualify(schema, name string) string {
+	if schema == "" {
+		return pgx.Identifier{name}.Sanitize()
+	}
+	return pgx.Identifier{schema, name}.Sanitize()
+}
+
+// ErrNotMigrated says the schema lacks notified's tables.
+var ErrNotMigrated = errors.New("notified's tables are missing or out of date")
+
+// Check returns ErrNotMigrated, wrapped with what to do, unless schema holds
+// the newest version of notified's migrations.
+func Check(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, schema string) error {
+	v, err := Current(ctx, db, schema)
+	if err != nil {
+		return err
+	}
+	if v < Latest() {
+		where, flag := "the current schema", ""
+		if schema != "" {
+			where, flag = "schema "+schema, " --schema "+schema
+		}
+		return fmt.Errorf("%w in %s (version %d, want %d): run `notified-bridge migrate%s` first",
+			ErrNotMigrated, where, v, Latest(), flag)
+	}
+	return nil
+}
