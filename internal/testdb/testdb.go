@@ -1,0 +1,179 @@
+// Package testdb gives each test its own schema in a real Postgres, migrated
+// and with an events table, so tests run in parallel without seeing each
+// other's rows or notifications.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/migrations"
+)
+
+// DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// URL returns the database URL tests connect to.
+func URL() string {
+	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return DefaultURL
+}
+
+// DB is one test's corner of the database.
+type DB struct {
+	// Pool connects to the test database.
+	Pool *pgxpool.Pool
+	// Schema is the test's own schema, migrated, holding an events table.
+	Schema string
+	// Channel is a NOTIFY channel no other test uses.
+	Channel string
+	// URL is the database URL, for subprocesses.
+	URL string
+}
+
+// Events is the schema-qualified name of the test's events table.
+func (d *DB) Events() string { return d.Schema + ".events" }
+
+// Options adjust what New prepares.
+type Options struct {
+	// NoMigrate leaves the schema empty: no River or notified tables.
+	NoMigrate bool
+	// NoEventsTable skips creating the default events table.
+	NoEventsTable bool
+}
+
+var (
+	sharedMu    sync.Mutex
+	sharedPools = map[string]*pgxpool.Pool{}
+)
+
+// Pool returns a pool for the test database, shared by the tests of the
+// package, with room for many parallel tests.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	url := URL()
+	if p, ok := sharedPools[url]; ok {
+		return p
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = 20
+	cfg.ConnConfig.RuntimeParams["application_name"] = "notified-test"
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Ping(ctx); err != nil {
+		t.Fatalf("connect to test database %s: %v (set TEST_DATABASE_URL, or start Postgres on 127.0.0.1:5432)", url, err)
+	}
+	sharedPools[url] = p
+	return p
+}
+
+// New creates a fresh schema for the test, migrates it, creates
+// schema.events (id bigserial, name text, payload jsonb, created_at) and
+// drops it all when the test ends.
+func New(t testing.TB, opts ...Options) *DB {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	pool := Pool(t)
+	ctx := context.Background()
+	schema := "t_" + strings.ToLower(sanitize(t.Name(), 24)) + "_" + randomHex(4)
+	_, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := pool.Exec(cctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Logf("drop test schema %s: %v", schema, err)
+		}
+	})
+	if !o.NoMigrate {
+		_, err := migrations.Migrate(ctx, pool, schema)
+		require.NoError(t, err)
+	}
+	if !o.NoEventsTable {
+		_, err := pool.Exec(ctx, `CREATE TABLE `+pgx.Identifier{schema, "events"}.Sanitize()+` (
+			id bigserial PRIMARY KEY,
+			name text,
+			payload jsonb,
+			created_at timestamptz NOT NULL DEFAULT now()
+		)`)
+		require.NoError(t, err)
+	}
+	return &DB{Pool: pool, Schema: schema, Channel: "ch_" + schema, URL: URL()}
+}
+
+func sanitize(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= n {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// WaitFor polls cond every 20ms until it returns true or timeout passes, then
+// fails the test with what cond last described.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, desc := cond()
+		if ok {
+			return
+		}
+		last = desc
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %s", timeout, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Count runs a count query and returns the number.
+func Count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n), sql)
+	return n
+}
+
+// Exec runs a statement and fails the test on error.
+func Exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), sql, args...)
+	require.NoError(t, err, sql)
+}
