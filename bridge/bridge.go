@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -371,7 +372,9 @@ func (b *Bridge) listen(ctx context.Context) {
 // connection fails or ctx is done. connected runs once LISTEN succeeded.
 func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 	cc := b.pool.Config().ConnConfig.Copy()
-	cc.RuntimeParams["application_name"] = "notified-bridge listener"
+	// Name the connection after the channel, so operators (and tests) can
+	// tell which backend listens for what.
+	cc.RuntimeParams["application_name"] = truncate("notified-bridge listener "+b.cfg.Channel, 63)
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect listener: %w", err)
@@ -414,6 +417,17 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 			return fmt.Errorf("ping listener connection: %w", err)
 		}
 	}
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // backoff is an exponential delay with jitter for the n-th consecutive

@@ -99,19 +99,7 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	if err != nil {
 		return nil, fmt.Errorf("look up id column %q of %s: %w", idColumn, table, err)
 	}
-	t.typeName = idType
-	switch idTypeName {
-	case "int2":
-		t.kind, t.minInt, t.maxInt = idInteger, -1<<15, 1<<15-1
-	case "int4":
-		t.kind, t.minInt, t.maxInt = idInteger, -1<<31, 1<<31-1
-	case "int8":
-		t.kind, t.minInt, t.maxInt = idInteger, -1<<63, 1<<63-1
-	case "uuid":
-		t.kind = idUUID
-	case "text", "varchar":
-		t.kind = idText
-	default:
+	if !t.setIDType(idTypeName, idType) {
 		return nil, fmt.Errorf("%w: id column %q of %s is %s: use smallint, integer, bigint, uuid, text or varchar", ErrIDType, idColumn, table, idType)
 	}
 	t.idCol = pgx.Identifier{idColumn}.Sanitize()
@@ -130,6 +118,27 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	}
 	t.nameCol = pgx.Identifier{nameColumn}.Sanitize()
 	return t, nil
+}
+
+// setIDType sets how ids are parsed from the column's type (pg_type.typname
+// and its formatted name), and reports whether the type is supported.
+func (t *eventTable) setIDType(typname, formatted string) bool {
+	t.typeName = formatted
+	switch typname {
+	case "int2":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<15, 1<<15-1
+	case "int4":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<31, 1<<31-1
+	case "int8":
+		t.kind, t.minInt, t.maxInt = idInteger, -1<<63, 1<<63-1
+	case "uuid":
+		t.kind = idUUID
+	case "text", "varchar":
+		t.kind = idText
+	default:
+		return false
+	}
+	return true
 }
 
 // fetchSQL selects the rows of the given ids: id as text, name as text and

@@ -1,0 +1,797 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/publish"
+	"github.com/notified/notified/routes"
+	"github.com/notified/notified/trigger"
+)
+
+// testBundle is one test's database, routes and bridge configuration.
+type testBundle struct {
+	db  *testdb.DB
+	cfg bridge.Config
+}
+
+type setupOpts struct {
+	table      string // events table, default the test schema's events
+	idColumn   string
+	nameColumn string
+	noTrigger  bool
+	pool       *pgxpool.Pool
+}
+
+func setup(t *testing.T, opts ...setupOpts) *testBundle {
+	t.Helper()
+	var o setupOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	db := testdb.New(t)
+	if o.table == "" {
+		o.table = db.Events()
+	}
+	if !o.noTrigger {
+		_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{
+			Schema: db.Schema, Table: o.table, Channel: db.Channel, IDColumn: o.idColumn,
+		})
+		require.NoError(t, err)
+	}
+	return &testBundle{db: db, cfg: bridge.Config{
+		Schema: db.Schema, Table: o.table, IDColumn: o.idColumn, NameColumn: o.nameColumn,
+		Channel: db.Channel, PollInterval: 200 * time.Millisecond, MissingGrace: 500 * time.Millisecond,
+		Logger: testLogger(t),
+	}}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (tb *testBundle) route(t *testing.T, event, kind string) {
+	t.Helper()
+	require.NoError(t, routes.NewStore(tb.db.Pool, tb.db.Schema).Add(context.Background(), routes.Route{Event: event, Kind: kind}))
+}
+
+// start runs a bridge until the test ends.
+func (tb *testBundle) start(t *testing.T, pool *pgxpool.Pool, cfg bridge.Config) *bridge.Bridge {
+	t.Helper()
+	if pool == nil {
+		pool = tb.db.Pool
+	}
+	b, err := bridge.New(context.Background(), pool, cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("bridge did not stop within 30s")
+		}
+	})
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	return b
+}
+
+// insertEvents inserts one event per name, in one transaction, and returns
+// their ids.
+func (tb *testBundle) insertEvents(t *testing.T, names ...string) []string {
+	t.Helper()
+	rows, err := tb.db.Pool.Query(context.Background(),
+		"INSERT INTO "+tb.db.Events()+" (name, payload) SELECT n, jsonb_build_object('n', n) FROM unnest($1::text[]) AS n RETURNING id::text", names)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
+}
+
+func (tb *testBundle) notify(t *testing.T, payloads ...string) {
+	t.Helper()
+	for _, p := range payloads {
+		testdb.Exec(t, tb.db.Pool, "SELECT pg_notify($1, $2)", tb.db.Channel, p)
+	}
+}
+
+// jobsByEvent returns the sorted kinds of the jobs of each event id.
+func (tb *testBundle) jobsByEvent(t *testing.T) map[string][]string {
+	t.Helper()
+	rows, err := tb.db.Pool.Query(context.Background(),
+		"SELECT args->>'event_id', kind FROM "+tb.db.Schema+".river_job ORDER BY 1, 2")
+	require.NoError(t, err)
+	out := map[string][]string{}
+	for rows.Next() {
+		var id, kind string
+		require.NoError(t, rows.Scan(&id, &kind))
+		out[id] = append(out[id], kind)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+type outcome struct {
+	Outcome string
+	Reason  string
+	Name    string
+}
+
+func (tb *testBundle) outcomes(t *testing.T) map[string]outcome {
+	t.Helper()
+	rows, err := tb.db.Pool.Query(context.Background(),
+		"SELECT event_id, outcome, coalesce(reason, ''), coalesce(event_name, '') FROM "+tb.db.Schema+".notified_dispatch")
+	require.NoError(t, err)
+	out := map[string]outcome{}
+	for rows.Next() {
+		var id string
+		var o outcome
+		require.NoError(t, rows.Scan(&id, &o.Outcome, &o.Reason, &o.Name))
+		out[id] = o
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// waitRecorded waits until n events are recorded and the outbox is empty.
+func (tb *testBundle) waitRecorded(t *testing.T, n int) {
+	t.Helper()
+	testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
+		recorded := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch")
+		backlog := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox")
+		return recorded >= n && backlog == 0, fmt.Sprintf("%d of %d events recorded, %d in the outbox", recorded, n, backlog)
+	})
+}
+
+// requireExactlyOnce asserts that every event id in want has exactly the
+// given kinds of jobs, and no other event has any.
+func (tb *testBundle) requireExactlyOnce(t *testing.T, want map[string][]string) {
+	t.Helper()
+	got := tb.jobsByEvent(t)
+	for id, kinds := range want {
+		sorted := append([]string(nil), kinds...)
+		sort.Strings(sorted)
+		require.Equal(t, sorted, got[id], "jobs of event %s", id)
+	}
+	for id := range got {
+		_, ok := want[id]
+		require.True(t, ok, "unexpected jobs for event %s: %v", id, got[id])
+	}
+}
+
+func TestDispatchEndToEnd(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	store := routes.NewStore(tb.db.Pool, tb.db.Schema)
+	require.NoError(t, store.Add(ctx, routes.Route{Event: "user_signed_up", Kind: "send_welcome", Queue: "mail", Priority: 2, MaxAttempts: 5}))
+	require.NoError(t, store.Add(ctx, routes.Route{Event: "user_signed_up", Kind: "audit"}))
+	tb.start(t, nil, tb.cfg)
+
+	ids := tb.insertEvents(t, "user_signed_up")
+	tb.waitRecorded(t, 1)
+	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"audit", "send_welcome"}})
+
+	var (
+		kind, queue, channel string
+		priority, maxAtt     int
+		args, meta           []byte
+	)
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, "SELECT kind, queue, priority, max_attempts, args, metadata FROM "+tb.db.Schema+
+		".river_job WHERE kind = 'send_welcome'").Scan(&kind, &queue, &priority, &maxAtt, &args, &meta))
+	require.Equal(t, "mail", queue)
+	require.Equal(t, 2, priority)
+	require.Equal(t, 5, maxAtt)
+	var payload jobs.Payload
+	require.NoError(t, json.Unmarshal(args, &payload))
+	require.Equal(t, ids[0], payload.EventID)
+	require.Equal(t, "user_signed_up", payload.EventName)
+	require.Equal(t, tb.db.Channel, payload.Channel)
+	var row map[string]any
+	require.NoError(t, json.Unmarshal(payload.Data, &row))
+	require.Equal(t, "user_signed_up", row["name"])
+	require.Equal(t, map[string]any{"n": "user_signed_up"}, row["payload"])
+	require.Contains(t, row, "created_at")
+	channel = tb.db.Channel
+	require.JSONEq(t, fmt.Sprintf(`{"notified": {"event_id": %q, "event_name": "user_signed_up", "channel": %q}}`, ids[0], channel), string(meta))
+
+	// A River worker runs the handlers with the decoded event.
+	workers := river.NewWorkers()
+	got := make(chan jobs.Event, 2)
+	handler := func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		got <- ev
+		return jobs.Success(map[string]string{"ok": ev.ID}), nil
+	}
+	require.NoError(t, jobs.Handle[sendWelcome](workers, handler))
+	require.NoError(t, jobs.Handle[audit](workers, handler))
+	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{
+		Schema: tb.db.Schema, Workers: workers, TestOnly: true,
+		Queues:            map[string]river.QueueConfig{"mail": {MaxWorkers: 2}, river.QueueDefault: {MaxWorkers: 2}},
+		FetchPollInterval: 50 * time.Millisecond, FetchCooldown: 10 * time.Millisecond,
+		Logger: testLogger(t),
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, client.Stop(context.Background())) })
+	for range 2 {
+		select {
+		case ev := <-got:
+			require.Equal(t, ids[0], ev.ID)
+			require.Equal(t, "user_signed_up", ev.Name)
+			var decoded struct {
+				Name    string         `json:"name"`
+				Payload map[string]any `json:"payload"`
+			}
+			require.NoError(t, ev.Decode(&decoded))
+			require.Equal(t, "user_signed_up", decoded.Name)
+		case <-time.After(15 * time.Second):
+			t.Fatal("handlers did not run")
+		}
+	}
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		n := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job WHERE state = 'completed' AND metadata->'output'->>'ok' = $1", ids[0])
+		return n == 2, fmt.Sprintf("%d of 2 jobs completed with output", n)
+	})
+}
+
+type sendWelcome struct{}
+
+func (sendWelcome) Kind() string { return "send_welcome" }
+
+type audit struct{}
+
+func (audit) Kind() string { return "audit" }
+
+func TestFanOutAndUnrouted(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		tb.route(t, "three", k)
+	}
+	tb.route(t, "one", "k1")
+	tb.start(t, nil, tb.cfg)
+
+	var names []string
+	for range 20 {
+		names = append(names, "three", "one", "none")
+	}
+	ids := tb.insertEvents(t, names...)
+	tb.waitRecorded(t, len(ids))
+
+	want := map[string][]string{}
+	for i, id := range ids {
+		switch names[i] {
+		case "three":
+			want[id] = []string{"k1", "k2", "k3"}
+		case "one":
+			want[id] = []string{"k1"}
+		}
+	}
+	tb.requireExactlyOnce(t, want)
+	out := tb.outcomes(t)
+	for i, id := range ids {
+		if names[i] == "none" {
+			require.Equal(t, outcome{Outcome: "unrouted", Reason: `no route for event name "none"`, Name: "none"}, out[id])
+		} else {
+			require.Equal(t, "dispatched", out[id].Outcome)
+		}
+	}
+}
+
+func TestBadPayloadsAreRecordedAndNeighboursDispatched(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "ok", "k")
+	tb.start(t, nil, tb.cfg)
+
+	long := strings.Repeat("7", 7999)
+	cases := []struct{ payload, key, outcome, reason string }{
+		{"abc", "abc", "rejected", `payload "abc" is not a valid bigint id`},
+		{"", "", "rejected", `payload "" is not a valid bigint id`},
+		{" ", " ", "rejected", `payload " " is not a valid bigint id`},
+		{"1.5", "1.5", "rejected", `payload "1.5" is not a valid bigint id`},
+		{"99999999999999999999", "99999999999999999999", "rejected", `payload "99999999999999999999" is out of range for id column type bigint`},
+		{"1; drop table events", "1; drop table events", "rejected", `payload "1; drop table events" is not a valid bigint id`},
+		{"1' or '1'='1", "1' or '1'='1", "rejected", `payload "1' or '1'='1" is not a valid bigint id`},
+		{"-5", "-5", "missing", ""},
+	}
+	var payloads []string
+	for _, c := range cases {
+		payloads = append(payloads, c.payload)
+	}
+	// Good events go in between the bad ones.
+	ids := tb.insertEvents(t, "ok", "ok")
+	tb.notify(t, payloads...)
+	tb.notify(t, long)
+	more := tb.insertEvents(t, "ok")
+	ids = append(ids, more...)
+	tb.waitRecorded(t, len(cases)+1+len(ids))
+
+	out := tb.outcomes(t)
+	for _, c := range cases {
+		got, ok := out[c.key]
+		require.True(t, ok, "payload %q not recorded", c.payload)
+		require.Equal(t, c.outcome, got.Outcome, "payload %q", c.payload)
+		if c.reason != "" {
+			require.Equal(t, c.reason, got.Reason, "payload %q", c.payload)
+		}
+	}
+	require.Contains(t, out["-5"].Reason, "no row in "+tb.db.Events()+" with id = -5")
+	var longKey string
+	for k, o := range out {
+		if strings.HasPrefix(k, "7777") {
+			longKey = k
+			require.Equal(t, "rejected", o.Outcome)
+			require.Equal(t, "payload is 7999 bytes, longer than the 1024 bytes an id may have", o.Reason)
+		}
+	}
+	require.Contains(t, longKey, "...sha256:")
+	want := map[string][]string{}
+	for _, id := range ids {
+		want[id] = []string{"k"}
+	}
+	tb.requireExactlyOnce(t, want)
+	// The SQL-looking payloads did nothing.
+	require.Equal(t, 3, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Events()))
+}
+
+func TestBadOutboxRowsDoNotAffectTheirBatch(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "ok", "k")
+	ids := tb.insertEvents(t, "ok", "ok", "ok")
+	// Bad ids written straight into the outbox land in the same batch as the
+	// good events.
+	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Schema+".notified_outbox (channel, event_id, created_at) VALUES ($1, 'x', now() - interval '1 hour'), ($1, '42', now() - interval '1 hour')", tb.db.Channel)
+	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	require.NoError(t, err)
+	n, err := bridge.DispatchOnce(context.Background(), b)
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	out := tb.outcomes(t)
+	require.Equal(t, "rejected", out["x"].Outcome)
+	require.Equal(t, "missing", out["42"].Outcome)
+	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}, ids[2]: {"k"}})
+	st := b.Stats()
+	require.Equal(t, int64(3), st.Dispatched)
+	require.Equal(t, int64(1), st.Rejected)
+	require.Equal(t, int64(1), st.Missing)
+}
+
+func TestNullNameIsRejected(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "ok", "k")
+	tb.start(t, nil, tb.cfg)
+	var id string
+	require.NoError(t, tb.db.Pool.QueryRow(context.Background(), "INSERT INTO "+tb.db.Events()+" (name) VALUES (NULL) RETURNING id::text").Scan(&id))
+	ok := tb.insertEvents(t, "ok")
+	tb.waitRecorded(t, 2)
+	require.Equal(t, outcome{Outcome: "rejected", Reason: "name column name is NULL"}, tb.outcomes(t)[id])
+	tb.requireExactlyOnce(t, map[string][]string{ok[0]: {"k"}})
+}
+
+func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
+	t.Parallel()
+	// No trigger: the producer sends the NOTIFY itself, before its row is
+	// committed.
+	tb := setup(t, setupOpts{noTrigger: true})
+	tb.route(t, "late", "k")
+	cfg := tb.cfg
+	cfg.MissingGrace = 5 * time.Second
+	tb.start(t, nil, cfg)
+
+	ctx := context.Background()
+	tx, err := tb.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	var id string
+	require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+tb.db.Events()+" (name) VALUES ('late') RETURNING id::text").Scan(&id))
+	tb.notify(t, id)
+	// Let the bridge try a few times while the row is invisible.
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		n := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox WHERE available_at > created_at")
+		return n == 1, "id not requeued yet"
+	})
+	require.NoError(t, tx.Commit(ctx))
+	tb.waitRecorded(t, 1)
+	require.Equal(t, "dispatched", tb.outcomes(t)[id].Outcome)
+	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
+}
+
+func TestSchemaQualifiedTableWithCustomColumns(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	app := db.Schema + "_app"
+	testdb.Exec(t, db.Pool, "CREATE SCHEMA "+app)
+	t.Cleanup(func() { testdb.Exec(t, db.Pool, "DROP SCHEMA "+app+" CASCADE") })
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+app+`.outbox_events ("EventId" integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "Kind" text, body text)`)
+	table := app + ".outbox_events"
+	_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: table, Channel: db.Channel, IDColumn: "EventId"})
+	require.NoError(t, err)
+	tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, IDColumn: "EventId", NameColumn: "Kind",
+		Channel: db.Channel, PollInterval: 200 * time.Millisecond, Logger: testLogger(t)}}
+	tb.route(t, "created", "k")
+	tb.start(t, nil, tb.cfg)
+
+	var id string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "INSERT INTO "+table+` ("Kind", body) VALUES ('created', 'hello') RETURNING "EventId"::text`).Scan(&id))
+	tb.waitRecorded(t, 1)
+	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
+	var data string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT args->>'data' FROM "+db.Schema+".river_job").Scan(&data))
+	require.JSONEq(t, fmt.Sprintf(`{"EventId": %s, "Kind": "created", "body": "hello"}`, id), data)
+}
+
+func TestUUIDAndTextIDs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, idType, idDefault, notifyForm string }{
+		{"uuid", "uuid", "gen_random_uuid()", "upper"},
+		{"text", "text", "'ev-' || gen_random_uuid()", "same"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.New(t, testdb.Options{NoEventsTable: true})
+			table := db.Schema + ".events"
+			testdb.Exec(t, db.Pool, "CREATE TABLE "+table+" (id "+tc.idType+" PRIMARY KEY DEFAULT "+tc.idDefault+", name text, payload jsonb)")
+			_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: table, Channel: db.Channel})
+			require.NoError(t, err)
+			tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
+				PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}
+			tb.route(t, "e", "k")
+			b := tb.start(t, nil, tb.cfg)
+			ids := tb.insertEvents(t, "e", "e")
+			tb.waitRecorded(t, 2)
+			// The same ids notified again by hand, in another spelling, get
+			// no second job.
+			for _, id := range ids {
+				if tc.notifyForm == "upper" {
+					id = strings.ToUpper(id)
+				}
+				tb.notify(t, id)
+			}
+			testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+				return b.Stats().Notifications >= 4, "notifications not received"
+			})
+			// Let a poll pass so any adopted id would have been dispatched.
+			time.Sleep(3 * tb.cfg.PollInterval)
+			tb.waitRecorded(t, 2)
+			tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}})
+		})
+	}
+}
+
+func TestEventsCommittedWhileStoppedAreDispatched(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "k")
+	names := make([]string, 2500)
+	for i := range names {
+		names[i] = "e"
+	}
+	ids := tb.insertEvents(t, names...)
+	tb.start(t, nil, tb.cfg)
+	tb.waitRecorded(t, len(ids))
+	want := map[string][]string{}
+	for _, id := range ids {
+		want[id] = []string{"k"}
+	}
+	tb.requireExactlyOnce(t, want)
+}
+
+func TestListenerTerminatedReconnectsAndCatchesUp(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "k")
+	// A poll interval far beyond the test: only notifications and the
+	// catch-up after reconnecting can dispatch.
+	cfg := tb.cfg
+	cfg.PollInterval = time.Hour
+	pcfg, err := pgxpool.ParseConfig(tb.db.URL)
+	require.NoError(t, err)
+	appName := "nb-" + tb.db.Schema
+	pcfg.ConnConfig.RuntimeParams["application_name"] = appName
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b := tb.start(t, pool, cfg)
+
+	first := tb.insertEvents(t, "e")
+	tb.waitRecorded(t, 1)
+
+	// Kill every connection of this bridge: listener and pool.
+	killed := testdb.Count(t, tb.db.Pool, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name IN ($1, $2)`, appName, "notified-bridge listener "+tb.db.Channel)
+	require.GreaterOrEqual(t, killed, 1)
+	// Events committed while the bridge is disconnected.
+	during := tb.insertEvents(t, "e", "e", "e")
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		return b.Stats().Reconnects >= 1 && b.Listening(), "listener has not reconnected"
+	})
+	after := tb.insertEvents(t, "e")
+	tb.waitRecorded(t, 5)
+	want := map[string][]string{}
+	for _, id := range append(append(first, during...), after...) {
+		want[id] = []string{"k"}
+	}
+	tb.requireExactlyOnce(t, want)
+}
+
+func TestCrashBetweenDispatchStepsLosesAndDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	for _, step := range bridge.Steps {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t)
+			tb.route(t, "e", "k1")
+			tb.route(t, "e", "k2")
+			ids := tb.insertEvents(t, "e", "e", "e", "skip")
+			ctx := context.Background()
+
+			crashed, err := bridge.New(ctx, tb.db.Pool, tb.cfg)
+			require.NoError(t, err)
+			crash := errors.New("simulated crash after " + step)
+			bridge.SetTestHook(crashed, func(s string) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			})
+			_, err = bridge.DispatchOnce(ctx, crashed)
+			require.ErrorIs(t, err, crash)
+			// Nothing of the aborted transaction is visible.
+			require.Equal(t, 4, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"))
+			require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch"))
+			require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job"))
+
+			// A bridge that does not crash dispatches everything once.
+			tb.start(t, nil, tb.cfg)
+			tb.waitRecorded(t, 4)
+			tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k1", "k2"}, ids[1]: {"k1", "k2"}, ids[2]: {"k1", "k2"}})
+			require.Equal(t, "unrouted", tb.outcomes(t)[ids[3]].Outcome)
+		})
+	}
+}
+
+func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "k1")
+	tb.route(t, "e", "k2")
+	cfg := tb.cfg
+	cfg.BatchSize = 50 // many small batches, so the bridges interleave
+	b1 := tb.start(t, nil, cfg)
+	b2 := tb.start(t, nil, cfg)
+
+	var (
+		mu  sync.Mutex
+		ids []string
+		wg  sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				names := make([]string, 50)
+				for i := range names {
+					names[i] = "e"
+				}
+				got := tb.insertEvents(t, names...)
+				// Duplicate notifications for some ids, by hand.
+				tb.notify(t, got[0], got[1])
+				mu.Lock()
+				ids = append(ids, got...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	tb.waitRecorded(t, len(ids))
+	want := map[string][]string{}
+	for _, id := range ids {
+		want[id] = []string{"k1", "k2"}
+	}
+	tb.requireExactlyOnce(t, want)
+	require.Positive(t, b1.Stats().Dispatched)
+	require.Positive(t, b2.Stats().Dispatched)
+	require.Equal(t, int64(len(ids)), b1.Stats().Dispatched+b2.Stats().Dispatched)
+}
+
+func TestRenotifiedEventsGetNoSecondJobEvenAfterRiverDeletesJobs(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "k")
+	b := tb.start(t, nil, tb.cfg)
+	ids := tb.insertEvents(t, "e", "e")
+	tb.waitRecorded(t, 2)
+
+	// River's cleaner deletes finished jobs; the dispatch record stays.
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Schema+".river_job")
+	pub, err := publish.New(tb.db.Schema, tb.db.Channel)
+	require.NoError(t, err)
+	for _, id := range ids {
+		tb.notify(t, id)
+		require.NoError(t, pub.Notify(context.Background(), tb.db.Pool, id))
+	}
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		st := b.Stats()
+		backlog := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox")
+		return st.Duplicates >= 2 && backlog == 0, fmt.Sprintf("duplicates %d, outbox %d", st.Duplicates, backlog)
+	})
+	require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job"))
+}
+
+func TestRouteChangesApplyWithoutRestart(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "old")
+	tb.start(t, nil, tb.cfg)
+	first := tb.insertEvents(t, "e")
+	tb.waitRecorded(t, 1)
+
+	store := routes.NewStore(tb.db.Pool, tb.db.Schema)
+	removed, err := store.Remove(context.Background(), "e", "old")
+	require.NoError(t, err)
+	require.True(t, removed)
+	tb.route(t, "e", "new")
+	second := tb.insertEvents(t, "e")
+	tb.waitRecorded(t, 2)
+	tb.requireExactlyOnce(t, map[string][]string{first[0]: {"old"}, second[0]: {"new"}})
+}
+
+func TestRunStopsGracefully(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "not listening" })
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	require.False(t, b.Listening())
+}
+
+func TestNewRejectsBadConfiguration(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+".x (id int)")
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+".myevents (id bigint, name text)")
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+".numeric_ids (id numeric, name text)")
+	unmigrated := testdb.New(t, testdb.Options{NoMigrate: true})
+
+	base := bridge.Config{Schema: db.Schema, Channel: db.Channel, Table: db.Events()}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*bridge.Config)
+		is     error
+		msg    string
+	}{
+		{"missing table", func(c *bridge.Config) { c.Table = db.Schema + ".nope" }, bridge.ErrTableNotFound, `"` + db.Schema + `.nope" does not exist`},
+		{"hostile table", func(c *bridge.Config) { c.Table = `events"; drop table x; --` }, bridge.ErrTableNotFound, "does not exist"},
+		{"case hint", func(c *bridge.Config) { c.Table = db.Schema + ".MyEvents" }, bridge.ErrTableNotFound, "did you mean " + db.Schema + ".myevents"},
+		{"missing id column", func(c *bridge.Config) { c.IDColumn = "nope" }, bridge.ErrColumnNotFound, `no id column "nope": set --id-field`},
+		{"hostile id column", func(c *bridge.Config) { c.IDColumn = `id"; drop table x; --` }, bridge.ErrColumnNotFound, "no id column"},
+		{"missing name column", func(c *bridge.Config) { c.NameColumn = "kind" }, bridge.ErrColumnNotFound, `no name column "kind": set --name-field`},
+		{"unsupported id type", func(c *bridge.Config) { c.Table = db.Schema + ".numeric_ids" }, bridge.ErrIDType, "is numeric: use smallint"},
+		{"too many dots", func(c *bridge.Config) { c.Table = "a.b.c" }, nil, "more than one dot"},
+		{"empty table part", func(c *bridge.Config) { c.Table = "a." }, nil, "empty part"},
+		{"negative poll interval", func(c *bridge.Config) { c.PollInterval = -time.Second }, nil, "poll interval -1s is negative"},
+		{"batch size", func(c *bridge.Config) { c.BatchSize = 20000 }, nil, "batch size 20000 is out of range"},
+		{"concurrency", func(c *bridge.Config) { c.Concurrency = -1 }, nil, "concurrency -1 is out of range"},
+		{"schema", func(c *bridge.Config) { c.Schema = "bad-schema" }, nil, `schema "bad-schema" is not valid`},
+		{"long channel", func(c *bridge.Config) { c.Channel = strings.Repeat("c", 64) }, nil, "longer than 63 bytes"},
+		{"unmigrated", func(c *bridge.Config) { c.Schema = unmigrated.Schema; c.Table = unmigrated.Events() }, nil, "run `notified-bridge migrate --schema " + unmigrated.Schema + "` first"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.mutate(&cfg)
+			_, err := bridge.New(ctx, db.Pool, cfg)
+			require.Error(t, err)
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+			require.Contains(t, err.Error(), tc.msg)
+		})
+	}
+	// The hostile names executed nothing.
+	require.Equal(t, 0, testdb.Count(t, db.Pool, "SELECT count(*) FROM "+db.Schema+".x"))
+}
+
+func TestParseInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"5", 5 * time.Second, ""},
+		{"0.5", 500 * time.Millisecond, ""},
+		{"500ms", 500 * time.Millisecond, ""},
+		{" 2s ", 2 * time.Second, ""},
+		{"0", 0, `interval "0" is not positive`},
+		{"-1", 0, `interval "-1" is not positive`},
+		{"-1s", 0, `interval "-1s" is not positive`},
+		{"abc", 0, `interval "abc" is not a number of seconds or a duration`},
+		{"", 0, `interval "" is not a number of seconds or a duration`},
+		{"NaN", 0, `interval "NaN" is not positive`},
+		{"1e300", 0, `interval "1e300" is too long`},
+	} {
+		got, err := bridge.ParseInterval(tc.in)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, "input %q", tc.in)
+			continue
+		}
+		require.NoError(t, err, "input %q", tc.in)
+		require.Equal(t, tc.want, got, "input %q", tc.in)
+	}
+}
+
+func TestParseID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		typ, formatted, in, want, err string
+	}{
+		{"int8", "bigint", "42", "42", ""},
+		{"int8", "bigint", "+42", "42", ""},
+		{"int8", "bigint", "0042", "42", ""},
+		{"int8", "bigint", "-3", "-3", ""},
+		{"int8", "bigint", "9223372036854775807", "9223372036854775807", ""},
+		{"int8", "bigint", "9223372036854775808", "", "out of range for id column type bigint"},
+		{"int4", "integer", "2147483648", "", "out of range for id column type integer"},
+		{"int2", "smallint", "40000", "", "out of range for id column type smallint"},
+		{"int8", "bigint", " 42", "", "not a valid bigint id"},
+		{"int8", "bigint", "4e2", "", "not a valid bigint id"},
+		{"int8", "bigint", "١٢", "", "not a valid bigint id"},
+		{"int8", "bigint", "a4b1c0de-0000-4000-8000-000000000000", "", "not a valid bigint id"},
+		{"uuid", "uuid", "A4B1C0DE-0000-4000-8000-00000000000F", "a4b1c0de-0000-4000-8000-00000000000f", ""},
+		{"uuid", "uuid", "{a4b1c0de-0000-4000-8000-000000000000}", "a4b1c0de-0000-4000-8000-000000000000", ""},
+		{"uuid", "uuid", "a4b1c0de000040008000000000000000", "a4b1c0de-0000-4000-8000-000000000000", ""},
+		{"uuid", "uuid", "42", "", "not a valid uuid id"},
+		{"uuid", "uuid", "a4b1c0de-0000-4000-8000-00000000000g", "", "not a valid uuid id"},
+		{"text", "text", "héllo wörld", "héllo wörld", ""},
+		{"text", "text", "", "", "payload is empty"},
+		{"varchar", "character varying(10)", strings.Repeat("x", 1025), "", "payload is 1025 bytes"},
+	} {
+		got, err := bridge.ParseIDForTest(tc.typ, tc.formatted, tc.in)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, "%s %q", tc.typ, tc.in)
+			continue
+		}
+		require.NoError(t, err, "%s %q", tc.typ, tc.in)
+		require.Equal(t, tc.want, got, "%s %q", tc.typ, tc.in)
+	}
+}

@@ -1,0 +1,31 @@
+package bridge
+
+import "context"
+
+// SetTestHook makes every dispatch transaction of b call hook between its
+// steps; an error from hook aborts the transaction as a crash would.
+func SetTestHook(b *Bridge, hook func(step string) error) { b.testHook = hook }
+
+// DispatchOnce runs one dispatch transaction and returns how many outbox rows
+// it claimed.
+func DispatchOnce(ctx context.Context, b *Bridge) (int, error) {
+	res, err := b.dispatchBatch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	b.account(res)
+	return res.claimed, nil
+}
+
+// Steps of the dispatch transaction, for SetTestHook.
+var Steps = []string{stepClaimed, stepFetched, stepRecorded, stepInserted}
+
+// ParseIDForTest parses a payload as an id of a column whose type is
+// typname (int2, int4, int8, uuid, text, varchar) spelled formatted.
+func ParseIDForTest(typname, formatted, payload string) (string, error) {
+	t := &eventTable{}
+	if !t.setIDType(typname, formatted) {
+		return "", ErrIDType
+	}
+	return t.parseID(payload)
+}
