@@ -159,13 +159,22 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		case <-b.wake:
 		case <-ticker.C:
 		}
-		if err := b.adoptPending(ctx); err != nil {
-			b.logFailure(ctx, "adopt notified ids", err, &failures)
-			continue
-		}
+		// Drain first: the notified ids are then mostly ones this bridge
+		// has just dispatched, which adoption skips without a query.
 		if err := b.drain(ctx); err != nil {
 			b.logFailure(ctx, "dispatch", err, &failures)
 			continue
+		}
+		adopted, err := b.adoptPending(ctx)
+		if err != nil {
+			b.logFailure(ctx, "adopt notified ids", err, &failures)
+			continue
+		}
+		if adopted > 0 {
+			if err := b.drain(ctx); err != nil {
+				b.logFailure(ctx, "dispatch", err, &failures)
+				continue
+			}
 		}
 		failures = 0
 	}
@@ -267,7 +276,11 @@ func (b *Bridge) account(res *batchResult) {
 	if len(res.recorded) == 0 {
 		level = slog.LevelDebug // only requeued or duplicate claims
 	}
-	b.log.Log(context.Background(), level, "batch dispatched", slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
+	var attrs []any
+	for _, st := range res.steps {
+		attrs = append(attrs, slog.Duration(st.name, st.d))
+	}
+	b.log.Log(context.Background(), level, "batch dispatched", slog.Group("took", attrs...), slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
 		slog.Int("jobs", res.jobs), slog.Int64("unrouted", unrouted), slog.Int64("missing", missing),
 		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("duplicates", res.dupes))
 }
@@ -284,16 +297,16 @@ func (b *Bridge) notified(payload string) {
 
 // adoptPending makes sure every notified id is dispatched even when no
 // trigger wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has
-// just dispatched are skipped without a query; the rest are put in the
-// outbox unless they are there already or recorded as dispatched. Payloads
-// that are not ids are recorded as rejected at once.
-func (b *Bridge) adoptPending(ctx context.Context) error {
+// just recorded are skipped without a query; the rest are put in the outbox
+// unless they are recorded already. Payloads that are not ids are recorded
+// as rejected at once. It returns how many ids it put in the outbox.
+func (b *Bridge) adoptPending(ctx context.Context) (int, error) {
 	b.pendingMu.Lock()
 	pending := b.pending
 	b.pending = nil
 	b.pendingMu.Unlock()
 	if len(pending) == 0 {
-		return nil
+		return 0, nil
 	}
 	var (
 		adopt    []string
@@ -333,21 +346,23 @@ func (b *Bridge) adoptPending(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			requeued = true
-			return err
+			return 0, err
 		}
 		b.account(&batchResult{claimed: len(rejects), recorded: fresh, dupes: len(rejects) - len(fresh)})
 	}
+	adopted := 0
 	for start := 0; start < len(adopt); start += b.cfg.BatchSize {
 		chunk := adopt[start:min(start+b.cfg.BatchSize, len(adopt))]
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_, err := b.pool.Exec(bctx, b.q.adopt, b.cfg.Channel, chunk)
+		tag, err := b.pool.Exec(bctx, b.q.adopt, b.cfg.Channel, chunk)
 		cancel()
 		if err != nil {
 			requeued = true
-			return fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
+			return adopted, fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
 		}
+		adopted += int(tag.RowsAffected())
 	}
-	return nil
+	return adopted, nil
 }
 
 // listen keeps one connection LISTENing on the channel, reconnecting with a

@@ -37,10 +37,9 @@ type setupOpts struct {
 	idColumn   string
 	nameColumn string
 	noTrigger  bool
-	pool       *pgxpool.Pool
 }
 
-func setup(t *testing.T, opts ...setupOpts) *testBundle {
+func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	t.Helper()
 	var o setupOpts
 	if len(opts) > 0 {
@@ -63,24 +62,24 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	}}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func (tb *testBundle) route(t *testing.T, event, kind string) {
+func (tb *testBundle) route(t testing.TB, event, kind string) {
 	t.Helper()
 	require.NoError(t, routes.NewStore(tb.db.Pool, tb.db.Schema).Add(context.Background(), routes.Route{Event: event, Kind: kind}))
 }
 
 // start runs a bridge until the test ends.
-func (tb *testBundle) start(t *testing.T, pool *pgxpool.Pool, cfg bridge.Config) *bridge.Bridge {
+func (tb *testBundle) start(t testing.TB, pool *pgxpool.Pool, cfg bridge.Config) *bridge.Bridge {
 	t.Helper()
 	if pool == nil {
 		pool = tb.db.Pool
@@ -105,7 +104,7 @@ func (tb *testBundle) start(t *testing.T, pool *pgxpool.Pool, cfg bridge.Config)
 
 // insertEvents inserts one event per name, in one transaction, and returns
 // their ids.
-func (tb *testBundle) insertEvents(t *testing.T, names ...string) []string {
+func (tb *testBundle) insertEvents(t testing.TB, names ...string) []string {
 	t.Helper()
 	rows, err := tb.db.Pool.Query(context.Background(),
 		"INSERT INTO "+tb.db.Events()+" (name, payload) SELECT n, jsonb_build_object('n', n) FROM unnest($1::text[]) AS n RETURNING id::text", names)
@@ -115,7 +114,7 @@ func (tb *testBundle) insertEvents(t *testing.T, names ...string) []string {
 	return ids
 }
 
-func (tb *testBundle) notify(t *testing.T, payloads ...string) {
+func (tb *testBundle) notify(t testing.TB, payloads ...string) {
 	t.Helper()
 	for _, p := range payloads {
 		testdb.Exec(t, tb.db.Pool, "SELECT pg_notify($1, $2)", tb.db.Channel, p)
@@ -123,7 +122,7 @@ func (tb *testBundle) notify(t *testing.T, payloads ...string) {
 }
 
 // jobsByEvent returns the sorted kinds of the jobs of each event id.
-func (tb *testBundle) jobsByEvent(t *testing.T) map[string][]string {
+func (tb *testBundle) jobsByEvent(t testing.TB) map[string][]string {
 	t.Helper()
 	rows, err := tb.db.Pool.Query(context.Background(),
 		"SELECT args->>'event_id', kind FROM "+tb.db.Schema+".river_job ORDER BY 1, 2")
@@ -144,7 +143,7 @@ type outcome struct {
 	Name    string
 }
 
-func (tb *testBundle) outcomes(t *testing.T) map[string]outcome {
+func (tb *testBundle) outcomes(t testing.TB) map[string]outcome {
 	t.Helper()
 	rows, err := tb.db.Pool.Query(context.Background(),
 		"SELECT event_id, outcome, coalesce(reason, ''), coalesce(event_name, '') FROM "+tb.db.Schema+".notified_dispatch")
@@ -161,7 +160,7 @@ func (tb *testBundle) outcomes(t *testing.T) map[string]outcome {
 }
 
 // waitRecorded waits until n events are recorded and the outbox is empty.
-func (tb *testBundle) waitRecorded(t *testing.T, n int) {
+func (tb *testBundle) waitRecorded(t testing.TB, n int) {
 	t.Helper()
 	testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
 		recorded := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch")
@@ -172,7 +171,7 @@ func (tb *testBundle) waitRecorded(t *testing.T, n int) {
 
 // requireExactlyOnce asserts that every event id in want has exactly the
 // given kinds of jobs, and no other event has any.
-func (tb *testBundle) requireExactlyOnce(t *testing.T, want map[string][]string) {
+func (tb *testBundle) requireExactlyOnce(t testing.TB, want map[string][]string) {
 	t.Helper()
 	got := tb.jobsByEvent(t)
 	for id, kinds := range want {

@@ -15,15 +15,17 @@ CREATE TABLE notified_route (
 -- in the producer's transaction (or by the bridge for a hand-sent NOTIFY).
 -- The bridge deletes rows as it dispatches them, so the table holds only the
 -- backlog.
+-- The primary key serves the claim (oldest rows of a channel first, LIMIT n),
+-- so one claim reads about n index entries whatever the backlog. No other
+-- index: each costs the producers on every insert.
 CREATE TABLE notified_outbox (
-    seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq          bigint      GENERATED ALWAYS AS IDENTITY,
     channel      text        NOT NULL,
     event_id     text        NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    available_at timestamptz NOT NULL DEFAULT now()
+    available_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel, seq)
 );
-
-CREATE INDEX notified_outbox_channel_event_id ON notified_outbox (channel, event_id);
 
 -- Dispatch: one row per (channel, event) ever handled, whatever the outcome.
 -- Its primary key is what makes dispatch exactly once.
