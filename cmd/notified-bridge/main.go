@@ -229,6 +229,14 @@ func routesCommand() *cli.Command {
 					}
 					r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
 						Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts")}
+					// The Go API reads 0 as "the default"; on the command line
+					// an explicit 0 is a mistake.
+					if r.Priority == 0 {
+						return fmt.Errorf("route %s -> %s: priority 0 is out of range: use 1 (highest) to 4", r.Event, r.Kind)
+					}
+					if r.MaxAttempts == 0 {
+						return fmt.Errorf("route %s -> %s: max attempts 0 is out of range: use 1 to 32767", r.Event, r.Kind)
+					}
 					if err := r.Validate(); err != nil {
 						return err
 					}
@@ -445,7 +453,8 @@ func positional(c *cli.Context, n int, usage string) ([]string, error) {
 		return nil, errors.New(usage)
 	}
 	if len(args) > n {
-		fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+		name := strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		for _, f := range c.Command.Flags {
 			if err := f.Apply(fs); err != nil {
@@ -453,10 +462,10 @@ func positional(c *cli.Context, n int, usage string) ([]string, error) {
 			}
 		}
 		if err := fs.Parse(args[n:]); err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Command.FullName(), err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if fs.NArg() > 0 {
-			return nil, fmt.Errorf("%s: unexpected argument %q: %s", c.Command.FullName(), fs.Arg(0), usage)
+			return nil, fmt.Errorf("%s: unexpected argument %q: %s", name, fs.Arg(0), usage)
 		}
 		var err error
 		fs.Visit(func(f *flag.Flag) {

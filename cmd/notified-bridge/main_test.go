@@ -370,6 +370,12 @@ func TestRoutes(t *testing.T) {
 	requireUserError(t, stderr, code, "max attempts -1 is out of range")
 	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--priority", "high")
 	requireUserError(t, stderr, code, "priority")
+	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--priority", "0")
+	requireUserError(t, stderr, code, "priority 0 is out of range")
+	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--max-attempts", "0")
+	requireUserError(t, stderr, code, "max attempts 0 is out of range")
+	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--bogus", "1")
+	requireUserError(t, stderr, code, "routes add: flag provided but not defined: -bogus")
 
 	// Wrong argument counts.
 	_, stderr, code = run(t, db, "routes", "add", "only_event")
