@@ -117,7 +117,7 @@ func ResolveSchema(ctx context.Context, db interface {
 
 // Migrate creates schema if needed and applies River's migrations and then
 // notified's own, up to the newest. It is idempotent and safe to run from
-// several processes at once.
+// several processes at once: they take turns on an advisory lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, error) {
 	if err := ValidateSchema(schema); err != nil {
 		return nil, err
@@ -126,47 +126,48 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create schema %s: %w", resolved, err)
-	}
-
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: resolved})
-	if err != nil {
-		return nil, fmt.Errorf("river migrator: %w", err)
-	}
-	riverRes, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	if err != nil {
-		return nil, fmt.Errorf("apply River's migrations to schema %s: %w", resolved, err)
-	}
 	res := &Result{Schema: resolved, RiverVersions: []int{}, Versions: []int{}}
-	for _, v := range riverRes.Versions {
-		res.RiverVersions = append(res.RiverVersions, v.Version)
-	}
-
-	all, err := All()
-	if err != nil {
-		return nil, err
-	}
-	applied, err := inLockedTx(ctx, pool, resolved, func(tx pgx.Tx, current int) ([]int, error) {
-		var done []int
-		for _, m := range all {
-			if m.Version <= current {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.Up); err != nil {
-				return nil, fmt.Errorf("apply migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO notified_migration (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
-				return nil, fmt.Errorf("record migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			done = append(done, m.Version)
+	err = withLock(ctx, pool, resolved, func(conn *pgxpool.Conn) error {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
+			return fmt.Errorf("create schema %s: %w", resolved, err)
 		}
-		return done, nil
+		migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: resolved})
+		if err != nil {
+			return fmt.Errorf("river migrator: %w", err)
+		}
+		riverRes, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return fmt.Errorf("apply River's migrations to schema %s: %w", resolved, err)
+		}
+		for _, v := range riverRes.Versions {
+			res.RiverVersions = append(res.RiverVersions, v.Version)
+		}
+		all, err := All()
+		if err != nil {
+			return err
+		}
+		applied, err := inTx(ctx, conn, resolved, func(tx pgx.Tx, current int) ([]int, error) {
+			var done []int
+			for _, m := range all {
+				if m.Version <= current {
+					continue
+				}
+				if _, err := tx.Exec(ctx, m.Up); err != nil {
+					return nil, fmt.Errorf("apply migration %03d_%s: %w", m.Version, m.Name, err)
+				}
+				if _, err := tx.Exec(ctx, "INSERT INTO notified_migration (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+					return nil, fmt.Errorf("record migration %03d_%s: %w", m.Version, m.Name, err)
+				}
+				done = append(done, m.Version)
+			}
+			return done, nil
+		})
+		res.Versions = append(res.Versions, applied...)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	res.Versions = append(res.Versions, applied...)
 	return res, nil
 }
 
@@ -184,34 +185,59 @@ func Down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion 
 	if err != nil {
 		return nil, err
 	}
-	return inLockedTx(ctx, pool, resolved, func(tx pgx.Tx, current int) ([]int, error) {
-		var done []int
-		for i := len(all) - 1; i >= 0; i-- {
-			m := all[i]
-			if m.Version > current || m.Version <= targetVersion {
-				continue
+	var reverted []int
+	err = withLock(ctx, pool, resolved, func(conn *pgxpool.Conn) error {
+		reverted, err = inTx(ctx, conn, resolved, func(tx pgx.Tx, current int) ([]int, error) {
+			var done []int
+			for i := len(all) - 1; i >= 0; i-- {
+				m := all[i]
+				if m.Version > current || m.Version <= targetVersion {
+					continue
+				}
+				if _, err := tx.Exec(ctx, m.Down); err != nil {
+					return nil, fmt.Errorf("revert migration %03d_%s: %w", m.Version, m.Name, err)
+				}
+				if _, err := tx.Exec(ctx, "DELETE FROM notified_migration WHERE version = $1", m.Version); err != nil {
+					return nil, fmt.Errorf("unrecord migration %03d_%s: %w", m.Version, m.Name, err)
+				}
+				done = append(done, m.Version)
 			}
-			if _, err := tx.Exec(ctx, m.Down); err != nil {
-				return nil, fmt.Errorf("revert migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, "DELETE FROM notified_migration WHERE version = $1", m.Version); err != nil {
-				return nil, fmt.Errorf("unrecord migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			done = append(done, m.Version)
-		}
-		return done, nil
+			return done, nil
+		})
+		return err
 	})
+	return reverted, err
 }
 
-// inLockedTx runs fn in one transaction with the search_path set to schema,
-// holding an advisory lock so that concurrent migrators take turns, and with
-// the newest applied version of notified's migrations.
-func inLockedTx(ctx context.Context, pool *pgxpool.Pool, schema string, fn func(tx pgx.Tx, current int) ([]int, error)) ([]int, error) {
-	var out []int
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('notified_migrate:' || $1::text))", schema); err != nil {
-			return fmt.Errorf("lock migrations: %w", err)
+// withLock runs fn holding a session advisory lock for schema's migrations
+// on a dedicated connection, so that concurrent migrators (River's part
+// included, which takes no lock of its own) take turns.
+func withLock(ctx context.Context, pool *pgxpool.Pool, schema string, fn func(conn *pgxpool.Conn) error) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate schema %s: acquire connection: %w", schema, err)
+	}
+	defer conn.Release()
+	const key = "SELECT hashtext('notified_migrate:' || $1::text)"
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(("+key+"))", schema); err != nil {
+		return fmt.Errorf("migrate schema %s: lock: %w", schema, err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(("+key+"))", schema); err != nil {
+			// A connection that cannot unlock must not go back to the pool
+			// holding the lock.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		}
+	}()
+	return fn(conn)
+}
+
+// inTx runs fn in one transaction on conn with the search_path set to
+// schema, after creating notified_migration if needed, with the newest
+// applied version of notified's migrations.
+func inTx(ctx context.Context, conn *pgxpool.Conn, schema string, fn func(tx pgx.Tx, current int) ([]int, error)) ([]int, error) {
+	var out []int
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()); err != nil {
 			return fmt.Errorf("set search_path: %w", err)
 		}
