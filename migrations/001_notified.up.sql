@@ -1,7 +1,7 @@
 -- Routes: events named event_name become one River job of kind kind each.
 CREATE TABLE notified_route (
     event_name   text        NOT NULL CHECK (event_name <> ''),
-    kind         text        NOT NULL CHECK (kind <> '' AND length(kind) <= 255),
+    kind         text        NOT NULL CHECK (kind <> '' AND char_length(kind) < 128),
     queue        text        NOT NULL DEFAULT 'default'
         CHECK (length(queue) <= 64 AND queue ~ '^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$'),
     priority     smallint    NOT NULL DEFAULT 1 CHECK (priority BETWEEN 1 AND 4),

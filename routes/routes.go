@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +25,9 @@ const (
 	DefaultPriority    = 1
 	DefaultMaxAttempts = 25
 )
+
+// MaxKindLength is the longest handler kind River accepts, in characters.
+const MaxKindLength = 127
 
 // Route sends events named Event to the handler kind Kind.
 type Route struct {
@@ -59,8 +63,8 @@ func (r Route) Validate() error {
 		return errors.New("route: event name is empty")
 	case r.Kind == "":
 		return fmt.Errorf("route for event %q: handler kind is empty", r.Event)
-	case len(r.Kind) > 255:
-		return fmt.Errorf("route %s -> %.40s...: handler kind is longer than 255 characters", r.Event, r.Kind)
+	case utf8.RuneCountInString(r.Kind) > MaxKindLength:
+		return fmt.Errorf("route %s -> %.40s...: handler kind is longer than %d characters, River's limit", r.Event, r.Kind, MaxKindLength)
 	case len(r.Queue) > 64 || !queueRE.MatchString(r.Queue):
 		return fmt.Errorf("route %s -> %s: queue %q is invalid: use lower-case letters and digits separated by _ or -, at most 64 characters", r.Event, r.Kind, r.Queue)
 	case r.Priority < 1 || r.Priority > 4:
