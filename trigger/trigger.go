@@ -47,10 +47,20 @@ func (o Options) withDefaults() Options {
 
 // Name returns the name of the trigger and of its function for these
 // options: notified_capture_ and a hash of table, id column and channel, so
-// that names from configuration never need to fit in an identifier.
+// that names from configuration never need to fit in an identifier. Install
+// hashes the table's schema-qualified name as the catalog spells it, so
+// Name gives the installed name when Table is schema-qualified.
 func Name(o Options) string {
 	o = o.withDefaults()
-	sum := sha256.Sum256([]byte(o.Table + "\x00" + o.IDColumn + "\x00" + o.Channel))
+	parts, err := bridge.ParseTableName(o.Table)
+	if err != nil {
+		parts = []string{o.Table}
+	}
+	return name(parts, o.IDColumn, o.Channel)
+}
+
+func name(table []string, idColumn, channel string) string {
+	sum := sha256.Sum256([]byte(strings.Join(table, ".") + "\x00" + idColumn + "\x00" + channel))
 	return "notified_capture_" + hex.EncodeToString(sum[:6])
 }
 
@@ -58,22 +68,26 @@ func Name(o Options) string {
 // resolved (not empty).
 func SQL(o Options) (string, error) {
 	o = o.withDefaults()
+	parts, err := bridge.ParseTableName(o.Table)
+	if err != nil {
+		return "", err
+	}
+	return sqlFor(o, parts)
+}
+
+func sqlFor(o Options, table []string) (string, error) {
 	if o.Schema == "" {
 		return "", fmt.Errorf("trigger SQL needs a resolved schema")
 	}
 	if err := migrations.ValidateSchema(o.Schema); err != nil {
 		return "", err
 	}
-	parts, err := bridge.ParseTableName(o.Table)
-	if err != nil {
-		return "", err
-	}
 	if o.Channel == "" || len(o.Channel) > 63 {
 		return "", fmt.Errorf("channel %q must be 1 to 63 bytes long", o.Channel)
 	}
-	name := Name(o)
-	fn := pgx.Identifier{o.Schema, name}.Sanitize()
-	table := pgx.Identifier(parts).Sanitize()
+	trg := name(table, o.IDColumn, o.Channel)
+	fn := pgx.Identifier{o.Schema, trg}.Sanitize()
+	tableIdent := pgx.Identifier(table).Sanitize()
 	outbox := migrations.Qualify(o.Schema, "notified_outbox")
 	id := "NEW." + pgx.Identifier{o.IDColumn}.Sanitize() + "::text"
 	channel := literal(o.Channel)
@@ -84,44 +98,61 @@ func SQL(o Options) (string, error) {
 		"    RETURN NULL;\nEND\n"
 	tag := dollarTag(body)
 
+	// Names from configuration appear only quoted, never in a -- comment,
+	// where a newline in them would end the comment.
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "-- notified capture trigger: after each insert into %s, record %s in the outbox\n", table, id)
-	fmt.Fprintf(&sb, "-- and send pg_notify(%s, %s), in the inserting transaction.\n", channel, id)
+	sb.WriteString("-- notified capture trigger: after each insert, record the id in notified's outbox\n")
+	sb.WriteString("-- and send pg_notify(channel, id::text), in the inserting transaction.\n")
 	fmt.Fprintf(&sb, "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\nLANGUAGE plpgsql AS %s%s%s;\n\n", fn, tag, body, tag)
 	fmt.Fprintf(&sb, "COMMENT ON FUNCTION %s() IS %s;\n\n", fn,
-		literal(fmt.Sprintf("notified capture trigger for table %s, id column %s, channel %s", o.Table, o.IDColumn, o.Channel)))
+		literal(fmt.Sprintf("notified capture trigger for table %s, id column %s, channel %s", strings.Join(table, "."), o.IDColumn, o.Channel)))
 	fmt.Fprintf(&sb, "CREATE OR REPLACE TRIGGER %s\n    AFTER INSERT ON %s\n    FOR EACH ROW EXECUTE FUNCTION %s();\n",
-		pgx.Identifier{name}.Sanitize(), table, fn)
+		pgx.Identifier{trg}.Sanitize(), tableIdent, fn)
 	return sb.String(), nil
 }
 
-// Install resolves the schema and installs the trigger in one transaction,
-// replacing an earlier install for the same table, id column and channel.
-// It returns the SQL it ran.
+// Plan checks the options against the database (notified's tables are
+// migrated, the table and id column exist) and returns the SQL that Install
+// would run, with the schema and the table resolved.
+func Plan(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, o Options) (string, error) {
+	o = o.withDefaults()
+	schema, err := migrations.ResolveSchema(ctx, db, o.Schema)
+	if err != nil {
+		return "", err
+	}
+	if err := migrations.Check(ctx, db, o.Schema); err != nil {
+		return "", err
+	}
+	if err := bridge.CheckTable(ctx, db, o.Table, o.IDColumn, ""); err != nil {
+		return "", err
+	}
+	parts, _ := bridge.ParseTableName(o.Table) // CheckTable parsed it
+	var nsp, rel string
+	if err := db.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
+		pgx.Identifier(parts).Sanitize()).Scan(&nsp, &rel); err != nil {
+		return "", fmt.Errorf("resolve table %s: %w", o.Table, err)
+	}
+	o.Schema = schema
+	return sqlFor(o, []string{nsp, rel})
+}
+
+// Install installs the trigger in one transaction, replacing an earlier
+// install for the same table, id column and channel (however the table was
+// spelled). It returns the SQL it ran.
 func Install(ctx context.Context, db interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }, o Options) (string, error) {
 	var sqlText string
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		schema, err := migrations.ResolveSchema(ctx, tx, o.Schema)
-		if err != nil {
+		var err error
+		if sqlText, err = Plan(ctx, tx, o); err != nil {
 			return err
 		}
-		if err := migrations.Check(ctx, tx, o.Schema); err != nil {
-			return err
-		}
-		if err := bridge.CheckTable(ctx, tx, o.withDefaults().Table, o.withDefaults().IDColumn, ""); err != nil {
-			return err
-		}
-		o.Schema = schema
-		sqlText, err = SQL(o)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, sqlText); err != nil {
-			return err
-		}
-		return nil
+		_, err = tx.Exec(ctx, sqlText)
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("install trigger on %s: %w", o.withDefaults().Table, err)

@@ -338,25 +338,13 @@ func installTriggerCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
 				Channel: c.String("channel"), IDColumn: c.String("id-field")}
-			if c.Bool("print") && opts.Schema != "" {
-				sqlText, err := trigger.SQL(opts)
-				if err != nil {
-					return err
-				}
-				fmt.Fprint(c.App.Writer, sqlText)
-				return nil
-			}
 			pool, err := connect(c, 2)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
 			if c.Bool("print") {
-				opts.Schema, err = migrations.ResolveSchema(c.Context, pool, opts.Schema)
-				if err != nil {
-					return err
-				}
-				sqlText, err := trigger.SQL(opts)
+				sqlText, err := trigger.Plan(c.Context, pool, opts)
 				if err != nil {
 					return err
 				}
