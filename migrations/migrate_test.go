@@ -1,0 +1,359 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/migrations"
+)
+
+var notifiedTables = []string{"notified_outbox", "notified_dispatch", "notified_route", "notified_migration"}
+
+// tableExists reports whether schema.name is a table.
+func tableExists(t *testing.T, db *testdb.DB, name string) bool {
+	t.Helper()
+	var ok bool
+	require.NoError(t, db.Pool.QueryRow(context.Background(),
+		"SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{db.Schema, name}.Sanitize()).Scan(&ok))
+	return ok
+}
+
+func freshSchema(t *testing.T) *testdb.DB {
+	return testdb.New(t, testdb.Options{NoMigrate: true, NoEventsTable: true})
+}
+
+func TestMigrateFreshSchema(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	for _, name := range append([]string{"river_job"}, notifiedTables...) {
+		require.False(t, tableExists(t, db, name), "%s exists before migrating", name)
+	}
+
+	res, err := migrations.Migrate(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Equal(t, db.Schema, res.Schema)
+	require.NotEmpty(t, res.RiverVersions, "River's migrations were applied")
+	require.Equal(t, []int{1}, res.Versions)
+
+	for _, name := range append([]string{"river_job", "river_leader", "river_queue"}, notifiedTables...) {
+		require.True(t, tableExists(t, db, name), "%s is missing after migrating", name)
+	}
+	require.Equal(t, 1, testdb.Count(t, db.Pool, "SELECT count(*) FROM "+pgx.Identifier{db.Schema, "notified_migration"}.Sanitize()+" WHERE version = 1 AND name = 'notified'"))
+
+	v, err := migrations.Current(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Latest(), v)
+	require.NoError(t, migrations.Check(ctx, db.Pool, db.Schema))
+
+	// Nothing leaked into public.
+	require.Zero(t, testdb.Count(t, db.Pool, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'notified%'"))
+}
+
+func TestMigrateCreatesSchema(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+	schema := db.Schema + "_new"
+	t.Cleanup(func() {
+		_, _ = db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+
+	res, err := migrations.Migrate(ctx, db.Pool, schema)
+	require.NoError(t, err)
+	require.Equal(t, schema, res.Schema)
+	require.NoError(t, migrations.Check(ctx, db.Pool, schema))
+}
+
+func TestMigrateMixedCaseSchema(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+	schema := "T_Mixed_" + db.Schema[len(db.Schema)-8:]
+	t.Cleanup(func() {
+		_, _ = db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+
+	_, err := migrations.Migrate(ctx, db.Pool, schema)
+	require.NoError(t, err)
+	require.NoError(t, migrations.Check(ctx, db.Pool, schema))
+	for _, name := range append([]string{"river_job", "river_queue"}, notifiedTables...) {
+		var ok bool
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, name}.Sanitize()).Scan(&ok))
+		require.True(t, ok, "%s is in schema %s as spelled", name, schema)
+	}
+	require.Zero(t, testdb.Count(t, db.Pool, "SELECT count(*) FROM pg_namespace WHERE nspname = lower($1)", schema), "no lower-cased schema was created")
+}
+
+func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	first, err := migrations.Migrate(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.NotEmpty(t, first.Versions)
+
+	second, err := migrations.Migrate(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Equal(t, db.Schema, second.Schema)
+	require.Empty(t, second.RiverVersions, "River applied nothing the second time")
+	require.Empty(t, second.Versions, "notified applied nothing the second time")
+	require.NotNil(t, second.Versions, "an empty list, not null, for JSON output")
+	require.NotNil(t, second.RiverVersions)
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	const n = 4
+	var wg sync.WaitGroup
+	results := make([]*migrations.Result, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = migrations.Migrate(ctx, db.Pool, db.Schema)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	applied := 0
+	for i := range n {
+		require.NoError(t, errs[i], "migrator %d", i)
+		applied += len(results[i].Versions)
+	}
+	require.Equal(t, len(mustAll(t)), applied, "each of notified's migrations was applied exactly once")
+	require.NoError(t, migrations.Check(ctx, db.Pool, db.Schema))
+	require.Equal(t, len(mustAll(t)), testdb.Count(t, db.Pool, "SELECT count(*) FROM "+pgx.Identifier{db.Schema, "notified_migration"}.Sanitize()))
+}
+
+// TestMigrateConcurrentlyNotifiedPart runs concurrent migrators where River's
+// tables exist already, so only notified's own, locked, part has work to do.
+func TestMigrateConcurrentlyNotifiedPart(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	ctx := context.Background()
+	_, err := migrations.Down(ctx, db.Pool, db.Schema, 0)
+	require.NoError(t, err)
+
+	const n = 4
+	var wg sync.WaitGroup
+	results := make([]*migrations.Result, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = migrations.Migrate(ctx, db.Pool, db.Schema)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	applied := 0
+	for i := range n {
+		require.NoError(t, errs[i], "migrator %d", i)
+		require.Empty(t, results[i].RiverVersions)
+		applied += len(results[i].Versions)
+	}
+	require.Equal(t, len(mustAll(t)), applied, "each of notified's migrations was applied exactly once")
+	require.NoError(t, migrations.Check(ctx, db.Pool, db.Schema))
+}
+
+func TestDownAndUpAgain(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	ctx := context.Background()
+
+	// Put a route in to see that Down really drops the tables.
+	_, err := db.Pool.Exec(ctx, "INSERT INTO "+pgx.Identifier{db.Schema, "notified_route"}.Sanitize()+" (event_name, kind) VALUES ('e', 'k')")
+	require.NoError(t, err)
+
+	reverted, err := migrations.Down(ctx, db.Pool, db.Schema, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int{1}, reverted)
+	for _, name := range []string{"notified_outbox", "notified_dispatch", "notified_route"} {
+		require.False(t, tableExists(t, db, name), "%s still exists after Down", name)
+	}
+	require.True(t, tableExists(t, db, "river_job"), "Down leaves River's tables alone")
+
+	v, err := migrations.Current(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Zero(t, v)
+	require.ErrorIs(t, migrations.Check(ctx, db.Pool, db.Schema), migrations.ErrNotMigrated)
+
+	// Down again has nothing to do.
+	reverted, err = migrations.Down(ctx, db.Pool, db.Schema, 0)
+	require.NoError(t, err)
+	require.Empty(t, reverted)
+
+	res, err := migrations.Migrate(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Equal(t, []int{1}, res.Versions)
+	require.Empty(t, res.RiverVersions)
+	for _, name := range notifiedTables {
+		require.True(t, tableExists(t, db, name), "%s is missing after migrating again", name)
+	}
+	require.Zero(t, testdb.Count(t, db.Pool, "SELECT count(*) FROM "+pgx.Identifier{db.Schema, "notified_route"}.Sanitize()))
+	require.NoError(t, migrations.Check(ctx, db.Pool, db.Schema))
+}
+
+func TestDownToLatestRevertsNothing(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	ctx := context.Background()
+
+	reverted, err := migrations.Down(ctx, db.Pool, db.Schema, migrations.Latest())
+	require.NoError(t, err)
+	require.Empty(t, reverted)
+	require.NoError(t, migrations.Check(ctx, db.Pool, db.Schema))
+}
+
+func TestValidateSchema(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"", "notified", "_x", "A1_b", "t_" + strings.Repeat("a", 44)} {
+		require.NoError(t, migrations.ValidateSchema(ok), "%q", ok)
+	}
+	require.Len(t, "t_"+strings.Repeat("a", 44), 46)
+
+	for _, bad := range []string{"bad-name", "1abc", strings.Repeat("a", 47), "a b", `a"b`, "a.b", "é"} {
+		err := migrations.ValidateSchema(bad)
+		require.Error(t, err, "%q", bad)
+		require.Contains(t, err.Error(), "is not valid: use letters, digits and underscores, at most 46 characters")
+	}
+	require.ErrorContains(t, migrations.ValidateSchema("bad-name"), `schema "bad-name" is not valid`)
+}
+
+func TestInvalidSchemaRejected(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+
+	_, err := migrations.Migrate(ctx, pool, "bad-name")
+	require.ErrorContains(t, err, `schema "bad-name" is not valid`)
+	_, err = migrations.Down(ctx, pool, "1abc", 0)
+	require.ErrorContains(t, err, `schema "1abc" is not valid`)
+
+	var exists bool
+	require.NoError(t, pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bad-name')").Scan(&exists))
+	require.False(t, exists, "no schema was created")
+}
+
+func TestCheckUnmigrated(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	v, err := migrations.Current(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.Zero(t, v)
+
+	err = migrations.Check(ctx, db.Pool, db.Schema)
+	require.Error(t, err)
+	require.True(t, errors.Is(err, migrations.ErrNotMigrated))
+	require.Contains(t, err.Error(), "notified-bridge migrate --schema "+db.Schema)
+	require.Contains(t, err.Error(), "schema "+db.Schema+" (version 0, want 1)")
+}
+
+func TestCheckCurrentSchema(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	conn, err := db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", pgx.Identifier{db.Schema}.Sanitize())
+	require.NoError(t, err)
+	defer func() {
+		_, err := conn.Exec(context.Background(), "RESET search_path")
+		require.NoError(t, err)
+	}()
+
+	err = migrations.Check(ctx, conn, "")
+	require.ErrorIs(t, err, migrations.ErrNotMigrated)
+	require.Contains(t, err.Error(), "in the current schema")
+	require.Contains(t, err.Error(), "run `notified-bridge migrate` first")
+
+	resolved, err := migrations.ResolveSchema(ctx, conn, "")
+	require.NoError(t, err)
+	require.Equal(t, db.Schema, resolved)
+
+	_, err = migrations.Migrate(ctx, db.Pool, db.Schema)
+	require.NoError(t, err)
+	require.NoError(t, migrations.Check(ctx, conn, ""))
+}
+
+func TestResolveSchemaWithoutCurrentSchema(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "SELECT set_config('search_path', 'no_such_schema_anywhere', false)")
+	require.NoError(t, err)
+	defer func() {
+		_, err := conn.Exec(context.Background(), "RESET search_path")
+		require.NoError(t, err)
+	}()
+
+	_, err = migrations.ResolveSchema(ctx, conn, "")
+	require.ErrorContains(t, err, "the search_path names no existing schema; pass --schema")
+
+	got, err := migrations.ResolveSchema(ctx, conn, "given")
+	require.NoError(t, err)
+	require.Equal(t, "given", got)
+}
+
+func mustAll(t *testing.T) []migrations.Migration {
+	t.Helper()
+	all, err := migrations.All()
+	require.NoError(t, err)
+	return all
+}
+
+func TestAll(t *testing.T) {
+	t.Parallel()
+	all := mustAll(t)
+	require.NotEmpty(t, all)
+	for i, m := range all {
+		require.Equal(t, i+1, m.Version, "versions are 1, 2, ... in order")
+		require.NotEmpty(t, m.Name)
+		require.NotEmpty(t, strings.TrimSpace(m.Up), "migration %d has up SQL", m.Version)
+		require.NotEmpty(t, strings.TrimSpace(m.Down), "migration %d has down SQL", m.Version)
+		require.NotContains(t, m.Up, "river_", "notified's migrations leave River's tables to River")
+	}
+	require.Equal(t, all[len(all)-1].Version, migrations.Latest())
+
+	first := all[0]
+	require.Equal(t, "notified", first.Name)
+	for _, table := range []string{"notified_route", "notified_outbox", "notified_dispatch"} {
+		require.Contains(t, first.Up, "CREATE TABLE "+table)
+		require.Contains(t, first.Down, "DROP TABLE IF EXISTS "+table)
+	}
+}
+
+func TestQualify(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, `"notified_outbox"`, migrations.Qualify("", "notified_outbox"))
+	require.Equal(t, `"s"."notified_outbox"`, migrations.Qualify("s", "notified_outbox"))
+}

@@ -1,0 +1,212 @@
+package publish_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/publish"
+)
+
+const notifyTimeout = 10 * time.Second
+
+// listen opens a dedicated connection listening on channels.
+func listen(t *testing.T, db *testdb.DB, channels ...string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	for _, ch := range channels {
+		_, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize())
+		require.NoError(t, err)
+	}
+	return conn
+}
+
+func nextNotification(t *testing.T, conn *pgx.Conn) *pgconn.Notification {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+	defer cancel()
+	n, err := conn.WaitForNotification(ctx)
+	require.NoError(t, err, "no notification within %s", notifyTimeout)
+	return n
+}
+
+// expectMarker sends a notification on marker from another connection and
+// requires it to be the next one conn receives: nothing else is pending.
+func expectMarker(t *testing.T, db *testdb.DB, conn *pgx.Conn, marker string) {
+	t.Helper()
+	_, err := db.Pool.Exec(context.Background(), "SELECT pg_notify($1, 'marker')", marker)
+	require.NoError(t, err)
+	n := nextNotification(t, conn)
+	require.Equal(t, marker, n.Channel, "unexpected notification %q on %q", n.Payload, n.Channel)
+}
+
+type outboxRow struct{ Channel, EventID string }
+
+func outbox(t *testing.T, db *testdb.DB) []outboxRow {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(),
+		"SELECT channel, event_id FROM "+pgx.Identifier{db.Schema, "notified_outbox"}.Sanitize()+" ORDER BY seq")
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+	require.NoError(t, err)
+	return out
+}
+
+func TestNotifyCommitted(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	marker := db.Channel + "_m"
+	conn := listen(t, db, db.Channel, marker)
+
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	require.NoError(t, p.Notify(ctx, tx, "42"))
+
+	// Before the commit, neither the row nor the notification is visible.
+	require.Empty(t, outbox(t, db))
+	expectMarker(t, db, conn, marker)
+
+	require.NoError(t, tx.Commit(ctx))
+	n := nextNotification(t, conn)
+	require.Equal(t, db.Channel, n.Channel)
+	require.Equal(t, "42", n.Payload)
+	require.Equal(t, []outboxRow{{db.Channel, "42"}}, outbox(t, db))
+}
+
+func TestNotifyRolledBack(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	marker := db.Channel + "_m"
+	conn := listen(t, db, db.Channel, marker)
+
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, p.Notify(ctx, tx, "42"))
+	require.NoError(t, p.Notify(ctx, tx, "43"))
+	require.NoError(t, tx.Rollback(ctx))
+
+	require.Empty(t, outbox(t, db), "a rolled-back Notify leaves no outbox row")
+	expectMarker(t, db, conn, marker)
+}
+
+func TestNotifyWithPool(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	conn := listen(t, db, db.Channel)
+
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+	for _, id := range []string{"1", "2", "3"} {
+		require.NoError(t, p.Notify(ctx, db.Pool, id))
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		n := nextNotification(t, conn)
+		require.Equal(t, db.Channel, n.Channel)
+		require.Equal(t, id, n.Payload)
+	}
+	require.Equal(t, []outboxRow{{db.Channel, "1"}, {db.Channel, "2"}, {db.Channel, "3"}}, outbox(t, db))
+}
+
+func TestNotifySpecialChannelAndID(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	channel := `It's "My-Events" ` + db.Schema[len(db.Schema)-8:]
+	id := `a'b"c; select 1 --`
+	conn := listen(t, db, channel, strings.ToLower(channel))
+
+	p, err := publish.New(db.Schema, channel)
+	require.NoError(t, err)
+	require.NoError(t, p.Notify(ctx, db.Pool, id))
+
+	n := nextNotification(t, conn)
+	require.Equal(t, channel, n.Channel, "the channel is used as spelled")
+	require.Equal(t, id, n.Payload)
+	require.Equal(t, []outboxRow{{channel, id}}, outbox(t, db))
+}
+
+func TestNewDefaultChannel(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	p, err := publish.New(db.Schema, "")
+	require.NoError(t, err)
+	require.NoError(t, p.Notify(context.Background(), db.Pool, "7"))
+	require.Equal(t, []outboxRow{{"events", "7"}}, outbox(t, db))
+}
+
+func TestNewCurrentSchema(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = db.Schema
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+
+	p, err := publish.New("", db.Channel)
+	require.NoError(t, err)
+	require.NoError(t, p.Notify(ctx, conn, "9"))
+	require.Equal(t, []outboxRow{{db.Channel, "9"}}, outbox(t, db))
+}
+
+func TestNotifyEmptyID(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+	err = p.Notify(context.Background(), db.Pool, "")
+	require.EqualError(t, err, "notify: event id is empty")
+	require.Empty(t, outbox(t, db))
+}
+
+func TestNewErrors(t *testing.T) {
+	t.Parallel()
+	for _, schema := range []string{"bad-name", "1abc", strings.Repeat("s", 47)} {
+		_, err := publish.New(schema, "events")
+		require.Error(t, err, "%q", schema)
+		require.Contains(t, err.Error(), `schema "`+schema+`" is not valid`)
+	}
+
+	_, err := publish.New("s", strings.Repeat("c", 64))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "is longer than 63 bytes")
+
+	_, err = publish.New("s", strings.Repeat("c", 63))
+	require.NoError(t, err, "63 bytes is fine")
+	_, err = publish.New("", "")
+	require.NoError(t, err)
+}
+
+func TestNotifyUnmigrated(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoMigrate: true})
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+
+	err = p.Notify(context.Background(), db.Pool, "42")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `notify event 42 on channel "`+db.Channel+`"`)
+	require.Contains(t, err.Error(), "notified_outbox")
+	require.Contains(t, err.Error(), "does not exist")
+}
