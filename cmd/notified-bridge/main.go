@@ -47,7 +47,7 @@ func oneLine(err error) string {
 var (
 	flagDatabaseURL = &cli.StringFlag{
 		Name: "database-url", EnvVars: []string{"DATABASE_URL"},
-		Usage: "Postgres connection URL or DSN (`URL`)",
+		Usage: "Postgres connection `URL` or key=value DSN",
 	}
 	flagSchema = &cli.StringFlag{
 		Name: "schema", EnvVars: []string{"NOTIFIED_SCHEMA"},
