@@ -103,7 +103,12 @@ func sqlFor(o Options, table []string) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("-- notified capture trigger: after each insert, record the id in notified's outbox\n")
 	sb.WriteString("-- and send pg_notify(channel, id::text), in the inserting transaction.\n")
-	fmt.Fprintf(&sb, "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\nLANGUAGE plpgsql AS %s%s%s;\n\n", fn, tag, body, tag)
+	// SECURITY DEFINER: producers insert events with their own role, which
+	// need not have any privilege on notified's schema; the function writes
+	// the outbox as its owner. Its search_path is pinned so that nothing a
+	// producer puts on its own path can stand in for what the body uses.
+	fmt.Fprintf(&sb, "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\nAS %s%s%s;\n\n", fn, tag, body, tag)
+	fmt.Fprintf(&sb, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n\n", fn)
 	fmt.Fprintf(&sb, "COMMENT ON FUNCTION %s() IS %s;\n\n", fn,
 		literal(fmt.Sprintf("notified capture trigger for table %s, id column %s, channel %s", strings.Join(table, "."), o.IDColumn, o.Channel)))
 	fmt.Fprintf(&sb, "CREATE OR REPLACE TRIGGER %s\n    AFTER INSERT ON %s\n    FOR EACH ROW EXECUTE FUNCTION %s();\n",

@@ -556,3 +556,45 @@ func TestBulkInsert(t *testing.T) {
 	}
 	require.Len(t, payloads, n, "one notification per row")
 }
+
+// TestProducerWithoutPrivilegesOnNotifiedSchema checks that an application
+// role that may insert events, and has no privilege at all on notified's
+// schema, still has its events captured.
+func TestProducerWithoutPrivilegesOnNotifiedSchema(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	app := db.Schema + "_app"
+	role := db.Schema + "_producer"
+	testdb.Exec(t, db.Pool, "CREATE SCHEMA "+app)
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+app+".events (id bigserial PRIMARY KEY, name text, payload jsonb)")
+	testdb.Exec(t, db.Pool, "CREATE ROLE "+role)
+	t.Cleanup(func() {
+		testdb.Exec(t, db.Pool, "DROP SCHEMA "+app+" CASCADE")
+		testdb.Exec(t, db.Pool, "DROP OWNED BY "+role)
+		testdb.Exec(t, db.Pool, "DROP ROLE "+role)
+	})
+	testdb.Exec(t, db.Pool, "GRANT USAGE ON SCHEMA "+app+" TO "+role)
+	testdb.Exec(t, db.Pool, "GRANT INSERT, SELECT ON "+app+".events TO "+role)
+	testdb.Exec(t, db.Pool, "GRANT USAGE ON SEQUENCE "+app+".events_id_seq TO "+role)
+	_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: app + ".events", Channel: db.Channel})
+	require.NoError(t, err)
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL ROLE "+role)
+	require.NoError(t, err)
+	// The role cannot touch the outbox directly...
+	_, err = tx.Exec(ctx, "SAVEPOINT s")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SELECT 1 FROM "+db.Schema+".notified_outbox")
+	require.ErrorContains(t, err, "permission denied")
+	_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT s")
+	require.NoError(t, err)
+	// ...but its inserts are captured.
+	var id string
+	require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+app+".events (name) VALUES ('e') RETURNING id::text").Scan(&id))
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, []string{id}, outbox(t, db, db.Channel))
+}
