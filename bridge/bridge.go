@@ -264,6 +264,11 @@ func (b *Bridge) account(res *batchResult) {
 		}
 	}
 	b.recent.add(keys)
+	if res.requeued > 0 {
+		// Try the ids whose rows were not visible again when they are due,
+		// not only at the next poll.
+		time.AfterFunc(b.retryDelay(), b.kick)
+	}
 	c := &b.stats
 	c.batches.Add(1)
 	c.dispatched.Add(dispatched)

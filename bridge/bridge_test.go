@@ -405,6 +405,7 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	tb.route(t, "late", "k")
 	cfg := tb.cfg
 	cfg.MissingGrace = 5 * time.Second
+	cfg.PollInterval = time.Hour // retries must not wait for a poll
 	tb.start(t, nil, cfg)
 
 	ctx := context.Background()

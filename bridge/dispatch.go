@@ -305,8 +305,7 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		}
 	}
 	if len(requeueIDs) > 0 {
-		retry := min(time.Second, max(b.cfg.MissingGrace/10, 10*time.Millisecond))
-		if _, err := tx.Exec(ctx, b.q.requeue, b.cfg.Channel, requeueIDs, requeueCreated, retry); err != nil {
+		if _, err := tx.Exec(ctx, b.q.requeue, b.cfg.Channel, requeueIDs, requeueCreated, b.retryDelay()); err != nil {
 			return nil, fmt.Errorf("requeue %d ids not visible yet: %w", len(requeueIDs), err)
 		}
 		res.requeued = len(requeueIDs)
@@ -365,6 +364,12 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	}
 	mark("commit")
 	return res, nil
+}
+
+// retryDelay is how long an id whose row is not visible waits before it is
+// tried again.
+func (b *Bridge) retryDelay() time.Duration {
+	return min(time.Second, max(b.cfg.MissingGrace/10, 10*time.Millisecond))
 }
 
 func rejected(key string, name *string, reason string, createdAt time.Time) outcomeRecord {
