@@ -1,0 +1,162 @@
+// Package pgcluster starts a throwaway Postgres server from the binaries
+// installed on the machine, in a temporary directory on a free port, for
+// tests that must restart or stop the server without disturbing anyone else.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+)
+
+// ErrNoBinaries says no Postgres server binaries were found.
+var ErrNoBinaries = errors.New("no Postgres server binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin: install Postgres (Debian: apt-get install postgresql)")
+
+// Cluster is a running throwaway server.
+type Cluster struct {
+	bin  string // directory of initdb, pg_ctl
+	dir  string // temporary directory: data/, the socket and the log
+	port int
+	cred *syscall.Credential // run as this user when we are root
+}
+
+// FindBinaries returns the directory holding initdb and pg_ctl: the one on
+// PATH, else the newest /usr/lib/postgresql/<version>/bin.
+func FindBinaries() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
+			return dir, nil
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(matches, func(i, j int) bool { return version(matches[i]) > version(matches[j]) })
+	for _, m := range matches {
+		dir := filepath.Dir(m)
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
+			return dir, nil
+		}
+	}
+	return "", ErrNoBinaries
+}
+
+func version(initdb string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return v
+}
+
+// Start initializes a cluster in a new temporary directory and starts it on
+// a free loopback port, with trust authentication for the user postgres.
+// initdb and postgres refuse to run as root, so as root they run as the
+// OS user postgres, which then owns the directory.
+func Start(ctx context.Context) (*Cluster, error) {
+	bin, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "notified-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	c := &Cluster{bin: bin, dir: dir}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("running as root, and there is no OS user postgres to run the server as: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("give %s to user postgres: %w", dir, err)
+		}
+	}
+	if err := c.run(ctx, "initdb", "-D", c.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if c.port, err = freePort(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := c.pgctl(ctx, "start"); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// URL is the connection URL of the cluster's postgres database.
+func (c *Cluster) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+}
+
+// Restart stops the server (fast: open transactions are rolled back and
+// sessions terminated) and starts it again on the same port.
+func (c *Cluster) Restart(ctx context.Context) error {
+	return c.pgctl(ctx, "restart")
+}
+
+// Stop stops the server and removes its directory.
+func (c *Cluster) Stop(ctx context.Context) error {
+	err := c.pgctl(ctx, "stop")
+	if rmErr := os.RemoveAll(c.dir); rmErr != nil && err == nil {
+		err = fmt.Errorf("remove %s: %w", c.dir, rmErr)
+	}
+	return err
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+func (c *Cluster) pgctl(ctx context.Context, action string) error {
+	args := []string{"-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60"}
+	if action != "stop" {
+		args = append(args, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", c.port, c.dir))
+	}
+	if action != "start" {
+		args = append(args, "-m", "fast")
+	}
+	return c.run(ctx, "pg_ctl", append(args, action)...)
+}
+
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("%s %s: %w\n%s\n%s", name, args[len(args)-1], err, out.String(), tail(log, 2000))
+	}
+	return nil
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
