@@ -4,50 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/publish"
 )
-
-const notifyTimeout = 10 * time.Second
-
-// listen opens a dedicated connection listening on channels.
-func listen(t *testing.T, db *testdb.DB, channels ...string) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	for _, ch := range channels {
-		_, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize())
-		require.NoError(t, err)
-	}
-	return conn
-}
-
-func nextNotification(t *testing.T, conn *pgx.Conn) *pgconn.Notification {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
-	defer cancel()
-	n, err := conn.WaitForNotification(ctx)
-	require.NoError(t, err, "no notification within %s", notifyTimeout)
-	return n
-}
-
-// expectMarker sends a notification on marker from another connection and
-// requires it to be the next one conn receives: nothing else is pending.
-func expectMarker(t *testing.T, db *testdb.DB, conn *pgx.Conn, marker string) {
-	t.Helper()
-	_, err := db.Pool.Exec(context.Background(), "SELECT pg_notify($1, 'marker')", marker)
-	require.NoError(t, err)
-	n := nextNotification(t, conn)
-	require.Equal(t, marker, n.Channel, "unexpected notification %q on %q", n.Payload, n.Channel)
-}
 
 type outboxRow struct{ Channel, EventID string }
 
@@ -66,7 +29,7 @@ func TestNotifyCommitted(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	marker := db.Channel + "_m"
-	conn := listen(t, db, db.Channel, marker)
+	conn := testdb.Listen(t, db, db.Channel, marker)
 
 	p, err := publish.New(db.Schema, db.Channel)
 	require.NoError(t, err)
@@ -78,10 +41,10 @@ func TestNotifyCommitted(t *testing.T) {
 
 	// Before the commit, neither the row nor the notification is visible.
 	require.Empty(t, outbox(t, db))
-	expectMarker(t, db, conn, marker)
+	testdb.NoNotification(t, db, conn, marker)
 
 	require.NoError(t, tx.Commit(ctx))
-	n := nextNotification(t, conn)
+	n := testdb.NextNotification(t, conn)
 	require.Equal(t, db.Channel, n.Channel)
 	require.Equal(t, "42", n.Payload)
 	require.Equal(t, []outboxRow{{db.Channel, "42"}}, outbox(t, db))
@@ -92,7 +55,7 @@ func TestNotifyRolledBack(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	marker := db.Channel + "_m"
-	conn := listen(t, db, db.Channel, marker)
+	conn := testdb.Listen(t, db, db.Channel, marker)
 
 	p, err := publish.New(db.Schema, db.Channel)
 	require.NoError(t, err)
@@ -104,14 +67,14 @@ func TestNotifyRolledBack(t *testing.T) {
 	require.NoError(t, tx.Rollback(ctx))
 
 	require.Empty(t, outbox(t, db), "a rolled-back Notify leaves no outbox row")
-	expectMarker(t, db, conn, marker)
+	testdb.NoNotification(t, db, conn, marker)
 }
 
 func TestNotifyWithPool(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
-	conn := listen(t, db, db.Channel)
+	conn := testdb.Listen(t, db, db.Channel)
 
 	p, err := publish.New(db.Schema, db.Channel)
 	require.NoError(t, err)
@@ -119,7 +82,7 @@ func TestNotifyWithPool(t *testing.T) {
 		require.NoError(t, p.Notify(ctx, db.Pool, id))
 	}
 	for _, id := range []string{"1", "2", "3"} {
-		n := nextNotification(t, conn)
+		n := testdb.NextNotification(t, conn)
 		require.Equal(t, db.Channel, n.Channel)
 		require.Equal(t, id, n.Payload)
 	}
@@ -132,13 +95,13 @@ func TestNotifySpecialChannelAndID(t *testing.T) {
 	ctx := context.Background()
 	channel := `It's "My-Events" ` + db.Schema[len(db.Schema)-8:]
 	id := `a'b"c; select 1 --`
-	conn := listen(t, db, channel, strings.ToLower(channel))
+	conn := testdb.Listen(t, db, channel, strings.ToLower(channel))
 
 	p, err := publish.New(db.Schema, channel)
 	require.NoError(t, err)
 	require.NoError(t, p.Notify(ctx, db.Pool, id))
 
-	n := nextNotification(t, conn)
+	n := testdb.NextNotification(t, conn)
 	require.Equal(t, channel, n.Channel, "the channel is used as spelled")
 	require.Equal(t, id, n.Payload)
 	require.Equal(t, []outboxRow{{channel, id}}, outbox(t, db))

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
@@ -18,49 +16,10 @@ import (
 	"github.com/notified/notified/trigger"
 )
 
-const notifyTimeout = 10 * time.Second
-
 // suffix is the random tail of the test's schema name, to make channel names
 // no other test (in any package) uses: NOTIFY is database-wide.
 func suffix(db *testdb.DB) string {
 	return db.Schema[strings.LastIndexByte(db.Schema, '_')+1:]
-}
-
-// listen opens a dedicated connection listening on channels, closed when the
-// test ends.
-func listen(t *testing.T, db *testdb.DB, channels ...string) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	for _, ch := range channels {
-		_, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize())
-		require.NoError(t, err, "listen on %q", ch)
-	}
-	return conn
-}
-
-// nextNotification waits for the next notification on conn.
-func nextNotification(t *testing.T, conn *pgx.Conn) *pgconn.Notification {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
-	defer cancel()
-	n, err := conn.WaitForNotification(ctx)
-	require.NoError(t, err, "no notification within %s", notifyTimeout)
-	return n
-}
-
-// noNotification checks that nothing is pending on conn: it sends a marker
-// notification on marker (which conn must listen on) and requires it to be
-// the next one to arrive.
-func noNotification(t *testing.T, db *testdb.DB, conn *pgx.Conn, marker string) {
-	t.Helper()
-	_, err := db.Pool.Exec(context.Background(), "SELECT pg_notify($1, 'marker')", marker)
-	require.NoError(t, err)
-	n := nextNotification(t, conn)
-	require.Equal(t, marker, n.Channel, "unexpected notification %q on %q", n.Payload, n.Channel)
-	require.Equal(t, "marker", n.Payload)
 }
 
 // outbox returns the outbox rows of channel, as event ids in seq order.
@@ -88,10 +47,10 @@ func insertEvent(t *testing.T, db *testdb.DB, table string) string {
 // outbox row and one notification on channel carry the new id.
 func requireCaptured(t *testing.T, db *testdb.DB, table, channel string) {
 	t.Helper()
-	conn := listen(t, db, channel)
+	conn := testdb.Listen(t, db, channel)
 	before := len(outbox(t, db, channel))
 	id := insertEvent(t, db, table)
-	n := nextNotification(t, conn)
+	n := testdb.NextNotification(t, conn)
 	require.Equal(t, channel, n.Channel)
 	require.Equal(t, id, n.Payload)
 	ids := outbox(t, db, channel)
@@ -223,7 +182,7 @@ func TestRolledBackInsertIsNotCaptured(t *testing.T) {
 	_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
 	require.NoError(t, err)
 	marker := db.Channel + "_m"
-	conn := listen(t, db, db.Channel, marker)
+	conn := testdb.Listen(t, db, db.Channel, marker)
 
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
@@ -232,7 +191,7 @@ func TestRolledBackInsertIsNotCaptured(t *testing.T) {
 	require.NoError(t, tx.Rollback(ctx))
 
 	require.Empty(t, outbox(t, db, db.Channel))
-	noNotification(t, db, conn, marker)
+	testdb.NoNotification(t, db, conn, marker)
 }
 
 // TestChannelsAsSpelled installs triggers whose channels need quoting in SQL
@@ -264,9 +223,9 @@ func TestChannelsAsSpelled(t *testing.T) {
 
 			// Listen on the channel and on its lower-case form, which differs
 			// for "MyEvents": the notification must come on the exact one.
-			conn := listen(t, db, channel, strings.ToLower(channel))
+			conn := testdb.Listen(t, db, channel, strings.ToLower(channel))
 			id := insertEvent(t, db, db.Events())
-			n := nextNotification(t, conn)
+			n := testdb.NextNotification(t, conn)
 			require.Equal(t, channel, n.Channel)
 			require.Equal(t, id, n.Payload)
 			require.Equal(t, []string{id}, outbox(t, db, channel))
@@ -449,11 +408,11 @@ func TestReinstallIsIdempotent(t *testing.T) {
 		"SELECT count(*) FROM pg_proc WHERE pronamespace = $1::regnamespace AND proname = $2", db.Schema, trigger.Name(opts)))
 
 	marker := db.Channel + "_m"
-	conn := listen(t, db, db.Channel, marker)
+	conn := testdb.Listen(t, db, db.Channel, marker)
 	id := insertEvent(t, db, db.Events())
-	n := nextNotification(t, conn)
+	n := testdb.NextNotification(t, conn)
 	require.Equal(t, id, n.Payload)
-	noNotification(t, db, conn, marker)
+	testdb.NoNotification(t, db, conn, marker)
 	require.Equal(t, []string{id}, outbox(t, db, db.Channel), "one outbox row per insert")
 }
 
@@ -487,11 +446,11 @@ func TestTwoChannelsOnOneTable(t *testing.T) {
 	}
 	require.Equal(t, 2, countTriggers(t, db, db.Events()))
 
-	conn := listen(t, db, a, b)
+	conn := testdb.Listen(t, db, a, b)
 	id := insertEvent(t, db, db.Events())
 	got := map[string]string{}
 	for range 2 {
-		n := nextNotification(t, conn)
+		n := testdb.NextNotification(t, conn)
 		got[n.Channel] = n.Payload
 	}
 	require.Equal(t, map[string]string{a: id, b: id}, got)
@@ -519,10 +478,10 @@ func TestIDTypes(t *testing.T) {
 			_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: db.Schema + ".ev_" + tc.name, Channel: db.Channel})
 			require.NoError(t, err)
 
-			conn := listen(t, db, db.Channel)
+			conn := testdb.Listen(t, db, db.Channel)
 			var id string
 			require.NoError(t, db.Pool.QueryRow(ctx, fmt.Sprintf(tc.insert, table)).Scan(&id))
-			n := nextNotification(t, conn)
+			n := testdb.NextNotification(t, conn)
 			require.Equal(t, db.Channel, n.Channel)
 			require.Equal(t, id, n.Payload)
 			require.Equal(t, []string{id}, outbox(t, db, db.Channel))
@@ -536,7 +495,7 @@ func TestBulkInsert(t *testing.T) {
 	ctx := context.Background()
 	_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
 	require.NoError(t, err)
-	conn := listen(t, db, db.Channel)
+	conn := testdb.Listen(t, db, db.Channel)
 
 	const n = 1000
 	testdb.Exec(t, db.Pool, "INSERT INTO "+db.Events()+" (name, payload) SELECT 'bulk', jsonb_build_object('i', i) FROM generate_series(1, $1) AS i", n)
@@ -550,7 +509,7 @@ func TestBulkInsert(t *testing.T) {
 
 	payloads := map[string]bool{}
 	for range n {
-		nt := nextNotification(t, conn)
+		nt := testdb.NextNotification(t, conn)
 		require.Equal(t, db.Channel, nt.Channel)
 		payloads[nt.Payload] = true
 	}

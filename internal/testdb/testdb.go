@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -161,6 +162,47 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// NotifyTimeout is how long NextNotification waits.
+const NotifyTimeout = 10 * time.Second
+
+// Listen opens a dedicated connection listening on channels (spelled
+// exactly, quoted), closed when the test ends.
+func Listen(t testing.TB, db *DB, channels ...string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	for _, ch := range channels {
+		_, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize())
+		require.NoError(t, err, "listen on %q", ch)
+	}
+	return conn
+}
+
+// NextNotification waits up to NotifyTimeout for the next notification on
+// conn.
+func NextNotification(t testing.TB, conn *pgx.Conn) *pgconn.Notification {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), NotifyTimeout)
+	defer cancel()
+	n, err := conn.WaitForNotification(ctx)
+	require.NoError(t, err, "no notification within %s", NotifyTimeout)
+	return n
+}
+
+// NoNotification checks that nothing is pending on conn: it sends a marker
+// notification on marker (which conn must listen on) and requires it to be
+// the next one to arrive.
+func NoNotification(t testing.TB, db *DB, conn *pgx.Conn, marker string) {
+	t.Helper()
+	_, err := db.Pool.Exec(context.Background(), "SELECT pg_notify($1, 'marker')", marker)
+	require.NoError(t, err)
+	n := NextNotification(t, conn)
+	require.Equal(t, marker, n.Channel, "unexpected notification %q on %q", n.Payload, n.Channel)
+	require.Equal(t, "marker", n.Payload)
 }
 
 // Count runs a count query and returns the number.
