@@ -390,6 +390,13 @@ func runCommand() *cli.Command {
 			if cfg.MissingGrace <= 0 {
 				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
 			}
+			// bridge.Config reads 0 as "the default"; typed here it is a mistake.
+			if cfg.BatchSize < 1 {
+				return fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
+			}
+			if cfg.Concurrency < 1 {
+				return fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
+			}
 			pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
 			if err != nil {
 				return err
