@@ -731,6 +731,34 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 	require.Equal(t, 0, testdb.Count(t, db.Pool, "SELECT count(*) FROM "+db.Schema+".x"))
 }
 
+func TestNewRequiresSelectOnTheEventsTable(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	role := db.Schema + "_bridge"
+	testdb.Exec(t, db.Pool, "CREATE ROLE "+role)
+	t.Cleanup(func() {
+		testdb.Exec(t, db.Pool, "DROP OWNED BY "+role)
+		testdb.Exec(t, db.Pool, "DROP ROLE "+role)
+	})
+	testdb.Exec(t, db.Pool, "GRANT USAGE ON SCHEMA "+db.Schema+" TO "+role)
+	testdb.Exec(t, db.Pool, "GRANT ALL ON ALL TABLES IN SCHEMA "+db.Schema+" TO "+role)
+	testdb.Exec(t, db.Pool, "REVOKE SELECT ON "+db.Events()+" FROM "+role)
+	pcfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SET ROLE "+role)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	_, err = bridge.New(ctx, pool, bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
+	require.ErrorIs(t, err, bridge.ErrNoPrivilege)
+	require.ErrorContains(t, err, fmt.Sprintf(`role %q cannot SELECT from %s: GRANT SELECT ON %q.%q TO %q`, role, db.Events(), db.Schema, "events", role))
+}
+
 func TestParseInterval(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

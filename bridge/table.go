@@ -44,6 +44,7 @@ var (
 	ErrTableNotFound  = errors.New("events table not found")
 	ErrColumnNotFound = errors.New("column not found")
 	ErrIDType         = errors.New("id column type not supported")
+	ErrNoPrivilege    = errors.New("no privilege on events table")
 )
 
 type queryRower interface {
@@ -87,6 +88,15 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 		return nil, fmt.Errorf("%w: %q does not exist: %s", ErrTableNotFound, table, hint)
 	}
 	t := &eventTable{ident: ident, display: table}
+	var canSelect bool
+	var role string
+	if err := db.QueryRow(ctx, "SELECT has_table_privilege($1::oid, 'SELECT'), current_user::text", *oid).Scan(&canSelect, &role); err != nil {
+		return nil, fmt.Errorf("check privileges on %s: %w", table, err)
+	}
+	if !canSelect {
+		return nil, fmt.Errorf("%w: role %q cannot SELECT from %s: GRANT SELECT ON %s TO %s",
+			ErrNoPrivilege, role, table, ident, pgx.Identifier{role}.Sanitize())
+	}
 
 	var idType, idTypeName string
 	err = db.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), t.typname
