@@ -73,8 +73,8 @@ func newQueries(schema string, t *eventTable) queries {
 		// is skipped and its events get no jobs here. Rows are inserted in
 		// key order so that concurrent bridges lock keys in the same order.
 		record: `INSERT INTO ` + dispatch + ` (channel, event_id, event_name, outcome, reason, jobs, notified_at)
-			SELECT $1, r.event_id, r.event_name, r.outcome, r.reason, r.jobs::jsonb, r.notified_at
-			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+			SELECT $1, r.event_id, r.event_name, r.outcome, r.reason, ($8::jsonb[])[r.jobs], r.notified_at
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
 				AS r(event_id, event_name, outcome, reason, jobs, notified_at)
 			ORDER BY r.event_id
 			ON CONFLICT (channel, event_id) DO NOTHING
@@ -392,13 +392,17 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 	if len(records) == 0 {
 		return nil, nil
 	}
+	// Most events of a batch share a few route sets: each distinct set is
+	// sent, and parsed, once; rows refer to it by its (1-based) index.
 	var (
 		keys     = make([]string, len(records))
 		names    = make([]*string, len(records))
 		outcomes = make([]string, len(records))
 		reasons  = make([]*string, len(records))
-		jobsJSON = make([]string, len(records))
+		jobsIdx  = make([]int32, len(records))
 		created  = make([]time.Time, len(records))
+		jobSets  []string
+		setIndex = map[string]int32{}
 	)
 	for i, r := range records {
 		keys[i], names[i], outcomes[i], reasons[i], created[i] = r.key, r.name, string(r.outcome), r.reason, r.createdAt
@@ -410,9 +414,15 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 		if err != nil {
 			return nil, fmt.Errorf("encode routes of event %s: %w", r.key, err)
 		}
-		jobsJSON[i] = string(buf)
+		idx, ok := setIndex[string(buf)]
+		if !ok {
+			jobSets = append(jobSets, string(buf))
+			idx = int32(len(jobSets))
+			setIndex[string(buf)] = idx
+		}
+		jobsIdx[i] = idx
 	}
-	rows, err := tx.Query(ctx, b.q.record, b.cfg.Channel, keys, names, outcomes, reasons, jobsJSON, created)
+	rows, err := tx.Query(ctx, b.q.record, b.cfg.Channel, keys, names, outcomes, reasons, jobsIdx, created, jobSets)
 	if err != nil {
 		return nil, fmt.Errorf("record outcomes of %d events: %w", len(records), err)
 	}
