@@ -111,30 +111,36 @@ func TestMigrateTwice(t *testing.T) {
 	require.NotNil(t, second.RiverVersions)
 }
 
-func TestMigrateConcurrently(t *testing.T) {
-	t.Parallel()
-	db := freshSchema(t)
-	ctx := context.Background()
-
-	const n = 4
+// migrateConcurrently starts n Migrate calls on db's schema at once and
+// requires each to succeed.
+func migrateConcurrently(t *testing.T, db *testdb.DB, n int) []*migrations.Result {
+	t.Helper()
 	var wg sync.WaitGroup
 	results := make([]*migrations.Result, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-start
-			results[i], errs[i] = migrations.Migrate(ctx, db.Pool, db.Schema)
-		}()
+			results[i], errs[i] = migrations.Migrate(context.Background(), db.Pool, db.Schema)
+		})
 	}
 	close(start)
 	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "migrator %d", i)
+	}
+	return results
+}
 
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	db := freshSchema(t)
+	ctx := context.Background()
+
+	results := migrateConcurrently(t, db, 4)
 	applied := 0
-	for i := range n {
-		require.NoError(t, errs[i], "migrator %d", i)
+	for i := range results {
 		applied += len(results[i].Versions)
 	}
 	require.Equal(t, len(mustAll(t)), applied, "each of notified's migrations was applied exactly once")
@@ -151,25 +157,9 @@ func TestMigrateConcurrentlyNotifiedPart(t *testing.T) {
 	_, err := migrations.Down(ctx, db.Pool, db.Schema, 0)
 	require.NoError(t, err)
 
-	const n = 4
-	var wg sync.WaitGroup
-	results := make([]*migrations.Result, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i], errs[i] = migrations.Migrate(ctx, db.Pool, db.Schema)
-		}()
-	}
-	close(start)
-	wg.Wait()
-
+	results := migrateConcurrently(t, db, 4)
 	applied := 0
-	for i := range n {
-		require.NoError(t, errs[i], "migrator %d", i)
+	for i := range results {
 		require.Empty(t, results[i].RiverVersions)
 		applied += len(results[i].Versions)
 	}
@@ -277,17 +267,8 @@ func TestCheckCurrentSchema(t *testing.T) {
 	db := freshSchema(t)
 	ctx := context.Background()
 
-	conn, err := db.Pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	_, err = conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", pgx.Identifier{db.Schema}.Sanitize())
-	require.NoError(t, err)
-	defer func() {
-		_, err := conn.Exec(context.Background(), "RESET search_path")
-		require.NoError(t, err)
-	}()
-
-	err = migrations.Check(ctx, conn, "")
+	conn := testdb.SearchPathConn(t, db)
+	err := migrations.Check(ctx, conn, "")
 	require.ErrorIs(t, err, migrations.ErrNotMigrated)
 	require.Contains(t, err.Error(), "in the current schema")
 	require.Contains(t, err.Error(), "run `notified-bridge migrate` first")

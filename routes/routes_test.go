@@ -250,16 +250,7 @@ func TestStoreCurrentSchema(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 
-	conn, err := db.Pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	// A session search_path, reset before the connection goes back to the pool.
-	_, err = conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", pgx.Identifier{db.Schema}.Sanitize())
-	require.NoError(t, err)
-	defer func() {
-		_, err := conn.Exec(context.Background(), "RESET search_path")
-		require.NoError(t, err)
-	}()
+	conn := testdb.SearchPathConn(t, db)
 
 	s := routes.NewStore(conn, "")
 	require.NoError(t, s.Add(ctx, routes.Route{Event: "e", Kind: "k"}))

@@ -166,7 +166,7 @@ func TestInstallCurrentSchema(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 
-	conn := searchPathConn(t, db)
+	conn := testdb.SearchPathConn(t, db)
 	sql, err := trigger.Install(ctx, conn, trigger.Options{Channel: db.Channel})
 	require.NoError(t, err)
 	require.Contains(t, sql, `INSERT INTO `+pgx.Identifier{db.Schema, "notified_outbox"}.Sanitize(), "the schema is resolved")
@@ -248,20 +248,6 @@ func TestDollarTagAvoidsBody(t *testing.T) {
 	require.Contains(t, sql, "AS $notified1$")
 }
 
-// searchPathConn returns a connection whose search_path is the test schema
-// only, so that unqualified names (and an injected "drop table x") resolve
-// there.
-func searchPathConn(t *testing.T, db *testdb.DB) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(db.URL)
-	require.NoError(t, err)
-	cfg.RuntimeParams["search_path"] = db.Schema
-	conn, err := pgx.ConnectConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
-}
-
 // TestHostileTableName installs the trigger on a table whose name tries to
 // end the identifier and drop another table.
 func TestHostileTableName(t *testing.T) {
@@ -277,7 +263,7 @@ func TestHostileTableName(t *testing.T) {
 			testdb.Exec(t, db.Pool, "CREATE TABLE "+table+" (id bigserial PRIMARY KEY, name text, payload jsonb)")
 			testdb.Exec(t, db.Pool, "CREATE TABLE "+sentinel+" (a int)")
 
-			conn := searchPathConn(t, db)
+			conn := testdb.SearchPathConn(t, db)
 			opts := trigger.Options{Schema: db.Schema, Table: hostile, Channel: db.Channel}
 			if qualified {
 				opts.Table = db.Schema + "." + hostile
@@ -313,7 +299,7 @@ func TestNewlinesInNames(t *testing.T) {
 			testdb.Exec(t, db.Pool, "CREATE TABLE "+sentinel+" (a int)")
 			channel := tc.channel + suffix(db)
 
-			conn := searchPathConn(t, db)
+			conn := testdb.SearchPathConn(t, db)
 			_, err := trigger.Install(ctx, conn, trigger.Options{Schema: db.Schema, Table: tc.table, IDColumn: tc.idColumn, Channel: channel})
 			require.NoError(t, err)
 
@@ -427,7 +413,7 @@ func TestReinstallUnderAnotherSpelling(t *testing.T) {
 	ctx := context.Background()
 	_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
 	require.NoError(t, err)
-	_, err = trigger.Install(ctx, searchPathConn(t, db), trigger.Options{Schema: db.Schema, Table: "events", Channel: db.Channel})
+	_, err = trigger.Install(ctx, testdb.SearchPathConn(t, db), trigger.Options{Schema: db.Schema, Table: "events", Channel: db.Channel})
 	require.NoError(t, err)
 
 	require.Equal(t, 1, countTriggers(t, db, db.Events()))

@@ -164,6 +164,20 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	}
 }
 
+// SearchPathConn returns a dedicated connection whose search_path is the
+// test's schema, closed when the test ends, for code that uses the current
+// schema.
+func SearchPathConn(t testing.TB, db *DB) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{db.Schema}.Sanitize()
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
 // NotifyTimeout is how long NextNotification waits.
 const NotifyTimeout = 10 * time.Second
 
