@@ -759,6 +759,15 @@ func TestNewRequiresSelectOnTheEventsTable(t *testing.T) {
 	require.ErrorContains(t, err, fmt.Sprintf(`role %q cannot SELECT from %s: GRANT SELECT ON %q.%q TO %q`, role, db.Events(), db.Schema, "events", role))
 }
 
+func TestValidateChannel(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, bridge.ValidateChannel("MyEvents-2"))
+	require.NoError(t, bridge.ValidateChannel(strings.Repeat("c", 63)))
+	require.EqualError(t, bridge.ValidateChannel(""), "channel is empty: set --channel or NOTIFIED_CHANNEL")
+	require.EqualError(t, bridge.ValidateChannel(strings.Repeat("c", 64)),
+		`channel "`+strings.Repeat("c", 64)+`" is longer than 63 bytes, which Postgres truncates: use a shorter channel`)
+}
+
 func TestParseInterval(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

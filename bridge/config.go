@@ -111,8 +111,18 @@ func (c Config) validate() error {
 		return fmt.Errorf("missing grace %s is negative: use a duration such as 30s", c.MissingGrace)
 	case c.PingInterval < 0:
 		return fmt.Errorf("ping interval %s is negative", c.PingInterval)
-	case len(c.Channel) > 63:
-		return fmt.Errorf("channel %q is longer than 63 bytes, which Postgres truncates: use a shorter channel", c.Channel)
+	}
+	return ValidateChannel(c.Channel)
+}
+
+// ValidateChannel reports whether channel can be used as a NOTIFY channel:
+// Postgres silently truncates names longer than 63 bytes.
+func ValidateChannel(channel string) error {
+	if channel == "" {
+		return errors.New("channel is empty: set --channel or NOTIFIED_CHANNEL")
+	}
+	if len(channel) > 63 {
+		return fmt.Errorf("channel %q is longer than 63 bytes, which Postgres truncates: use a shorter channel", channel)
 	}
 	return nil
 }

@@ -39,8 +39,8 @@ func New(schema, channel string) (*Publisher, error) {
 	if channel == "" {
 		channel = bridge.DefaultChannel
 	}
-	if len(channel) > 63 {
-		return nil, fmt.Errorf("channel %q is longer than 63 bytes", channel)
+	if err := bridge.ValidateChannel(channel); err != nil {
+		return nil, err
 	}
 	return &Publisher{
 		channel: channel,

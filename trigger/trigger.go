@@ -82,8 +82,8 @@ func sqlFor(o Options, table []string) (string, error) {
 	if err := migrations.ValidateSchema(o.Schema); err != nil {
 		return "", err
 	}
-	if o.Channel == "" || len(o.Channel) > 63 {
-		return "", fmt.Errorf("channel %q must be 1 to 63 bytes long", o.Channel)
+	if err := bridge.ValidateChannel(o.Channel); err != nil {
+		return "", err
 	}
 	trg := name(table, o.IDColumn, o.Channel)
 	fn := pgx.Identifier{o.Schema, trg}.Sanitize()
