@@ -100,6 +100,11 @@ func (s *Store) Add(ctx context.Context, r Route) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
+	return s.upsert(ctx, r)
+}
+
+// upsert writes a validated route.
+func (s *Store) upsert(ctx context.Context, r Route) error {
 	r = r.withDefaults()
 	_, err := s.db.Exec(ctx, `INSERT INTO `+s.table+` (event_name, kind, queue, priority, max_attempts)
 		VALUES ($1, $2, $3, $4, $5)
@@ -123,7 +128,7 @@ func (s *Store) Ensure(ctx context.Context, rs ...Route) error {
 		}
 	}
 	for _, r := range rs {
-		if err := s.Add(ctx, r); err != nil {
+		if err := s.upsert(ctx, r); err != nil {
 			return err
 		}
 	}
