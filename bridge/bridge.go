@@ -242,6 +242,7 @@ func (b *Bridge) account(res *batchResult) {
 	}
 	var dispatched, unrouted, missing, rejected int64
 	keys := make([]string, 0, len(res.recorded))
+	unroutedNames := map[string]int{}
 	for _, r := range res.recorded {
 		keys = append(keys, r.key)
 		switch r.outcome {
@@ -249,19 +250,22 @@ func (b *Bridge) account(res *batchResult) {
 			dispatched++
 		case OutcomeUnrouted:
 			unrouted++
+			unroutedNames[*r.name]++
 		case OutcomeMissing:
 			missing++
 		case OutcomeRejected:
 			rejected++
 		}
-		if r.outcome != OutcomeDispatched && r.reason != nil {
-			level := slog.LevelWarn
-			if r.outcome == OutcomeUnrouted {
-				level = slog.LevelDebug
-			}
-			b.log.Log(context.Background(), level, "event "+string(r.outcome),
-				slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		switch r.outcome {
+		case OutcomeMissing, OutcomeRejected:
+			b.log.Warn("event "+string(r.outcome), slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		case OutcomeUnrouted:
+			b.log.Debug("event unrouted", slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		}
+	}
+	// Unrouted events are often many of a few names: one line per name.
+	for name, n := range unroutedNames {
+		b.log.Info("events unrouted: no route for their name", slog.String("event_name", name), slog.Int("events", n))
 	}
 	b.recent.add(keys)
 	if res.requeued > 0 {

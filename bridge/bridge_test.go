@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -382,6 +383,42 @@ func TestBadOutboxRowsDoNotAffectTheirBatch(t *testing.T) {
 	require.Equal(t, int64(3), st.Dispatched)
 	require.Equal(t, int64(1), st.Rejected)
 	require.Equal(t, int64(1), st.Missing)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestOutcomesAreLogged(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	var logs syncBuffer
+	cfg := tb.cfg
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tb.start(t, nil, cfg)
+	tb.insertEvents(t, "nobody_listens", "nobody_listens")
+	tb.notify(t, "abc")
+	tb.waitRecorded(t, 3)
+	testdb.WaitFor(t, 5*time.Second, func() (bool, string) {
+		out := logs.String()
+		return strings.Contains(out, `"msg":"events unrouted: no route for their name","channel":"`+tb.db.Channel+`","event_name":"nobody_listens","events":2`) &&
+			strings.Contains(out, `"msg":"event rejected","channel":"`+tb.db.Channel+`","event_id":"abc","reason":"payload \"abc\" is not a valid bigint id"`) &&
+			strings.Contains(out, `"msg":"batch dispatched"`), out
+	})
 }
 
 func TestNullNameIsRejected(t *testing.T) {
