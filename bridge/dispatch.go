@@ -34,13 +34,12 @@ const (
 // queries holds the SQL of the dispatch path, built once from the
 // configuration. Every identifier in it is quoted.
 type queries struct {
-	claim    string
-	routes   string
-	fetch    string
-	requeue  string
-	record   string
-	adopt    string
-	outboxTb string
+	claim   string
+	routes  string
+	fetch   string
+	requeue string
+	record  string
+	adopt   string
 }
 
 func newQueries(schema string, t *eventTable) queries {
@@ -48,7 +47,6 @@ func newQueries(schema string, t *eventTable) queries {
 	dispatch := migrations.Qualify(schema, "notified_dispatch")
 	route := migrations.Qualify(schema, "notified_route")
 	return queries{
-		outboxTb: outbox,
 		// Claim the oldest available rows of the channel, skipping those
 		// another bridge holds, and delete them by ctid (cheaper than by seq:
 		// the planner picks a TID scan). If the transaction rolls back, the

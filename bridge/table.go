@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -230,11 +229,7 @@ func quoteShort(s string) string {
 	if len(s) <= 64 {
 		return strconv.Quote(s)
 	}
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(s))
+	return strconv.Quote(truncate(s, 64)) + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // recordKey is the key a payload is recorded under in notified_dispatch:
@@ -245,9 +240,5 @@ func recordKey(payload string) string {
 		return payload
 	}
 	sum := sha256.Sum256([]byte(payload))
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(payload[cut]) {
-		cut--
-	}
-	return payload[:cut] + "...sha256:" + hex.EncodeToString(sum[:])
+	return truncate(payload, 64) + "...sha256:" + hex.EncodeToString(sum[:])
 }
