@@ -62,6 +62,9 @@ type Source struct {
 	EventID   string `json:"event_id"`
 	EventName string `json:"event_name"`
 	Channel   string `json:"channel"`
+	// ReplayID is the replay that created the job (notified_replay.id), or 0
+	// for a job created when the event was dispatched.
+	ReplayID int64 `json:"replay_id,omitempty"`
 }
 
 // Kind names a handler kind. Implement it with a value receiver on an empty

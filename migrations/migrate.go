@@ -238,7 +238,9 @@ func withLock(ctx context.Context, pool *pgxpool.Pool, schema string, fn func(co
 func inTx(ctx context.Context, conn *pgxpool.Conn, schema string, fn func(tx pgx.Tx, current int) ([]int, error)) ([]int, error) {
 	var out []int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()); err != nil {
+		// pg_temp last: functions created with SET search_path FROM CURRENT
+		// then never resolve names to a caller's temporary tables.
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()+", pg_temp"); err != nil {
 			return fmt.Errorf("set search_path: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS notified_migration (
