@@ -1,0 +1,289 @@
+// Package history reads what became of events and their jobs: one event's
+// outcome and every job created for it, the state of the whole pipeline, and
+// the dead letters; and it prunes history past its retention.
+//
+// It reads notified's tables and views (see docs/history.md):
+// notified_dispatch (one row per event the bridge recorded), notified_job
+// (how each job ended, recorded by a trigger as River finalizes it, so it
+// survives River's job cleaner), notified_replay, notified_bridge, and the
+// views notified_jobs and notified_history built on them and on river_job.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/notified/notified/migrations"
+)
+
+// DB is what the store needs of a pool, a connection or a transaction.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Store reads and prunes the history kept in one schema.
+type Store struct {
+	db     DB
+	schema string
+}
+
+// NewStore returns a store for the tables in schema ("" for the connection's
+// current schema).
+func NewStore(db DB, schema string) *Store {
+	return &Store{db: db, schema: schema}
+}
+
+func (s *Store) table(name string) string { return migrations.Qualify(s.schema, name) }
+
+// ErrNotFound says no event with the id was ever announced on the channel (or
+// its history has been pruned).
+var ErrNotFound = errors.New("event not found")
+
+// The outcomes an event can have, as in notified_dispatch.outcome, plus
+// OutcomePending for an event announced but not dispatched yet.
+const (
+	OutcomeDispatched = "dispatched"
+	OutcomeUnrouted   = "unrouted"
+	OutcomeMissing    = "missing"
+	OutcomeRejected   = "rejected"
+	OutcomePending    = "pending"
+)
+
+// The final states of a River job.
+const (
+	StateCompleted = "completed"
+	StateCancelled = "cancelled"
+	StateDiscarded = "discarded"
+)
+
+// Job is one job notified created for an event, live or finished.
+type Job struct {
+	ID          int64           `json:"job_id"`
+	EventID     string          `json:"event_id"`
+	EventName   string          `json:"event_name"`
+	Handler     string          `json:"handler"`
+	Queue       string          `json:"queue"`
+	State       string          `json:"state"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	CreatedAt   time.Time       `json:"created_at"`
+	AttemptedAt *time.Time      `json:"attempted_at"`
+	FinalizedAt *time.Time      `json:"finalized_at"`
+	LastError   *string         `json:"last_error"`
+	Output      json.RawMessage `json:"output"`
+	// ReplayID is the replay that created the job; nil for a job created
+	// when the event was dispatched.
+	ReplayID     *int64  `json:"replay_id"`
+	ReplayedBy   *string `json:"replayed_by,omitempty"`
+	ReplayReason *string `json:"replay_reason,omitempty"`
+}
+
+// Route is a handler an event was routed to when it was dispatched, as
+// recorded in notified_dispatch.jobs.
+type Route struct {
+	Handler     string `json:"kind"`
+	Queue       string `json:"queue"`
+	Priority    int    `json:"priority"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// Event is one event's history.
+type Event struct {
+	Channel string  `json:"channel"`
+	ID      string  `json:"event_id"`
+	Name    *string `json:"event_name"`
+	// Outcome is dispatched, unrouted, missing, rejected, or pending (in the
+	// outbox, not dispatched yet).
+	Outcome      string     `json:"outcome"`
+	Reason       *string    `json:"reason"`
+	NotifiedAt   time.Time  `json:"notified_at"`
+	DispatchedAt *time.Time `json:"dispatched_at"`
+	// Routes are the handlers the event was routed to when dispatched.
+	Routes []Route `json:"routes"`
+	// Jobs are every job created for the event, oldest first.
+	Jobs []Job `json:"jobs"`
+	// Data is the event row, when the caller looked it up.
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Event returns the history of the event with id (as the bridge recorded
+// it: the canonical text of the id) on channel, or ErrNotFound.
+func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
+	ev := &Event{Channel: channel, ID: id, Routes: []Route{}, Jobs: []Job{}}
+	var routesJSON []byte
+	var dispatchedAt time.Time
+	err := s.db.QueryRow(ctx, `SELECT event_name, outcome, reason, notified_at, dispatched_at, jobs
+		FROM `+s.table("notified_dispatch")+` WHERE channel = $1 AND event_id = $2`, channel, id).
+		Scan(&ev.Name, &ev.Outcome, &ev.Reason, &ev.NotifiedAt, &dispatchedAt, &routesJSON)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// Not dispatched: perhaps still in the outbox.
+		var created *time.Time
+		if err := s.db.QueryRow(ctx, `SELECT min(created_at) FROM `+s.table("notified_outbox")+
+			` WHERE channel = $1 AND event_id = $2`, channel, id).Scan(&created); err != nil {
+			return nil, fmt.Errorf("look up event %s in the outbox: %w", id, err)
+		}
+		if created == nil {
+			return nil, fmt.Errorf("%w: no event %s on channel %q has been notified (or its history is past the retention)", ErrNotFound, id, channel)
+		}
+		ev.Outcome, ev.NotifiedAt = OutcomePending, *created
+		reason := "in the outbox, not dispatched yet: is a bridge running for this channel?"
+		ev.Reason = &reason
+		return ev, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up event %s: %w", id, err)
+	}
+	ev.DispatchedAt = &dispatchedAt
+	if err := json.Unmarshal(routesJSON, &ev.Routes); err != nil {
+		return nil, fmt.Errorf("decode routes of event %s: %w", id, err)
+	}
+	rows, err := s.db.Query(ctx, `SELECT job_id, handler, queue, state, attempt, max_attempts,
+			job_created_at, attempted_at, finalized_at, last_error, output, replay_id, replayed_by, replay_reason
+		FROM `+s.table("notified_history")+`
+		WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
+		ORDER BY job_id`, channel, id)
+	if err != nil {
+		return nil, fmt.Errorf("read jobs of event %s: %w", id, err)
+	}
+	ev.Jobs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Job, error) {
+		j := Job{EventID: id}
+		if ev.Name != nil {
+			j.EventName = *ev.Name
+		}
+		err := row.Scan(&j.ID, &j.Handler, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts,
+			&j.CreatedAt, &j.AttemptedAt, &j.FinalizedAt, &j.LastError, &j.Output, &j.ReplayID, &j.ReplayedBy, &j.ReplayReason)
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read jobs of event %s: %w", id, err)
+	}
+	return ev, nil
+}
+
+// jobColumns are the columns of notified_jobs scanned by scanJob.
+const jobColumns = `job_id, event_id, event_name, kind, queue, state, attempt, max_attempts,
+	created_at, attempted_at, finalized_at, last_error, output, replay_id`
+
+func scanJob(row pgx.CollectableRow) (Job, error) {
+	var j Job
+	err := row.Scan(&j.ID, &j.EventID, &j.EventName, &j.Handler, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts,
+		&j.CreatedAt, &j.AttemptedAt, &j.FinalizedAt, &j.LastError, &j.Output, &j.ReplayID)
+	return j, err
+}
+
+// DeadLetterFilter selects dead letters.
+type DeadLetterFilter struct {
+	// Channel is the channel whose events' jobs are listed.
+	Channel string
+	// Handlers, when not empty, keeps only these handler kinds.
+	Handlers []string
+	// Since, when not zero, keeps only jobs finalized at or after it.
+	Since time.Time
+	// JobIDs, when not empty, keeps only these jobs.
+	JobIDs []int64
+	// Limit caps the number of jobs returned; 0 means no limit.
+	Limit int
+}
+
+// DeadLetters returns the jobs that ended discarded (out of attempts) or
+// cancelled (a permanent error or a FAILURE result) and are the newest job of
+// their handler for their event: a dead letter that was replayed or retried
+// since is not listed. Newest first.
+func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]Job, error) {
+	var handlers []string
+	if len(f.Handlers) > 0 {
+		handlers = f.Handlers
+	}
+	var since *time.Time
+	if !f.Since.IsZero() {
+		since = &f.Since
+	}
+	var ids []int64
+	if len(f.JobIDs) > 0 {
+		ids = f.JobIDs
+	}
+	limit := int64(f.Limit)
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM `+s.table("notified_jobs")+` d
+		WHERE d.state IN ('discarded', 'cancelled') AND d.channel = $1
+		  AND ($2::text[] IS NULL OR d.kind = ANY($2))
+		  AND ($3::timestamptz IS NULL OR d.finalized_at >= $3)
+		  AND ($4::bigint[] IS NULL OR d.job_id = ANY($4))
+		  AND NOT EXISTS (SELECT 1 FROM `+s.table("river_job")+` l
+			WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', d.channel, 'event_id', d.event_id))
+			  AND l.kind = d.kind AND l.id > d.job_id)
+		  AND NOT EXISTS (SELECT 1 FROM `+s.table("notified_job")+` l
+			WHERE l.channel = d.channel AND l.event_id = d.event_id AND l.kind = d.kind AND l.job_id > d.job_id)
+		ORDER BY d.finalized_at DESC, d.job_id DESC
+		LIMIT CASE WHEN $5::bigint < 0 THEN NULL ELSE $5::bigint END`, f.Channel, handlers, since, ids, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanJob)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// Pruned counts the rows Prune deleted.
+type Pruned struct {
+	Events  int64 `json:"events"`
+	Jobs    int64 `json:"jobs"`
+	Replays int64 `json:"replays"`
+	Bridges int64 `json:"bridges"`
+}
+
+// pruneBatch is how many rows one prune statement deletes: small enough that
+// no statement holds many locks or runs long.
+const pruneBatch = 5000
+
+// Prune deletes history older than before: dispatch records of events
+// dispatched before it, outcomes of jobs finalized before it, and replays
+// started before it; and bridges not seen for a day. It deletes in batches,
+// so it is safe to run while bridges and workers are busy, and from several
+// processes at once.
+//
+// A dispatch record is also what keeps a second NOTIFY of the same id from
+// dispatching the event again: once it is pruned, a hand-sent NOTIFY of that
+// id dispatches it anew. The capture trigger never announces an event twice.
+func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
+	var p Pruned
+	steps := []struct {
+		what  string
+		table string
+		where string
+		n     *int64
+	}{
+		{"dispatch records", "notified_dispatch", "dispatched_at < $1", &p.Events},
+		{"job outcomes", "notified_job", "finalized_at < $1", &p.Jobs},
+		{"replays", "notified_replay", "started_at < $1", &p.Replays},
+		{"bridges", "notified_bridge", "seen_at < greatest($1, now() - interval '1 day')", &p.Bridges},
+	}
+	for _, st := range steps {
+		t := s.table(st.table)
+		q := `DELETE FROM ` + t + ` WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM ` + t + ` WHERE ` + st.where + ` LIMIT ` + fmt.Sprint(pruneBatch) + ` FOR UPDATE SKIP LOCKED))`
+		for {
+			tag, err := s.db.Exec(ctx, q, before)
+			if err != nil {
+				return p, fmt.Errorf("prune %s older than %s: %w", st.what, before.Format(time.RFC3339), err)
+			}
+			*st.n += tag.RowsAffected()
+			if tag.RowsAffected() < pruneBatch {
+				break
+			}
+		}
+	}
+	return p, nil
+}
