@@ -34,6 +34,7 @@ import (
 // Bridge listens for events and dispatches them. Create it with New and run
 // it with Run.
 type Bridge struct {
+	id    string // this bridge's row in notified_bridge
 	cfg   Config
 	pool  *pgxpool.Pool
 	river *river.Client[pgx.Tx]
@@ -76,6 +77,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return &Bridge{
+		id:      newBridgeID(),
 		cfg:     cfg,
 		pool:    pool,
 		river:   client,
@@ -129,6 +131,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.listen(ctx) })
 	wg.Go(func() { b.drainLoop(ctx) })
+	wg.Go(func() { b.housekeeping(ctx) })
 	for range b.cfg.Concurrency - 1 {
 		wg.Go(func() { b.helperLoop(ctx) })
 	}
@@ -161,18 +164,23 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		// Drain first: the notified ids are then mostly ones this bridge
 		// has just dispatched, which adoption skips without a query.
+		// After a failure, try again once the backoff has passed rather
+		// than at the next wake-up: the work is still there.
 		if err := b.drain(ctx); err != nil {
 			b.logFailure(ctx, "dispatch", err, &failures)
+			b.kick()
 			continue
 		}
 		adopted, err := b.adoptPending(ctx)
 		if err != nil {
 			b.logFailure(ctx, "adopt notified ids", err, &failures)
+			b.kick()
 			continue
 		}
 		if adopted > 0 {
 			if err := b.drain(ctx); err != nil {
 				b.logFailure(ctx, "dispatch", err, &failures)
+				b.kick()
 				continue
 			}
 		}

@@ -22,7 +22,15 @@ const (
 	DefaultConcurrency  = 2
 	DefaultMissingGrace = 30 * time.Second
 	DefaultPingInterval = 15 * time.Second
+	// DefaultRetention is how long history (dispatch records, job outcomes,
+	// replays) is kept.
+	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultPruneInterval is how often a bridge prunes history.
+	DefaultPruneInterval = time.Hour
 )
+
+// KeepForever, as Config.Retention, keeps history forever.
+const KeepForever time.Duration = -1
 
 // Config is everything the bridge needs to know. The zero value of each field
 // means its default.
@@ -53,6 +61,15 @@ type Config struct {
 	// PingInterval is how long the listener waits without traffic before it
 	// pings the server to detect a dead connection.
 	PingInterval time.Duration
+	// Retention is how long history is kept: dispatch records, job
+	// outcomes and replays older than it are pruned. KeepForever disables
+	// pruning. A pruned dispatch record no longer stops a hand-sent NOTIFY
+	// of the same id from dispatching the event again.
+	Retention time.Duration
+	// PruneInterval is how often the bridge prunes history.
+	PruneInterval time.Duration
+	// Version is reported in notified_bridge (see `notified-bridge status`).
+	Version string
 	// Logger receives the bridge's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -86,6 +103,15 @@ func (c Config) withDefaults() Config {
 	if c.PingInterval == 0 {
 		c.PingInterval = DefaultPingInterval
 	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = DefaultPruneInterval
+	}
+	if c.Version == "" {
+		c.Version = "devel"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -111,6 +137,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("missing grace %s is negative: use a duration such as 30s", c.MissingGrace)
 	case c.PingInterval < 0:
 		return fmt.Errorf("ping interval %s is negative", c.PingInterval)
+	case c.Retention < 0 && c.Retention != KeepForever:
+		return fmt.Errorf("retention %s is negative: use a duration such as 720h, or KeepForever", c.Retention)
+	case c.PruneInterval < 0:
+		return fmt.Errorf("prune interval %s is negative", c.PruneInterval)
 	}
 	return ValidateChannel(c.Channel)
 }
