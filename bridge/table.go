@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -241,4 +242,54 @@ func recordKey(payload string) string {
 	}
 	sum := sha256.Sum256([]byte(payload))
 	return truncate(payload, 64) + "...sha256:" + hex.EncodeToString(sum[:])
+}
+
+// EventRow is one row of the events table, as LookupEvent reads it.
+type EventRow struct {
+	// ID is the canonical text of the id, as the bridge records it.
+	ID string
+	// Found says whether the row exists.
+	Found bool
+	// Name is the value of the name column.
+	Name *string
+	// Data is the row as a JSON object.
+	Data json.RawMessage
+}
+
+// CanonicalID returns the text the bridge records for the id payload of the
+// configured events table (e.g. "42" for "042" in an integer column), or why
+// payload is not an id of that table.
+func CanonicalID(ctx context.Context, db queryRower, cfg Config, payload string) (string, error) {
+	cfg = cfg.withDefaults()
+	t, err := inspectTable(ctx, db, cfg.Table, cfg.IDColumn, "")
+	if err != nil {
+		return "", err
+	}
+	return t.parseID(payload)
+}
+
+// LookupEvent reads the row of the configured events table whose id is
+// payload.
+func LookupEvent(ctx context.Context, db queryRower, cfg Config, payload string) (*EventRow, error) {
+	cfg = cfg.withDefaults()
+	t, err := inspectTable(ctx, db, cfg.Table, cfg.IDColumn, cfg.NameColumn)
+	if err != nil {
+		return nil, err
+	}
+	id, err := t.parseID(payload)
+	if err != nil {
+		return nil, err
+	}
+	ev := &EventRow{ID: id}
+	var gotID string
+	var data []byte
+	err = db.QueryRow(ctx, t.fetchSQL(), []string{id}).Scan(&gotID, &ev.Name, &data)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ev, nil
+	case err != nil:
+		return nil, fmt.Errorf("fetch event %s from %s: %w", id, t.display, err)
+	}
+	ev.Found, ev.Data = true, data
+	return ev, nil
 }
