@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -27,7 +29,16 @@ import (
 	"github.com/notified/notified/publish"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
+	"github.com/notified/notified/web"
 )
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,7 +80,11 @@ var (
 		Name: "channel", EnvVars: []string{"NOTIFIED_CHANNEL"}, Value: bridge.DefaultChannel,
 		Usage: "NOTIFY channel, spelled exactly as producers pass it to pg_notify",
 	}
-	flagJSON = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+	flagJSON      = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+	flagRetention = &cli.DurationFlag{
+		Name: "retention", EnvVars: []string{"NOTIFIED_RETENTION"}, Value: bridge.DefaultRetention,
+		Usage: "how long to keep history (dispatch records, job outcomes, replays); 0 keeps it forever",
+	}
 )
 
 func newApp() *cli.App {
@@ -91,6 +106,11 @@ func newApp() *cli.App {
 			installTriggerCommand(),
 			runCommand(),
 			notifyCommand(),
+			historyCommand(),
+			statusCommand(),
+			replayCommand(),
+			deadLettersCommand(),
+			pruneCommand(),
 		},
 		Before: func(c *cli.Context) error {
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
@@ -375,6 +395,13 @@ func runCommand() *cli.Command {
 				Usage: "dispatch transactions at once while draining a backlog"},
 			&cli.DurationFlag{Name: "missing-grace", EnvVars: []string{"NOTIFIED_MISSING_GRACE"}, Value: bridge.DefaultMissingGrace,
 				Usage: "how long to retry an id whose row is not visible before recording it as missing"},
+			flagRetention,
+			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
+				Usage: "serve the web UI (River UI under /riverui/, event history under /events/ID) on `ADDR`, e.g. 127.0.0.1:8080; off when empty"},
+			&cli.BoolFlag{Name: "insecure-ui", EnvVars: []string{"NOTIFIED_INSECURE_UI"},
+				Usage: "allow --http-addr on a non-loopback address without NOTIFIED_UI_USER/NOTIFIED_UI_PASSWORD"},
+			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"NOTIFIED_UI_USER"}, Usage: "user for the web UI's basic auth"},
+			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"NOTIFIED_UI_PASSWORD"}, Usage: "password for the web UI's basic auth (prefer the environment variable)"},
 		},
 		Action: func(c *cli.Context) error {
 			interval, err := bridge.ParseInterval(c.String("poll-interval"))
@@ -385,7 +412,22 @@ func runCommand() *cli.Command {
 				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
 				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
 				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
-				Logger: slog.Default(),
+				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
+			}
+			switch {
+			case cfg.Retention == 0:
+				cfg.Retention = bridge.KeepForever
+			case cfg.Retention < 0:
+				return fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
+			}
+			httpAddr, user, password := c.String("http-addr"), c.String("ui-user"), c.String("ui-password")
+			if httpAddr != "" {
+				if (user == "") != (password == "") {
+					return errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
+				}
+				if err := web.CheckAddr(httpAddr, user != "", c.Bool("insecure-ui")); err != nil {
+					return err
+				}
 			}
 			if cfg.MissingGrace <= 0 {
 				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
@@ -406,7 +448,33 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return b.Run(c.Context)
+			if httpAddr == "" {
+				return b.Run(c.Context)
+			}
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password, Logger: slog.Default()})
+			if err != nil {
+				return err
+			}
+			// The UI and the bridge stop together: a UI that cannot listen
+			// stops the bridge, so a supervisor sees the failure.
+			var wg sync.WaitGroup
+			var uiErr error
+			wg.Go(func() {
+				uiErr = web.Serve(ctx, httpAddr, ui, slog.Default(), nil)
+				cancel()
+			})
+			err = b.Run(ctx)
+			cancel()
+			wg.Wait()
+			if err != nil {
+				return err
+			}
+			if c.Context.Err() == nil {
+				return uiErr
+			}
+			return nil
 		},
 	}
 }

@@ -276,7 +276,7 @@ func TestMigrate(t *testing.T) {
 	out := mustRun(t, db, "migrate")
 	require.Contains(t, out, "schema "+db.Schema+": applied ")
 	require.NotContains(t, out, "applied 0 River migration(s)")
-	require.Contains(t, out, "1 notified migration(s) [1]")
+	require.Contains(t, out, "2 notified migration(s) [1 2]")
 	for _, table := range []string{"river_job", "notified_route", "notified_outbox", "notified_dispatch"} {
 		require.Equal(t, 1, count(t, db, "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2", db.Schema, table), table)
 	}
@@ -300,7 +300,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &applied), out)
 	require.Equal(t, fresh.Schema, applied.Schema)
 	require.NotEmpty(t, applied.RiverVersions)
-	require.Equal(t, []int{1}, applied.Versions)
+	require.Equal(t, []int{1, 2}, applied.Versions)
 }
 
 func TestMigrateInvalidSchema(t *testing.T) {
