@@ -277,8 +277,12 @@ func deadLettersCommand() *cli.Command {
 		Flags: append(slicesClone(filterFlags), flagJSON,
 			&cli.IntFlag{Name: "limit", Value: 100, Usage: "show at most this many jobs (0: all)"}),
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 0 {
-				return fmt.Errorf("dead-letters: unexpected argument %q: did you mean `dead-letters retry %s`?", c.Args().First(), c.Args().First())
+			args, err := arguments(c)
+			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("dead-letters: unexpected argument %q: did you mean `dead-letters retry %s`?", args[0], args[0])
 			}
 			f, err := deadLetterFilter(c)
 			if err != nil {
@@ -335,11 +339,15 @@ func deadLettersCommand() *cli.Command {
 				&cli.BoolFlag{Name: "dry-run", Usage: "show what would be enqueued and change nothing"},
 			),
 			Action: func(c *cli.Context) error {
+				args, err := arguments(c)
+				if err != nil {
+					return err
+				}
 				f, err := deadLetterFilter(c)
 				if err != nil {
 					return err
 				}
-				for _, a := range c.Args().Slice() {
+				for _, a := range args {
 					id, err := strconv.ParseInt(a, 10, 64)
 					if err != nil || id <= 0 {
 						return fmt.Errorf("dead-letters retry: %q is not a job id: give job ids as listed by `notified-bridge dead-letters`", a)

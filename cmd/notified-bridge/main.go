@@ -511,36 +511,69 @@ func notifyCommand() *cli.Command {
 // positional returns the command's n arguments, parsing any flags written
 // after them (routes add E H --queue q), which urfave/cli leaves unparsed.
 func positional(c *cli.Context, n int, usage string) ([]string, error) {
-	args := c.Args().Slice()
+	args, err := arguments(c)
+	if err != nil {
+		return nil, err
+	}
 	if len(args) < n {
 		return nil, errors.New(usage)
 	}
 	if len(args) > n {
 		name := strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
-		fs := flag.NewFlagSet(name, flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		for _, f := range c.Command.Flags {
-			if err := f.Apply(fs); err != nil {
-				return nil, err
-			}
-		}
-		if err := fs.Parse(args[n:]); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if fs.NArg() > 0 {
-			return nil, fmt.Errorf("%s: unexpected argument %q: %s", name, fs.Arg(0), usage)
-		}
-		var err error
-		fs.Visit(func(f *flag.Flag) {
-			if err == nil {
-				err = c.Set(f.Name, f.Value.String())
-			}
-		})
-		if err != nil {
+		return nil, fmt.Errorf("%s: unexpected argument %q: %s", name, args[n], usage)
+	}
+	return args, nil
+}
+
+// arguments returns the command's arguments, parsing the flags written
+// among or after them (dead-letters retry 12 13 --reason r), which
+// urfave/cli leaves unparsed. "--" ends the flags.
+func arguments(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	name := strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range c.Command.Flags {
+		if err := f.Apply(fs); err != nil {
 			return nil, err
 		}
 	}
-	return args[:n], nil
+	var pos []string
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case a == "--":
+			pos = append(pos, args[1:]...)
+			args = nil
+		case len(a) > 1 && a[0] == '-':
+			if err := fs.Parse(args); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			args = fs.Args()
+		default:
+			pos = append(pos, a)
+			args = args[1:]
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		if multi, ok := f.Value.(interface{ Value() []string }); ok {
+			for _, v := range multi.Value() {
+				if err = c.Set(f.Name, v); err != nil {
+					return
+				}
+			}
+			return
+		}
+		err = c.Set(f.Name, f.Value.String())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pos, nil
 }
 
 func printJSON(w io.Writer, v any) error {

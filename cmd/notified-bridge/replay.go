@@ -42,8 +42,12 @@ func replayCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "events per transaction"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 0 {
-				return fmt.Errorf("replay: unexpected argument %q: select events with --id %s", c.Args().First(), c.Args().First())
+			args, err := arguments(c)
+			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("replay: unexpected argument %q: select events with --id %s", args[0], args[0])
 			}
 			sel := bridge.ReplaySelector{
 				IDs: c.StringSlice("id"), FromID: c.String("from-id"), ToID: c.String("to-id"),
