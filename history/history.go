@@ -250,7 +250,7 @@ const pruneBatch = 5000
 
 // Prune deletes history older than before: dispatch records of events
 // dispatched before it, outcomes of jobs finalized before it, and replays
-// started before it; and bridges not seen for a day. It deletes in batches,
+// started before it; and bridges not seen for a day, whatever before is. It deletes in batches,
 // so it is safe to run while bridges and workers are busy, and from several
 // processes at once.
 //
@@ -268,7 +268,9 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 		{"dispatch records", "notified_dispatch", "dispatched_at < $1", &p.Events},
 		{"job outcomes", "notified_job", "finalized_at < $1", &p.Jobs},
 		{"replays", "notified_replay", "started_at < $1", &p.Replays},
-		{"bridges", "notified_bridge", "seen_at < greatest($1, now() - interval '1 day')", &p.Bridges},
+		// Bridges check in every poll interval: a day of silence means
+		// they are gone, whatever the retention.
+		{"bridges", "notified_bridge", "seen_at < now() - interval '1 day' AND $1::timestamptz IS NOT NULL", &p.Bridges},
 	}
 	for _, st := range steps {
 		t := s.table(st.table)
