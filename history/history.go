@@ -250,9 +250,9 @@ const pruneBatch = 5000
 
 // Prune deletes history older than before: dispatch records of events
 // dispatched before it, outcomes of jobs finalized before it, and replays
-// started before it; and bridges not seen for a day, whatever before is. It deletes in batches,
-// so it is safe to run while bridges and workers are busy, and from several
-// processes at once.
+// started before it; and bridges not seen for a day, whatever before is.
+// It deletes in batches, so it is safe to run while bridges and workers are
+// busy, and from several processes at once.
 //
 // A dispatch record is also what keeps a second NOTIFY of the same id from
 // dispatching the event again: once it is pruned, a hand-sent NOTIFY of that
