@@ -290,7 +290,10 @@ func (r *replayer) prepare(ctx context.Context) error {
 	}
 	r.where = strings.Join(conds, " AND ")
 	r.selectSQL = "SELECT d.event_id FROM " + dispatch + " d WHERE " + r.where +
-		" AND d.event_id > $" + fmt.Sprint(len(r.args)+1) + " ORDER BY d.event_id LIMIT $" + fmt.Sprint(len(r.args)+2)
+		// Pages follow the primary key; the first page has no lower bound,
+		// so that a recorded empty payload ("") is selected too.
+		" AND ($" + fmt.Sprint(len(r.args)+1) + "::text IS NULL OR d.event_id > $" + fmt.Sprint(len(r.args)+1) + ")" +
+		" ORDER BY d.event_id LIMIT $" + fmt.Sprint(len(r.args)+2)
 	return nil
 }
 
@@ -321,7 +324,7 @@ func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
 		}
 		res.ReplayID = r.replayID
 	}
-	after := ""
+	var after *string
 	done := 0
 	for {
 		rows, err := r.pool.Query(ctx, r.selectSQL, append(slices.Clone(r.args), after, r.opts.BatchSize)...)
@@ -335,7 +338,7 @@ func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
 		if len(keys) == 0 {
 			break
 		}
-		after = keys[len(keys)-1]
+		after = &keys[len(keys)-1]
 		if err := r.batch(ctx, keys, res); err != nil {
 			return res, err
 		}

@@ -1,0 +1,793 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/routes"
+	"github.com/notified/notified/trigger"
+)
+
+// dispatchAndStop runs a bridge until want events are recorded in
+// notified_dispatch and the outbox is empty, sending payloads by hand once it
+// listens, then stops it: notified_dispatch then holds real records and the
+// jobs stay available, as no worker runs.
+func (tb *testBundle) dispatchAndStop(t *testing.T, want int, payloads ...string) {
+	t.Helper()
+	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("bridge did not stop within 30s")
+		}
+	}
+	defer stop()
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	tb.notify(t, payloads...)
+	tb.waitRecorded(t, want)
+	stop()
+}
+
+// replay runs a replay that must succeed.
+func (tb *testBundle) replay(t *testing.T, sel bridge.ReplaySelector, opts bridge.ReplayOptions) *bridge.ReplayResult {
+	t.Helper()
+	res, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, sel, opts)
+	require.NoError(t, err)
+	require.NotNil(t, res)
+	return res
+}
+
+// dryRun runs a dry-run replay and returns the ids of the events it plans
+// jobs for.
+func (tb *testBundle) dryRun(t *testing.T, sel bridge.ReplaySelector, opts bridge.ReplayOptions) []string {
+	t.Helper()
+	opts.DryRun = true
+	res := tb.replay(t, sel, opts)
+	require.True(t, res.DryRun)
+	require.Zero(t, res.ReplayID)
+	ids := []string{}
+	for _, p := range res.Planned {
+		ids = append(ids, p.EventID)
+	}
+	return ids
+}
+
+// replayedKinds returns the sorted kinds of the jobs replay id created, by
+// event id.
+func (tb *testBundle) replayedKinds(t *testing.T, replayID int64) map[string][]string {
+	t.Helper()
+	rows, err := tb.db.Pool.Query(context.Background(), `SELECT args->>'event_id', kind FROM `+tb.db.Schema+`.river_job
+		WHERE metadata->'notified'->>'replay_id' = $1 ORDER BY 1, 2`, strconv.FormatInt(replayID, 10))
+	require.NoError(t, err)
+	out := map[string][]string{}
+	var id, kind string
+	_, err = pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
+		out[id] = append(out[id], kind)
+		return nil
+	})
+	require.NoError(t, err)
+	return out
+}
+
+// requireReplayed asserts that the replay of res created exactly the jobs in
+// want (event id -> kinds), that each job's args and metadata name its event
+// and the replay, and that its args carry the event's row as it is now.
+func (tb *testBundle) requireReplayed(t *testing.T, res *bridge.ReplayResult, want map[string][]string) {
+	t.Helper()
+	require.NotZero(t, res.ReplayID)
+	total := 0
+	for id, kinds := range want {
+		sorted := slices.Clone(kinds)
+		sort.Strings(sorted)
+		want[id] = sorted
+		total += len(kinds)
+	}
+	require.Equal(t, want, tb.replayedKinds(t, res.ReplayID), "jobs of replay %d", res.ReplayID)
+	require.Equal(t, len(want), res.Events, "events of replay %d", res.ReplayID)
+	require.Equal(t, total, res.Jobs, "jobs of replay %d", res.ReplayID)
+
+	ctx := context.Background()
+	rows, err := tb.db.Pool.Query(ctx, `SELECT j.kind, j.state::text, j.args::text, j.metadata::text, e.name, row_to_json(e)::text
+		FROM `+tb.db.Schema+`.river_job j JOIN `+tb.db.Events()+` e ON e.id::text = j.args->>'event_id'
+		WHERE j.metadata->'notified'->>'replay_id' = $1`, strconv.FormatInt(res.ReplayID, 10))
+	require.NoError(t, err)
+	n := 0
+	var kind, state, args, meta, name, row string
+	_, err = pgx.ForEachRow(rows, []any{&kind, &state, &args, &meta, &name, &row}, func() error {
+		n++
+		var p jobs.Payload
+		require.NoError(t, json.Unmarshal([]byte(args), &p))
+		require.Equal(t, name, p.EventName, "event name in args of %s job %s", kind, args)
+		require.Equal(t, tb.db.Channel, p.Channel, "channel in args of %s job", kind)
+		require.Contains(t, want, p.EventID)
+		require.JSONEq(t, row, string(p.Data), "data of %s job of event %s", kind, p.EventID)
+		require.JSONEq(t, fmt.Sprintf(`{"notified": {"event_id": %q, "event_name": %q, "channel": %q, "replay_id": %d}}`,
+			p.EventID, name, tb.db.Channel, res.ReplayID), meta, "metadata of %s job of event %s", kind, p.EventID)
+		require.Equal(t, "available", state)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, total, n, "replayed jobs whose event row exists")
+}
+
+// replayRecord is one row of notified_replay.
+type replayRecord struct {
+	Channel     string
+	RequestedBy string
+	Reason      string
+	Selector    string
+	Handlers    []string
+	Events      int
+	Jobs        int
+	Skipped     int
+	Finished    bool
+}
+
+func (tb *testBundle) replayRecord(t *testing.T, id int64) replayRecord {
+	t.Helper()
+	var r replayRecord
+	require.NoError(t, tb.db.Pool.QueryRow(context.Background(), `SELECT channel, requested_by, reason, selector::text, handlers,
+			events, jobs, skipped, finished_at IS NOT NULL AND finished_at >= started_at
+		FROM `+tb.db.Schema+`.notified_replay WHERE id = $1`, id).
+		Scan(&r.Channel, &r.RequestedBy, &r.Reason, &r.Selector, &r.Handlers, &r.Events, &r.Jobs, &r.Skipped, &r.Finished))
+	return r
+}
+
+// requireRecord asserts the replay's record, its selector as JSON.
+func (tb *testBundle) requireRecord(t *testing.T, res *bridge.ReplayResult, opts bridge.ReplayOptions, selector string) {
+	t.Helper()
+	r := tb.replayRecord(t, res.ReplayID)
+	require.JSONEq(t, selector, r.Selector, "selector of replay %d", res.ReplayID)
+	r.Selector = ""
+	var handlers []string
+	if len(opts.Handlers) > 0 {
+		handlers = opts.Handlers
+	}
+	require.Equal(t, replayRecord{Channel: tb.db.Channel, RequestedBy: opts.RequestedBy, Reason: opts.Reason, Handlers: handlers,
+		Events: res.Events, Jobs: res.Jobs, Skipped: res.SkippedCount, Finished: true}, r)
+}
+
+// jobID returns the id of the job of kind that dispatch created for event id.
+func (tb *testBundle) jobID(t *testing.T, eventID, kind string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, tb.db.Pool.QueryRow(context.Background(), `SELECT id FROM `+tb.db.Schema+`.river_job
+		WHERE args->>'event_id' = $1 AND kind = $2 AND NOT metadata->'notified' ? 'replay_id'`, eventID, kind).Scan(&id))
+	return id
+}
+
+func (tb *testBundle) count(t *testing.T, table string) int {
+	t.Helper()
+	return testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+"."+table)
+}
+
+// opts returns replay options with a reason and requester.
+func replayOpts(reason string) bridge.ReplayOptions {
+	return bridge.ReplayOptions{Reason: reason, RequestedBy: "tester@host"}
+}
+
+func TestReplayByIDs(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k1")
+	tb.route(t, "a", "k2")
+	tb.route(t, "b", "k1")
+	ids := tb.insertEvents(t, "a", "b", "a", "b", "a", "b", "a", "b")
+	require.Equal(t, "7", ids[6])
+	tb.dispatchAndStop(t, len(ids))
+	require.Equal(t, 12, tb.count(t, "river_job"))
+	// The row is read again: the replayed job carries its data as it is now.
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Events()+` SET payload = '{"n": "changed"}' WHERE id = 2`)
+
+	opts := replayOpts("handler k1 was broken")
+	// "007" is id 7; 99 was never recorded, so it is not selected.
+	sel := bridge.ReplaySelector{IDs: []string{"007", "2", "99"}}
+	res := tb.replay(t, sel, opts)
+	require.Equal(t, 2, res.Selected)
+	require.Equal(t, []bridge.PlannedEvent{
+		{EventID: "2", EventName: "b", Handlers: []string{"k1"}},
+		{EventID: "7", EventName: "a", Handlers: []string{"k1", "k2"}},
+	}, res.Planned)
+	require.Empty(t, res.Skipped)
+	require.Zero(t, res.SkippedCount)
+	require.False(t, res.DryRun)
+	tb.requireReplayed(t, res, map[string][]string{"2": {"k1"}, "7": {"k1", "k2"}})
+	tb.requireRecord(t, res, opts, `{"ids": ["007", "2", "99"]}`)
+	require.Equal(t, 15, tb.count(t, "river_job"))
+
+	var data string
+	require.NoError(t, tb.db.Pool.QueryRow(context.Background(), `SELECT args->'data'->>'payload' FROM `+tb.db.Schema+`.river_job
+		WHERE metadata->'notified'->>'replay_id' = $1 AND args->>'event_id' = '2'`, strconv.FormatInt(res.ReplayID, 10)).Scan(&data))
+	require.JSONEq(t, `{"n": "changed"}`, data)
+}
+
+func TestReplayByIDRange(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	names := make([]string, 12)
+	for i := range names {
+		names[i] = "a"
+	}
+	ids := tb.insertEvents(t, names...)
+	require.Equal(t, "12", ids[11])
+	tb.dispatchAndStop(t, len(ids))
+
+	want := func(from, to int) map[string][]string {
+		m := map[string][]string{}
+		for i := from; i <= to; i++ {
+			m[strconv.Itoa(i)] = []string{"k"}
+		}
+		return m
+	}
+	// Both bounds inclusive, in the column's (numeric, not text) order.
+	opts := replayOpts("range")
+	res := tb.replay(t, bridge.ReplaySelector{FromID: "2", ToID: "10"}, opts)
+	require.Equal(t, 9, res.Selected)
+	tb.requireReplayed(t, res, want(2, 10))
+	tb.requireRecord(t, res, opts, `{"from_id": "2", "to_id": "10"}`)
+
+	// One bound only; a bound is parsed as an id too.
+	res = tb.replay(t, bridge.ReplaySelector{FromID: "011"}, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, want(11, 12))
+	res = tb.replay(t, bridge.ReplaySelector{ToID: "3"}, opts)
+	require.Equal(t, 3, res.Selected)
+	tb.requireReplayed(t, res, want(1, 3))
+
+	// An event whose row is gone is not selected by a range.
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = 12")
+	res = tb.replay(t, bridge.ReplaySelector{FromID: "11"}, opts)
+	require.Equal(t, 1, res.Selected)
+	require.Zero(t, res.SkippedCount)
+	tb.requireReplayed(t, res, want(11, 11))
+}
+
+func TestReplayByNames(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	for _, n := range []string{"a", "b", "c"} {
+		tb.route(t, n, "k_"+n)
+	}
+	ids := tb.insertEvents(t, "a", "b", "c", "a")
+	tb.dispatchAndStop(t, len(ids))
+
+	opts := replayOpts("names")
+	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a", "c", "nothing"}}, opts)
+	require.Equal(t, 3, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k_a"}, ids[2]: {"k_c"}, ids[3]: {"k_a"}})
+	tb.requireRecord(t, res, opts, `{"names": ["a", "c", "nothing"]}`)
+}
+
+func TestReplayBySinceUntil(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a", "a", "a", "a")
+	tb.dispatchAndStop(t, len(ids))
+	// Dispatched 3h, 2h and 1h ago, and now.
+	base := time.Now().UTC().Truncate(time.Second).Add(-3 * time.Hour)
+	for i, id := range ids[:3] {
+		testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Schema+".notified_dispatch SET dispatched_at = $1 WHERE event_id = $2",
+			base.Add(time.Duration(i)*time.Hour), id)
+	}
+
+	// Since <= t < Until.
+	opts := replayOpts("window")
+	since, until := base.Add(time.Hour), base.Add(2*time.Hour)
+	res := tb.replay(t, bridge.ReplaySelector{Since: since, Until: until}, opts)
+	require.Equal(t, 1, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k"}})
+	tb.requireRecord(t, res, opts, fmt.Sprintf(`{"since": %q, "until": %q}`, since.Format(time.RFC3339Nano), until.Format(time.RFC3339Nano)))
+
+	res = tb.replay(t, bridge.ReplaySelector{Since: until}, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[2]: {"k"}, ids[3]: {"k"}})
+
+	res = tb.replay(t, bridge.ReplaySelector{Until: since}, opts)
+	require.Equal(t, 1, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k"}})
+}
+
+func TestReplayByOutcomes(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a", "u", "a")
+	tb.dispatchAndStop(t, len(ids))
+	require.Equal(t, "unrouted", tb.outcomes(t)[ids[1]].Outcome)
+
+	opts := replayOpts("outcomes")
+	res := tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"dispatched"}}, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k"}, ids[2]: {"k"}})
+	tb.requireRecord(t, res, opts, `{"outcomes": ["dispatched"]}`)
+
+	// Still no route for the unrouted event: it is selected and skipped.
+	res = tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"unrouted"}}, opts)
+	require.Equal(t, 1, res.Selected)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Reason: `no route for event name "u"`}}, res.Skipped)
+	require.Equal(t, 1, res.SkippedCount)
+	tb.requireReplayed(t, res, map[string][]string{})
+	tb.requireRecord(t, res, opts, `{"outcomes": ["unrouted"]}`)
+}
+
+func TestReplayByJobStatesSelectsNewestJobOfHandler(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	tb.route(t, "a", "k1")
+	tb.route(t, "a", "k2")
+	ids := tb.insertEvents(t, "a", "a", "a")
+	tb.dispatchAndStop(t, len(ids))
+
+	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{Schema: tb.db.Schema})
+	require.NoError(t, err)
+	// Event 1: its k1 job is cancelled.
+	cancelled, err := client.JobCancel(ctx, tb.jobID(t, ids[0], "k1"))
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", string(cancelled.State))
+	// Event 2: its k2 job is discarded.
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Schema+".river_job SET state = 'discarded', finalized_at = now() WHERE id = $1",
+		tb.jobID(t, ids[1], "k2"))
+	// Event 3: its k1 job is cancelled, and River's cleaner has deleted it
+	// since: only notified_job remembers it.
+	gone := tb.jobID(t, ids[2], "k1")
+	_, err = client.JobCancel(ctx, gone)
+	require.NoError(t, err)
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Schema+".river_job WHERE id = $1", gone)
+	require.Equal(t, 3, tb.count(t, "notified_job"))
+
+	// Only the jobs of the chosen handlers count.
+	discarded := bridge.ReplaySelector{JobStates: []string{"discarded"}}
+	require.Empty(t, tb.dryRun(t, discarded, bridge.ReplayOptions{Handlers: []string{"k1"}}))
+
+	opts := replayOpts("k1 fixed")
+	opts.Handlers = []string{"k1"}
+	cancelledSel := bridge.ReplaySelector{JobStates: []string{"cancelled"}}
+	res := tb.replay(t, cancelledSel, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k1"}, ids[2]: {"k1"}})
+	tb.requireRecord(t, res, opts, `{"job_states": ["cancelled"]}`)
+
+	// Their newest k1 job is now the replayed one, which is available.
+	require.Empty(t, tb.dryRun(t, cancelledSel, bridge.ReplayOptions{Handlers: []string{"k1"}}))
+	res = tb.replay(t, cancelledSel, opts)
+	require.Zero(t, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{})
+
+	// Without Handlers, any handler's newest job counts and the event is
+	// replayed for all its routes.
+	opts = replayOpts("k2 fixed")
+	res = tb.replay(t, discarded, opts)
+	require.Equal(t, 1, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k1", "k2"}})
+	require.Empty(t, tb.dryRun(t, discarded, bridge.ReplayOptions{}))
+}
+
+func TestReplayByJobsReplaysOnlyTheirKinds(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		tb.route(t, "a", k)
+	}
+	ids := tb.insertEvents(t, "a", "a", "a")
+	tb.dispatchAndStop(t, len(ids))
+
+	j1, j2, j3 := tb.jobID(t, ids[0], "k1"), tb.jobID(t, ids[0], "k3"), tb.jobID(t, ids[1], "k2")
+	opts := replayOpts("dead letters")
+	sel := bridge.ReplaySelector{Jobs: []int64{j1, j2, j3, 999999}}
+	res := tb.replay(t, sel, opts)
+	require.Equal(t, 2, res.Selected)
+	require.Equal(t, []bridge.PlannedEvent{
+		{EventID: ids[0], EventName: "a", Handlers: []string{"k1", "k3"}},
+		{EventID: ids[1], EventName: "a", Handlers: []string{"k2"}},
+	}, res.Planned)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k1", "k3"}, ids[1]: {"k2"}})
+	tb.requireRecord(t, res, opts, fmt.Sprintf(`{"jobs": [%d, %d, %d, 999999]}`, j1, j2, j3))
+}
+
+func TestReplaySelectorsCombineWithAND(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	tb.route(t, "b", "k")
+	ids := tb.insertEvents(t, "a", "b", "a", "b", "a", "b")
+	require.Equal(t, "6", ids[5])
+	tb.dispatchAndStop(t, len(ids))
+	cutoff := time.Now().Add(-time.Hour)
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Schema+".notified_dispatch SET dispatched_at = now() - interval '2 hours' WHERE event_id IN ('1', '2')")
+	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{Schema: tb.db.Schema})
+	require.NoError(t, err)
+	for _, id := range []string{"2", "3"} {
+		_, err := client.JobCancel(context.Background(), tb.jobID(t, id, "k"))
+		require.NoError(t, err)
+	}
+
+	for _, c := range []struct {
+		name string
+		sel  bridge.ReplaySelector
+		want []string
+	}{
+		{"names and from", bridge.ReplaySelector{Names: []string{"a"}, FromID: "2"}, []string{"3", "5"}},
+		{"ids and names", bridge.ReplaySelector{IDs: []string{"1", "2", "3"}, Names: []string{"b"}}, []string{"2"}},
+		{"names and since", bridge.ReplaySelector{Names: []string{"a"}, Since: cutoff}, []string{"3", "5"}},
+		{"range and until", bridge.ReplaySelector{FromID: "2", ToID: "5", Until: cutoff}, []string{"2"}},
+		{"job state and names", bridge.ReplaySelector{JobStates: []string{"cancelled"}, Names: []string{"a"}}, []string{"3"}},
+		{"names and outcome", bridge.ReplaySelector{Names: []string{"a"}, Outcomes: []string{"unrouted"}}, []string{}},
+	} {
+		require.Equal(t, c.want, tb.dryRun(t, c.sel, bridge.ReplayOptions{}), c.name)
+	}
+}
+
+func TestReplayDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k1")
+	tb.route(t, "a", "k2")
+	tb.route(t, "b", "k1")
+	ids := tb.insertEvents(t, "a", "b", "a", "none")
+	require.Equal(t, []string{"1", "2", "3", "4"}, ids)
+	tb.dispatchAndStop(t, len(ids))
+
+	snapshot := func() string {
+		var s string
+		require.NoError(t, tb.db.Pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM `+tb.db.Schema+`.river_job)::text || ' jobs, ' ||
+			(SELECT count(*) FROM `+tb.db.Schema+`.notified_replay)::text || ' replays, ' ||
+			(SELECT string_agg(d::text, '; ' ORDER BY event_id) FROM `+tb.db.Schema+`.notified_dispatch d)`).Scan(&s))
+		return s
+	}
+	before := snapshot()
+	require.Equal(t, 5, tb.count(t, "river_job"))
+
+	var progress []bridge.ReplayProgress
+	sel := bridge.ReplaySelector{Names: []string{"a", "b", "none"}}
+	// No reason needed for a dry run.
+	res, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, sel, bridge.ReplayOptions{DryRun: true,
+		Progress: func(p bridge.ReplayProgress) { progress = append(progress, p) }})
+	require.NoError(t, err)
+	res.Took = 0
+	require.Equal(t, &bridge.ReplayResult{
+		DryRun:   true,
+		Selected: 4,
+		Events:   3,
+		Jobs:     5,
+		Planned: []bridge.PlannedEvent{
+			{EventID: "1", EventName: "a", Handlers: []string{"k1", "k2"}},
+			{EventID: "2", EventName: "b", Handlers: []string{"k1"}},
+			{EventID: "3", EventName: "a", Handlers: []string{"k1", "k2"}},
+		},
+		Skipped:      []bridge.SkippedEvent{{EventID: "4", Reason: `no route for event name "none"`}},
+		SkippedCount: 1,
+	}, res)
+	require.Equal(t, []bridge.ReplayProgress{{Selected: 4, Done: 4, Jobs: 5, Skipped: 1}}, progress)
+	require.Equal(t, before, snapshot())
+
+	// PlanLimit caps the lists, not the counts.
+	res = tb.replay(t, sel, bridge.ReplayOptions{DryRun: true, PlanLimit: 1, Handlers: []string{"k2"}})
+	require.Equal(t, 4, res.Selected)
+	require.Equal(t, 2, res.Events)
+	require.Equal(t, 2, res.Jobs)
+	require.Equal(t, []bridge.PlannedEvent{{EventID: "1", EventName: "a", Handlers: []string{"k2"}}}, res.Planned)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: "2", Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
+	require.Equal(t, 2, res.SkippedCount)
+	require.Equal(t, before, snapshot())
+}
+
+func TestReplayUnroutedEventGetsRouteAddedSince(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	ids := tb.insertEvents(t, "signup")
+	tb.dispatchAndStop(t, len(ids))
+	require.Zero(t, tb.count(t, "river_job"))
+
+	dispatchRow := func() string {
+		var s string
+		require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT d::text FROM `+tb.db.Schema+`.notified_dispatch d WHERE event_id = $1`, ids[0]).Scan(&s))
+		return s
+	}
+	before := dispatchRow()
+	require.Equal(t, outcome{Outcome: "unrouted", Reason: `no route for event name "signup"`, Name: "signup"}, tb.outcomes(t)[ids[0]])
+
+	require.NoError(t, routes.NewStore(tb.db.Pool, tb.db.Schema).Add(ctx,
+		routes.Route{Event: "signup", Kind: "send_welcome", Queue: "mail", Priority: 2, MaxAttempts: 5}))
+	opts := replayOpts("route added")
+	res := tb.replay(t, bridge.ReplaySelector{IDs: ids}, opts)
+	require.Equal(t, 1, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"send_welcome"}})
+	tb.requireRecord(t, res, opts, fmt.Sprintf(`{"ids": [%q]}`, ids[0]))
+
+	var queue string
+	var priority, maxAttempts int
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT queue, priority, max_attempts FROM `+tb.db.Schema+`.river_job`).
+		Scan(&queue, &priority, &maxAttempts))
+	require.Equal(t, []any{"mail", 2, 5}, []any{queue, priority, maxAttempts})
+	// The dispatch record still says what happened when the event arrived.
+	require.Equal(t, before, dispatchRow())
+}
+
+func TestReplayHandlersLimitJobKinds(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		tb.route(t, "a", k)
+	}
+	tb.route(t, "b", "k3")
+	ids := tb.insertEvents(t, "a", "b")
+	tb.dispatchAndStop(t, len(ids))
+
+	opts := replayOpts("only k1 and k2")
+	opts.Handlers = []string{"k1", "k2"}
+	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a", "b"}}, opts)
+	require.Equal(t, 2, res.Selected)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
+	require.Equal(t, 1, res.SkippedCount)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k1", "k2"}})
+	tb.requireRecord(t, res, opts, `{"names": ["a", "b"]}`)
+
+	// A handler no route has: every event is skipped.
+	opts.Handlers = []string{"nope"}
+	res = tb.replay(t, bridge.ReplaySelector{Names: []string{"a", "b"}}, opts)
+	require.Equal(t, 2, res.SkippedCount)
+	tb.requireReplayed(t, res, map[string][]string{})
+	tb.requireRecord(t, res, opts, `{"names": ["a", "b"]}`)
+}
+
+func TestReplaySkipsEventsItCannotReplay(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	tb.route(t, "a", "k")
+	deleted := tb.insertEvents(t, "a")[0]
+	var nullName string
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, "INSERT INTO "+tb.db.Events()+" (name) VALUES (NULL) RETURNING id::text").Scan(&nullName))
+	nulledSince := tb.insertEvents(t, "a")[0]
+	ok := tb.insertEvents(t, "a")[0]
+	require.Equal(t, []string{"1", "2", "3", "4"}, []string{deleted, nullName, nulledSince, ok})
+	// Hand-sent: a payload that is not an id, and an id without a row.
+	tb.dispatchAndStop(t, 6, "abc", "424242")
+	out := tb.outcomes(t)
+	require.Equal(t, "rejected", out["abc"].Outcome)
+	require.Equal(t, "missing", out["424242"].Outcome)
+	require.Equal(t, "rejected", out[nullName].Outcome)
+
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = $1", deleted)
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Events()+" SET name = NULL WHERE id = $1", nulledSince)
+
+	opts := replayOpts("skips")
+	res := tb.replay(t, bridge.ReplaySelector{IDs: []string{deleted, nullName, nulledSince, ok}}, opts)
+	require.Equal(t, 4, res.Selected)
+	require.Equal(t, []bridge.SkippedEvent{
+		{EventID: deleted, Reason: "no row in " + tb.db.Events() + " with id = 1"},
+		{EventID: nullName, Reason: "name column name is NULL"},
+		{EventID: nulledSince, Reason: "name column name is NULL"},
+	}, res.Skipped)
+	require.Equal(t, 3, res.SkippedCount)
+	tb.requireReplayed(t, res, map[string][]string{ok: {"k"}})
+	tb.requireRecord(t, res, opts, `{"ids": ["1", "2", "3", "4"]}`)
+
+	res = tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"rejected", "missing"}}, opts)
+	require.Equal(t, 3, res.Selected)
+	// Within a batch, payloads that are not ids are listed first.
+	require.ElementsMatch(t, []bridge.SkippedEvent{
+		{EventID: nullName, Reason: "name column name is NULL"},
+		{EventID: "424242", Reason: "no row in " + tb.db.Events() + " with id = 424242"},
+		{EventID: "abc", Reason: `not a valid id: payload "abc" is not a valid bigint id`},
+	}, res.Skipped)
+	require.Equal(t, 3, res.SkippedCount)
+	tb.requireReplayed(t, res, map[string][]string{})
+	tb.requireRecord(t, res, opts, `{"outcomes": ["rejected", "missing"]}`)
+}
+
+func TestReplaySkipsEmptyPayloadRecordedAsRejected(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.dispatchAndStop(t, 1, "")
+	require.Equal(t, "rejected", tb.outcomes(t)[""].Outcome)
+
+	var progress []bridge.ReplayProgress
+	opts := replayOpts("empty")
+	opts.Progress = func(p bridge.ReplayProgress) { progress = append(progress, p) }
+	res := tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"rejected"}}, opts)
+	require.Equal(t, 1, res.Selected)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: "", Reason: `not a valid id: payload "" is not a valid bigint id`}}, res.Skipped)
+	require.Equal(t, 1, res.SkippedCount)
+	require.Equal(t, []bridge.ReplayProgress{{Selected: 1, Done: 1, Skipped: 1}}, progress)
+}
+
+func TestReplayErrors(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a")
+	tb.dispatchAndStop(t, len(ids))
+	day := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	names := bridge.ReplaySelector{Names: []string{"a"}}
+	badCfg := tb.cfg
+	badCfg.BatchSize = 20000
+	noTable := tb.cfg
+	noTable.Table = tb.db.Schema + ".nope"
+
+	for _, c := range []struct {
+		name string
+		cfg  *bridge.Config
+		sel  bridge.ReplaySelector
+		opts bridge.ReplayOptions
+		err  string
+		is   error
+	}{
+		{name: "empty selector", opts: replayOpts("r"), is: bridge.ErrNothingSelected,
+			err: "no events selected: choose events by id, id range, name, time, outcome, job state or job"},
+		{name: "empty selector in dry run", opts: bridge.ReplayOptions{DryRun: true}, is: bridge.ErrNothingSelected,
+			err: "no events selected: choose events by id, id range, name, time, outcome, job state or job"},
+		{name: "no reason", sel: names, opts: bridge.ReplayOptions{Reason: " \t"},
+			err: "a replay needs a reason, for the record: say why with --reason"},
+		{name: "bad outcome", sel: bridge.ReplaySelector{Outcomes: []string{"unrouted", "lost"}}, opts: replayOpts("r"),
+			err: `outcome "lost" is not one of dispatched, unrouted, missing, rejected`},
+		{name: "bad job state", sel: bridge.ReplaySelector{JobStates: []string{"failed"}}, opts: replayOpts("r"),
+			err: `job state "failed" is not one of available, cancelled, completed, discarded, pending, retryable, running, scheduled`},
+		{name: "since equals until", sel: bridge.ReplaySelector{Since: day, Until: day}, opts: replayOpts("r"),
+			err: "time range is empty: since 2024-01-02T00:00:00Z is not before until 2024-01-02T00:00:00Z"},
+		{name: "since after until", sel: bridge.ReplaySelector{Since: day.Add(time.Hour), Until: day}, opts: replayOpts("r"),
+			err: "time range is empty: since 2024-01-02T01:00:00Z is not before until 2024-01-02T00:00:00Z"},
+		{name: "invalid id", sel: bridge.ReplaySelector{IDs: []string{"1", "abc"}}, opts: replayOpts("r"),
+			err: `replay event "abc": payload "abc" is not a valid bigint id`},
+		{name: "invalid from id", sel: bridge.ReplaySelector{FromID: "x1"}, opts: replayOpts("r"),
+			err: `replay --from-id: payload "x1" is not a valid bigint id`},
+		{name: "out of range to id", sel: bridge.ReplaySelector{ToID: "99999999999999999999"}, opts: replayOpts("r"),
+			err: `replay --to-id: payload "99999999999999999999" is out of range for id column type bigint`},
+		{name: "bad config", cfg: &badCfg, sel: names, opts: replayOpts("r"),
+			err: "batch size 20000 is out of range: use 1 to 10000"},
+		{name: "no events table", cfg: &noTable, sel: names, opts: replayOpts("r"), is: bridge.ErrTableNotFound},
+	} {
+		cfg := tb.cfg
+		if c.cfg != nil {
+			cfg = *c.cfg
+		}
+		res, err := bridge.Replay(context.Background(), tb.db.Pool, cfg, c.sel, c.opts)
+		require.Error(t, err, c.name)
+		require.Nil(t, res, c.name)
+		if c.err != "" {
+			require.EqualError(t, err, c.err, c.name)
+		}
+		if c.is != nil {
+			require.ErrorIs(t, err, c.is, c.name)
+		}
+	}
+	require.Zero(t, tb.count(t, "notified_replay"))
+	require.Equal(t, 1, tb.count(t, "river_job"))
+}
+
+func TestReplayUnmigratedSchema(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoMigrate: true})
+	cfg := bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel, Logger: testLogger(t)}
+	res, err := bridge.Replay(context.Background(), db.Pool, cfg, bridge.ReplaySelector{Names: []string{"a"}}, replayOpts("r"))
+	require.Nil(t, res)
+	require.ErrorIs(t, err, migrations.ErrNotMigrated)
+	require.EqualError(t, err, fmt.Sprintf("%s in schema %s (version 0, want %d): run `notified-bridge migrate --schema %s` first",
+		migrations.ErrNotMigrated, db.Schema, migrations.Latest(), db.Schema))
+}
+
+func TestReplayInBatchesReportsProgress(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = "a"
+	}
+	ids := tb.insertEvents(t, names...)
+	tb.dispatchAndStop(t, len(ids))
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = 5")
+
+	var progress []bridge.ReplayProgress
+	opts := replayOpts("batches")
+	opts.BatchSize = 3
+	opts.Progress = func(p bridge.ReplayProgress) { progress = append(progress, p) }
+	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a"}}, opts)
+	require.Equal(t, 10, res.Selected)
+	require.Equal(t, 1, res.SkippedCount)
+	// Events go in the order of their recorded (text) id: 1, 10, 2 | 3, 4, 5 | 6, 7, 8 | 9.
+	require.Equal(t, []bridge.ReplayProgress{
+		{Selected: 10, Done: 3, Jobs: 3},
+		{Selected: 10, Done: 6, Jobs: 5, Skipped: 1},
+		{Selected: 10, Done: 9, Jobs: 8, Skipped: 1},
+		{Selected: 10, Done: 10, Jobs: 9, Skipped: 1},
+	}, progress)
+	want := map[string][]string{}
+	for _, id := range ids {
+		if id != "5" {
+			want[id] = []string{"k"}
+		}
+	}
+	tb.requireReplayed(t, res, want)
+	tb.requireRecord(t, res, opts, `{"names": ["a"]}`)
+	require.Equal(t, replayRecord{Channel: tb.db.Channel, RequestedBy: "tester@host", Reason: "batches",
+		Events: 9, Jobs: 9, Skipped: 1, Finished: true, Selector: `{"names": ["a"]}`}, tb.replayRecord(t, res.ReplayID))
+}
+
+func TestReplayIsInHistory(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a")
+	tb.dispatchAndStop(t, len(ids))
+
+	res := tb.replay(t, bridge.ReplaySelector{IDs: ids}, bridge.ReplayOptions{Reason: "handler bug fixed", RequestedBy: "ana@laptop"})
+	ev, err := history.NewStore(tb.db.Pool, tb.db.Schema).Event(context.Background(), tb.db.Channel, ids[0])
+	require.NoError(t, err)
+	require.Equal(t, "dispatched", ev.Outcome)
+	require.Len(t, ev.Jobs, 2)
+	first, replayed := ev.Jobs[0], ev.Jobs[1]
+	require.Equal(t, "k", first.Handler)
+	require.Nil(t, first.ReplayID)
+	require.Nil(t, first.ReplayReason)
+	require.Nil(t, first.ReplayedBy)
+	require.Equal(t, "k", replayed.Handler)
+	require.Equal(t, "available", replayed.State)
+	require.Greater(t, replayed.ID, first.ID)
+	require.NotNil(t, replayed.ReplayID)
+	require.Equal(t, res.ReplayID, *replayed.ReplayID)
+	require.NotNil(t, replayed.ReplayReason)
+	require.Equal(t, "handler bug fixed", *replayed.ReplayReason)
+	require.NotNil(t, replayed.ReplayedBy)
+	require.Equal(t, "ana@laptop", *replayed.ReplayedBy)
+}
+
+func TestReplayUUIDIDs(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Events()+" (id uuid PRIMARY KEY, name text, payload jsonb)")
+	_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
+	require.NoError(t, err)
+	tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel,
+		PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}
+	tb.route(t, "e", "k")
+	ids := []string{"0a0eebc9-9c0b-4ef8-bb6d-6bb9bd380a11", "5a0eebc9-9c0b-4ef8-bb6d-6bb9bd380a11", "aa0eebc9-9c0b-4ef8-bb6d-6bb9bd380a11"}
+	testdb.Exec(t, db.Pool, "INSERT INTO "+db.Events()+" (id, name) SELECT u, 'e' FROM unnest($1::uuid[]) AS u", ids)
+	tb.dispatchAndStop(t, len(ids))
+
+	// Ids in another spelling select the recorded (lower-case) key.
+	opts := replayOpts("uuid")
+	res := tb.replay(t, bridge.ReplaySelector{IDs: []string{"{5A0EEBC9-9C0B-4EF8-BB6D-6BB9BD380A11}"}}, opts)
+	require.Equal(t, 1, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k"}})
+
+	res = tb.replay(t, bridge.ReplaySelector{FromID: "5A0EEBC99C0B4EF8BB6D6BB9BD380A11"}, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k"}, ids[2]: {"k"}})
+
+	_, err = bridge.Replay(context.Background(), db.Pool, tb.cfg, bridge.ReplaySelector{IDs: []string{"5a0eebc9"}}, opts)
+	require.EqualError(t, err, `replay event "5a0eebc9": payload "5a0eebc9" is not a valid uuid id`)
+}
