@@ -241,6 +241,7 @@ func routesCommand() *cli.Command {
 					&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
 					&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
 					&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
+					flagJSON,
 				},
 				Action: func(c *cli.Context) error {
 					args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
@@ -267,6 +268,9 @@ func routesCommand() *cli.Command {
 					defer pool.Close()
 					if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
 						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, r)
 					}
 					fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
 						r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
@@ -309,6 +313,7 @@ func routesCommand() *cli.Command {
 				Name:      "remove",
 				Usage:     "remove the route from EVENT to KIND",
 				ArgsUsage: "EVENT KIND",
+				Flags:     []cli.Flag{flagJSON},
 				Action: func(c *cli.Context) error {
 					args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
 					if err != nil {
@@ -325,6 +330,9 @@ func routesCommand() *cli.Command {
 					}
 					if !ok {
 						return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", args[0], args[1])
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, map[string]any{"event": args[0], "kind": args[1], "removed": true})
 					}
 					fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", args[0], args[1])
 					return nil
@@ -354,6 +362,7 @@ func installTriggerCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagTable, flagChannel, flagIDField,
 			&cli.BoolFlag{Name: "print", Usage: "print the SQL instead of running it"},
+			flagJSON,
 		},
 		Action: func(c *cli.Context) error {
 			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
@@ -373,6 +382,10 @@ func installTriggerCommand() *cli.Command {
 			}
 			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
 				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, map[string]string{"trigger": trigger.Name(opts), "table": opts.Table,
+					"channel": opts.Channel, "id_column": opts.IDColumn})
 			}
 			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s: notifies channel %q with %s::text and records the outbox row\n",
 				trigger.Name(opts), opts.Table, opts.Channel, opts.IDColumn)
@@ -484,7 +497,7 @@ func notifyCommand() *cli.Command {
 		Name:      "notify",
 		Usage:     "announce an existing event by id, durably (outbox row and pg_notify), like NotifyClient",
 		ArgsUsage: "ID",
-		Flags:     []cli.Flag{flagChannel},
+		Flags:     []cli.Flag{flagChannel, flagJSON},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c, 1, "notify takes one argument, the event id")
 			if err != nil {
@@ -501,6 +514,9 @@ func notifyCommand() *cli.Command {
 			defer pool.Close()
 			if err := pub.Notify(c.Context, pool, args[0]); err != nil {
 				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, map[string]string{"event_id": args[0], "channel": c.String("channel")})
 			}
 			fmt.Fprintf(c.App.Writer, "notified %s on channel %q\n", args[0], c.String("channel"))
 			return nil
