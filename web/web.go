@@ -234,6 +234,9 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 	}
 	if row != nil && row.Found {
 		ev.Data = row.Data
+		if ev.Name == nil { // not dispatched yet: the row knows
+			ev.Name = row.Name
+		}
 	}
 	return ev, http.StatusOK, nil
 }

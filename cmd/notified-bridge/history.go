@@ -57,6 +57,9 @@ func historyCommand() *cli.Command {
 			}
 			if row != nil && row.Found {
 				ev.Data = row.Data
+				if ev.Name == nil { // not dispatched yet: the row knows
+					ev.Name = row.Name
+				}
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, ev)
@@ -291,7 +294,11 @@ func deadLettersCommand() *cli.Command {
 			if c.Int("limit") < 0 {
 				return fmt.Errorf("--limit %d must be 0 (all) or more", c.Int("limit"))
 			}
-			f.Limit = c.Int("limit")
+			// One more than shown tells whether there are more.
+			limit := c.Int("limit")
+			if limit > 0 {
+				f.Limit = limit + 1
+			}
 			pool, err := connectMigrated(c)
 			if err != nil {
 				return err
@@ -300,6 +307,10 @@ func deadLettersCommand() *cli.Command {
 			dead, err := history.NewStore(pool, c.String("schema")).DeadLetters(c.Context, f)
 			if err != nil {
 				return err
+			}
+			more := limit > 0 && len(dead) > limit
+			if more {
+				dead = dead[:limit]
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, dead)
@@ -321,10 +332,14 @@ func deadLettersCommand() *cli.Command {
 			for i, k := range kinds {
 				parts[i] = fmt.Sprintf("%s %d", k, perHandler[k])
 			}
-			fmt.Fprintf(c.App.Writer, "%d dead letters (%s)\n\n", len(dead), strings.Join(parts, ", "))
+			shown := plural(len(dead), "dead letter")
+			if more {
+				shown = fmt.Sprintf("more than %d dead letters, the newest %d shown", limit, limit)
+			}
+			fmt.Fprintf(c.App.Writer, "%s (%s)\n\n", shown, strings.Join(parts, ", "))
 			printJobs(c.App.Writer, dead, true)
-			if f.Limit > 0 && len(dead) == f.Limit {
-				fmt.Fprintf(c.App.Writer, "\nshowing the newest %d: use --limit 0 for all\n", f.Limit)
+			if more {
+				fmt.Fprintf(c.App.Writer, "\nshowing the newest %d: use --limit 0 for all\n", limit)
 			}
 			fmt.Fprintln(c.App.Writer, "\nre-run them with `notified-bridge dead-letters retry [JOB_ID...] --reason ...`")
 			return nil
@@ -478,6 +493,14 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// plural is "1 event", "2 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -446,7 +446,7 @@ func TestDeadLetters(t *testing.T) {
 
 	// --handler filters, in the table and the JSON.
 	out = f.must(t, "dead-letters", "--handler", "ship_order")
-	require.True(t, strings.HasPrefix(out, "1 dead letters (ship_order 1)\n"), out)
+	require.True(t, strings.HasPrefix(out, "1 dead letter (ship_order 1)\n"), out)
 	require.NotContains(t, out, "send_welcome")
 	dead = nil
 	f.mustJSON(t, &dead, "dead-letters", "--handler", "send_welcome")
@@ -460,7 +460,7 @@ func TestDeadLetters(t *testing.T) {
 
 	// --limit shows the newest.
 	out = f.must(t, "dead-letters", "--limit", "1")
-	require.True(t, strings.HasPrefix(out, "1 dead letters (ship_order 1)\n"), out)
+	require.True(t, strings.HasPrefix(out, "more than 1 dead letters, the newest 1 shown (ship_order 1)\n"), out)
 	require.Contains(t, out, "\nshowing the newest 1: use --limit 0 for all\n")
 	f.fail(t, "--limit -1 must be 0 (all) or more", "dead-letters", "--limit", "-1")
 	f.fail(t, `--since: "soon" is not a time: use RFC 3339 (2026-11-27T10:00:00Z), a date (2026-11-27), or an age (24h)`,
@@ -471,7 +471,7 @@ func TestDeadLetters(t *testing.T) {
 	before := f.jobs(t)
 	// Flags after the job id work as before it.
 	out = f.must(t, "dead-letters retry", strconv.FormatInt(w1, 10), "--reason", "smtp fixed")
-	require.Regexp(t, `^replay \d+ recorded\n1 events selected: enqueued 1 jobs for 1 events, 0 skipped \(`, out)
+	require.Regexp(t, `^replay \d+ recorded\n1 event selected: enqueued 1 job for 1 event, 0 skipped \(`, out)
 	require.Equal(t, []string{f.signup1, "user_signed_up", "send_welcome"}, line(t, out, f.signup1, "user_signed_up"))
 	require.Equal(t, before+1, f.jobs(t))
 	retried := f.job(t, f.signup1, "send_welcome")
@@ -491,7 +491,7 @@ func TestDeadLetters(t *testing.T) {
 
 	// A dry run needs no reason and changes nothing.
 	out = f.must(t, "dead-letters retry", "--dry-run", strconv.FormatInt(w2, 10))
-	require.Regexp(t, `^dry run: nothing was changed\n1 events selected: would enqueue 1 jobs for 1 events, 0 skipped \(`, out)
+	require.Regexp(t, `^dry run: nothing was changed\n1 event selected: would enqueue 1 job for 1 event, 0 skipped \(`, out)
 	require.Equal(t, before+1, f.jobs(t))
 
 	// Errors: nothing to retry, a job that is not (or no longer) a dead

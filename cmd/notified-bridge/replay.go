@@ -117,8 +117,9 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 	} else {
 		fmt.Fprintf(w, "replay %d recorded\n", res.ReplayID)
 	}
-	fmt.Fprintf(w, "%d events selected: %s %d jobs for %d events, %d skipped (%s)\n",
-		res.Selected, verb, res.Jobs, res.Events, res.SkippedCount, fmtDur(time.Duration(res.Took*float64(time.Second))))
+	fmt.Fprintf(w, "%s selected: %s %s for %s, %d skipped (%s)\n",
+		plural(res.Selected, "event"), verb, plural(res.Jobs, "job"), plural(res.Events, "event"), res.SkippedCount,
+		fmtDur(time.Duration(res.Took*float64(time.Second))))
 	if len(res.Planned) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

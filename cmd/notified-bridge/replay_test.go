@@ -188,7 +188,7 @@ func TestReplay(t *testing.T) {
 	// its job.
 	mustRun(t, f.db, "routes", "add", "page_viewed", "track_view")
 	out := f.must(t, "replay", "--outcome", "unrouted", "--reason", "route added")
-	require.Regexp(t, `^replay \d+ recorded\n1 events selected: enqueued 1 jobs for 1 events, 0 skipped \(.+\)\n\n`, out)
+	require.Regexp(t, `^replay \d+ recorded\n1 event selected: enqueued 1 job for 1 event, 0 skipped \(.+\)\n\n`, out)
 	require.Equal(t, []string{f.noise, "page_viewed", "track_view"}, line(t, out, f.noise, "page_viewed"))
 	f.job(t, f.noise, "track_view")
 	ev = eventJSON{}
