@@ -49,8 +49,10 @@ type Bridge struct {
 	pending   []string // payloads notified but not adopted yet
 	recent    *recentSet
 
-	listening atomic.Bool
-	stats     counters
+	listening   atomic.Bool
+	lastCatchUp atomic.Int64 // unix nanoseconds of the last complete drain
+	stats       counters
+	metrics     *metrics
 
 	// testHook, when set, runs between the steps of the dispatch transaction;
 	// an error it returns aborts the transaction, as a crash would.
@@ -87,6 +89,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 		wake:    make(chan struct{}, 1),
 		helpers: make(chan struct{}, cfg.Concurrency),
 		recent:  newRecentSet(max(1<<16, 4*cfg.BatchSize*cfg.Concurrency)),
+		metrics: newMetrics(cfg.Channel),
 	}, nil
 }
 
@@ -127,9 +130,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info("bridge starting",
 		slog.String("table", b.table.display), slog.String("id_column", b.cfg.IDColumn),
 		slog.String("name_column", b.cfg.NameColumn), slog.Duration("poll_interval", b.cfg.PollInterval),
-		slog.Int("batch_size", b.cfg.BatchSize), slog.Int("concurrency", b.cfg.Concurrency))
+		slog.Int("batch_size", b.cfg.BatchSize), slog.Int("concurrency", b.cfg.Concurrency),
+		slog.Bool("poll_only", b.cfg.PollOnly), slog.Duration("retention", b.cfg.Retention))
 	var wg sync.WaitGroup
-	wg.Go(func() { b.listen(ctx) })
+	if !b.cfg.PollOnly {
+		wg.Go(func() { b.listen(ctx) })
+	}
 	wg.Go(func() { b.drainLoop(ctx) })
 	wg.Go(func() { b.housekeeping(ctx) })
 	for range b.cfg.Concurrency - 1 {
@@ -184,6 +190,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 				continue
 			}
 		}
+		b.caughtUp(time.Now())
 		failures = 0
 	}
 }
@@ -213,6 +220,7 @@ func (b *Bridge) logFailure(ctx context.Context, what string, err error, failure
 		return
 	}
 	*failures++
+	b.metrics.errors.Inc()
 	delay := backoff(*failures, b.cfg.PollInterval)
 	b.log.Error(what+" failed; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
 	sleep(ctx, delay)
@@ -251,6 +259,7 @@ func (b *Bridge) account(res *batchResult) {
 	var dispatched, unrouted, missing, rejected int64
 	keys := make([]string, 0, len(res.recorded))
 	unroutedNames := map[string]int{}
+	debug := b.log.Enabled(context.Background(), slog.LevelDebug)
 	for _, r := range res.recorded {
 		keys = append(keys, r.key)
 		switch r.outcome {
@@ -269,6 +278,15 @@ func (b *Bridge) account(res *batchResult) {
 			b.log.Warn("event "+string(r.outcome), slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeUnrouted:
 			b.log.Debug("event unrouted", slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		case OutcomeDispatched:
+			if debug {
+				kinds := make([]string, len(r.jobs))
+				for i, route := range r.jobs {
+					kinds[i] = route.Kind
+				}
+				b.log.Debug("event dispatched", slog.String("event_id", r.key), slog.String("event_name", *r.name),
+					slog.Any("handlers", kinds), slog.Duration("lag", r.age))
+			}
 		}
 	}
 	// Unrouted events are often many of a few names: one line per name.
@@ -281,6 +299,7 @@ func (b *Bridge) account(res *batchResult) {
 		// not only at the next poll.
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
+	b.observe(res)
 	c := &b.stats
 	c.batches.Add(1)
 	c.dispatched.Add(dispatched)
@@ -306,6 +325,7 @@ func (b *Bridge) account(res *batchResult) {
 // drainer.
 func (b *Bridge) notified(payload string) {
 	b.stats.notifications.Add(1)
+	b.metrics.notifications.Inc()
 	b.pendingMu.Lock()
 	b.pending = append(b.pending, payload)
 	b.pendingMu.Unlock()
@@ -394,6 +414,7 @@ func (b *Bridge) listen(ctx context.Context) {
 		}
 		failures++
 		b.stats.reconnects.Add(1)
+		b.metrics.reconnects.Inc()
 		delay := backoff(failures, 5*time.Second)
 		b.log.Warn("listener disconnected; reconnecting", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
 		sleep(ctx, delay)
@@ -420,7 +441,11 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 		return fmt.Errorf("listen on channel %q: %w", b.cfg.Channel, err)
 	}
 	b.listening.Store(true)
-	defer b.listening.Store(false)
+	b.metrics.listener.Set(1)
+	defer func() {
+		b.listening.Store(false)
+		b.metrics.listener.Set(0)
+	}()
 	connected()
 	b.log.Info("listening")
 	// Anything committed while we were not listening is in the outbox.

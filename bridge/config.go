@@ -68,6 +68,10 @@ type Config struct {
 	Retention time.Duration
 	// PruneInterval is how often the bridge prunes history.
 	PruneInterval time.Duration
+	// PollOnly turns the listener off: the bridge only polls the outbox
+	// every PollInterval. For connections through a transaction-pooling
+	// proxy (PgBouncer), where LISTEN does not work.
+	PollOnly bool
 	// Version is reported in notified_bridge (see `notified-bridge status`).
 	Version string
 	// Logger receives the bridge's logs; nil means slog.Default().

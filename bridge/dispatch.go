@@ -109,6 +109,7 @@ type outcomeRecord struct {
 	reason    *string
 	jobs      []routes.Route
 	createdAt time.Time
+	age       time.Duration // in the outbox when claimed, by the database's clock
 	data      []byte
 }
 
@@ -123,8 +124,9 @@ func (a jobArgs) Kind() string { return a.kind }
 
 // batchResult says what one dispatch transaction did.
 type batchResult struct {
-	claimed  int
-	recorded []outcomeRecord
+	claimed   int
+	claimedAt time.Time // when the claim returned, by this process's clock
+	recorded  []outcomeRecord
 	jobs     int
 	requeued int
 	dupes    int
@@ -208,7 +210,7 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
 	}
-	res := &batchResult{claimed: len(claimed)}
+	res := &batchResult{claimed: len(claimed), claimedAt: time.Now()}
 	mark := func(name string) {
 		now := time.Now()
 		res.steps = append(res.steps, stepTime{name, now.Sub(last)})
@@ -239,7 +241,9 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 				continue
 			}
 			byKey[key] = c
-			records = append(records, rejected(key, nil, perr.Error(), c.createdAt))
+			rec := rejected(key, nil, perr.Error(), c.createdAt)
+			rec.age = c.age
+			records = append(records, rec)
 			continue
 		}
 		if _, seen := byKey[id]; seen {
@@ -285,6 +289,7 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	for _, id := range ids {
 		c := byKey[id]
 		ev, ok := found[id]
+		n := len(records)
 		switch {
 		case !ok && c.age < b.cfg.MissingGrace:
 			requeueIDs = append(requeueIDs, id)
@@ -300,6 +305,9 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		default:
 			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeDispatched,
 				jobs: routesByName[*ev.name], createdAt: c.createdAt, data: ev.data})
+		}
+		if len(records) > n {
+			records[n].age = c.age
 		}
 	}
 	if len(requeueIDs) > 0 {

@@ -148,26 +148,26 @@ func isLoopback(host string) bool {
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("web UI: listen on %s: %w", addr, err)
+		return fmt.Errorf("http server: listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	if log != nil {
-		log.Info("web UI listening", slog.String("addr", ln.Addr().String()))
+		log.Info("http server listening", slog.String("addr", ln.Addr().String()))
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("web UI: serve: %w", err)
+		return fmt.Errorf("http server: serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("web UI: shut down: %w", err)
+		return fmt.Errorf("http server: shut down: %w", err)
 	}
 	<-errc
 	return nil

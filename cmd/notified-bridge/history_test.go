@@ -704,7 +704,7 @@ func TestRunHTTP(t *testing.T) {
 		b := startBridgeEnv(t, f.db, env, "--http-addr", "127.0.0.1:0")
 		var addr string
 		testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-			addr = logged(b, "web UI listening", "addr")
+			addr = logged(b, "http server listening", "addr")
 			return addr != "", "bridge logs the web UI's address"
 		})
 		client := &http.Client{Timeout: 5 * time.Second}

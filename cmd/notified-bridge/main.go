@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -29,7 +28,6 @@ import (
 	"github.com/notified/notified/publish"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
-	"github.com/notified/notified/web"
 )
 
 // version is the module version the binary was built from.
@@ -111,6 +109,8 @@ func newApp() *cli.App {
 			replayCommand(),
 			deadLettersCommand(),
 			pruneCommand(),
+			setupCommand(),
+			healthcheckCommand(),
 		},
 		Before: func(c *cli.Context) error {
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
@@ -389,104 +389,6 @@ func installTriggerCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s: notifies channel %q with %s::text and records the outbox row\n",
 				trigger.Name(opts), opts.Table, opts.Channel, opts.IDColumn)
-			return nil
-		},
-	}
-}
-
-func runCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "run",
-		Usage: "listen and dispatch events as River jobs until SIGINT or SIGTERM",
-		Flags: []cli.Flag{
-			flagTable, flagIDField, flagNameField, flagChannel,
-			&cli.StringFlag{Name: "poll-interval", EnvVars: []string{"NOTIFIED_CHANNEL_SELECT_TIMEOUT"}, Value: "5",
-				Usage: "how often to catch up without a notification: seconds (5, 0.5) or a duration (500ms)"},
-			&cli.IntFlag{Name: "batch-size", EnvVars: []string{"NOTIFIED_BATCH_SIZE"}, Value: bridge.DefaultBatchSize,
-				Usage: "events per dispatch transaction, at most"},
-			&cli.IntFlag{Name: "concurrency", EnvVars: []string{"NOTIFIED_CONCURRENCY"}, Value: bridge.DefaultConcurrency,
-				Usage: "dispatch transactions at once while draining a backlog"},
-			&cli.DurationFlag{Name: "missing-grace", EnvVars: []string{"NOTIFIED_MISSING_GRACE"}, Value: bridge.DefaultMissingGrace,
-				Usage: "how long to retry an id whose row is not visible before recording it as missing"},
-			flagRetention,
-			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
-				Usage: "serve the web UI (River UI under /riverui/, event history under /events/ID) on `ADDR`, e.g. 127.0.0.1:8080; off when empty"},
-			&cli.BoolFlag{Name: "insecure-ui", EnvVars: []string{"NOTIFIED_INSECURE_UI"},
-				Usage: "allow --http-addr on a non-loopback address without NOTIFIED_UI_USER/NOTIFIED_UI_PASSWORD"},
-			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"NOTIFIED_UI_USER"}, Usage: "user for the web UI's basic auth"},
-			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"NOTIFIED_UI_PASSWORD"}, Usage: "password for the web UI's basic auth (prefer the environment variable)"},
-		},
-		Action: func(c *cli.Context) error {
-			interval, err := bridge.ParseInterval(c.String("poll-interval"))
-			if err != nil {
-				return fmt.Errorf("--poll-interval / NOTIFIED_CHANNEL_SELECT_TIMEOUT: %w", err)
-			}
-			cfg := bridge.Config{
-				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
-				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
-				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
-				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
-			}
-			switch {
-			case cfg.Retention == 0:
-				cfg.Retention = bridge.KeepForever
-			case cfg.Retention < 0:
-				return fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
-			}
-			httpAddr, user, password := c.String("http-addr"), c.String("ui-user"), c.String("ui-password")
-			if httpAddr != "" {
-				if (user == "") != (password == "") {
-					return errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
-				}
-				if err := web.CheckAddr(httpAddr, user != "", c.Bool("insecure-ui")); err != nil {
-					return err
-				}
-			}
-			if cfg.MissingGrace <= 0 {
-				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
-			}
-			// bridge.Config reads 0 as "the default"; typed here it is a mistake.
-			if cfg.BatchSize < 1 {
-				return fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
-			}
-			if cfg.Concurrency < 1 {
-				return fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
-			}
-			pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			b, err := bridge.New(c.Context, pool, cfg)
-			if err != nil {
-				return err
-			}
-			if httpAddr == "" {
-				return b.Run(c.Context)
-			}
-			ctx, cancel := context.WithCancel(c.Context)
-			defer cancel()
-			ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password, Logger: slog.Default()})
-			if err != nil {
-				return err
-			}
-			// The UI and the bridge stop together: a UI that cannot listen
-			// stops the bridge, so a supervisor sees the failure.
-			var wg sync.WaitGroup
-			var uiErr error
-			wg.Go(func() {
-				uiErr = web.Serve(ctx, httpAddr, ui, slog.Default(), nil)
-				cancel()
-			})
-			err = b.Run(ctx)
-			cancel()
-			wg.Wait()
-			if err != nil {
-				return err
-			}
-			if c.Context.Err() == nil {
-				return uiErr
-			}
 			return nil
 		},
 	}

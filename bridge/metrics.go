@@ -1,0 +1,143 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/notified/notified/migrations"
+)
+
+// metrics are the bridge's Prometheus metrics. The bridge is itself a
+// prometheus.Collector: register it with a registry to export them.
+type metrics struct {
+	notifications prometheus.Counter
+	events        *prometheus.CounterVec
+	jobs          *prometheus.CounterVec
+	duplicates    prometheus.Counter
+	errors        prometheus.Counter
+	batchSize     prometheus.Histogram
+	batchDuration prometheus.Histogram
+	lag           prometheus.Histogram
+	listener      prometheus.Gauge
+	reconnects    prometheus.Counter
+	lastCatchUp   prometheus.Gauge
+
+	backlog    *prometheus.Desc
+	oldestAge  *prometheus.Desc
+	scrapeFail *prometheus.Desc
+}
+
+func newMetrics(channel string) *metrics {
+	labels := prometheus.Labels{"channel": channel}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "notified", Name: name, Help: help, ConstLabels: labels})
+	}
+	m := &metrics{
+		notifications: counter("notifications_received_total", "Notifications received on the channel."),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "events_total",
+			Help:        "Events recorded, by outcome: dispatched, unrouted, missing, rejected.",
+			ConstLabels: labels}, []string{"outcome"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "jobs_enqueued_total",
+			Help: "Jobs inserted into River, by handler kind.", ConstLabels: labels}, []string{"handler"}),
+		duplicates: counter("duplicates_skipped_total", "Claimed outbox rows skipped because their event was recorded before."),
+		errors:     counter("dispatch_errors_total", "Dispatch transactions that failed and were rolled back (retried later)."),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_size_events",
+			Help: "Outbox rows claimed per committed dispatch transaction.", ConstLabels: labels,
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_duration_seconds",
+			Help: "Duration of committed dispatch transactions, from begin to commit.", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "dispatch_lag_seconds",
+			Help:        "Time from the producer's transaction (the outbox row's created_at) to the commit of the event's jobs.",
+			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}),
+		listener:    prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "listener_connected", Help: "1 while the listener is connected and LISTENing, else 0.", ConstLabels: labels}),
+		reconnects:  counter("listener_reconnects_total", "Times the listener lost its connection and reconnected."),
+		lastCatchUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "last_catch_up_timestamp_seconds", Help: "Unix time of the last complete drain of the outbox.", ConstLabels: labels}),
+		backlog: prometheus.NewDesc("notified_backlog_events", "Outbox rows not dispatched yet (read from the database at scrape time).",
+			nil, labels),
+		oldestAge: prometheus.NewDesc("notified_backlog_oldest_age_seconds", "Age of the oldest outbox row not dispatched yet; 0 when the backlog is empty.",
+			nil, labels),
+		scrapeFail: prometheus.NewDesc("notified_backlog_scrape_error", "1 when the backlog could not be read at this scrape.", nil, labels),
+	}
+	return m
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.duplicates, m.errors, m.batchSize,
+		m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp}
+}
+
+// Describe implements prometheus.Collector.
+func (b *Bridge) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range b.metrics.collectors() {
+		c.Describe(ch)
+	}
+	ch <- b.metrics.backlog
+	ch <- b.metrics.oldestAge
+	ch <- b.metrics.scrapeFail
+}
+
+// Collect implements prometheus.Collector. The backlog gauges are read from
+// the database at scrape time, so every bridge of a channel reports the
+// same, true figure.
+func (b *Bridge) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range b.metrics.collectors() {
+		c.Collect(ch)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n int64
+	var age float64
+	err := b.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+		FROM `+migrations.Qualify(b.cfg.Schema, "notified_outbox")+` WHERE channel = $1`, b.cfg.Channel).Scan(&n, &age)
+	if err != nil {
+		b.log.Warn("metrics: read backlog", slog.String("error", err.Error()))
+		ch <- prometheus.MustNewConstMetric(b.metrics.scrapeFail, prometheus.GaugeValue, 1)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(b.metrics.scrapeFail, prometheus.GaugeValue, 0)
+	ch <- prometheus.MustNewConstMetric(b.metrics.backlog, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(b.metrics.oldestAge, prometheus.GaugeValue, age)
+}
+
+// observe records a committed batch in the metrics.
+func (b *Bridge) observe(res *batchResult) {
+	m := b.metrics
+	m.batchSize.Observe(float64(res.claimed))
+	var took time.Duration
+	for _, st := range res.steps {
+		took += st.d
+	}
+	m.batchDuration.Observe(took.Seconds())
+	m.duplicates.Add(float64(res.dupes))
+	since := time.Since(res.claimedAt)
+	byOutcome := map[Outcome]int{}
+	byHandler := map[string]int{}
+	for _, r := range res.recorded {
+		byOutcome[r.outcome]++
+		if r.outcome != OutcomeDispatched {
+			continue
+		}
+		for _, route := range r.jobs {
+			byHandler[route.Kind]++
+		}
+		if !res.claimedAt.IsZero() {
+			m.lag.Observe((r.age + since).Seconds())
+		}
+	}
+	for o, n := range byOutcome {
+		m.events.WithLabelValues(string(o)).Add(float64(n))
+	}
+	for k, n := range byHandler {
+		m.jobs.WithLabelValues(k).Add(float64(n))
+	}
+}
+
+// caughtUp notes a complete drain of the outbox.
+func (b *Bridge) caughtUp(t time.Time) {
+	b.lastCatchUp.Store(t.UnixNano())
+	b.metrics.lastCatchUp.Set(float64(t.UnixNano()) / 1e9)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/web"
+)
+
+var flagHTTPAddr = &cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
+	Usage: "serve /healthz, /readyz, /metrics and the web UI (River UI under /riverui/, event history under /events/ID) on `ADDR`, e.g. 127.0.0.1:8080; off when empty"}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "listen and dispatch events as River jobs until SIGINT or SIGTERM",
+		Flags: []cli.Flag{
+			flagTable, flagIDField, flagNameField, flagChannel,
+			&cli.StringFlag{Name: "poll-interval", EnvVars: []string{"NOTIFIED_CHANNEL_SELECT_TIMEOUT"}, Value: "5",
+				Usage: "how often to catch up without a notification: seconds (5, 0.5) or a duration (500ms)"},
+			&cli.BoolFlag{Name: "poll-only", EnvVars: []string{"NOTIFIED_POLL_ONLY"},
+				Usage: "do not LISTEN; only poll every --poll-interval (for a transaction-pooling proxy such as PgBouncer)"},
+			&cli.IntFlag{Name: "batch-size", EnvVars: []string{"NOTIFIED_BATCH_SIZE"}, Value: bridge.DefaultBatchSize,
+				Usage: "events per dispatch transaction, at most"},
+			&cli.IntFlag{Name: "concurrency", EnvVars: []string{"NOTIFIED_CONCURRENCY"}, Value: bridge.DefaultConcurrency,
+				Usage: "dispatch transactions at once while draining a backlog"},
+			&cli.DurationFlag{Name: "missing-grace", EnvVars: []string{"NOTIFIED_MISSING_GRACE"}, Value: bridge.DefaultMissingGrace,
+				Usage: "how long to retry an id whose row is not visible before recording it as missing"},
+			flagRetention,
+			flagHTTPAddr,
+			&cli.BoolFlag{Name: "ui", EnvVars: []string{"NOTIFIED_UI"}, Value: true,
+				Usage: "serve the web UI on --http-addr; with --ui=false only /healthz, /readyz and /metrics are served"},
+			&cli.BoolFlag{Name: "insecure-ui", EnvVars: []string{"NOTIFIED_INSECURE_UI"},
+				Usage: "allow the web UI on a non-loopback --http-addr without NOTIFIED_UI_USER/NOTIFIED_UI_PASSWORD"},
+			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"NOTIFIED_UI_USER"}, Usage: "user for the web UI's basic auth"},
+			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"NOTIFIED_UI_PASSWORD"}, Usage: "password for the web UI's basic auth (prefer the environment variable)"},
+		},
+		Action: func(c *cli.Context) error {
+			interval, err := bridge.ParseInterval(c.String("poll-interval"))
+			if err != nil {
+				return fmt.Errorf("--poll-interval / NOTIFIED_CHANNEL_SELECT_TIMEOUT: %w", err)
+			}
+			cfg := bridge.Config{
+				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
+				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
+				PollOnly:  c.Bool("poll-only"),
+				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
+				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
+			}
+			switch {
+			case cfg.Retention == 0:
+				cfg.Retention = bridge.KeepForever
+			case cfg.Retention < 0:
+				return fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
+			}
+			httpAddr, user, password := c.String("http-addr"), c.String("ui-user"), c.String("ui-password")
+			withUI := c.Bool("ui")
+			if httpAddr != "" && withUI {
+				if (user == "") != (password == "") {
+					return errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
+				}
+				if err := web.CheckAddr(httpAddr, user != "", c.Bool("insecure-ui")); err != nil {
+					return err
+				}
+			}
+			if cfg.MissingGrace <= 0 {
+				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
+			}
+			// bridge.Config reads 0 as "the default"; typed here it is a mistake.
+			if cfg.BatchSize < 1 {
+				return fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
+			}
+			if cfg.Concurrency < 1 {
+				return fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
+			}
+			pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := bridge.New(c.Context, pool, cfg)
+			if err != nil {
+				return err
+			}
+			if httpAddr == "" {
+				return b.Run(c.Context)
+			}
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), b)
+			mux := web.Ops(b, reg)
+			if withUI {
+				ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password, Logger: slog.Default()})
+				if err != nil {
+					return err
+				}
+				mux.Handle("/", ui)
+			}
+			return serveWhileRunning(c.Context, ctx, cancel, b, httpAddr, mux)
+		},
+	}
+}
+
+// serveWhileRunning runs the bridge and the HTTP server together: they stop
+// together, and a server that cannot listen stops the bridge, so that a
+// supervisor sees the failure.
+func serveWhileRunning(parent, ctx context.Context, cancel context.CancelFunc, b *bridge.Bridge, addr string, h http.Handler) error {
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		serveErr = web.Serve(ctx, addr, h, slog.Default(), nil)
+		cancel()
+	})
+	err := b.Run(ctx)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if parent.Err() == nil {
+		return serveErr
+	}
+	return nil
+}

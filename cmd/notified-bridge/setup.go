@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/routes"
+	"github.com/notified/notified/trigger"
+)
+
+func setupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "setup",
+		Usage: "one-shot set-up for deployments: migrate, install the capture trigger, and add routes (each step idempotent)",
+		Flags: []cli.Flag{
+			flagTable, flagChannel, flagIDField, flagJSON,
+			&cli.StringSliceFlag{Name: "route", EnvVars: []string{"NOTIFIED_ROUTES"},
+				Usage: "route EVENT=KIND to add (repeatable; in the environment, comma-separated)"},
+		},
+		Action: func(c *cli.Context) error {
+			if args, err := arguments(c); err != nil {
+				return err
+			} else if len(args) > 0 {
+				return fmt.Errorf("setup: unexpected argument %q: routes go in --route EVENT=KIND", args[0])
+			}
+			var rs []routes.Route
+			for _, spec := range c.StringSlice("route") {
+				event, kind, ok := strings.Cut(strings.TrimSpace(spec), "=")
+				if !ok || event == "" || kind == "" {
+					return fmt.Errorf("--route %q is not EVENT=KIND, e.g. --route user_signed_up=send_welcome_email", spec)
+				}
+				r := routes.Route{Event: event, Kind: kind}
+				if err := r.Validate(); err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			}
+			pool, err := connect(c, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			res, err := migrations.Migrate(c.Context, pool, c.String("schema"))
+			if err != nil {
+				return err
+			}
+			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
+				Channel: c.String("channel"), IDColumn: c.String("id-field")}
+			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
+				return err
+			}
+			if len(rs) > 0 {
+				if err := routes.NewStore(pool, c.String("schema")).Ensure(c.Context, rs...); err != nil {
+					return err
+				}
+			}
+			if c.Bool("json") {
+				if rs == nil {
+					rs = []routes.Route{}
+				}
+				return printJSON(c.App.Writer, map[string]any{"migrate": res, "trigger": trigger.Name(opts),
+					"table": opts.Table, "channel": opts.Channel, "routes": rs})
+			}
+			fmt.Fprintf(c.App.Writer, "schema %s migrated (River %v, notified %v applied now)\n", res.Schema, res.RiverVersions, res.Versions)
+			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s (channel %q)\n", trigger.Name(opts), opts.Table, opts.Channel)
+			for _, r := range rs {
+				fmt.Fprintf(c.App.Writer, "route %s -> %s\n", r.Event, r.Kind)
+			}
+			return nil
+		},
+	}
+}
+
+func healthcheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "healthcheck",
+		Usage: "exit 0 if a running bridge's /readyz answers ready, else 1 (for container health checks)",
+		Flags: []cli.Flag{
+			flagHTTPAddr,
+			&cli.StringFlag{Name: "path", Value: "/readyz", Usage: "path to ask: /readyz (ready) or /healthz (alive)"},
+			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Usage: "give up after this long"},
+		},
+		Action: func(c *cli.Context) error {
+			addr := c.String("http-addr")
+			if addr == "" {
+				return errors.New("healthcheck: no address: set --http-addr or NOTIFIED_HTTP_ADDR to the bridge's, e.g. :8080")
+			}
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return fmt.Errorf("healthcheck: --http-addr %q is not host:port or :port", addr)
+			}
+			// The bridge listening on every interface answers on loopback.
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			url := "http://" + net.JoinHostPort(host, port) + c.String("path")
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return fmt.Errorf("healthcheck: %w", err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("healthcheck: %s: %w", url, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			if resp.StatusCode != http.StatusOK {
+				var r struct{ Reasons []string }
+				if json.Unmarshal(body, &r) == nil && len(r.Reasons) > 0 {
+					return fmt.Errorf("healthcheck: not ready: %s", strings.Join(r.Reasons, "; "))
+				}
+				return fmt.Errorf("healthcheck: %s answered %s", url, resp.Status)
+			}
+			fmt.Fprintln(c.App.Writer, "ok")
+			return nil
+		},
+	}
+}
