@@ -108,6 +108,16 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	return c.pgctl(ctx, "restart")
 }
 
+// Pause stops the server (fast) and keeps its data, for Resume.
+func (c *Cluster) Pause(ctx context.Context) error {
+	return c.pgctl(ctx, "stop")
+}
+
+// Resume starts a paused server again on the same port.
+func (c *Cluster) Resume(ctx context.Context) error {
+	return c.pgctl(ctx, "start")
+}
+
 // Stop stops the server and removes its directory.
 func (c *Cluster) Stop(ctx context.Context) error {
 	err := c.pgctl(ctx, "stop")
