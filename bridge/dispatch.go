@@ -127,10 +127,10 @@ type batchResult struct {
 	claimed   int
 	claimedAt time.Time // when the claim returned, by this process's clock
 	recorded  []outcomeRecord
-	jobs     int
-	requeued int
-	dupes    int
-	steps    []stepTime // how long each step took
+	jobs      int
+	requeued  int
+	dupes     int
+	steps     []stepTime // how long each step took
 }
 
 // stepTime is how long one step of a dispatch transaction took.
