@@ -23,10 +23,17 @@ var ErrNoBinaries = errors.New("no Postgres server binaries (initdb, pg_ctl) on 
 
 // Cluster is a running throwaway server.
 type Cluster struct {
-	bin  string // directory of initdb, pg_ctl
-	dir  string // temporary directory: data/, the socket and the log
-	port int
-	cred *syscall.Credential // run as this user when we are root
+	bin      string // directory of initdb, pg_ctl
+	dir      string // temporary directory: data/, the socket and the log
+	port     int
+	maxConns int
+	cred     *syscall.Credential // run as this user when we are root
+}
+
+// Options adjust the server Start starts.
+type Options struct {
+	// MaxConnections is the server's max_connections; 0 means 50.
+	MaxConnections int
 }
 
 // FindBinaries returns the directory holding initdb and pg_ctl: the one on
@@ -58,7 +65,14 @@ func version(initdb string) int {
 // a free loopback port, with trust authentication for the user postgres.
 // initdb and postgres refuse to run as root, so as root they run as the
 // OS user postgres, which then owns the directory.
-func Start(ctx context.Context) (*Cluster, error) {
+func Start(ctx context.Context, opts ...Options) (*Cluster, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 50
+	}
 	bin, err := FindBinaries()
 	if err != nil {
 		return nil, err
@@ -67,7 +81,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	c := &Cluster{bin: bin, dir: dir}
+	c := &Cluster{bin: bin, dir: dir, maxConns: o.MaxConnections}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -96,6 +110,9 @@ func Start(ctx context.Context) (*Cluster, error) {
 	}
 	return c, nil
 }
+
+// Dir is the cluster's temporary directory.
+func (c *Cluster) Dir() string { return c.dir }
 
 // URL is the connection URL of the cluster's postgres database.
 func (c *Cluster) URL() string {
@@ -127,12 +144,30 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return err
 }
 
+// StopWhenProcessExits starts a watcher process that stops the server and
+// removes its directory once the process pid has exited, for a server that
+// must outlive no one but has no one to stop it (a test binary has no hook
+// that runs when it exits).
+func (c *Cluster) StopWhenProcessExits(pid int) error {
+	script := fmt.Sprintf(`while [ -d /proc/%d ]; do sleep 1; done; %q -D %q -m immediate stop >/dev/null 2>&1; rm -rf %q`,
+		pid, filepath.Join(c.bin, "pg_ctl"), c.data(), c.dir)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = c.dir
+	// Its own session: it outlives the process it watches, and a Ctrl-C
+	// meant for that process does not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: c.cred}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the server's watcher: %w", err)
+	}
+	return cmd.Process.Release()
+}
+
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
 func (c *Cluster) pgctl(ctx context.Context, action string) error {
 	args := []string{"-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60"}
 	if action != "stop" {
-		args = append(args, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", c.port, c.dir))
+		args = append(args, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=%d", c.port, c.dir, c.maxConns))
 	}
 	if action != "start" {
 		args = append(args, "-m", "fast")

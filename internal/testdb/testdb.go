@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -18,20 +19,59 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/migrations"
 )
 
-// DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set.
+// DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set
+// and a server answers there.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// URL returns the database URL tests connect to.
+var (
+	resolveOnce sync.Once
+	resolvedURL string
+	resolveErr  error
+)
+
+// URL returns the database URL tests connect to: TEST_DATABASE_URL, else
+// DATABASE_URL, else DefaultURL when a Postgres server answers there, else
+// a throwaway server started from the Postgres binaries installed on the
+// machine, shared by the tests of this process and removed after it exits.
+// It is resolved once per process.
 func URL() string {
+	resolveOnce.Do(func() {
+		var c *pgcluster.Cluster
+		resolvedURL, c, resolveErr = Resolve(context.Background(), os.Getenv, DefaultURL)
+		if c != nil {
+			resolveErr = c.StopWhenProcessExits(os.Getpid())
+		}
+	})
+	return resolvedURL
+}
+
+// Resolve picks the test database as URL describes, reading the environment
+// with getenv and probing defaultURL. When it starts a throwaway server it
+// returns it too; the caller stops it.
+func Resolve(ctx context.Context, getenv func(string) string, defaultURL string) (string, *pgcluster.Cluster, error) {
 	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
-		if v := os.Getenv(k); v != "" {
-			return v
+		if v := getenv(k); v != "" {
+			return v, nil, nil
 		}
 	}
-	return DefaultURL
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(pctx, defaultURL)
+	if err == nil {
+		_ = conn.Close(ctx)
+		return defaultURL, nil, nil
+	}
+	probeErr := err
+	c, err := pgcluster.Start(ctx, pgcluster.Options{MaxConnections: 300})
+	if err != nil {
+		return "", nil, fmt.Errorf("no test database: TEST_DATABASE_URL and DATABASE_URL are not set, %s does not answer (%v), and no throwaway server could be started: %w",
+			defaultURL, probeErr, err)
+	}
+	return c.URL(), c, nil
 }
 
 // DB is one test's corner of the database.
@@ -69,6 +109,9 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	url := URL()
+	if resolveErr != nil {
+		t.Fatal(resolveErr)
+	}
 	if p, ok := sharedPools[url]; ok {
 		return p
 	}
