@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,4 +48,37 @@ func Example() {
 	if err := b.Run(ctx); err != nil { // returns nil after ctx is done
 		log.Fatal(err)
 	}
+}
+
+// A bridge beside other work in one process, stopped gracefully: when its
+// context is done, Run finishes the batches in flight and returns. Every
+// event committed meanwhile stays in the outbox for the next bridge.
+func ExampleBridge_Run() {
+	pool, err := pgxpool.New(context.Background(), os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := bridge.New(ctx, pool, bridge.Config{Schema: "notified", Table: "public.events"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+
+	// ... the rest of the program runs here, until SIGINT or SIGTERM.
+	<-ctx.Done()
+
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Print(err)
+		}
+	case <-time.After(30 * time.Second):
+		log.Print("bridge still finishing a batch after 30s; exiting: its transaction rolls back and the events are dispatched again")
+	}
+	log.Printf("bridge stopped: %+v", b.Stats())
 }

@@ -2,12 +2,16 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/notified/notified/jobs"
 )
@@ -64,4 +68,80 @@ func ExampleHandle() {
 	defer func() { _ = client.Stop(context.Background()) }()
 
 	// ... run until asked to stop.
+}
+
+// ChargeOrder is a handler kind whose handler shows the three outcomes of a
+// job: retried, cancelled, completed with an output.
+type ChargeOrder struct{}
+
+// Kind names the handler kind.
+func (ChargeOrder) Kind() string { return "charge_order" }
+
+var (
+	errDeclined    = errors.New("card declined")
+	errUnavailable = errors.New("payment service unavailable")
+)
+
+// charge stands for a payment service's client.
+func charge(_ context.Context, card string, cents int) (string, error) {
+	switch {
+	case strings.HasPrefix(card, "0000"):
+		return "", fmt.Errorf("card %s: %w", card, errDeclined)
+	case strings.HasPrefix(card, "5555"):
+		return "", fmt.Errorf("charge card %s: %w", card, errUnavailable)
+	}
+	return fmt.Sprintf("r-%s-%d", card, cents), nil
+}
+
+// ExampleHandle_results sorts what can go wrong into what River should retry
+// and what it should not. The handler is called directly here, as a unit
+// test of a handler would; under River the same results complete, retry or
+// cancel the job.
+func ExampleHandle_results() {
+	handler := func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		var order struct {
+			Card  string `json:"card"`
+			Cents int    `json:"cents"`
+		}
+		if err := ev.Decode(&order); err != nil {
+			return jobs.Result{}, jobs.Permanent(err) // the row will not decode better
+		}
+		receipt, err := charge(ctx, order.Card, order.Cents)
+		switch {
+		case errors.Is(err, errDeclined):
+			return jobs.Result{}, jobs.Permanent(err) // cancelled at once, not retried
+		case err != nil:
+			return jobs.Result{}, err // retried with backoff, up to the route's max attempts
+		}
+		// Completed; the payload is recorded as the job's output.
+		return jobs.Success(map[string]string{"receipt": receipt}), nil
+	}
+
+	workers := river.NewWorkers()
+	if err := jobs.Handle[ChargeOrder](workers, handler); err != nil {
+		log.Fatal(err)
+	}
+
+	for i, row := range []string{
+		`{"card": "4242", "cents": 990}`,
+		`{"card": "5555", "cents": 990}`,
+		`{"card": "0000", "cents": 990}`,
+	} {
+		ev := jobs.Event{ID: fmt.Sprint(i + 1), Name: "order_placed", Channel: "events", Data: json.RawMessage(row)}
+		res, err := handler(context.Background(), ev)
+		var cancel *rivertype.JobCancelError
+		switch {
+		case errors.As(err, &cancel):
+			fmt.Printf("event %s: cancelled: %v\n", ev.ID, cancel.Unwrap())
+		case err != nil:
+			fmt.Printf("event %s: retried: %v\n", ev.ID, err)
+		default:
+			out, _ := json.Marshal(res.Payload)
+			fmt.Printf("event %s: completed, output %s\n", ev.ID, out)
+		}
+	}
+	// Output:
+	// event 1: completed, output {"receipt":"r-4242-990"}
+	// event 2: retried: charge card 5555: payment service unavailable
+	// event 3: cancelled: card 0000: card declined
 }

@@ -1,55 +1,118 @@
-// Command example-worker is the smallest useful worker process: it declares
-// a route for the events it handles, registers a handler for its kind as a
-// River worker, and runs until SIGINT or SIGTERM.
+// Command example-worker runs the handlers of package example as a worker
+// process, to copy: it creates the example_audit table, declares the routes
+// user_signed_up -> send_welcome_email, write_audit and order_placed ->
+// call_webhook, write_audit, works their jobs with a River client until
+// SIGINT or SIGTERM, and then stops gracefully.
 //
-//	DATABASE_URL=postgres://... go run ./cmd/example-worker --event user_signed_up
+//	DATABASE_URL=postgres://... NOTIFIED_SCHEMA=notified go run ./cmd/example-worker
 //
-// The handler, print_event, logs the event it receives and records a small
-// output on the job. Copy it and replace the handler with your own.
+// By default it needs no mail server and no webhook receiver: --smtp-addr
+// builtin (the default) starts an in-process SMTP sink on 127.0.0.1 that logs
+// each mail it receives, and --webhook-url builtin (the default) an
+// in-process HTTP receiver that answers 200 and logs each call. Point them at
+// real ones with --smtp-addr host:port and --webhook-url https://... .
+// Run with -h for every flag and the environment variable behind it.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/mail"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/example"
+	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 )
 
-// PrintEvent is the handler kind of this worker.
-type PrintEvent struct{}
+// builtin, as --smtp-addr or --webhook-url, starts an in-process server.
+const builtin = "builtin"
 
-// Kind returns the handler kind.
-func (PrintEvent) Kind() string { return "print_event" }
+// Defaults of the worker's own settings.
+const (
+	defaultMaxWorkers  = 20
+	defaultStopTimeout = 30 * time.Second
+	// hardStopTimeout bounds the wait for cancelled jobs to return after
+	// the graceful stop timed out.
+	hardStopTimeout = 10 * time.Second
+)
 
-// config is what the worker is told on the command line.
+// River's job retention: completed jobs are kept a day, cancelled and
+// discarded ones (the dead letters) a week. notified keeps every job's
+// outcome in its own history for longer.
+const (
+	completedJobRetention = 24 * time.Hour
+	cancelledJobRetention = 7 * 24 * time.Hour
+	discardedJobRetention = 7 * 24 * time.Hour
+)
+
+// config is what the worker is told on the command line and in its
+// environment.
 type config struct {
-	databaseURL string
-	schema      string
-	events      []string
+	databaseURL    string
+	schema         string
+	smtpAddr       string // host:port, or builtin
+	mailFrom       string
+	webhookURL     string // URL, or builtin
+	webhookTimeout time.Duration
+	maxWorkers     int
+	// stopTimeout is how long a stop waits for running jobs before it
+	// cancels them; not a flag.
+	stopTimeout time.Duration
+}
+
+// withDefaults fills the zero fields that have a default.
+func (c config) withDefaults() config {
+	if c.smtpAddr == "" {
+		c.smtpAddr = builtin
+	}
+	if c.webhookURL == "" {
+		c.webhookURL = builtin
+	}
+	if c.mailFrom == "" {
+		c.mailFrom = example.DefaultMailFrom
+	}
+	if c.webhookTimeout == 0 {
+		c.webhookTimeout = example.DefaultWebhookTimeout
+	}
+	if c.maxWorkers == 0 {
+		c.maxWorkers = defaultMaxWorkers
+	}
+	if c.stopTimeout == 0 {
+		c.stopTimeout = defaultStopTimeout
+	}
+	return c
 }
 
 func main() {
-	var cfg config
-	var events string
-	flag.StringVar(&cfg.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres URL (default $DATABASE_URL)")
-	flag.StringVar(&cfg.schema, "schema", os.Getenv("NOTIFIED_SCHEMA"), "schema of River's and notified's tables (default $NOTIFIED_SCHEMA)")
-	flag.StringVar(&events, "event", "user_signed_up", "comma-separated event names to route to print_event")
-	flag.Parse()
-	cfg.events = strings.Split(events, ",")
-
+	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		var reported usageError
+		if !errors.As(err, &reported) {
+			fmt.Fprintln(os.Stderr, "example-worker: "+err.Error())
+		}
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -59,51 +122,260 @@ func main() {
 	}
 }
 
-// run declares the routes, starts a River client with the handler and works
-// jobs until ctx is done, then stops the client gracefully.
+// usageError is a command-line error the flag set has reported already,
+// with the usage.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// parseFlags reads the flags in args; a flag not given falls back to its
+// environment variable (read with getenv), then to its default. Usage and
+// flag errors are written to output.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("example-worker", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: example-worker [flags]
+
+Runs the example handlers send_welcome_email, write_audit and call_webhook
+for the jobs notified-bridge enqueues, until SIGINT or SIGTERM. Declares
+their routes and creates the example_audit table at start-up.
+
+Flags (each falls back to the environment variable named, then to the
+default given):
+`)
+		fs.PrintDefaults()
+	}
+	// The flags' own defaults are zero so that the help shows the variable,
+	// not its value (which may hold a password); withDefaults applies the
+	// real defaults after the environment.
+	envs := map[string]string{}
+	str := func(p *string, name, env, usage string) {
+		fs.StringVar(p, name, "", usage+" (default $"+env+")")
+		envs[name] = env
+	}
+	str(&cfg.databaseURL, "database-url", "DATABASE_URL", "Postgres URL")
+	str(&cfg.schema, "schema", "NOTIFIED_SCHEMA", "schema of River's and notified's tables, and of example_audit; the connection's current schema if unset")
+	str(&cfg.smtpAddr, "smtp-addr", "EXAMPLE_SMTP_ADDR", "host:port of the SMTP server send_welcome_email uses, or builtin for an in-process sink on 127.0.0.1 that logs each mail; builtin if unset")
+	str(&cfg.mailFrom, "mail-from", "EXAMPLE_MAIL_FROM", "sender of the welcome mail; "+example.DefaultMailFrom+" if unset")
+	str(&cfg.webhookURL, "webhook-url", "EXAMPLE_WEBHOOK_URL", "URL call_webhook POSTs to, or builtin for an in-process receiver on 127.0.0.1 that answers 200 and logs each call; builtin if unset")
+	fs.DurationVar(&cfg.webhookTimeout, "webhook-timeout", 0, "time limit of each call_webhook attempt; "+example.DefaultWebhookTimeout.String()+" if unset (default $EXAMPLE_WEBHOOK_TIMEOUT)")
+	envs["webhook-timeout"] = "EXAMPLE_WEBHOOK_TIMEOUT"
+	fs.IntVar(&cfg.maxWorkers, "max-workers", 0, "jobs worked at once; "+strconv.Itoa(defaultMaxWorkers)+" if unset (default $EXAMPLE_MAX_WORKERS)")
+	envs["max-workers"] = "EXAMPLE_MAX_WORKERS"
+
+	if err := fs.Parse(args); err != nil {
+		return config{}, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q: example-worker takes only flags (see -h)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envs[f.Name]
+		v := getenv(env)
+		if err != nil || given[f.Name] || env == "" || v == "" {
+			return
+		}
+		if f.Value.Set(v) != nil {
+			want := "text"
+			switch f.Value.(flag.Getter).Get().(type) {
+			case time.Duration:
+				want = "a duration such as 5s or 500ms"
+			case int:
+				want = "a whole number"
+			}
+			err = fmt.Errorf("$%s=%q is not valid for --%s: use %s", env, v, f.Name, want)
+		}
+	})
+	if err != nil {
+		return config{}, err
+	}
+	if cfg.maxWorkers < 0 || given["max-workers"] && cfg.maxWorkers == 0 {
+		return config{}, fmt.Errorf("max workers %d is out of range: use at least 1", cfg.maxWorkers)
+	}
+	if cfg.webhookTimeout < 0 {
+		return config{}, fmt.Errorf("webhook timeout %s is negative: use a duration such as 5s", cfg.webhookTimeout)
+	}
+	return cfg.withDefaults(), nil
+}
+
+// run prepares the database, starts the built-in servers that were asked
+// for and a River client working the example handlers, and works jobs until
+// ctx is done; then it stops the client gracefully.
 func run(ctx context.Context, cfg config, logger *slog.Logger) error {
+	cfg = cfg.withDefaults()
 	if cfg.databaseURL == "" {
 		return errors.New("no database: set DATABASE_URL or --database-url")
 	}
+	if cfg.maxWorkers < 1 {
+		return fmt.Errorf("max workers %d is out of range: use at least 1", cfg.maxWorkers)
+	}
+	if err := migrations.ValidateSchema(cfg.schema); err != nil {
+		return err
+	}
 	pool, err := pgxpool.New(ctx, cfg.databaseURL)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("database URL: %w", err)
 	}
 	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("connect to the database: %w", err)
+	}
+	if err := migrations.Check(ctx, pool, cfg.schema); err != nil {
+		return err
+	}
+	if err := example.EnsureAuditTable(ctx, pool, cfg.schema); err != nil {
+		return err
+	}
+	if err := routes.NewStore(pool, cfg.schema).Ensure(ctx, example.Routes()...); err != nil {
+		return err
+	}
 
-	store := routes.NewStore(pool, cfg.schema)
-	for _, ev := range cfg.events {
-		if err := store.Ensure(ctx, routes.Route{Event: strings.TrimSpace(ev), Kind: PrintEvent{}.Kind()}); err != nil {
+	// The built-in servers outlive ctx: jobs still running while the
+	// client stops may need them.
+	smtpAddr := cfg.smtpAddr
+	if smtpAddr == builtin {
+		sink, err := example.StartMailSink(context.WithoutCancel(ctx), "127.0.0.1:0")
+		if err != nil {
 			return err
 		}
+		defer func() { _ = sink.Close() }()
+		sink.OnMail(func(m example.Mail) { logMail(logger, m) })
+		smtpAddr = sink.Addr()
+		logger.Info("built-in SMTP sink listening; it logs each mail and delivers none", slog.String("addr", smtpAddr))
+	}
+	webhookURL := cfg.webhookURL
+	if webhookURL == builtin {
+		url, stop, err := startWebhookReceiver(logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		webhookURL = url
+		logger.Info("built-in webhook receiver listening; it answers 200 to each call and logs it", slog.String("url", webhookURL))
 	}
 
 	workers := river.NewWorkers()
-	if err := jobs.Handle[PrintEvent](workers, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
-		logger.Info("event", slog.String("id", ev.ID), slog.String("name", ev.Name),
-			slog.Int("attempt", ev.Job.Attempt), slog.String("data", string(ev.Data)))
-		return jobs.Success(map[string]string{"printed": ev.ID}), nil
+	if err := example.Register(workers, example.Config{
+		Pool:           pool,
+		Schema:         cfg.schema,
+		SMTPAddr:       smtpAddr,
+		MailFrom:       cfg.mailFrom,
+		WebhookURL:     webhookURL,
+		WebhookTimeout: cfg.webhookTimeout,
 	}); err != nil {
 		return err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:  cfg.schema,
-		Logger:  logger,
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
-		Workers: workers,
+		Schema:                      cfg.schema,
+		Logger:                      logger,
+		Queues:                      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.maxWorkers}},
+		Workers:                     workers,
+		CompletedJobRetentionPeriod: completedJobRetention,
+		CancelledJobRetentionPeriod: cancelledJobRetention,
+		DiscardedJobRetentionPeriod: discardedJobRetention,
 	})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)
 	}
-	if err := client.Start(ctx); err != nil {
+	// Cancelling the context given to Start would cancel running jobs at
+	// once; the stop below is graceful first.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start river client: %w", err)
 	}
-	logger.Info("worker running", slog.String("kind", PrintEvent{}.Kind()), slog.Any("events", cfg.events))
+	kinds := []string{example.SendWelcomeEmail{}.Kind(), example.WriteAudit{}.Kind(), example.CallWebhook{}.Kind()}
+	logger.Info("worker running", slog.Any("kinds", kinds), slog.Int("max_workers", cfg.maxWorkers))
 	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return stopClient(client, cfg.stopTimeout, logger)
+}
+
+// stopClient stops the client gracefully, waiting up to timeout for running
+// jobs to finish; then it cancels the jobs still running, which River puts
+// back in the queue for the next worker.
+func stopClient(client *river.Client[pgx.Tx], timeout time.Duration, logger *slog.Logger) error {
+	logger.Info("stopping: waiting for running jobs", slog.Duration("timeout", timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := client.Stop(stopCtx); err != nil {
+	err := client.Stop(ctx)
+	if err == nil {
+		logger.Info("stopped")
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("stop river client: %w", err)
 	}
+	logger.Warn("jobs still running after the stop timeout: cancelling them; River puts them back in the queue", slog.Duration("timeout", timeout))
+	hardCtx, hardCancel := context.WithTimeout(context.Background(), hardStopTimeout)
+	defer hardCancel()
+	if err := client.StopAndCancel(hardCtx); err != nil {
+		return fmt.Errorf("stop river client after cancelling running jobs: %w", err)
+	}
+	logger.Info("stopped")
 	return nil
+}
+
+// logMail logs a mail the built-in sink received.
+func logMail(logger *slog.Logger, m example.Mail) {
+	attrs := []any{slog.String("from", m.From), slog.Any("to", m.To)}
+	if msg, err := mail.ReadMessage(strings.NewReader(m.Data)); err == nil {
+		attrs = append(attrs, slog.String("subject", msg.Header.Get("Subject")), slog.String("message_id", msg.Header.Get("Message-ID")))
+	}
+	logger.Info("mail received by the built-in SMTP sink", attrs...)
+}
+
+// startWebhookReceiver serves a webhook receiver on 127.0.0.1 that answers
+// 200 to every POST and logs it. It returns the receiver's URL and a
+// function that shuts it down and waits for it.
+func startWebhookReceiver(logger *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("built-in webhook receiver: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { receiveWebhook(logger, w, r) }),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // returns http.ErrServerClosed after Shutdown
+	}()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}
+	return "http://" + ln.Addr().String() + "/webhook", stop, nil
+}
+
+// receiveWebhook is the built-in receiver's handler.
+func receiveWebhook(logger *slog.Logger, w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var body struct {
+		EventID   string          `json:"event_id"`
+		EventName string          `json:"event_name"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		http.Error(w, "body is not the JSON of an event: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	logger.Info("webhook received by the built-in receiver",
+		slog.String("event_id", body.EventID), slog.String("event_name", body.EventName),
+		slog.String("idempotency_key", r.Header.Get("Idempotency-Key")), slog.String("data", string(body.Data)))
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"received":true}`+"\n")
 }
