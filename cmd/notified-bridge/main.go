@@ -78,6 +78,7 @@ var (
 		Name: "channel", EnvVars: []string{"NOTIFIED_CHANNEL"}, Value: bridge.DefaultChannel,
 		Usage: "NOTIFY channel, spelled exactly as producers pass it to pg_notify",
 	}
+	demoTimeout   = 2 * time.Minute
 	flagJSON      = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
 	flagRetention = &cli.DurationFlag{
 		Name: "retention", EnvVars: []string{"NOTIFIED_RETENTION"}, Value: bridge.DefaultRetention,
@@ -111,6 +112,7 @@ func newApp() *cli.App {
 			pruneCommand(),
 			setupCommand(),
 			healthcheckCommand(),
+			demoCommand(),
 		},
 		Before: func(c *cli.Context) error {
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))

@@ -1,0 +1,512 @@
+// Package demo runs notified end to end in one process, for a first look:
+// a database (the one given, or a throwaway server started from the Postgres
+// binaries on the machine), the capture trigger on a sample events table,
+// the example handlers' routes, a bridge, a worker with the example
+// handlers, a mail sink and a webhook endpoint that fail now and then, and
+// sample events. It shows the jobs flowing, then the history.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/example"
+	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/pgcluster"
+	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/routes"
+	"github.com/notified/notified/trigger"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// DatabaseURL is the database to use; empty starts a throwaway server.
+	// The demo works in a schema of its own, dropped at the end.
+	DatabaseURL string
+	// Events is how many sample events to insert; 0 means 24.
+	Events int
+	// Keep keeps the demo's schema (or throwaway server's directory is
+	// still removed) for a look in psql afterwards.
+	Keep bool
+	// Timeout bounds the wait for every job to finish; 0 means 2 minutes.
+	Timeout time.Duration
+	// Out receives the progress and the history.
+	Out io.Writer
+	// Live rewrites one progress line in place (for a terminal) instead of
+	// printing a line per second.
+	Live bool
+	// Logger receives the components' logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// ErrNoPostgres says no database was given and no Postgres binaries were
+// found to start one.
+var ErrNoPostgres = errors.New("no database: DATABASE_URL is not set and no Postgres server binaries (initdb, pg_ctl) were found on PATH or under /usr/lib/postgresql/*/bin; " +
+	"install Postgres (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql@17) or set DATABASE_URL")
+
+// Run runs the demo until every job has finished (or Timeout), prints the
+// history, and cleans up. Cancelling ctx stops it cleanly.
+func Run(ctx context.Context, o Options) (err error) {
+	if o.Events <= 0 {
+		o.Events = 24
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cleanup := context.WithoutCancel(ctx)
+	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+
+	// 1. A database.
+	url := o.DatabaseURL
+	if url == "" {
+		say("DATABASE_URL is not set: starting a throwaway Postgres from the binaries on this machine...")
+		cluster, err := pgcluster.Start(ctx)
+		if errors.Is(err, pgcluster.ErrNoBinaries) {
+			return ErrNoPostgres
+		}
+		if err != nil {
+			return fmt.Errorf("start a throwaway Postgres: %w", err)
+		}
+		defer func() {
+			if serr := cluster.Stop(cleanup); serr != nil && err == nil {
+				err = fmt.Errorf("stop the throwaway Postgres: %w", serr)
+			}
+		}()
+		say("  running on %s, in %s (removed on exit)", strings.TrimPrefix(cluster.URL(), "postgres://"), cluster.Dir())
+		url = cluster.URL()
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("connect to the database: %w", err)
+	}
+
+	// 2. notified's tables, a sample events table with the capture
+	// trigger, the example audit table and the routes.
+	schema := "notified_demo_" + randomHex(4)
+	defer func() {
+		if o.Keep {
+			say("\nschema %s kept: look around with psql (DROP SCHEMA %s CASCADE when done)", schema, schema)
+			return
+		}
+		if _, derr := pool.Exec(cleanup, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); derr != nil && err == nil {
+			err = fmt.Errorf("drop the demo schema %s: %w", schema, derr)
+		}
+	}()
+	say("setting up schema %s: River's and notified's tables, an events table with the capture trigger, routes", schema)
+	if _, err := migrations.Migrate(ctx, pool, schema); err != nil {
+		return err
+	}
+	events := pgx.Identifier{schema, "events"}.Sanitize()
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+events+` (
+		id bigserial PRIMARY KEY, name text NOT NULL, email text, total numeric, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("create the events table: %w", err)
+	}
+	// A channel of its own: a bridge already running on this database
+	// never hears the demo's notifications.
+	channel := schema
+	if _, err := trigger.Install(ctx, pool, trigger.Options{Schema: schema, Table: schema + ".events", Channel: channel}); err != nil {
+		return err
+	}
+	if err := example.EnsureAuditTable(ctx, pool, schema); err != nil {
+		return err
+	}
+	if err := routes.NewStore(pool, schema).Ensure(ctx, example.Routes()...); err != nil {
+		return err
+	}
+	for _, r := range example.Routes() {
+		say("  route %s -> %s", r.Event, r.Kind)
+	}
+
+	// 3. The outside world: a mail sink that greylists the first two
+	// mails, and a webhook endpoint that fails now and then.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	sink, err := example.StartMailSink(runCtx, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	sink.FailNext(2, 451, "4.7.1 greylisted, try again later")
+	hook := newFlakyEndpoint()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("webhook endpoint: %w", err)
+	}
+	srv := &http.Server{Handler: hook, ReadHeaderTimeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	defer func() {
+		stop() // the bridge and the endpoint's server stop with runCtx
+		wg.Wait()
+	}()
+	wg.Go(func() { _ = srv.Serve(ln) })
+	defer func() { _ = srv.Shutdown(cleanup) }()
+	say("mail sink on %s (greylists the first 2 mails), webhook endpoint on %s (503 on the first try of every third order, 404 for order totals of 404)",
+		sink.Addr(), ln.Addr())
+
+	// 4. The bridge and a worker.
+	b, err := bridge.New(ctx, pool, bridge.Config{Schema: schema, Table: schema + ".events", Channel: channel,
+		PollInterval: 500 * time.Millisecond, Retention: bridge.KeepForever, Logger: o.Logger})
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { _ = b.Run(runCtx) })
+	workers := river.NewWorkers()
+	if err := example.Register(workers, example.Config{Pool: pool, Schema: schema, SMTPAddr: sink.Addr(),
+		WebhookURL: "http://" + ln.Addr().String() + "/hooks/orders", WebhookTimeout: 2 * time.Second}); err != nil {
+		return err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Schema: schema, Workers: workers, Logger: o.Logger,
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		FetchCooldown:     50 * time.Millisecond,
+		FetchPollInterval: 100 * time.Millisecond,
+		RetryPolicy:       quickRetry{},
+	})
+	if err != nil {
+		return fmt.Errorf("river client: %w", err)
+	}
+	if err := client.Start(runCtx); err != nil {
+		return fmt.Errorf("start the worker: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(cleanup, 10*time.Second)
+		defer cancel()
+		if serr := client.Stop(sctx); serr != nil {
+			_ = client.StopAndCancel(cleanup)
+		}
+	}()
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for !b.Listening() {
+		select {
+		case <-waitCtx.Done():
+			return errors.New("the bridge did not start listening within 10s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	// 5. Sample events, committed the way applications do: a row per
+	// event, in a few transactions.
+	samples := sampleEvents(o.Events)
+	say("\ninserting %d events: %s", len(samples), describe(samples))
+	for start := 0; start < len(samples); start += 6 {
+		batch := samples[start:min(start+6, len(samples))]
+		if err := insert(ctx, pool, events, batch); err != nil {
+			return err
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+
+	// 6. Watch them flow.
+	store := history.NewStore(pool, schema)
+	if err := watch(ctx, o, store, channel, len(samples)); err != nil {
+		return err
+	}
+
+	// 7. What happened.
+	return report(ctx, o, pool, store, schema, channel, sink)
+}
+
+// quickRetry retries after one second, not River's backoff of attempt⁴
+// seconds, so the demo shows retries succeeding within its run.
+type quickRetry struct{}
+
+func (quickRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(time.Second) }
+
+// sample is one event to insert.
+type sample struct {
+	name  string
+	email *string
+	total *float64
+}
+
+func sampleEvents(n int) []sample {
+	out := make([]sample, 0, n)
+	for i := range n {
+		switch i % 4 {
+		case 0, 2:
+			email := fmt.Sprintf("user%d@example.com", i+1)
+			if i == 6 {
+				email = "" // no address: cancelled at once, not retried
+			}
+			out = append(out, sample{name: "user_signed_up", email: &email})
+		case 1:
+			total := float64(10 + 7*i)
+			if i == 5 {
+				total = 404 // the endpoint answers 404: cancelled
+			}
+			out = append(out, sample{name: "order_placed", total: &total})
+		case 3:
+			out = append(out, sample{name: "page_viewed"}) // no route
+		}
+	}
+	return out
+}
+
+func describe(s []sample) string {
+	count := map[string]int{}
+	for _, e := range s {
+		count[e.name]++
+	}
+	names := make([]string, 0, len(count))
+	for n := range count {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%d %s", count[n], n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func insert(ctx context.Context, pool *pgxpool.Pool, table string, batch []sample) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, e := range batch {
+			var email any
+			if e.email != nil && *e.email != "" {
+				email = *e.email
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (name, email, total) VALUES ($1, $2, $3)", e.name, email, e.total); err != nil {
+				return fmt.Errorf("insert a sample event: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// watch prints the jobs' progress until every event is dispatched and every
+// job has finished.
+func watch(ctx context.Context, o Options, store *history.Store, channel string, events int) error {
+	deadline := time.Now().Add(o.Timeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastPrint := time.Time{}
+	for {
+		st, err := store.Status(ctx, channel, time.Hour)
+		if err != nil {
+			return err
+		}
+		recorded := 0
+		for _, n := range st.LastHour {
+			recorded += int(n)
+		}
+		states := map[string]int64{}
+		for _, h := range st.Handlers {
+			for s, n := range h.States {
+				states[s] += n
+			}
+		}
+		live := states["available"] + states["pending"] + states["scheduled"] + states["retryable"] + states["running"]
+		line := fmt.Sprintf("events %d/%d recorded · jobs: %d completed, %d retrying, %d running, %d waiting, %d cancelled, %d discarded",
+			recorded, events, states["completed"], states["retryable"], states["running"],
+			states["available"]+states["pending"]+states["scheduled"], states["cancelled"], states["discarded"])
+		done := recorded >= events && st.Backlog == 0 && live == 0
+		switch {
+		case o.Live:
+			fmt.Fprintf(o.Out, "\r%s   ", line)
+			if done {
+				fmt.Fprintln(o.Out)
+			}
+		case done || time.Since(lastPrint) >= time.Second:
+			fmt.Fprintln(o.Out, line)
+			lastPrint = time.Now()
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("jobs still running after %s: see them with `notified-bridge status --schema ...` (run with --keep)", o.Timeout)
+		}
+		select {
+		case <-ctx.Done():
+			if o.Live {
+				fmt.Fprintln(o.Out)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// report prints the jobs per handler and the history of a few telling
+// events.
+func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.Store, schema, channel string, sink *example.MailSink) error {
+	st, err := store.Status(ctx, channel, time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out, "\njobs per handler")
+	for _, h := range st.Handlers {
+		keys := make([]string, 0, len(h.States))
+		for s := range h.States {
+			keys = append(keys, s)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, s := range keys {
+			parts[i] = fmt.Sprintf("%d %s", h.States[s], s)
+		}
+		fmt.Fprintf(o.Out, "  %-20s %s\n", h.Handler, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(o.Out, "mails received by the sink: %d\n", len(sink.Messages()))
+
+	// One event of each story: retried then completed, cancelled, unrouted.
+	var ids []string
+	for _, q := range []string{
+		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_jobs") + ` WHERE state = 'completed' AND attempt > 1 ORDER BY job_id LIMIT 1`,
+		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_jobs") + ` WHERE state = 'cancelled' ORDER BY job_id LIMIT 2`,
+		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_dispatch") + ` WHERE outcome = 'unrouted' ORDER BY dispatched_at LIMIT 1`,
+	} {
+		rows, err := pool.Query(ctx, q)
+		if err != nil {
+			return fmt.Errorf("pick events to show: %w", err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("pick events to show: %w", err)
+		}
+		for _, id := range got {
+			if !contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		ev, err := store.Event(ctx, channel, id)
+		if err != nil {
+			return err
+		}
+		writeEvent(o.Out, ev)
+	}
+	if o.DatabaseURL != "" {
+		cli := fmt.Sprintf("notified-bridge --schema %s history ID --table %s.events --channel %s", schema, schema, channel)
+		if o.Keep {
+			fmt.Fprintf(o.Out, "\nthe same with the CLI: %s\n", cli)
+		} else {
+			fmt.Fprintf(o.Out, "\nrun with --keep to look at it afterwards, e.g. with %s\n", cli)
+		}
+	}
+	return nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func writeEvent(w io.Writer, ev *history.Event) {
+	name := ""
+	if ev.Name != nil {
+		name = *ev.Name
+	}
+	fmt.Fprintf(w, "\nevent %s (%s): %s", ev.ID, name, ev.Outcome)
+	if ev.Reason != nil {
+		fmt.Fprintf(w, ": %s", *ev.Reason)
+	}
+	fmt.Fprintln(w)
+	for _, j := range ev.Jobs {
+		detail := ""
+		switch {
+		case j.State == history.StateCompleted && len(j.Output) > 0:
+			var compact bytes.Buffer
+			if json.Compact(&compact, j.Output) != nil {
+				compact.Reset()
+				compact.Write(j.Output)
+			}
+			detail = "output " + compact.String()
+			if j.LastError != nil {
+				detail += ", after: " + oneLine(*j.LastError)
+			}
+		case j.LastError != nil:
+			detail = oneLine(*j.LastError)
+		}
+		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, j.Handler, j.State, j.Attempt, j.MaxAttempts, detail)
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 120 {
+		s = s[:119] + "…"
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// flakyEndpoint is the webhook's receiving end: it answers 503 to the first
+// try of every third order, 404 to orders whose total is 404, and 200
+// otherwise.
+type flakyEndpoint struct {
+	mu    sync.Mutex
+	tries map[string]int
+}
+
+func newFlakyEndpoint() *flakyEndpoint { return &flakyEndpoint{tries: map[string]int{}} }
+
+func (f *flakyEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		EventID string `json:"event_id"`
+		Data    struct {
+			Total float64 `json:"total"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.tries[body.EventID]++
+	try := f.tries[body.EventID]
+	f.mu.Unlock()
+	var id int
+	_, _ = fmt.Sscan(body.EventID, &id)
+	switch {
+	case body.Data.Total == 404:
+		http.Error(w, "no such order", http.StatusNotFound)
+	case id%3 == 0 && try == 1:
+		http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+	default:
+		w.WriteHeader(http.StatusOK)
+		_, _ = fmt.Fprintf(w, `{"received": %q}`, body.EventID)
+	}
+}
