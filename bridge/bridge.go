@@ -261,7 +261,9 @@ func (b *Bridge) account(res *batchResult) {
 	unroutedNames := map[string]int{}
 	debug := b.log.Enabled(context.Background(), slog.LevelDebug)
 	for _, r := range res.recorded {
-		keys = append(keys, r.key)
+		if r.outcome != OutcomeMissing { // a missing id may be notified again once its row exists
+			keys = append(keys, r.key)
+		}
 		switch r.outcome {
 		case OutcomeDispatched:
 			dispatched++

@@ -869,3 +869,32 @@ func TestParseID(t *testing.T) {
 		require.Equal(t, tc.want, got, "%s %q", tc.typ, tc.in)
 	}
 }
+
+// TestMissingThenInsertedIsDispatched: an id notified by hand before its row
+// exists is recorded as missing; the row inserted later is still dispatched,
+// once.
+func TestMissingThenInsertedIsDispatched(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "e", "k")
+	cfg := tb.cfg
+	cfg.MissingGrace = 50 * time.Millisecond
+	tb.start(t, nil, cfg)
+
+	tb.notify(t, "4242")
+	tb.waitRecorded(t, 1)
+	require.Equal(t, "missing", tb.outcomes(t)["4242"].Outcome)
+
+	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (id, name) VALUES (4242, 'e')")
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		o := tb.outcomes(t)["4242"]
+		return o.Outcome == "dispatched", "event 4242 is " + o.Outcome
+	})
+	require.Equal(t, outcome{Outcome: "dispatched", Name: "e"}, tb.outcomes(t)["4242"])
+
+	// Notified again, by hand: no second job.
+	tb.notify(t, "4242")
+	later := tb.insertEvents(t, "e") // a later event, to know the notification was handled
+	tb.waitRecorded(t, 2)
+	require.Equal(t, map[string][]string{"4242": {"k"}, later[0]: {"k"}}, tb.jobsByEvent(t))
+}

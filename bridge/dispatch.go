@@ -68,14 +68,21 @@ func newQueries(schema string, t *eventTable) queries {
 			FROM unnest($2::text[], $3::timestamptz[]) AS r(id, created_at)`,
 		// The primary key (channel, event_id) makes dispatch exactly once: a
 		// key recorded before (by this bridge or another, committed or not)
-		// is skipped and its events get no jobs here. Rows are inserted in
+		// is skipped and its events get no jobs here, unless it was recorded
+		// as missing and its row has appeared since. Rows are inserted in
 		// key order so that concurrent bridges lock keys in the same order.
 		record: `INSERT INTO ` + dispatch + ` (channel, event_id, event_name, outcome, reason, jobs, notified_at)
 			SELECT $1, r.event_id, r.event_name, r.outcome, r.reason, ($8::jsonb[])[r.jobs], r.notified_at
 			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
 				AS r(event_id, event_name, outcome, reason, jobs, notified_at)
 			ORDER BY r.event_id
-			ON CONFLICT (channel, event_id) DO NOTHING
+			ON CONFLICT (channel, event_id) DO UPDATE SET
+				event_name = EXCLUDED.event_name, outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
+				jobs = EXCLUDED.jobs, notified_at = EXCLUDED.notified_at, dispatched_at = now()
+			-- A key recorded as missing (a NOTIFY for an id with no row) does
+			-- not stop the row inserted later from being dispatched: its
+			-- record is replaced, once. Any other record stands.
+			WHERE `+dispatch+`.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
 			RETURNING event_id`,
 		// A notified id that is not recorded yet may come from a hand-sent
 		// NOTIFY with no outbox row: put it in the outbox. When a trigger's
@@ -83,7 +90,7 @@ func newQueries(schema string, t *eventTable) queries {
 		// skipped by the dispatch record's primary key.
 		adopt: `INSERT INTO ` + outbox + ` (channel, event_id)
 			SELECT $1, p FROM unnest($2::text[]) AS p
-			WHERE NOT EXISTS (SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = p)`,
+			WHERE NOT EXISTS (SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = p AND d.outcome <> 'missing')`,
 	}
 }
 
