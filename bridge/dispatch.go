@@ -82,7 +82,7 @@ func newQueries(schema string, t *eventTable) queries {
 			-- A key recorded as missing (a NOTIFY for an id with no row) does
 			-- not stop the row inserted later from being dispatched: its
 			-- record is replaced, once. Any other record stands.
-			WHERE `+dispatch+`.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
+			WHERE ` + dispatch + `.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
 			RETURNING event_id`,
 		// A notified id that is not recorded yet may come from a hand-sent
 		// NOTIFY with no outbox row: put it in the outbox. When a trigger's

@@ -43,7 +43,7 @@ func newMetrics(channel string) *metrics {
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "jobs_enqueued_total",
 			Help: "Jobs inserted into River, by handler kind.", ConstLabels: labels}, []string{"handler"}),
 		duplicates: counter("duplicates_skipped_total", "Claimed outbox rows skipped because their event was recorded before."),
-		errors:     counter("dispatch_errors_total", "Dispatch transactions that failed and were rolled back (retried later)."),
+		errors:     counter("dispatch_errors_total", "Dispatch transactions and adoptions of notified ids that failed (rolled back and retried later)."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_size_events",
 			Help: "Outbox rows claimed per committed dispatch transaction.", ConstLabels: labels,
 			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),

@@ -128,8 +128,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 	}
 	res := &Result{Schema: resolved, RiverVersions: []int{}, Versions: []int{}}
 	err = withLock(ctx, pool, resolved, func(conn *pgxpool.Conn) error {
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
-			return fmt.Errorf("create schema %s: %w", resolved, err)
+		// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+		// when the schema exists: ask first, so a role that only owns the
+		// schema can migrate it.
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", resolved).Scan(&exists); err != nil {
+			return fmt.Errorf("look for schema %s: %w", resolved, err)
+		}
+		if !exists {
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
+				return fmt.Errorf("create schema %s: %w", resolved, err)
+			}
 		}
 		migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: resolved})
 		if err != nil {

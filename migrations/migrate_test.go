@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/internal/testdb"
@@ -342,4 +343,33 @@ func TestQualify(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, `"notified_outbox"`, migrations.Qualify("", "notified_outbox"))
 	require.Equal(t, `"s"."notified_outbox"`, migrations.Qualify("s", "notified_outbox"))
+}
+
+// TestMigrateOwnSchemaWithoutCreateOnDatabase: a role that owns its schema
+// but may not create schemas in the database can migrate it.
+func TestMigrateOwnSchemaWithoutCreateOnDatabase(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoMigrate: true, NoEventsTable: true})
+	ctx := context.Background()
+	role := "r_" + db.Schema
+	testdb.Exec(t, db.Pool, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()+" LOGIN")
+	t.Cleanup(func() {
+		_, _ = db.Pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{db.Schema + "_own"}.Sanitize()+" CASCADE")
+		_, _ = db.Pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+	})
+	schema := db.Schema + "_own"
+	testdb.Exec(t, db.Pool, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()+" AUTHORIZATION "+pgx.Identifier{role}.Sanitize())
+	var canCreate bool
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE')", role).Scan(&canCreate))
+	require.False(t, canCreate, "the role has no CREATE on the database")
+
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	res, err := migrations.Migrate(ctx, pool, schema)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, res.Versions)
 }

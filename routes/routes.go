@@ -135,6 +135,31 @@ func (s *Store) Ensure(ctx context.Context, rs ...Route) error {
 	return nil
 }
 
+// AddMissing creates the routes that do not exist yet, with their options,
+// and leaves existing ones (and their options) as they are. It returns the
+// routes it created.
+func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
+	for _, r := range rs {
+		if err := r.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	var added []Route
+	for _, r := range rs {
+		r = r.withDefaults()
+		tag, err := s.db.Exec(ctx, `INSERT INTO `+s.table+` (event_name, kind, queue, priority, max_attempts)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_name, kind) DO NOTHING`,
+			r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+		if err != nil {
+			return added, fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
+		}
+		if tag.RowsAffected() > 0 {
+			added = append(added, r)
+		}
+	}
+	return added, nil
+}
+
 // Remove deletes the route from event to kind and reports whether it existed.
 func (s *Store) Remove(ctx context.Context, event, kind string) (bool, error) {
 	tag, err := s.db.Exec(ctx, `DELETE FROM `+s.table+` WHERE event_name = $1 AND kind = $2`, event, kind)

@@ -388,3 +388,28 @@ func TestValidateAgreesWithRiver(t *testing.T) {
 			"route with kind of %d characters, queue %q: Validate says %v, River says %v", len(r.Kind), queue, validateErr, insertErr)
 	}
 }
+
+func TestAddMissingKeepsExistingRoutes(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	ctx := context.Background()
+	store := routes.NewStore(db.Pool, db.Schema)
+	require.NoError(t, store.Add(ctx, routes.Route{Event: "e", Kind: "k", Queue: "special", Priority: 3}))
+
+	added, err := store.AddMissing(ctx, routes.Route{Event: "e", Kind: "k"}, routes.Route{Event: "e", Kind: "k2"})
+	require.NoError(t, err)
+	require.Equal(t, []routes.Route{{Event: "e", Kind: "k2", Queue: "default", Priority: 1, MaxAttempts: 25}}, added)
+	got, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []routes.Route{
+		{Event: "e", Kind: "k", Queue: "special", Priority: 3, MaxAttempts: 25},
+		{Event: "e", Kind: "k2", Queue: "default", Priority: 1, MaxAttempts: 25},
+	}, got)
+
+	// All are validated before any is written.
+	_, err = store.AddMissing(ctx, routes.Route{Event: "e", Kind: "k3"}, routes.Route{Event: "", Kind: "k4"})
+	require.Error(t, err)
+	got, err = store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+}

@@ -133,15 +133,44 @@ func Plan(ctx context.Context, db interface {
 	if err := bridge.CheckTable(ctx, db, o.Table, o.IDColumn, ""); err != nil {
 		return "", err
 	}
-	parts, _ := bridge.ParseTableName(o.Table) // CheckTable parsed it
+	table, err := catalogName(ctx, db, o.Table)
+	if err != nil {
+		return "", err
+	}
+	o.Schema = schema
+	return sqlFor(o, table)
+}
+
+// catalogName returns the schema and name of table as the catalog spells
+// them.
+func catalogName(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, table string) ([]string, error) {
+	parts, err := bridge.ParseTableName(table)
+	if err != nil {
+		return nil, err
+	}
 	var nsp, rel string
 	if err := db.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
 		pgx.Identifier(parts).Sanitize()).Scan(&nsp, &rel); err != nil {
-		return "", fmt.Errorf("resolve table %s: %w", o.Table, err)
+		return nil, fmt.Errorf("resolve table %s: %w", table, err)
 	}
-	o.Schema = schema
-	return sqlFor(o, []string{nsp, rel})
+	return []string{nsp, rel}, nil
+}
+
+// InstalledName returns the name Install gives the trigger for o: like Name,
+// with the table resolved in the database as the catalog spells it (events
+// is public.events).
+func InstalledName(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, o Options) (string, error) {
+	o = o.withDefaults()
+	table, err := catalogName(ctx, db, o.Table)
+	if err != nil {
+		return "", err
+	}
+	return name(table, o.IDColumn, o.Channel), nil
 }
 
 // Install installs the trigger in one transaction, replacing an earlier

@@ -543,3 +543,20 @@ func TestProducerWithoutPrivilegesOnNotifiedSchema(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, []string{id}, outbox(t, db, db.Channel))
 }
+
+func TestInstalledNameMatchesTheInstalledTrigger(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	conn := testdb.SearchPathConn(t, db) // "events" resolves to the test's schema
+	opts := trigger.Options{Schema: db.Schema, Table: "events", Channel: db.Channel}
+	_, err := trigger.Install(ctx, conn, opts)
+	require.NoError(t, err)
+	got, err := trigger.InstalledName(ctx, conn, opts)
+	require.NoError(t, err)
+	require.Equal(t, trigger.Name(trigger.Options{Table: db.Schema + ".events", Channel: db.Channel}), got)
+	require.Equal(t, 1, testdb.Count(t, db.Pool, "SELECT count(*) FROM pg_trigger WHERE tgname = $1", got))
+
+	_, err = trigger.InstalledName(ctx, conn, trigger.Options{Table: "nope"})
+	require.ErrorContains(t, err, "resolve table nope")
+}

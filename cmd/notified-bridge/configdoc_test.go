@@ -109,7 +109,7 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 func renderConfigDoc(app *cli.App) string {
 	var b bytes.Buffer
 	b.WriteString("## Global flags\n\n")
-	fmt.Fprintf(&b, "Global flags go before the command: `%s [global flags] COMMAND [flags] [arguments]`.\n\n", app.Name)
+	fmt.Fprintf(&b, "Global flags may go before or after the command: `%s [global flags] COMMAND [flags] [arguments]`.\n\n", app.Name)
 	writeFlagTable(&b, app.Flags)
 	var walk func(path []string, cmds []*cli.Command)
 	walk = func(path []string, cmds []*cli.Command) {

@@ -425,8 +425,16 @@ func pruneCommand() *cli.Command {
 		Flags: []cli.Flag{flagRetention, flagJSON},
 		Action: func(c *cli.Context) error {
 			retention := c.Duration("retention")
-			if retention <= 0 {
+			if retention < 0 {
 				return fmt.Errorf("--retention %s: give a positive duration, such as 720h for 30 days", retention)
+			}
+			if retention == 0 {
+				// As for run: 0 keeps history forever.
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, history.Pruned{})
+				}
+				fmt.Fprintln(c.App.Writer, "retention 0 keeps history forever: nothing pruned")
+				return nil
 			}
 			pool, err := connectMigrated(c)
 			if err != nil {

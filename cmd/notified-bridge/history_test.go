@@ -607,8 +607,10 @@ func TestPrune(t *testing.T) {
 	out = mustRun(t, f.db, "prune", "--retention", "1h")
 	require.Regexp(t, `^pruned history before .+: 0 events, 0 job outcomes, 0 replays, 0 stale bridges\n$`, out)
 
-	for arg, shown := range map[string]string{"0": "0s", "0s": "0s", "-1h": "-1h0m0s"} {
-		f.fail(t, "--retention "+shown+": give a positive duration, such as 720h for 30 days", "prune", "--retention", arg)
+	f.fail(t, "--retention -1h0m0s: give a positive duration, such as 720h for 30 days", "prune", "--retention", "-1h")
+	// 0 keeps history forever, as for run: nothing is pruned.
+	for _, arg := range []string{"0", "0s"} {
+		require.Equal(t, "retention 0 keeps history forever: nothing pruned\n", mustRun(t, f.db, "prune", "--retention", arg))
 	}
 	require.Equal(t, 1, count(t, f.db, "SELECT count(*) FROM "+tbl(f.db, "notified_replay")))
 }

@@ -41,11 +41,65 @@ func version() string {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newApp().RunContext(ctx, os.Args); err != nil {
+	app := newApp()
+	if err := app.RunContext(ctx, hoistGlobalFlags(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "notified-bridge: "+oneLine(err))
 		stop()
 		os.Exit(1)
 	}
+}
+
+// hoistGlobalFlags moves the global flags written after the command
+// (`notified-bridge migrate --schema app`) before it, where urfave/cli
+// expects them, so that they may be written anywhere. "--" ends the flags.
+func hoistGlobalFlags(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	// Every global flag takes a value.
+	global := map[string]bool{}
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			global[n] = true
+		}
+	}
+	var before, after []string
+	command := -1
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			after = append(after, args[i:]...)
+			break
+		}
+		if command < 0 && !strings.HasPrefix(a, "-") {
+			command = i
+			after = append(after, a)
+			continue
+		}
+		if command < 0 {
+			before = append(before, a)
+			if name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "="); global[name] && !hasValue && i+1 < len(args) {
+				i++ // the flag's value, not the command
+				before = append(before, args[i])
+			}
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !global[name] {
+			after = append(after, a)
+			continue
+		}
+		before = append(before, a)
+		if !hasValue && i+1 < len(args) {
+			i++
+			before = append(before, args[i])
+		}
+	}
+	if command < 0 {
+		return args
+	}
+	out := append([]string{args[0]}, before...)
+	return append(out, after...)
 }
 
 // oneLine keeps an error to one line, as a user reads it.
@@ -385,12 +439,16 @@ func installTriggerCommand() *cli.Command {
 			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
 				return err
 			}
+			trgName, err := trigger.InstalledName(c.Context, pool, opts)
+			if err != nil {
+				return err
+			}
 			if c.Bool("json") {
-				return printJSON(c.App.Writer, map[string]string{"trigger": trigger.Name(opts), "table": opts.Table,
+				return printJSON(c.App.Writer, map[string]string{"trigger": trgName, "table": opts.Table,
 					"channel": opts.Channel, "id_column": opts.IDColumn})
 			}
 			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s: notifies channel %q with %s::text and records the outbox row\n",
-				trigger.Name(opts), opts.Table, opts.Channel, opts.IDColumn)
+				trgName, opts.Table, opts.Channel, opts.IDColumn)
 			return nil
 		},
 	}

@@ -59,22 +59,35 @@ func setupCommand() *cli.Command {
 			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
 				return err
 			}
-			if len(rs) > 0 {
-				if err := routes.NewStore(pool, c.String("schema")).Ensure(c.Context, rs...); err != nil {
-					return err
-				}
+			trgName, err := trigger.InstalledName(c.Context, pool, opts)
+			if err != nil {
+				return err
+			}
+			// Routes that exist keep their options (set with routes add):
+			// running setup again on every deploy changes nothing.
+			added, err := routes.NewStore(pool, c.String("schema")).AddMissing(c.Context, rs...)
+			if err != nil {
+				return err
+			}
+			isNew := map[string]bool{}
+			for _, r := range added {
+				isNew[r.Event+"\x00"+r.Kind] = true
 			}
 			if c.Bool("json") {
 				if rs == nil {
 					rs = []routes.Route{}
 				}
-				return printJSON(c.App.Writer, map[string]any{"migrate": res, "trigger": trigger.Name(opts),
+				return printJSON(c.App.Writer, map[string]any{"migrate": res, "trigger": trgName,
 					"table": opts.Table, "channel": opts.Channel, "routes": rs})
 			}
 			fmt.Fprintf(c.App.Writer, "schema %s migrated (River %v, notified %v applied now)\n", res.Schema, res.RiverVersions, res.Versions)
-			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s (channel %q)\n", trigger.Name(opts), opts.Table, opts.Channel)
+			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s (channel %q)\n", trgName, opts.Table, opts.Channel)
 			for _, r := range rs {
-				fmt.Fprintf(c.App.Writer, "route %s -> %s\n", r.Event, r.Kind)
+				state := "exists, left as it is"
+				if isNew[r.Event+"\x00"+r.Kind] {
+					state = "added"
+				}
+				fmt.Fprintf(c.App.Writer, "route %s -> %s (%s)\n", r.Event, r.Kind, state)
 			}
 			return nil
 		},
@@ -86,7 +99,8 @@ func healthcheckCommand() *cli.Command {
 		Name:  "healthcheck",
 		Usage: "exit 0 if a running bridge's /readyz answers ready, else 1 (for container health checks)",
 		Flags: []cli.Flag{
-			flagHTTPAddr,
+			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
+				Usage: "the `ADDR` the bridge serves HTTP on, as given to run (:8080 is asked on 127.0.0.1:8080)"},
 			&cli.StringFlag{Name: "path", Value: "/readyz", Usage: "path to ask: /readyz (ready) or /healthz (alive)"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Usage: "give up after this long"},
 		},

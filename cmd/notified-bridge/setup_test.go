@@ -20,10 +20,12 @@ func TestSetup(t *testing.T) {
 	out := mustRun(t, db, args...)
 	require.Contains(t, out, "schema "+db.Schema+" migrated")
 	require.Contains(t, out, "installed on "+db.Events())
-	require.Contains(t, out, "route user_signed_up -> send_welcome_email\nroute order_placed -> call_webhook\n")
+	require.Contains(t, out, "route user_signed_up -> send_welcome_email (added)\nroute order_placed -> call_webhook (added)\n")
 	require.Equal(t, 2, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_route")))
 
-	// Idempotent: running it again changes nothing and succeeds.
+	// Idempotent: running it again changes nothing and succeeds, and a
+	// route's options set since are kept.
+	mustRun(t, db, "routes", "add", "order_placed", "call_webhook", "--queue", "hooks")
 	var res struct {
 		Migrate struct{ Versions []int }
 		Trigger string
@@ -34,6 +36,9 @@ func TestSetup(t *testing.T) {
 	require.Empty(t, res.Migrate.Versions)
 	require.Regexp(t, `^notified_capture_`, res.Trigger)
 	require.Len(t, res.Routes, 2)
+	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_route")+" WHERE kind = 'call_webhook' AND queue = 'hooks'"))
+	out = mustRun(t, db, args...)
+	require.Contains(t, out, "route order_placed -> call_webhook (exists, left as it is)\n")
 
 	// The trigger works: an insert lands in the outbox.
 	insertEvent(t, db, "user_signed_up", "{}")
