@@ -50,6 +50,7 @@ type Bridge struct {
 	recent    *recentSet
 
 	listening   atomic.Bool
+	deaf        atomic.Bool // the listener's probe notification never arrived
 	lastCatchUp atomic.Int64 // unix nanoseconds of the last complete drain
 	stats       counters
 	metrics     *metrics
@@ -442,22 +443,45 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.cfg.Channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen on channel %q: %w", b.cfg.Channel, err)
 	}
-	b.listening.Store(true)
-	b.metrics.listener.Set(1)
+	// Make sure notifications reach this connection: through a
+	// transaction-pooling proxy LISTEN succeeds, but what is notified later
+	// never arrives. A probe sent from another connection tells.
+	probe := "notified_probe_" + b.id
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{probe}.Sanitize()); err != nil {
+		return fmt.Errorf("listen on the probe channel: %w", err)
+	}
+	if _, err := b.pool.Exec(ctx, "SELECT pg_notify($1, 'probe')", probe); err != nil {
+		return fmt.Errorf("send the listener's probe: %w", err)
+	}
+	probeDeadline := time.Now().Add(probeTimeout)
+	probed := false
 	defer func() {
 		b.listening.Store(false)
 		b.metrics.listener.Set(0)
 	}()
 	connected()
-	b.log.Info("listening")
 	// Anything committed while we were not listening is in the outbox.
 	b.kick()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, b.cfg.PingInterval)
+		wait := b.cfg.PingInterval
+		if !probed {
+			wait = min(wait, max(time.Until(probeDeadline), time.Millisecond))
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		n, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
 		if err == nil {
+			if n.Channel == probe {
+				if !probed {
+					probed = true
+					b.deaf.Store(false)
+					b.listening.Store(true)
+					b.metrics.listener.Set(1)
+					b.log.Info("listening")
+				}
+				continue
+			}
 			b.notified(n.Payload)
 			continue
 		}
@@ -467,8 +491,14 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 		if !timedOut {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		// Quiet for a whole ping interval: make sure the server is still
-		// there, so a silently dead connection is noticed.
+		if !probed && !time.Now().Before(probeDeadline) && !b.deaf.Swap(true) {
+			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy "+
+				"(PgBouncer in transaction mode); events are dispatched only every poll interval. "+
+				"Connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only",
+				slog.Duration("poll_interval", b.cfg.PollInterval))
+		}
+		// Quiet for a while: make sure the server is still there, so a
+		// silently dead connection is noticed.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = conn.Ping(pctx)
 		cancel()
@@ -477,6 +507,10 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 		}
 	}
 }
+
+// probeTimeout is how long the listener waits for its probe notification
+// before it reports that notifications do not reach it.
+const probeTimeout = 5 * time.Second
 
 // truncate cuts s to at most n bytes on a rune boundary.
 func truncate(s string, n int) string {

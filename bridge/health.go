@@ -39,7 +39,12 @@ func (b *Bridge) Ready(ctx context.Context) (Readiness, error) {
 	} else {
 		r.Database = true
 	}
-	if !b.cfg.PollOnly && !r.Listening {
+	switch {
+	case b.cfg.PollOnly:
+	case b.deaf.Load():
+		r.Reasons = append(r.Reasons, "the listener receives no notifications (a transaction-pooling proxy such as PgBouncer in transaction mode?): "+
+			"connect directly or in session mode, or use --poll-only")
+	case !r.Listening:
 		r.Reasons = append(r.Reasons, fmt.Sprintf("listener is not connected to channel %q", b.cfg.Channel))
 	}
 	limit := 3 * b.cfg.PollInterval
