@@ -50,7 +50,7 @@ type Bridge struct {
 	recent    *recentSet
 
 	listening   atomic.Bool
-	deaf        atomic.Bool // the listener's probe notification never arrived
+	deaf        atomic.Bool  // the listener's probe notification never arrived
 	lastCatchUp atomic.Int64 // unix nanoseconds of the last complete drain
 	stats       counters
 	metrics     *metrics
