@@ -132,7 +132,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		slog.String("table", b.table.display), slog.String("id_column", b.cfg.IDColumn),
 		slog.String("name_column", b.cfg.NameColumn), slog.Duration("poll_interval", b.cfg.PollInterval),
 		slog.Int("batch_size", b.cfg.BatchSize), slog.Int("concurrency", b.cfg.Concurrency),
-		slog.Bool("poll_only", b.cfg.PollOnly), slog.Duration("retention", b.cfg.Retention))
+		slog.Bool("poll_only", b.cfg.PollOnly), slog.String("retention", retentionText(b.cfg.Retention)))
 	var wg sync.WaitGroup
 	if !b.cfg.PollOnly {
 		wg.Go(func() { b.listen(ctx) })
@@ -146,6 +146,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	wg.Wait()
 	b.log.Info("bridge stopped", slog.Int64("events_dispatched", b.stats.dispatched.Load()), slog.Int64("jobs_inserted", b.stats.jobs.Load()))
 	return nil
+}
+
+func retentionText(d time.Duration) string {
+	if d == KeepForever {
+		return "forever"
+	}
+	return d.String()
 }
 
 // kick wakes the main drainer without blocking.

@@ -219,17 +219,25 @@ func Run(ctx context.Context, o Options) (err error) {
 	// event, in a few transactions.
 	samples := sampleEvents(o.Events)
 	say("\ninserting %d events: %s", len(samples), describe(samples))
-	for start := 0; start < len(samples); start += 6 {
-		batch := samples[start:min(start+6, len(samples))]
-		if err := insert(ctx, pool, events, batch); err != nil {
-			return err
+	insertErr := make(chan error, 1)
+	wg.Go(func() {
+		for start := 0; start < len(samples); start += 6 {
+			batch := samples[start:min(start+6, len(samples))]
+			if err := insert(runCtx, pool, events, batch); err != nil {
+				insertErr <- err
+				return
+			}
+			select {
+			case <-runCtx.Done():
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
 		}
-		time.Sleep(150 * time.Millisecond)
-	}
+	})
 
-	// 6. Watch them flow.
+	// 6. Watch them flow, while they are inserted.
 	store := history.NewStore(pool, schema)
-	if err := watch(ctx, o, store, channel, len(samples)); err != nil {
+	if err := watch(ctx, o, store, channel, len(samples), insertErr); err != nil {
 		return err
 	}
 
@@ -307,7 +315,7 @@ func insert(ctx context.Context, pool *pgxpool.Pool, table string, batch []sampl
 
 // watch prints the jobs' progress until every event is dispatched and every
 // job has finished.
-func watch(ctx context.Context, o Options, store *history.Store, channel string, events int) error {
+func watch(ctx context.Context, o Options, store *history.Store, channel string, events int, insertErr <-chan error) error {
 	deadline := time.Now().Add(o.Timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -354,6 +362,8 @@ func watch(ctx context.Context, o Options, store *history.Store, channel string,
 				fmt.Fprintln(o.Out)
 			}
 			return ctx.Err()
+		case err := <-insertErr:
+			return err
 		case <-tick.C:
 		}
 	}

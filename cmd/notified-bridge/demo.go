@@ -30,12 +30,20 @@ func demoCommand() *cli.Command {
 			if c.String("schema") != "" {
 				return errors.New("demo works in a schema of its own: drop --schema / NOTIFIED_SCHEMA")
 			}
-			// The components log warnings and errors only; the demo prints
-			// the story.
+			// The components log warnings and errors only, unless asked
+			// otherwise; the demo prints the story.
+			logger := slog.Default()
+			if !c.IsSet("log-level") {
+				h, err := newLogger(c.App.ErrWriter, "warn", c.String("log-format"))
+				if err != nil {
+					return err
+				}
+				logger = h
+			}
 			err := demo.Run(c.Context, demo.Options{
 				DatabaseURL: c.String("database-url"), Events: c.Int("events"), Keep: c.Bool("keep"),
 				Timeout: c.Duration("timeout"), Out: c.App.Writer, Live: isTerminal(c.App.Writer),
-				Logger: slog.Default().WithGroup("demo"),
+				Logger: logger,
 			})
 			if c.Context.Err() != nil {
 				fmt.Fprintln(c.App.Writer, "\ninterrupted: everything stopped and cleaned up")
