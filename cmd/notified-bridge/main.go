@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -243,7 +244,18 @@ func connectReason(err error) string {
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
-		return connErr.Unwrap().Error()
+		err = connErr.Unwrap()
+	}
+	// pgx tries each address and TLS mode in turn and joins their errors,
+	// which are often the same: say each once.
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var parts []string
+		for _, e := range joined.Unwrap() {
+			if msg := e.Error(); !slices.Contains(parts, msg) {
+				parts = append(parts, msg)
+			}
+		}
+		return strings.Join(parts, "; ")
 	}
 	return err.Error()
 }

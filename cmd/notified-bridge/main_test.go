@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -641,7 +642,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"id column missing", nil, runArgs("--id-field", "nope"), []string{"--id-field", `"nope"`}},
 		{"database unreachable", envWithURL("postgres://postgres:s3cret@127.0.0.1:1/test"), runArgs(),
 			[]string{"connect to database", "127.0.0.1:1"}},
-		{"database does not exist", envWithURL("postgres://postgres@127.0.0.1:5432/no_such_db_xyz"), runArgs(),
+		{"database does not exist", envWithURL(withDatabase(t, db.URL, "no_such_db_xyz")), runArgs(),
 			[]string{"connect to database", "no_such_db_xyz", "does not exist"}},
 		{"no database URL", baseEnv(), runArgs(), []string{"DATABASE_URL"}},
 		{"not migrated", nil, []string{"--schema", testdb.New(t, testdb.Options{NoMigrate: true}).Schema, "run"},
@@ -660,6 +661,15 @@ func TestRunConfigErrors(t *testing.T) {
 			require.Empty(t, stdout)
 		})
 	}
+}
+
+// withDatabase returns rawURL with its database replaced by name.
+func withDatabase(t *testing.T, rawURL, name string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	u.Path = "/" + name
+	return u.String()
 }
 
 func TestRunSurvivesKill9(t *testing.T) {
