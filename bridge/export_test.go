@@ -29,3 +29,10 @@ func ParseIDForTest(typname, formatted, payload string) (string, error) {
 	}
 	return t.parseID(payload)
 }
+
+// ClaimSQL and FetchSQL are the queries of the dispatch transaction's claim
+// and fetch, for plans in tests.
+func ClaimSQL(b *Bridge) string { return b.q.claim }
+
+// FetchSQL is the query that reads a batch's rows from the events table.
+func FetchSQL(b *Bridge) string { return b.q.fetch }
