@@ -142,6 +142,43 @@ var (
 )
 
 func newApp() *cli.App {
+	app := baseApp()
+	for _, c := range app.Commands {
+		refuseEmptyNames(c)
+	}
+	return app
+}
+
+// namedFlags are the flags whose empty value would silently mean their
+// default: given empty (--channel "", or NOTIFIED_CHANNEL=), they are an
+// error, as a forgotten shell variable should be.
+var namedFlags = []string{"table", "id-field", "name-field", "channel"}
+
+// refuseEmptyNames makes c and its subcommands refuse namedFlags given empty.
+func refuseEmptyNames(c *cli.Command) {
+	before := c.Before
+	c.Before = func(ctx *cli.Context) error {
+		for _, f := range c.Flags {
+			name := f.Names()[0]
+			if slices.Contains(namedFlags, name) && ctx.IsSet(name) && strings.TrimSpace(ctx.String(name)) == "" {
+				env := ""
+				if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
+					env = " or " + ev.GetEnvVars()[0]
+				}
+				return fmt.Errorf("--%s%s is empty: give a value, or leave it unset for the default", name, env)
+			}
+		}
+		if before != nil {
+			return before(ctx)
+		}
+		return nil
+	}
+	for _, sub := range c.Subcommands {
+		refuseEmptyNames(sub)
+	}
+}
+
+func baseApp() *cli.App {
 	return &cli.App{
 		Name:  "notified-bridge",
 		Usage: "turn Postgres NOTIFY events into durable, retried River jobs",
