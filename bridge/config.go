@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,9 @@ func ValidateChannel(channel string) error {
 	if channel == "" {
 		return errors.New("channel is empty: set --channel or NOTIFIED_CHANNEL")
 	}
+	if strings.ContainsRune(channel, 0) {
+		return fmt.Errorf("channel %q contains a NUL byte", channel)
+	}
 	if len(channel) > 63 {
 		return fmt.Errorf("channel %q is longer than 63 bytes, which Postgres truncates: use a shorter channel", channel)
 	}
@@ -176,6 +180,12 @@ func ParseTableName(name string) ([]string, error) {
 		if p == "" {
 			return nil, fmt.Errorf("events table name %q has an empty part: use table or schema.table", name)
 		}
+		if len(p) > 63 {
+			return nil, fmt.Errorf("events table name %q has a part longer than 63 bytes, which Postgres truncates: use the name as it is in the catalog", name)
+		}
+		if strings.ContainsRune(p, 0) {
+			return nil, fmt.Errorf("events table name %q contains a NUL byte", name)
+		}
 	}
 	return parts, nil
 }
@@ -190,7 +200,7 @@ func ParseInterval(s string) (time.Duration, error) {
 		if secs > float64(time.Duration(1<<62)/time.Second) {
 			return 0, fmt.Errorf("interval %q is too long", s)
 		}
-		d = time.Duration(secs * float64(time.Second))
+		d = time.Duration(math.Round(secs * float64(time.Second)))
 	} else {
 		var perr error
 		d, perr = time.ParseDuration(s)

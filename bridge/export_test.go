@@ -36,3 +36,14 @@ func ClaimSQL(b *Bridge) string { return b.q.claim }
 
 // FetchSQL is the query that reads a batch's rows from the events table.
 func FetchSQL(b *Bridge) string { return b.q.fetch }
+
+// TruncateForTest cuts s to at most n bytes at a rune boundary, as the bridge
+// does for messages and keys.
+func TruncateForTest(s string, n int) string { return truncate(s, n) }
+
+// QuoteShortForTest quotes s for a message, cut to 64 bytes.
+func QuoteShortForTest(s string) string { return quoteShort(s) }
+
+// RecordKeyForTest returns the key payload is recorded under in
+// notified_dispatch.
+func RecordKeyForTest(payload string) string { return recordKey(payload) }

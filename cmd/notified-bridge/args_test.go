@@ -19,7 +19,8 @@ func TestHoistGlobalFlags(t *testing.T) {
 		{"nb --database-url postgres://x --schema app routes list --json --log-level debug",
 			"nb --database-url postgres://x --schema app --log-level debug routes list --json"},
 		{"nb routes add e k --queue q --schema s", "nb --schema s routes add e k --queue q"},
-		{"nb notify -- --schema", "nb notify -- --schema"},
+		{"nb notify -- --schema", "nb notify -- \x00end-of-flags --schema"},
+		{"nb migrate --schema", "nb migrate --schema"}, // no value: left for urfave/cli to refuse
 		{"nb --help", "nb --help"},
 		{"nb", "nb"},
 	} {

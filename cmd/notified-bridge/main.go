@@ -50,6 +50,10 @@ func main() {
 	}
 }
 
+// endOfFlags stands in the arguments for a "--" that urfave/cli consumed; it
+// cannot come from a command line (no argument holds a NUL byte).
+const endOfFlags = "\x00end-of-flags"
+
 // hoistGlobalFlags moves the global flags written after the command
 // (`notified-bridge migrate --schema app`) before it, where urfave/cli
 // expects them, so that they may be written anywhere. "--" ends the flags.
@@ -66,14 +70,25 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 	}
 	var before, after []string
 	command := -1
+	var cmd *cli.Command // the (sub)command whose flags are being read
+	parsing := true      // urfave/cli still reads flags (no argument yet)
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			after = append(after, args[i:]...)
+			if command >= 0 && parsing {
+				// urfave/cli drops a "--" met before the command's first
+				// argument; the marker tells arguments that the flags
+				// ended there.
+				after = append(after, "--", endOfFlags)
+				after = append(after, args[i+1:]...)
+			} else {
+				after = append(after, args[i:]...)
+			}
 			break
 		}
 		if command < 0 && !strings.HasPrefix(a, "-") {
 			command = i
+			cmd = findCommand(app.Commands, a)
 			after = append(after, a)
 			continue
 		}
@@ -85,13 +100,33 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 			}
 			continue
 		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			if parsing {
+				if sub := findCommand(subcommands(cmd), a); sub != nil {
+					cmd = sub // a subcommand reads flags of its own
+				} else {
+					parsing = false
+				}
+			}
+			after = append(after, a)
+			continue
+		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || !global[name] {
+		if !global[name] {
+			after = append(after, a)
+			if parsing && !hasValue && takesValue(cmd, name) && i+1 < len(args) {
+				i++ // its value, whatever it looks like
+				after = append(after, args[i])
+			}
+			continue
+		}
+		if !hasValue && i+1 == len(args) {
+			// No value: left in place, for urfave/cli to say so.
 			after = append(after, a)
 			continue
 		}
 		before = append(before, a)
-		if !hasValue && i+1 < len(args) {
+		if !hasValue {
 			i++
 			before = append(before, args[i])
 		}
@@ -101,6 +136,37 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 	}
 	out := append([]string{args[0]}, before...)
 	return append(out, after...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if slices.Contains(c.Names(), name) {
+			return c
+		}
+	}
+	return nil
+}
+
+func subcommands(c *cli.Command) []*cli.Command {
+	if c == nil {
+		return nil
+	}
+	return c.Subcommands
+}
+
+// takesValue reports whether c has a flag called name that reads a value
+// from the next argument (any flag but a boolean one).
+func takesValue(c *cli.Command, name string) bool {
+	if c == nil {
+		return false
+	}
+	for _, f := range c.Flags {
+		if slices.Contains(f.Names(), name) {
+			_, isBool := f.(*cli.BoolFlag)
+			return !isBool
+		}
+	}
+	return false
 }
 
 // oneLine keeps an error to one line, as a user reads it.
@@ -569,8 +635,15 @@ func arguments(c *cli.Context) ([]string, error) {
 	for len(args) > 0 {
 		a := args[0]
 		switch {
-		case a == "--":
+		case a == endOfFlags:
 			pos = append(pos, args[1:]...)
+			args = nil
+		case a == "--":
+			rest := args[1:]
+			if len(rest) > 0 && rest[0] == endOfFlags {
+				rest = rest[1:]
+			}
+			pos = append(pos, rest...)
 			args = nil
 		case len(a) > 1 && a[0] == '-':
 			if err := fs.Parse(args); err != nil {

@@ -1,0 +1,118 @@
+package migrations_test
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/migrations"
+)
+
+func FuzzValidateSchema(f *testing.F) {
+	for _, s := range []string{
+		"", "notified", "public", "_", "_1", "Notified_Schema", "s" + strings.Repeat("x", 45), "s" + strings.Repeat("x", 46),
+		"1bad", "bad-schema", "bad schema", "bad.schema", `bad"schema`, "bad'schema", "bad$", "ünïcødé", "notified\n",
+		"notified\x00", " notified", "notified;drop schema public", "pg_catalog", "pg_temp", "information_schema",
+	} {
+		f.Add(s, "notified_outbox")
+	}
+	f.Add("notified", `table"; drop table x; --`)
+	f.Add("notified", "")
+	f.Fuzz(func(t *testing.T, schema, name string) {
+		err := migrations.ValidateSchema(schema)
+		if err != nil {
+			require.False(t, validSchema(schema), "%q refused: %v", schema, err)
+			require.True(t, printable(err.Error()), "%q", err.Error())
+		} else {
+			require.True(t, schema == "" || validSchema(schema), "%q accepted", schema)
+		}
+
+		q := migrations.Qualify(schema, name)
+		if err == nil {
+			// An accepted schema needs no escaping: it appears as written.
+			if schema == "" {
+				require.True(t, strings.HasPrefix(q, `"`), "%s", q)
+			} else {
+				require.True(t, strings.HasPrefix(q, `"`+schema+`".`), "%s", q)
+			}
+		}
+		if strings.ContainsRune(schema+name, 0) {
+			return // pgx drops NUL bytes, which no name can hold
+		}
+		got, ok := splitQuotedIdent(q)
+		require.True(t, ok, "Qualify(%q, %q) = %s", schema, name, q)
+		want := []string{schema, name}
+		if schema == "" {
+			want = want[1:]
+		}
+		require.Equal(t, want, got, "Qualify(%q, %q) = %s", schema, name, q)
+	})
+}
+
+// validSchema is River's rule, written out: a letter or underscore, then up
+// to 45 letters, digits or underscores, all ASCII.
+func validSchema(s string) bool {
+	if len(s) == 0 || len(s) > 46 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// splitQuotedIdent reads what pgx.Identifier.Sanitize writes, as Postgres'
+// lexer does: double-quoted parts ("" for a quote inside) joined by dots.
+func splitQuotedIdent(s string) ([]string, bool) {
+	var parts []string
+	for {
+		if !strings.HasPrefix(s, `"`) {
+			return nil, false
+		}
+		s = s[1:]
+		var b strings.Builder
+		for {
+			i := strings.IndexByte(s, '"')
+			if i < 0 {
+				return nil, false
+			}
+			b.WriteString(s[:i])
+			s = s[i+1:]
+			if strings.HasPrefix(s, `"`) {
+				b.WriteByte('"')
+				s = s[1:]
+				continue
+			}
+			break
+		}
+		parts = append(parts, b.String())
+		if s == "" {
+			return parts, true
+		}
+		if s[0] != '.' {
+			return nil, false
+		}
+		s = s[1:]
+	}
+}
+
+// printable reports whether a message stays on one log line: valid UTF-8
+// with printable characters only.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
