@@ -65,7 +65,13 @@ func (b *Bridge) housekeeping(ctx context.Context) {
 	}
 	failures := 0
 	for {
-		if err := b.register(ctx); err != nil {
+		// Not cancelled by shutdown: a heartbeat cut off mid-statement
+		// could still be applied after the deferred unregister, and leave
+		// the row of a stopped bridge behind.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := b.register(hctx)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
