@@ -1,0 +1,438 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/internal/pgcluster"
+)
+
+var (
+	flagDuration = flag.Duration("chaos.duration", 45*time.Second,
+		"how long producers and faults run (the final drain and the checks come on top)")
+	flagSeed = flag.Uint64("chaos.seed", 0,
+		"seed of the producers' and the fault plan's random choices; 0 picks one from the clock (printed in the summary)")
+	flagRaceBridge = flag.Bool("chaos.race-bridge", false,
+		"build notified-bridge with -race; a data race it reports fails the test")
+	flagKeepLogs = flag.Bool("chaos.keep-logs", false,
+		"keep the bridges' and Postgres' logs when the test passes (they are always kept when it fails)")
+	flagStrictRegistry = flag.Bool("chaos.strict-registry", true,
+		"fail when a bridge stopped by SIGTERM leaves its row in notified_bridge (=false only reports it)")
+)
+
+// Where everything lives in the throwaway cluster.
+const (
+	schema  = "notified"   // River's and notified's tables
+	table   = "app.events" // the events table
+	channel = "events"     // the trigger's NOTIFY channel
+)
+
+// Event names. Producers use the first five; canaries use the last.
+const (
+	nameOne     = "one"     // one route
+	nameThree   = "three"   // three routes, with different options
+	nameNone    = "none"    // no route: unrouted
+	nameAdded   = "added"   // no route until route_add, then one
+	nameRemoved = "removed" // one route until route_remove, then none
+	nameCanary  = "canary"  // the recovery probes
+)
+
+var (
+	producerNames = []string{nameOne, nameThree, nameNone, nameAdded, nameRemoved}
+	allNames      = append(append([]string(nil), producerNames...), nameCanary)
+)
+
+// route is a row of notified_route, as notified_dispatch.jobs records it.
+type route struct {
+	Event       string `json:"-"`
+	Kind        string `json:"kind"`
+	Queue       string `json:"queue"`
+	Priority    int    `json:"priority"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// initialRoutes exist from the start; addedRoute is added by the route_add
+// fault and removedRoute deleted by route_remove.
+var (
+	initialRoutes = []route{
+		{nameOne, "one_a", "default", 1, 25},
+		{nameThree, "three_a", "default", 1, 25},
+		{nameThree, "three_b", "bulk", 2, 25},
+		{nameThree, "three_c", "default", 1, 5},
+		{nameRemoved, "removed_a", "default", 1, 25},
+		{nameCanary, "canary_a", "default", 4, 25},
+	}
+	addedRoute   = route{nameAdded, "added_a", "default", 1, 25}
+	removedRoute = initialRoutes[4]
+)
+
+// TestChaos runs producers and faults for -chaos.duration against bridges
+// running as subprocesses on a Postgres of its own, then checks that no
+// event was lost or duplicated.
+func TestChaos(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	duration := *flagDuration
+	if duration <= 0 {
+		t.Fatalf("-chaos.duration %s must be positive", duration)
+	}
+	// The drain and the checks need a few minutes on top of the chaos.
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < duration+4*time.Minute {
+		t.Fatalf("-chaos.duration %s does not fit in the test binary's -timeout (%s left): pass -timeout %s or more",
+			duration, time.Until(dl).Round(time.Second), (duration + 5*time.Minute).Round(time.Minute))
+	}
+	began := time.Now()
+
+	ctx := context.Background()
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{MaxConnections: 200})
+	if errors.Is(err, pgcluster.ErrNoBinaries) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+
+	logDir, err := os.MkdirTemp("", "notified-chaos-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		// Runs last: the bridges are stopped by then.
+		pgLog := filepath.Join(cluster.Dir(), "log")
+		if t.Failed() || *flagKeepLogs {
+			if b, err := os.ReadFile(pgLog); err == nil {
+				_ = os.WriteFile(filepath.Join(logDir, "postgres.log"), b, 0o644)
+			}
+		}
+		if err := cluster.Stop(context.Background()); err != nil {
+			t.Logf("stop the throwaway cluster: %v", err)
+		}
+		if t.Failed() || *flagKeepLogs {
+			t.Logf("logs kept in %s (bridge-NN.log per bridge process, postgres.log)", logDir)
+		} else {
+			_ = os.RemoveAll(logDir)
+		}
+	})
+
+	h := &harness{
+		t:       t,
+		seed:    seed,
+		url:     cluster.URL(),
+		cluster: cluster,
+		logDir:  logDir,
+		errs:    &errorLog{},
+		led:     newLedger(),
+		faults:  newFaultStats(),
+	}
+	h.binary = buildBridge(t, *flagRaceBridge)
+	h.ctl = newPool(t, h.url, "notified-chaos control", 8)
+	h.prod = newPool(t, h.url, "notified-chaos producer", 12)
+	h.fleet = newFleet(h)
+	t.Cleanup(h.fleet.killAll) // before the cluster stops
+
+	h.setup(t)
+	h.logf("seed %d, chaos for %s, logs in %s", seed, duration, logDir)
+
+	// The chaos: one bridge to begin with, producers, faults, progress.
+	_, err = h.fleet.start(ctx)
+	require.NoError(t, err, "start the first bridge")
+	chaosStart := time.Now()
+	prodCtx, stopProducers := context.WithCancel(ctx)
+	var producers sync.WaitGroup
+	h.startProducers(prodCtx, &producers)
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	var progress sync.WaitGroup
+	progress.Go(func() { h.reportProgress(progressCtx, chaosStart) })
+
+	fr := newFaultRunner(h, chaosStart, duration)
+	fr.run(ctx)
+	sleep(ctx, 2*time.Second) // traffic after the last fault too
+	stopProducers()
+	producers.Wait()
+	chaosTook := time.Since(chaosStart)
+
+	// The end: exactly one bridge, a few hand-sent NOTIFYs it must record,
+	// then everything dispatched.
+	drainStart := time.Now()
+	h.fleet.scaleTo(ctx, 1)
+	h.endPhaseNotifies(ctx)
+	drained := h.waitDrained(ctx, 2*time.Minute)
+	stopProgress()
+	progress.Wait()
+	for _, p := range h.fleet.runningProcs() {
+		h.fleet.stop(p, "end of run")
+	}
+	drainTook := time.Since(drainStart)
+
+	// The verdict.
+	res := h.check(ctx)
+	res.seed = seed
+	res.chaos = chaosTook
+	res.drain = drainTook
+	res.drained = drained
+	res.total = time.Since(began)
+	res.bridges = h.fleet.summary()
+	h.scanLogs()
+	res.registryLeft = h.checkRegistry(ctx)
+	summary := res.summary(h)
+	t.Log("\n" + summary)
+	if testing.Verbose() {
+		fmt.Print(summary)
+	}
+	for _, e := range h.errs.all() {
+		t.Error(e)
+	}
+	if res.lost > 0 || res.duplicated > 0 || res.unexpected > 0 {
+		t.Errorf("%d jobs lost, %d duplicated, %d unexpected", res.lost, res.duplicated, res.unexpected)
+	}
+	if t.Failed() {
+		t.Logf("bridge logs:\n%s", strings.Join(h.fleet.logPaths(), "\n"))
+	}
+}
+
+// harness is one chaos run: the cluster, the pools, the bridges, the ledger
+// of what producers did and the faults injected.
+type harness struct {
+	t       *testing.T
+	seed    uint64
+	url     string
+	cluster *pgcluster.Cluster
+	binary  string
+	logDir  string
+
+	ctl  *pgxpool.Pool // faults, canaries, progress and checks
+	prod *pgxpool.Pool // producers only: a table lock that blocks them does not starve the rest
+
+	fleet  *fleet
+	led    *ledger
+	faults *faultStats
+	errs   *errorLog
+}
+
+// rng returns a generator for one goroutine, derived from the run's seed.
+func (h *harness) rng(stream string) *rand.Rand {
+	var x uint64 = 14695981039346656037
+	for _, c := range []byte(stream) {
+		x = (x ^ uint64(c)) * 1099511628211
+	}
+	return rand.New(rand.NewPCG(h.seed, x))
+}
+
+// logf logs as the test runs (streamed with -v).
+func (h *harness) logf(format string, args ...any) {
+	h.t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+// errorLog collects failures found by goroutines; the test reports them at
+// the end, after the summary.
+type errorLog struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *errorLog) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, fmt.Sprintf(format, args...))
+}
+
+func (l *errorLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.errs...)
+}
+
+// buildBridge builds the notified-bridge binary once, into a temporary
+// directory, as a user would run it.
+func buildBridge(t *testing.T, race bool) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "notified-bridge")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/notified/notified/cmd/notified-bridge")
+	cmd := exec.Command("go", args...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
+	return bin
+}
+
+func newPool(t *testing.T, url, app string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// cli runs the binary to completion, for set-up commands.
+func (h *harness) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.binary, append([]string{"--schema", schema}, args...)...)
+	cmd.Env = bridgeEnv(h.url)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "notified-bridge %s:\n%s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// bridgeEnv is this process's environment without anything that configures
+// the bridge, plus the database URL.
+func bridgeEnv(url string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "DATABASE_URL" || strings.HasPrefix(k, "NOTIFIED_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "DATABASE_URL="+url)
+}
+
+// setup creates the events table, then migrates, installs the trigger and
+// adds the routes with the binary, as an operator would.
+func (h *harness) setup(t *testing.T) {
+	ctx := context.Background()
+	_, err := h.ctl.Exec(ctx, `CREATE SCHEMA app;
+		CREATE TABLE app.events (id bigserial PRIMARY KEY, name text, payload jsonb)`)
+	require.NoError(t, err)
+	args := []string{"setup", "--table", table, "--channel", channel}
+	for _, r := range initialRoutes {
+		args = append(args, "--route", r.Event+"="+r.Kind)
+	}
+	h.cli(t, args...)
+	for _, r := range initialRoutes {
+		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 {
+			h.cli(t, "routes", "add", r.Event, r.Kind, "--queue", r.Queue,
+				"--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts))
+		}
+	}
+	var n int
+	require.NoError(t, h.ctl.QueryRow(ctx, "SELECT count(*) FROM notified.notified_route").Scan(&n))
+	require.Equal(t, len(initialRoutes), n, "routes after setup")
+}
+
+// endPhaseNotifies sends NOTIFYs for ids that have no row while exactly one
+// bridge listens and nothing else happens: each must be recorded as missing.
+func (h *harness) endPhaseNotifies(ctx context.Context) {
+	const n = 20
+	if err := h.fleet.waitRelistened(ctx, nil, 30*time.Second); err != nil {
+		h.errs.add("end phase: %v", err)
+	}
+	for i := range n {
+		id := -int64(9_000_000_000) - int64(i)
+		sent := time.Now()
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = h.ctl.Exec(cctx, "SELECT pg_notify($1, $2)", channel, fmt.Sprint(id))
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			h.errs.add("end phase: hand-sent NOTIFY of %d failed: %v", id, err)
+			continue
+		}
+		h.led.addNotify(notifyRec{id: id, payload: fmt.Sprint(id), kind: notifyEndPhase, sent: sent, ok: true})
+	}
+}
+
+// waitDrained waits until the outbox is empty, every row of the events table
+// is recorded in notified_dispatch and every end-phase NOTIFY is recorded,
+// printing progress. It reports whether that happened before timeout.
+func (h *harness) waitDrained(ctx context.Context, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	lastPrint := time.Time{}
+	endIDs := h.led.endPhaseIDs()
+	for {
+		var outbox, undispatched, endPending int
+		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := h.ctl.QueryRow(qctx, `SELECT
+			(SELECT count(*) FROM notified.notified_outbox),
+			(SELECT count(*) FROM app.events e WHERE NOT EXISTS (
+				SELECT 1 FROM notified.notified_dispatch d WHERE d.channel = $1 AND d.event_id = e.id::text)),
+			(SELECT count(*) FROM unnest($2::text[]) AS p WHERE NOT EXISTS (
+				SELECT 1 FROM notified.notified_dispatch d WHERE d.channel = $1 AND d.event_id = p))`,
+			channel, endIDs).Scan(&outbox, &undispatched, &endPending)
+		cancel()
+		if err == nil && outbox == 0 && undispatched == 0 && endPending == 0 {
+			h.logf("drained: outbox empty, every event recorded")
+			return true
+		}
+		if time.Now().After(deadline) {
+			h.errs.add("not drained %s after the chaos: %d outbox rows, %d events not recorded, %d of %d end-phase NOTIFYs not recorded (last error: %v)",
+				timeout, outbox, undispatched, endPending, len(endIDs), err)
+			return false
+		}
+		if time.Since(lastPrint) >= 5*time.Second {
+			h.logf("draining: %d outbox rows, %d events not recorded yet, %d end-phase NOTIFYs pending (err %v)",
+				outbox, undispatched, endPending, err)
+			lastPrint = time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// reportProgress logs a line every 10 s with -v.
+func (h *harness) reportProgress(ctx context.Context, start time.Time) {
+	if !testing.Verbose() {
+		return
+	}
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var outbox, recorded int
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := h.ctl.QueryRow(qctx, `SELECT (SELECT count(*) FROM notified.notified_outbox),
+			(SELECT count(*) FROM notified.notified_dispatch)`).Scan(&outbox, &recorded)
+		cancel()
+		state := fmt.Sprintf("outbox %d, recorded %d", outbox, recorded)
+		if err != nil {
+			state = "database: " + err.Error()
+		}
+		h.logf("t+%s: %d events committed, %s, %d bridges running, faults %s",
+			time.Since(start).Round(time.Second), h.led.committedCount(), state, len(h.fleet.runningProcs()), h.faults.countsText())
+	}
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// between returns a random duration in [lo, hi).
+func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}

@@ -1,0 +1,407 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault kinds.
+const (
+	faultKill9       = "kill9"        // SIGKILL a random bridge, start another (at once or after a gap)
+	faultBridges2    = "bridges_2"    // run two bridges for a while
+	faultBridges3    = "bridges_3"    // run three bridges for a while
+	faultScaleDown   = "scale_down"   // back to one bridge: SIGTERM the others
+	faultTerminate   = "terminate"    // pg_terminate_backend of every bridge backend, listeners included
+	faultRestart     = "pg_restart"   // restart Postgres (once per run)
+	faultRouteAdd    = "route_add"    // add the route of "added" (once)
+	faultRouteRemove = "route_remove" // remove the route of "removed" (once)
+	faultLock        = "table_lock"   // LOCK TABLE events IN ACCESS EXCLUSIVE MODE for 2-3 s
+)
+
+// faultKinds in the order the summary lists them.
+var faultKinds = []string{faultKill9, faultBridges2, faultBridges3, faultScaleDown, faultTerminate,
+	faultRestart, faultRouteAdd, faultRouteRemove, faultLock}
+
+// mandatory faults happen in every run, however short.
+var mandatory = []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultRestart,
+	faultRouteAdd, faultRouteRemove, faultLock}
+
+// recovery is how long the system took to dispatch a canary inserted right
+// after a fault.
+type recovery struct {
+	kind string
+	at   time.Time
+	d    time.Duration
+	err  string
+}
+
+// interval is a stretch of time when a hand-sent NOTIFY may be lost (no
+// bridge listening), from a fault until every bridge listens again.
+type interval struct {
+	kind     string
+	from, to time.Time
+}
+
+// routeChange is when the route_add or route_remove statement ran.
+type routeChange struct {
+	done          bool
+	before, after time.Time // just before it was sent, just after it returned
+}
+
+type faultStats struct {
+	mu          sync.Mutex
+	counts      map[string]int
+	recoveries  []recovery
+	lossy       []interval
+	routeAdd    routeChange
+	routeRemove routeChange
+	terminated  int // backends terminated in all
+}
+
+func newFaultStats() *faultStats { return &faultStats{counts: map[string]int{}} }
+
+func (s *faultStats) count(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[kind]
+}
+
+func (s *faultStats) countsText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	for _, k := range faultKinds {
+		if n := s.counts[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none yet"
+	}
+	return strings.Join(parts, " ")
+}
+
+// faultRunner injects faults one after another until the end of the chaos.
+// Each fault is followed by a canary whose dispatch marks the recovery;
+// the next fault comes a short random pause after that.
+type faultRunner struct {
+	h           *harness
+	rng         *rand.Rand
+	start, end  time.Time
+	due         map[string]time.Time // one-time faults and when they are due
+	scaleDownAt time.Time            // zero while one bridge runs
+}
+
+func newFaultRunner(h *harness, start time.Time, d time.Duration) *faultRunner {
+	rng := h.rng("faults")
+	at := func(lo, hi float64) time.Time {
+		return start.Add(time.Duration((lo + (hi-lo)*rng.Float64()) * float64(d)))
+	}
+	return &faultRunner{h: h, rng: rng, start: start, end: start.Add(d), due: map[string]time.Time{
+		faultRouteAdd:    at(0.15, 0.35),
+		faultRestart:     at(0.3, 0.7),
+		faultRouteRemove: at(0.45, 0.75),
+	}}
+}
+
+// run injects faults until the end of the chaos, then any mandatory fault
+// that has not happened yet.
+func (fr *faultRunner) run(ctx context.Context) {
+	for time.Now().Before(fr.end) {
+		fr.do(ctx, fr.next())
+		sleep(ctx, min(between(fr.rng, 500*time.Millisecond, 3*time.Second), max(time.Until(fr.end), 0)))
+	}
+	for _, k := range mandatory {
+		if fr.h.faults.count(k) == 0 {
+			fr.h.logf("fault %s has not happened yet: injecting it now", k)
+			fr.do(ctx, k)
+		}
+	}
+}
+
+// next picks the next fault: a one-time fault when it is due, the scale-down
+// when a multi-bridge stretch is over, else a repeatable fault, those not
+// injected yet first.
+func (fr *faultRunner) next() string {
+	now := time.Now()
+	var dueKinds []string
+	for k, at := range fr.due {
+		if fr.h.faults.count(k) == 0 && now.After(at) {
+			dueKinds = append(dueKinds, k)
+		}
+	}
+	if len(dueKinds) > 0 {
+		slices.SortFunc(dueKinds, func(a, b string) int { return fr.due[a].Compare(fr.due[b]) })
+		return dueKinds[0]
+	}
+	if !fr.scaleDownAt.IsZero() && now.After(fr.scaleDownAt) {
+		return faultScaleDown
+	}
+	running := len(fr.h.fleet.runningProcs())
+	applicable := func(k string) bool {
+		switch k {
+		case faultBridges2:
+			return running < 2
+		case faultBridges3:
+			return running < 3
+		}
+		return true
+	}
+	var fresh []string
+	for _, k := range []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultLock} {
+		if fr.h.faults.count(k) == 0 && applicable(k) {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) > 0 {
+		return fresh[fr.rng.IntN(len(fresh))]
+	}
+	var k string
+	switch r := fr.rng.Float64(); {
+	case r < 0.35:
+		k = faultKill9
+	case r < 0.55:
+		k = faultTerminate
+	case r < 0.7:
+		k = faultLock
+	case r < 0.85:
+		k = faultBridges2
+	default:
+		k = faultBridges3
+	}
+	if !applicable(k) {
+		k = faultKill9
+	}
+	return k
+}
+
+// do injects one fault, waits for its recovery and records it.
+func (fr *faultRunner) do(ctx context.Context, kind string) {
+	h := fr.h
+	t0 := time.Now()
+	var canary <-chan recovery
+	measure := func() { canary = h.measure(ctx, kind, t0) }
+	lossy := false
+	detail := ""
+
+	switch kind {
+	case faultKill9:
+		running := h.fleet.runningProcs()
+		p := h.fleet.random()
+		if p == nil {
+			h.errs.add("kill9: no bridge running")
+			return
+		}
+		lossy = len(running) == 1 // the others received the same notifications
+		h.fleet.kill(p)
+		measure()
+		gap := time.Duration(0)
+		if fr.rng.IntN(2) == 0 {
+			gap = between(fr.rng, 200*time.Millisecond, 2*time.Second)
+			sleep(ctx, gap)
+		}
+		if _, err := h.fleet.start(ctx); err != nil {
+			h.errs.add("kill9: restart a bridge: %v", err)
+		}
+		detail = fmt.Sprintf("killed %s of %d, replaced after %s", p, len(running), gap.Round(time.Millisecond))
+
+	case faultBridges2, faultBridges3:
+		n := 2
+		if kind == faultBridges3 {
+			n = 3
+		}
+		measure()
+		started := h.fleet.scaleTo(ctx, n)
+		fr.scaleDownAt = time.Now().Add(between(fr.rng, 5*time.Second, 15*time.Second))
+		detail = fmt.Sprintf("started %d, %d running until %s", len(started), len(h.fleet.runningProcs()), fr.scaleDownAt.Format("15:04:05"))
+
+	case faultScaleDown:
+		measure()
+		h.fleet.scaleTo(ctx, 1)
+		fr.scaleDownAt = time.Time{}
+		detail = "back to 1 bridge"
+
+	case faultTerminate:
+		gens := h.fleet.listenGens()
+		n, err := h.terminateBridgeBackends(ctx)
+		if err != nil {
+			h.errs.add("terminate: %v", err)
+		}
+		measure()
+		if err := h.fleet.waitRelistened(ctx, gens, 45*time.Second); err != nil {
+			h.errs.add("terminate: %v", err)
+		}
+		lossy = true
+		h.faults.mu.Lock()
+		h.faults.terminated += n
+		h.faults.mu.Unlock()
+		detail = fmt.Sprintf("%d backends terminated", n)
+
+	case faultRestart:
+		gens := h.fleet.listenGens()
+		measure() // its insert retries until the server is back
+		if err := h.cluster.Restart(ctx); err != nil {
+			h.errs.add("pg_restart: %v", err)
+		}
+		detail = fmt.Sprintf("server back after %s", time.Since(t0).Round(time.Millisecond))
+		if err := h.fleet.waitRelistened(ctx, gens, time.Minute); err != nil {
+			h.errs.add("pg_restart: %v", err)
+		}
+		lossy = true
+
+	case faultRouteAdd, faultRouteRemove:
+		rc, err := h.changeRoute(ctx, kind)
+		if err != nil {
+			h.errs.add("%s: %v", kind, err)
+			return
+		}
+		h.faults.mu.Lock()
+		if kind == faultRouteAdd {
+			h.faults.routeAdd = rc
+		} else {
+			h.faults.routeRemove = rc
+		}
+		h.faults.mu.Unlock()
+		t0 = rc.after
+		measure()
+		detail = fmt.Sprintf("committed between %s and %s", rc.before.Format("15:04:05.000"), rc.after.Format("15:04:05.000"))
+
+	case faultLock:
+		hold := between(fr.rng, 2*time.Second, 3*time.Second)
+		var waited time.Duration
+		err := h.lockEvents(ctx, hold, func(acquired time.Time) {
+			waited = acquired.Sub(t0)
+			t0 = acquired
+			measure()
+		})
+		if err != nil {
+			h.errs.add("table_lock: %v", err)
+		}
+		detail = fmt.Sprintf("held %s (waited %s for it)", hold.Round(time.Millisecond), waited.Round(time.Millisecond))
+
+	default:
+		panic("unknown fault " + kind)
+	}
+
+	h.faults.mu.Lock()
+	h.faults.counts[kind]++
+	h.faults.mu.Unlock()
+	var r recovery
+	if canary != nil {
+		r = <-canary
+	}
+	if lossy {
+		h.faults.mu.Lock()
+		h.faults.lossy = append(h.faults.lossy, interval{kind: kind, from: t0, to: time.Now()})
+		h.faults.mu.Unlock()
+	}
+	if canary != nil {
+		h.faults.mu.Lock()
+		h.faults.recoveries = append(h.faults.recoveries, r)
+		h.faults.mu.Unlock()
+	}
+	if r.err != "" {
+		h.errs.add("fault %s at %s: no recovery: %s", kind, t0.Format("15:04:05.000"), r.err)
+	}
+	h.logf("fault %-12s %s; recovered in %s", kind, detail, r.d.Round(time.Millisecond))
+}
+
+// measure inserts a canary event right away and reports, on the channel
+// returned, how long after t0 it was recorded in notified_dispatch.
+func (h *harness) measure(ctx context.Context, kind string, t0 time.Time) <-chan recovery {
+	ch := make(chan recovery, 1)
+	go func() {
+		deadline := t0.Add(90 * time.Second)
+		id, err := h.insertCanary(ctx, deadline)
+		if err != nil {
+			ch <- recovery{kind: kind, at: t0, d: time.Since(t0), err: err.Error()}
+			return
+		}
+		key := strconv.FormatInt(id, 10)
+		for {
+			var found bool
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := h.ctl.QueryRow(qctx, `SELECT EXISTS (SELECT 1 FROM notified.notified_dispatch
+				WHERE channel = $1 AND event_id = $2)`, channel, key).Scan(&found)
+			cancel()
+			if err == nil && found {
+				ch <- recovery{kind: kind, at: t0, d: time.Since(t0)}
+				return
+			}
+			if time.Now().After(deadline) {
+				ch <- recovery{kind: kind, at: t0, d: time.Since(t0),
+					err: fmt.Sprintf("canary %s not recorded in notified_dispatch within %s (last error: %v)", key, deadline.Sub(t0), err)}
+				return
+			}
+			sleep(ctx, 25*time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// terminateBridgeBackends terminates every backend of every bridge: their
+// pools' connections and their listeners.
+func (h *harness) terminateBridgeBackends(ctx context.Context) (int, error) {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var n int
+	err := h.ctl.QueryRow(qctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity WHERE application_name LIKE 'notified-bridge%' AND pid <> pg_backend_pid()`).Scan(&n)
+	return n, err
+}
+
+// changeRoute adds the route of "added" or removes the route of "removed",
+// by SQL, retrying for up to 30 s, and returns when it happened.
+func (h *harness) changeRoute(ctx context.Context, kind string) (routeChange, error) {
+	rc := routeChange{before: time.Now()}
+	deadline := rc.before.Add(30 * time.Second)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var err error
+		if kind == faultRouteAdd {
+			r := addedRoute
+			_, err = h.ctl.Exec(qctx, `INSERT INTO notified.notified_route (event_name, kind, queue, priority, max_attempts)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+		} else {
+			_, err = h.ctl.Exec(qctx, `DELETE FROM notified.notified_route WHERE event_name = $1 AND kind = $2`,
+				removedRoute.Event, removedRoute.Kind)
+		}
+		cancel()
+		if err == nil {
+			rc.after = time.Now()
+			rc.done = true
+			return rc, nil
+		}
+		if time.Now().After(deadline) {
+			return rc, err
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+}
+
+// lockEvents holds ACCESS EXCLUSIVE on the events table for hold, in a
+// transaction; acquired runs as soon as the lock is held.
+func (h *harness) lockEvents(ctx context.Context, hold time.Duration, acquired func(time.Time)) error {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tx, err := h.ctl.Begin(qctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(qctx, "SET LOCAL lock_timeout = '20s'"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(qctx, "LOCK TABLE app.events IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return err
+	}
+	acquired(time.Now())
+	time.Sleep(hold)
+	return tx.Commit(qctx)
+}
