@@ -279,23 +279,6 @@ func referenceArguments(args []string) ([]string, map[string]string, error) {
 	return pos, vals, nil
 }
 
-// isFlagValue reports whether args[i] is the value of the string flag before it.
-func isFlagValue(args []string, i int) bool {
-	for j := 0; j < len(args); j++ {
-		a := args[j]
-		if a == "--" {
-			return false
-		}
-		if len(a) > 1 && a[0] == '-' && !strings.Contains(a, "=") && (strings.TrimLeft(a, "-") == "channel" || strings.TrimLeft(a, "-") == "reason") {
-			if j+1 == i {
-				return true
-			}
-			j++
-		}
-	}
-	return false
-}
-
 func FuzzArguments(f *testing.F) {
 	for _, s := range []string{
 		"", "42", "42 --json", "--json 42", "12 13 --reason r", "--reason r 12 13", "12 --reason -- 13",
