@@ -342,21 +342,9 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		if r.outcome != OutcomeDispatched {
 			continue
 		}
-		payload := jobs.Payload{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel, Data: r.data}
-		meta, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: {EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}})
-		if err != nil {
-			return nil, fmt.Errorf("encode metadata of event %s: %w", r.key, err)
-		}
-		for _, route := range r.jobs {
-			params = append(params, river.InsertManyParams{
-				Args: jobArgs{kind: route.Kind, Payload: payload},
-				InsertOpts: &river.InsertOpts{
-					Queue:       route.Queue,
-					Priority:    route.Priority,
-					MaxAttempts: route.MaxAttempts,
-					Metadata:    meta,
-				},
-			})
+		src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
+		if params, err = appendJobParams(params, src, r.data, r.jobs); err != nil {
+			return nil, err
 		}
 	}
 	if len(params) > 0 {
@@ -377,6 +365,29 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	}
 	mark("commit")
 	return res, nil
+}
+
+// appendJobParams appends the insert parameters of one job per route for an
+// event: args are the event's Payload, and the metadata names its source
+// (and the replay, if any), so River UI shows where a job came from.
+func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route) ([]river.InsertManyParams, error) {
+	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
+	meta, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src})
+	if err != nil {
+		return params, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
+	}
+	for _, route := range rs {
+		params = append(params, river.InsertManyParams{
+			Args: jobArgs{kind: route.Kind, Payload: payload},
+			InsertOpts: &river.InsertOpts{
+				Queue:       route.Queue,
+				Priority:    route.Priority,
+				MaxAttempts: route.MaxAttempts,
+				Metadata:    meta,
+			},
+		})
+	}
+	return params, nil
 }
 
 // retryDelay is how long an id whose row is not visible waits before it is

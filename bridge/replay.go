@@ -391,8 +391,7 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) 
 				return fmt.Errorf("fetch events from %s: %w", r.table.display, err)
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT event_name, kind, queue, priority, max_attempts FROM `+
-			migrations.Qualify(r.cfg.Schema, "notified_route")+` ORDER BY event_name, kind`)
+		rows, err := tx.Query(ctx, newQueries(r.cfg.Schema, r.table).routes)
 		if err != nil {
 			return fmt.Errorf("read routes: %w", err)
 		}
@@ -451,18 +450,10 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) 
 				res.Jobs += len(chosen)
 				continue
 			}
-			payload := jobs.Payload{EventID: id, EventName: *ev.name, Channel: r.cfg.Channel, Data: ev.data}
-			meta, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: {
-				EventID: id, EventName: *ev.name, Channel: r.cfg.Channel, ReplayID: r.replayID}})
-			if err != nil {
-				return fmt.Errorf("encode metadata of event %s: %w", id, err)
-			}
-			for _, rt := range chosen {
-				params = append(params, river.InsertManyParams{
-					Args: jobArgs{kind: rt.Kind, Payload: payload},
-					InsertOpts: &river.InsertOpts{Queue: rt.Queue, Priority: rt.Priority,
-						MaxAttempts: rt.MaxAttempts, Metadata: meta},
-				})
+			src := jobs.Source{EventID: id, EventName: *ev.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
+			var err error
+			if params, err = appendJobParams(params, src, ev.data, chosen); err != nil {
+				return err
 			}
 		}
 		res.Events += events

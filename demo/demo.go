@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -407,7 +408,7 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 			return fmt.Errorf("pick events to show: %w", err)
 		}
 		for _, id := range got {
-			if !contains(ids, id) {
+			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
 		}
@@ -428,15 +429,6 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 		}
 	}
 	return nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func writeEvent(w io.Writer, ev *history.Event) {
