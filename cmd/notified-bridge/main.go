@@ -631,29 +631,36 @@ func arguments(c *cli.Context) ([]string, error) {
 			return nil, err
 		}
 	}
-	var pos []string
-	for len(args) > 0 {
-		a := args[0]
+	// Split the flags (each with its value) from the arguments here rather
+	// than in fs.Parse, which would consume a "--" after a flag and lose
+	// where the flags ended.
+	var pos, flagArgs []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
 		case a == endOfFlags:
-			pos = append(pos, args[1:]...)
-			args = nil
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
 		case a == "--":
-			rest := args[1:]
+			rest := args[i+1:]
 			if len(rest) > 0 && rest[0] == endOfFlags {
 				rest = rest[1:]
 			}
 			pos = append(pos, rest...)
-			args = nil
+			i = len(args)
 		case len(a) > 1 && a[0] == '-':
-			if err := fs.Parse(args); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+			flagArgs = append(flagArgs, a)
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if !hasValue && takesValue(c.Command, name) && i+1 < len(args) {
+				i++ // its value, whatever it looks like
+				flagArgs = append(flagArgs, args[i])
 			}
-			args = fs.Args()
 		default:
 			pos = append(pos, a)
-			args = args[1:]
 		}
+	}
+	if err := fs.Parse(flagArgs); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
