@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 )
@@ -46,7 +47,7 @@ func FuzzParseTableName(f *testing.F) {
 		}
 		if err != nil {
 			require.False(t, wantOK, "%q refused: %v", name, err)
-			require.True(t, oneLinePrintable(err.Error()), "%q", err.Error())
+			require.True(t, fuzzcorpus.OneLinePrintable(err.Error()), "%q", err.Error())
 			return
 		}
 		require.True(t, wantOK, "%q accepted as %q", name, parts)
@@ -64,7 +65,7 @@ func FuzzParseTableName(f *testing.F) {
 			return
 		}
 		ident := pgx.Identifier(parts).Sanitize()
-		got, ok := splitQuotedIdent(ident)
+		got, ok := fuzzcorpus.SplitQuotedIdent(ident)
 		require.True(t, ok, "%q quotes as %s, which is not a quoted identifier", name, ident)
 		require.Equal(t, parts, got, "%q quotes as %s", name, ident)
 	})
@@ -97,7 +98,7 @@ func TestTableNamesCreateExactlyThatTable(t *testing.T) {
 	require.NoError(t, err)
 
 	names := append([]string(nil), tableNameSeeds...)
-	for _, vals := range readFuzzCorpus(t, "FuzzParseTableName") {
+	for _, vals := range fuzzcorpus.Read(t, "FuzzParseTableName") {
 		names = append(names, vals[0].(string))
 	}
 	tried := 0
@@ -232,7 +233,7 @@ func FuzzValidateChannel(f *testing.F) {
 		err := bridge.ValidateChannel(channel)
 		if err != nil {
 			require.True(t, channel == "" || len(channel) > 63 || strings.ContainsRune(channel, 0), "%q refused: %v", channel, err)
-			require.True(t, oneLinePrintable(err.Error()), "%q", err.Error())
+			require.True(t, fuzzcorpus.OneLinePrintable(err.Error()), "%q", err.Error())
 			return
 		}
 		require.NotEmpty(t, channel)
@@ -242,7 +243,7 @@ func FuzzValidateChannel(f *testing.F) {
 		}
 		// The bridge LISTENs on the quoted channel: it reads back as the
 		// channel producers pass to pg_notify.
-		got, ok := splitQuotedIdent(pgx.Identifier{channel}.Sanitize())
+		got, ok := fuzzcorpus.SplitQuotedIdent(pgx.Identifier{channel}.Sanitize())
 		require.True(t, ok)
 		require.Equal(t, []string{channel}, got)
 	})

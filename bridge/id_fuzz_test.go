@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 )
@@ -144,7 +145,7 @@ func referenceID(typ idType, payload string) (string, bool) {
 func requireIDError(t *testing.T, typ idType, payload string, err error) {
 	t.Helper()
 	msg := err.Error()
-	require.True(t, oneLinePrintable(msg), "error for %s %q is not one oneLinePrintable line: %q", typ.typname, payload, msg)
+	require.True(t, fuzzcorpus.OneLinePrintable(msg), "error for %s %q is not one oneLinePrintable line: %q", typ.typname, payload, msg)
 	require.LessOrEqual(t, len(msg), 400, "error for %s %q is long: %q", typ.typname, payload, msg)
 	switch {
 	case len(payload) > bridge.MaxIDLength:
@@ -224,7 +225,7 @@ func FuzzTruncate(f *testing.F) {
 
 		q := bridge.QuoteShortForTest(s)
 		require.Equal(t, quotedShort(s), q)
-		require.True(t, oneLinePrintable(q), "%q", q)
+		require.True(t, fuzzcorpus.OneLinePrintable(q), "%q", q)
 		require.LessOrEqual(t, len(q), 2+4*64+len("... ( bytes)")+20)
 	})
 }
@@ -247,7 +248,7 @@ func TestParseIDMatchesPostgres(t *testing.T) {
 			seeds = append(seeds, seed{uint8(i), p})
 		}
 	}
-	for _, vals := range readFuzzCorpus(t, "FuzzParseID") {
+	for _, vals := range fuzzcorpus.Read(t, "FuzzParseID") {
 		seeds = append(seeds, seed{vals[0].(uint8), vals[1].(string)})
 	}
 	checked := 0

@@ -3,11 +3,10 @@ package migrations_test
 import (
 	"strings"
 	"testing"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/migrations"
 )
 
@@ -25,7 +24,7 @@ func FuzzValidateSchema(f *testing.F) {
 		err := migrations.ValidateSchema(schema)
 		if err != nil {
 			require.False(t, validSchema(schema), "%q refused: %v", schema, err)
-			require.True(t, printable(err.Error()), "%q", err.Error())
+			require.True(t, fuzzcorpus.OneLinePrintable(err.Error()), "%q", err.Error())
 		} else {
 			require.True(t, schema == "" || validSchema(schema), "%q accepted", schema)
 		}
@@ -42,7 +41,7 @@ func FuzzValidateSchema(f *testing.F) {
 		if strings.ContainsRune(schema+name, 0) {
 			return // pgx drops NUL bytes, which no name can hold
 		}
-		got, ok := splitQuotedIdent(q)
+		got, ok := fuzzcorpus.SplitQuotedIdent(q)
 		require.True(t, ok, "Qualify(%q, %q) = %s", schema, name, q)
 		want := []string{schema, name}
 		if schema == "" {
@@ -62,55 +61,6 @@ func validSchema(s string) bool {
 		c := s[i]
 		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
 		if !letter && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// splitQuotedIdent reads what pgx.Identifier.Sanitize writes, as Postgres'
-// lexer does: double-quoted parts ("" for a quote inside) joined by dots.
-func splitQuotedIdent(s string) ([]string, bool) {
-	var parts []string
-	for {
-		if !strings.HasPrefix(s, `"`) {
-			return nil, false
-		}
-		s = s[1:]
-		var b strings.Builder
-		for {
-			i := strings.IndexByte(s, '"')
-			if i < 0 {
-				return nil, false
-			}
-			b.WriteString(s[:i])
-			s = s[i+1:]
-			if strings.HasPrefix(s, `"`) {
-				b.WriteByte('"')
-				s = s[1:]
-				continue
-			}
-			break
-		}
-		parts = append(parts, b.String())
-		if s == "" {
-			return parts, true
-		}
-		if s[0] != '.' {
-			return nil, false
-		}
-		s = s[1:]
-	}
-}
-
-// printable reports whether a message stays on one log line: valid UTF-8
-// with printable characters only.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
 			return false
 		}
 	}

@@ -2,13 +2,6 @@ package routes_test
 
 import (
 	"context"
-	"go/ast"
-	"go/constant"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -16,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/routes"
 )
@@ -114,7 +108,7 @@ func TestValidateAgreesWithTable(t *testing.T) {
 	db := testdb.New(t, testdb.Options{NoEventsTable: true})
 	ctx := context.Background()
 	rs := append([]routes.Route(nil), routeSeeds...)
-	for _, v := range readCorpus(t, "FuzzRouteValidate") {
+	for _, v := range fuzzcorpus.Read(t, "FuzzRouteValidate") {
 		rs = append(rs, routes.Route{Event: v[0].(string), Kind: v[1].(string), Queue: v[2].(string), Priority: v[3].(int), MaxAttempts: v[4].(int)})
 	}
 	tried := 0
@@ -148,44 +142,4 @@ func TestValidateAgreesWithTable(t *testing.T) {
 		require.NoError(t, tx.Rollback(ctx))
 	}
 	require.Greater(t, tried, 15)
-}
-
-// readCorpus returns the values of the "go test fuzz v1" files of
-// testdata/fuzz/<name>: strings and ints.
-func readCorpus(t *testing.T, name string) [][]any {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", name)
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var out [][]any
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		require.NoError(t, err)
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		require.Equal(t, "go test fuzz v1", lines[0], e.Name())
-		var vals []any
-		for _, line := range lines[1:] {
-			expr, err := parser.ParseExpr(line)
-			require.NoError(t, err, "%s: %s", e.Name(), line)
-			call := expr.(*ast.CallExpr)
-			arg := call.Args[0]
-			neg := false
-			if u, ok := arg.(*ast.UnaryExpr); ok && u.Op == token.SUB {
-				neg, arg = true, u.X
-			}
-			lit := arg.(*ast.BasicLit)
-			if call.Fun.(*ast.Ident).Name == "string" {
-				vals = append(vals, constant.StringVal(constant.MakeFromLiteral(lit.Value, lit.Kind, 0)))
-				continue
-			}
-			n, err := strconv.Atoi(lit.Value)
-			require.NoError(t, err)
-			if neg {
-				n = -n
-			}
-			vals = append(vals, n)
-		}
-		out = append(out, vals)
-	}
-	return out
 }

@@ -6,11 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/constant"
-	"go/parser"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
@@ -273,31 +269,6 @@ func lexSQL(s string) ([]tok, error) {
 	return out, nil
 }
 
-// readCorpus returns the values of the "go test fuzz v1" files of
-// testdata/fuzz/<name>, which hold strings only.
-func readCorpus(t *testing.T, name string) [][]string {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", name)
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var out [][]string
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		require.NoError(t, err)
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		require.Equal(t, "go test fuzz v1", lines[0], e.Name())
-		var vals []string
-		for _, line := range lines[1:] {
-			expr, err := parser.ParseExpr(line)
-			require.NoError(t, err, "%s: %s", e.Name(), line)
-			lit := expr.(*ast.CallExpr).Args[0].(*ast.BasicLit)
-			vals = append(vals, constant.StringVal(constant.MakeFromLiteral(lit.Value, lit.Kind, 0)))
-		}
-		out = append(out, vals)
-	}
-	return out
-}
-
 // TestTriggerSQLCorpusInstalls runs the SQL of every accepted entry of the
 // FuzzTriggerSQL seed corpus in a real Postgres, with the events table (the
 // entry's table name, in the test's schema) holding the entry's id column:
@@ -320,8 +291,8 @@ func TestTriggerSQLCorpusInstalls(t *testing.T) {
 	require.NoError(t, err)
 
 	entries := append([][4]string(nil), triggerSeeds...)
-	for _, v := range readCorpus(t, "FuzzTriggerSQL") {
-		entries = append(entries, [4]string{v[0], v[1], v[2], v[3]})
+	for _, v := range fuzzcorpus.Read(t, "FuzzTriggerSQL") {
+		entries = append(entries, [4]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)})
 	}
 	tried := map[trigger.Options]bool{}
 	for _, e := range entries {
