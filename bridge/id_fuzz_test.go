@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/internal/testdb"
 )
 

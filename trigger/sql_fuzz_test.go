@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/trigger"
