@@ -176,16 +176,22 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		case <-b.wake:
 		case <-ticker.C:
 		}
-		// Drain first: the notified ids are then mostly ones this bridge
-		// has just dispatched, which adoption skips without a query.
-		// After a failure, try again once the backoff has passed rather
-		// than at the next wake-up: the work is still there.
+		// Drain first, then adopt the ids notified before the drain
+		// began: their transactions had committed, so the drain has
+		// dispatched every one that has an outbox row, and adoption skips
+		// those without a query. Ids notified during the drain wait for
+		// the next round: adopting them now would put a second outbox row
+		// for most of them. After a failure, try again once the backoff
+		// has passed rather than at the next wake-up: the work is still
+		// there.
+		notified := b.takePending()
 		if err := b.drain(ctx); err != nil {
+			b.putBackPending(notified)
 			b.logFailure(ctx, "dispatch", err, &failures)
 			b.kick()
 			continue
 		}
-		adopted, err := b.adoptPending(ctx)
+		adopted, err := b.adopt(ctx, notified)
 		if err != nil {
 			b.logFailure(ctx, "adopt notified ids", err, &failures)
 			b.kick()
@@ -342,16 +348,31 @@ func (b *Bridge) notified(payload string) {
 	b.kick()
 }
 
-// adoptPending makes sure every notified id is dispatched even when no
-// trigger wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has
-// just recorded are skipped without a query; the rest are put in the outbox
-// unless they are recorded already. Payloads that are not ids are recorded
-// as rejected at once. It returns how many ids it put in the outbox.
-func (b *Bridge) adoptPending(ctx context.Context) (int, error) {
+// takePending returns the payloads notified since the last call.
+func (b *Bridge) takePending() []string {
 	b.pendingMu.Lock()
+	defer b.pendingMu.Unlock()
 	pending := b.pending
 	b.pending = nil
+	return pending
+}
+
+// putBackPending returns payloads whose adoption failed, to be tried again.
+func (b *Bridge) putBackPending(pending []string) {
+	if len(pending) == 0 {
+		return
+	}
+	b.pendingMu.Lock()
+	b.pending = append(pending, b.pending...)
 	b.pendingMu.Unlock()
+}
+
+// adopt makes sure every notified id is dispatched even when no trigger
+// wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has just
+// recorded are skipped without a query; the rest are put in the outbox
+// unless they are recorded already. Payloads that are not ids are recorded
+// as rejected at once. It returns how many ids it put in the outbox.
+func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 	if len(pending) == 0 {
 		return 0, nil
 	}
@@ -379,13 +400,9 @@ func (b *Bridge) adoptPending(ctx context.Context) (int, error) {
 		adopt = append(adopt, id)
 	}
 	defer func() {
-		if !requeued {
-			return
+		if requeued {
+			b.putBackPending(pending)
 		}
-		// Put the payloads back so that a failed adoption is tried again.
-		b.pendingMu.Lock()
-		b.pending = append(pending, b.pending...)
-		b.pendingMu.Unlock()
 	}()
 	if len(rejects) > 0 {
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
