@@ -271,6 +271,7 @@ func baseApp() *cli.App {
 			setupCommand(),
 			healthcheckCommand(),
 			demoCommand(),
+			benchCommand(),
 		},
 		Before: func(c *cli.Context) error {
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))

@@ -1,0 +1,411 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/notified/notified/bridge"
+)
+
+// runner carries one run through its phases.
+type runner struct {
+	o    Options
+	pool *pgxpool.Pool
+	s    *scratch
+
+	committed atomic.Int64 // events committed by producers in this phase
+	handled   atomic.Int64 // jobs handled by the workers
+	bridges   []*bridge.Bridge
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	o := r.o
+	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Bridges: o.Bridges,
+		BatchSize: o.BatchSize, Concurrency: o.Concurrency, Producers: o.Producers, Work: o.Work, Clock: "statement"}
+	if r.s.commit {
+		res.Clock = "commit"
+	}
+	if o.Mode == Steady {
+		res.Rate, res.Duration = o.Rate, o.Duration
+		res.Events = int(float64(o.Rate) * o.Duration.Seconds())
+	}
+	if !o.NoProducerCost {
+		pc, err := r.producerCost(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res.ProducerCost = pc
+	}
+	if !o.NoBaseline {
+		bl, err := r.baseline(ctx, res.Events*o.Routes)
+		if err != nil {
+			return nil, err
+		}
+		res.Baseline = bl
+		if err := r.s.reset(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.measure(ctx, res); err != nil {
+		return nil, err
+	}
+	if res.Baseline != nil && res.Baseline.JobsPerSec > 0 {
+		res.Ratio = res.Bridge.JobsPerSec / res.Baseline.JobsPerSec
+	}
+	if err := r.verify(ctx, res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// measure runs the bridges (and workers) in the mode asked for and fills
+// in the bridge's figures.
+func (r *runner) measure(ctx context.Context, res *Result) error {
+	o := r.o
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	if o.Work {
+		w, err := r.startWorkers(runCtx)
+		if err != nil {
+			return err
+		}
+		defer w.stop(context.WithoutCancel(ctx))
+	}
+	if o.Mode == Steady {
+		if err := r.s.stampEachJob(ctx); err != nil {
+			return err
+		}
+	}
+	target := res.Events
+	var start string // SQL for the phase's start time, by the database's clock
+	rss := newRSSMeter()
+	switch o.Mode {
+	case Catchup:
+		if err := r.bulk(ctx, o.Events, "catchup: committing"); err != nil {
+			return err
+		}
+		if err := r.s.pool.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
+			return fmt.Errorf("read the database's clock: %w", err)
+		}
+		start = "'" + start + "'::timestamptz"
+		rss.reset()
+		if err := r.startBridges(runCtx, &wg); err != nil {
+			return err
+		}
+		if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
+			return err
+		}
+	case Burst:
+		rss.reset()
+		if err := r.startBridges(runCtx, &wg); err != nil {
+			return err
+		}
+		if err := r.waitListening(ctx); err != nil {
+			return err
+		}
+		start = "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)"
+		produced := make(chan error, 1)
+		wg.Go(func() { produced <- r.bulk(runCtx, o.Events, "") })
+		if err := r.wait(ctx, "burst", target, rss, produced); err != nil {
+			return err
+		}
+	case Steady:
+		rss.reset()
+		if err := r.startBridges(runCtx, &wg); err != nil {
+			return err
+		}
+		if err := r.waitListening(ctx); err != nil {
+			return err
+		}
+		start = "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)"
+		produced := make(chan error, 1)
+		wg.Go(func() { produced <- r.steady(runCtx) })
+		if err := r.wait(ctx, "steady", -1, rss, produced); err != nil {
+			return err
+		}
+		target = int(r.committed.Load())
+		res.Events = target
+		lat, err := r.latency(ctx)
+		if err != nil {
+			return err
+		}
+		res.Latency = lat
+		if o.Work {
+			if res.HandledLatency, err = r.handledLatency(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Work {
+		if err := r.waitHandled(ctx, target*o.Routes, rss); err != nil {
+			return err
+		}
+	}
+	res.PeakRSSBytes = rss.peak()
+	stop()
+	wg.Wait()
+
+	var secs float64
+	err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+r.markAt("m")+") FROM "+r.s.marks+" m) - "+start+")::float8").Scan(&secs)
+	if err != nil {
+		return fmt.Errorf("read the bridge's time: %w", err)
+	}
+	res.Bridge = throughput(target, o.Routes, secs)
+	if o.Work {
+		err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+r.handledAt("h")+") FROM "+r.s.ident("notified_job")+" h) - "+start+")::float8").Scan(&secs)
+		if err != nil {
+			return fmt.Errorf("read the workers' time: %w", err)
+		}
+		h := throughput(target, o.Routes, secs)
+		res.Handled = &h
+	}
+	if err := r.s.pool.QueryRow(ctx, "SELECT coalesce(avg(octet_length(args::text)), 0)::int FROM "+r.s.river).Scan(&res.ArgsBytes); err != nil {
+		return fmt.Errorf("read the jobs' args size: %w", err)
+	}
+	return nil
+}
+
+func throughput(events, routes int, secs float64) Throughput {
+	t := Throughput{Events: events, Jobs: events * routes, Seconds: secs}
+	if secs > 0 {
+		t.EventsPerSec = float64(events) / secs
+		t.JobsPerSec = float64(events*routes) / secs
+	}
+	return t
+}
+
+// eventAt is SQL for when event row alias a was committed: its commit time
+// where the server tracks it, else the insert's clock.
+func (r *runner) eventAt(a string) string {
+	if r.s.commit {
+		return "pg_xact_commit_timestamp(" + a + ".xmin)"
+	}
+	return a + ".created_at"
+}
+
+// markAt is SQL for when the jobs of mark alias a were inserted.
+func (r *runner) markAt(a string) string {
+	if r.s.commit {
+		return "pg_xact_commit_timestamp(" + a + ".xmin)"
+	}
+	return a + ".at"
+}
+
+// handledAt is SQL for when the job of notified_job alias a was completed.
+func (r *runner) handledAt(a string) string {
+	if r.s.commit {
+		return "pg_xact_commit_timestamp(" + a + ".xmin)"
+	}
+	return a + ".recorded_at"
+}
+
+// startBridges starts o.Bridges bridges, each with a pool of its own as in
+// separate processes; they stop when ctx is done, and wg waits for them.
+func (r *runner) startBridges(ctx context.Context, wg *sync.WaitGroup) error {
+	r.bridges = nil
+	for range r.o.Bridges {
+		cfg := r.pool.Config().Copy()
+		cfg.MaxConns = int32(r.o.Concurrency + 2)
+		cfg.MinConns = 0
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("bridge pool: %w", err)
+		}
+		b, err := bridge.New(ctx, pool, bridge.Config{
+			Schema: r.s.schema, Table: r.s.table, Channel: r.s.channel,
+			BatchSize: r.o.BatchSize, Concurrency: r.o.Concurrency,
+			Retention: bridge.KeepForever, Logger: r.o.Logger,
+		})
+		if err != nil {
+			pool.Close()
+			return err
+		}
+		r.bridges = append(r.bridges, b)
+		wg.Go(func() {
+			defer pool.Close()
+			_ = b.Run(ctx)
+		})
+	}
+	return nil
+}
+
+func (r *runner) waitListening(ctx context.Context) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for _, b := range r.bridges {
+		for !b.Listening() {
+			if time.Now().After(deadline) {
+				return errors.New("the bridges did not start listening within 15s")
+			}
+			if err := sleep(ctx, 10*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) dispatched() (events, jobs int64) {
+	for _, b := range r.bridges {
+		st := b.Stats()
+		events += st.Dispatched
+		jobs += st.Jobs
+	}
+	return events, jobs
+}
+
+// stallTimeout is how long the bench waits without progress before it
+// gives up.
+const stallTimeout = time.Minute
+
+// wait waits until the bridges have dispatched target events (-1: all the
+// producers committed, once produced reports), reporting progress. An error
+// from produced ends the wait.
+func (r *runner) wait(ctx context.Context, phase string, target int, rss *rssMeter, produced ...chan error) error {
+	start := time.Now()
+	lastProgress, lastCount := time.Now(), int64(-1)
+	producing := len(produced) > 0
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if producing {
+			select {
+			case err := <-produced[0]:
+				if err != nil {
+					return err
+				}
+				producing = false
+			default:
+			}
+		}
+		events, jobs := r.dispatched()
+		want := int64(target)
+		if target < 0 {
+			want = r.committed.Load()
+		}
+		rss.sample()
+		r.progress(Progress{Phase: phase, Elapsed: time.Since(start), Target: int(want), Committed: r.committed.Load(),
+			Dispatched: events, Jobs: jobs, Handled: r.handled.Load(), RSSBytes: rss.now})
+		if !producing && events >= want {
+			return nil
+		}
+		if events != lastCount {
+			lastProgress, lastCount = time.Now(), events
+		} else if !producing && time.Since(lastProgress) > stallTimeout {
+			return fmt.Errorf("%s: the bridges dispatched %d of %d events and then nothing for %s", phase, events, want, stallTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *runner) progress(p Progress) {
+	if r.o.Progress != nil {
+		r.o.Progress(p)
+	}
+}
+
+// verify checks in the database that every event got exactly one job per
+// route and no event got a duplicate.
+func (r *runner) verify(ctx context.Context, res *Result) error {
+	var events, dispatched, jobs, distinct int
+	err := r.s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM `+r.s.events+`),
+		(SELECT count(*) FROM `+r.s.ident("notified_dispatch")+` WHERE outcome = 'dispatched'),
+		count(*), count(DISTINCT (args->>'event_id', kind)) FROM `+r.s.river).Scan(&events, &dispatched, &jobs, &distinct)
+	if err != nil {
+		return fmt.Errorf("verify the jobs: %w", err)
+	}
+	want := res.Events * res.Routes
+	switch {
+	case events != res.Events || dispatched != res.Events:
+		return fmt.Errorf("verify: %d events committed, %d recorded as dispatched, expected %d", events, dispatched, res.Events)
+	case jobs != distinct:
+		return fmt.Errorf("verify: %d jobs but only %d distinct (event, handler) pairs: duplicates", jobs, distinct)
+	case jobs != want:
+		return fmt.Errorf("verify: %d jobs for %d events × %d routes, expected %d", jobs, res.Events, res.Routes, want)
+	}
+	res.Verified = true
+	return nil
+}
+
+// baseline inserts jobs jobs with args like the bridge's straight into
+// River with InsertManyFastTx, 1,000 per transaction on one connection.
+func (r *runner) baseline(ctx context.Context, jobs int) (*Baseline, error) {
+	client, err := river.NewClient(riverDriver(r.pool), &river.Config{Schema: r.s.schema, Logger: r.o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("baseline connection: %w", err)
+	}
+	defer conn.Release()
+	var start string
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
+		return nil, fmt.Errorf("read the database's clock: %w", err)
+	}
+	t0 := time.Now()
+	const perTx = 1000
+	params := make([]river.InsertManyParams, 0, perTx)
+	event, route := 0, 0 // the next job's event and route
+	for done := 0; done < jobs; {
+		params = params[:0]
+		for len(params) < perTx && done+len(params) < jobs {
+			if route == 0 {
+				event++
+			}
+			params = append(params, baselineParams(event, route, r.s.channel))
+			route = (route + 1) % r.o.Routes
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: begin: %w", err)
+		}
+		if _, err := client.InsertManyFastTx(ctx, tx, params); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, fmt.Errorf("baseline: insert %d jobs: %w", len(params), err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return nil, fmt.Errorf("baseline: commit: %w", err)
+		}
+		done += len(params)
+		r.progress(Progress{Phase: "baseline: River InsertManyFast", Elapsed: time.Since(t0), Target: jobs, Jobs: int64(done)})
+	}
+	bl := &Baseline{Jobs: jobs}
+	err = conn.QueryRow(ctx, "SELECT extract(epoch FROM max("+r.markAt("m")+") - $1::timestamptz)::float8 FROM "+r.s.marks+" m", start).Scan(&bl.Seconds)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: read its time: %w", err)
+	}
+	if bl.Seconds > 0 {
+		bl.JobsPerSec = float64(jobs) / bl.Seconds
+	}
+	if err := conn.QueryRow(ctx, "SELECT coalesce(avg(octet_length(args::text)), 0)::int FROM "+r.s.river).Scan(&bl.ArgsBytes); err != nil {
+		return nil, fmt.Errorf("baseline: read the args size: %w", err)
+	}
+	return bl, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/notified/notified/jobs"
+)
+
+// The handler kinds of the bench's routes: jobs.Handle takes a kind as a
+// type, so there is one type per route, up to MaxRoutes.
+type (
+	route0 struct{}
+	route1 struct{}
+	route2 struct{}
+	route3 struct{}
+	route4 struct{}
+	route5 struct{}
+	route6 struct{}
+	route7 struct{}
+)
+
+func (route0) Kind() string { return routeKind(0) }
+func (route1) Kind() string { return routeKind(1) }
+func (route2) Kind() string { return routeKind(2) }
+func (route3) Kind() string { return routeKind(3) }
+func (route4) Kind() string { return routeKind(4) }
+func (route5) Kind() string { return routeKind(5) }
+func (route6) Kind() string { return routeKind(6) }
+func (route7) Kind() string { return routeKind(7) }
+
+// workers is an in-process River client working the bench's jobs.
+type workers struct {
+	client *river.Client[pgx.Tx]
+	pool   *pgxpool.Pool
+}
+
+// startWorkers starts River workers with a no-op handler per route, which
+// count the jobs they handle.
+func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
+	ws := river.NewWorkers()
+	handle := func(context.Context, jobs.Event) (jobs.Result, error) {
+		r.handled.Add(1)
+		return jobs.Success(nil), nil
+	}
+	register := []func(*river.Workers, jobs.HandlerFunc) error{
+		jobs.Handle[route0], jobs.Handle[route1], jobs.Handle[route2], jobs.Handle[route3],
+		jobs.Handle[route4], jobs.Handle[route5], jobs.Handle[route6], jobs.Handle[route7],
+	}
+	for _, reg := range register[:MaxRoutes] {
+		if err := reg(ws, handle); err != nil {
+			return nil, err
+		}
+	}
+	cfg := r.pool.Config().Copy()
+	cfg.MaxConns = 8
+	cfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker pool: %w", err)
+	}
+	client, err := river.NewClient(riverDriver(pool), &river.Config{
+		Schema:  r.s.schema,
+		Workers: ws,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 200}},
+		Logger:  r.o.Logger,
+		// Fetch soon after jobs are announced, as a busy worker would.
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("river client for the workers: %w", err)
+	}
+	if err := client.Start(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("start the workers: %w", err)
+	}
+	return &workers{client: client, pool: pool}, nil
+}
+
+func (w *workers) stop(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.client.Stop(sctx); err != nil {
+		_ = w.client.StopAndCancel(ctx)
+	}
+	w.pool.Close()
+}
+
+// waitHandled waits until the workers' completions of n jobs are recorded.
+func (r *runner) waitHandled(ctx context.Context, n int, rss *rssMeter) error {
+	start := time.Now()
+	lastProgress, last := time.Now(), -1
+	for {
+		var done int
+		if err := r.s.pool.QueryRow(ctx, "SELECT count(*) FROM "+r.s.ident("notified_job")+" WHERE state = 'completed'").Scan(&done); err != nil {
+			return fmt.Errorf("count the handled jobs: %w", err)
+		}
+		rss.sample()
+		ev, jb := r.dispatched()
+		r.progress(Progress{Phase: "handlers finishing", Elapsed: time.Since(start), Target: n, Committed: r.committed.Load(),
+			Dispatched: ev, Jobs: jb, Handled: int64(done), RSSBytes: rss.now})
+		if done >= n {
+			return nil
+		}
+		if done != last {
+			lastProgress, last = time.Now(), done
+		} else if time.Since(lastProgress) > stallTimeout {
+			return fmt.Errorf("the workers completed %d of %d jobs and then nothing for %s", done, n, stallTimeout)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
