@@ -183,7 +183,11 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	batch.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
 		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`)
 	batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
-	batch.Queue("SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)")
+	// The fetch looks rows up by primary key. An events table that grew
+	// since it was last analyzed (or never was) looks small to the planner,
+	// which then reads all of it for each batch: sequential scans are off
+	// for the rest of the transaction, whose other statements do not scan.
+	batch.Queue("SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)")
 	batch.Queue(b.q.routes)
 	br := tx.SendBatch(ctx, batch)
 	if _, err := br.Exec(); err != nil {
@@ -372,22 +376,40 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 // (and the replay, if any), so River UI shows where a job came from.
 func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route) ([]river.InsertManyParams, error) {
 	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
-	meta, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src})
-	if err != nil {
-		return params, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
+	var meta []byte
+	if src.ReplayID == 0 && jsonSafe(src.EventID) && jsonSafe(src.EventName) && jsonSafe(src.Channel) {
+		meta = make([]byte, 0, 64+len(src.EventID)+len(src.EventName)+len(src.Channel))
+		meta = append(meta, `{"notified":{"event_id":"`...)
+		meta = append(meta, src.EventID...)
+		meta = append(meta, `","event_name":"`...)
+		meta = append(meta, src.EventName...)
+		meta = append(meta, `","channel":"`...)
+		meta = append(meta, src.Channel...)
+		meta = append(meta, `"}}`...)
+	} else {
+		var err error
+		if meta, err = json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src}); err != nil {
+			return params, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
+		}
 	}
-	for _, route := range rs {
-		params = append(params, river.InsertManyParams{
-			Args: jobArgs{kind: route.Kind, Payload: payload},
-			InsertOpts: &river.InsertOpts{
-				Queue:       route.Queue,
-				Priority:    route.Priority,
-				MaxAttempts: route.MaxAttempts,
-				Metadata:    meta,
-			},
-		})
+	opts := make([]river.InsertOpts, len(rs))
+	for i, route := range rs {
+		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
+		params = append(params, river.InsertManyParams{Args: jobArgs{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
 	}
 	return params, nil
+}
+
+// jsonSafe reports whether s encodes in JSON as itself between quotes, as
+// encoding/json would write it (which also escapes <, > and &).
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // retryDelay is how long an id whose row is not visible waits before it is
@@ -428,8 +450,23 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 		jobSets  []string
 		setIndex = map[string]int32{}
 	)
+	// Records of a batch share their route slices (one per event name):
+	// each slice is encoded once.
+	type sliceKey struct {
+		first *routes.Route
+		n     int
+	}
+	memo := map[sliceKey]int32{}
 	for i, r := range records {
 		keys[i], names[i], outcomes[i], reasons[i], created[i] = r.key, r.name, string(r.outcome), r.reason, r.createdAt
+		sk := sliceKey{}
+		if len(r.jobs) > 0 {
+			sk = sliceKey{&r.jobs[0], len(r.jobs)}
+		}
+		if idx, ok := memo[sk]; ok {
+			jobsIdx[i] = idx
+			continue
+		}
 		rj := make([]routeJSON, len(r.jobs))
 		for j, route := range r.jobs {
 			rj[j] = routeJSON{Kind: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
@@ -444,6 +481,7 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 			idx = int32(len(jobSets))
 			setIndex[string(buf)] = idx
 		}
+		memo[sk] = idx
 		jobsIdx[i] = idx
 	}
 	rows, err := tx.Query(ctx, b.q.record, b.cfg.Channel, keys, names, outcomes, reasons, jobsIdx, created, jobSets)
