@@ -52,6 +52,8 @@ type Bridge struct {
 	listening   atomic.Bool
 	deaf        atomic.Bool  // the listener's probe notification never arrived
 	lastCatchUp atomic.Int64 // unix nanoseconds of the last complete drain
+	ginCleaning atomic.Bool  // the GIN cleaner works: dispatches leave flushing to it
+	ginDirty    atomic.Bool  // jobs were inserted since the last flush
 	stats       counters
 	metrics     *metrics
 
@@ -139,6 +141,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { b.drainLoop(ctx) })
 	wg.Go(func() { b.housekeeping(ctx) })
+	wg.Go(func() { b.ginCleaner(ctx) })
 	for range b.cfg.Concurrency - 1 {
 		wg.Go(func() { b.helperLoop(ctx) })
 	}
@@ -310,6 +313,9 @@ func (b *Bridge) account(res *batchResult) {
 		b.log.Info("events unrouted: no route for their name", slog.String("event_name", name), slog.Int("events", n))
 	}
 	b.recent.add(keys)
+	if res.jobs > 0 {
+		b.ginDirty.Store(true)
+	}
 	if res.requeued > 0 {
 		// Try the ids whose rows were not visible again when they are due,
 		// not only at the next poll.

@@ -179,9 +179,16 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	// the whole backlog for each claim. Sorts and bitmap scans are off for
 	// the claim alone, which leaves the primary key's ordered scan: a claim
 	// reads about BatchSize entries, whatever the backlog.
+	//
+	// While the GIN cleaner flushes River's pending lists, the transaction
+	// leaves the flushing to it (see gin.go).
+	options := `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
+		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`
+	if b.ginCleaning.Load() {
+		options += `, set_config('gin_pending_list_limit', '` + ginPendingLimit + `', true)`
+	}
 	batch := &pgx.Batch{}
-	batch.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
-		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`)
+	batch.Queue(options)
 	batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
 	// The fetch looks rows up by primary key. An events table that grew
 	// since it was last analyzed (or never was) looks small to the planner,
