@@ -63,7 +63,7 @@ type Options struct {
 	// (default 2,000).
 	Rate int
 	// Producers is how many connections commit events (default 4 in steady
-	// mode, 1 otherwise).
+	// mode, 1 otherwise) and measure the producer cost (default 4).
 	Producers int
 	// Duration is how long steady producers run (default 30s).
 	Duration time.Duration
@@ -93,6 +93,8 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives the bridges' and workers' logs (default: discarded).
 	Logger *slog.Logger
+
+	costProducers int // connections measuring the producer cost
 }
 
 // Progress is a snapshot of a running bench.
@@ -134,7 +136,8 @@ type Result struct {
 	// Baseline is River's InsertManyFastTx of the same number of jobs with
 	// args of the same size, 1,000 per transaction on one connection.
 	Baseline *Baseline `json:"baseline,omitempty"`
-	// Ratio is Bridge.JobsPerSec / Baseline.JobsPerSec.
+	// Ratio is Bridge.JobsPerSec / Baseline.JobsPerSec, for burst and
+	// catchup runs.
 	Ratio float64 `json:"ratio,omitempty"`
 	// Latency is from an event's commit to its jobs' insert (steady mode).
 	Latency *Latency `json:"latency,omitempty"`
@@ -213,7 +216,11 @@ func (o Options) withDefaults() Options {
 	if o.Rate == 0 {
 		o.Rate = 2000
 	}
+	// The producer cost is measured with several connections, as
+	// applications commit, unless the producers are set.
+	o.costProducers = o.Producers
 	if o.Producers == 0 {
+		o.costProducers = 4
 		o.Producers = 1
 		if o.Mode == Steady {
 			o.Producers = 4

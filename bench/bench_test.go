@@ -130,7 +130,7 @@ func TestBenchBurstWithTwoRoutesAndTwoBridgesVerifiesComparesAndDropsTheSchema(t
 		"the baseline's args (%d bytes) should be the size of the bridge's (%d bytes)", res.Baseline.ArgsBytes, res.ArgsBytes)
 
 	require.NotNil(t, res.ProducerCost)
-	require.Equal(t, 1, res.ProducerCost.Producers)
+	require.Equal(t, 4, res.ProducerCost.Producers, "the producer cost is measured with 4 connections unless Producers is set")
 	require.Positive(t, res.ProducerCost.NotifyOnly)
 	require.Positive(t, res.ProducerCost.Notified)
 	require.Positive(t, res.ProducerCost.Ratio)
@@ -174,6 +174,7 @@ func TestBenchSteadyMeasuresCommitToJobLatencyAndKeepsUp(t *testing.T) {
 	require.Nil(t, res.HandledLatency, "handled latency is measured with Work only")
 	require.NotNil(t, res.Baseline)
 	require.Equal(t, 800, res.Baseline.Jobs, "the baseline inserts rate × duration jobs")
+	require.Zero(t, res.Ratio, "a steady run has no ratio: its rate is the producers'")
 	require.False(t, schemaExists(t, pool, schema))
 }
 

@@ -215,14 +215,14 @@ func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
 	if _, err := trigger.Install(ctx, r.s.pool, trigger.Options{Schema: r.s.schema, Table: r.s.schema + ".cost_notified", Channel: channel}); err != nil {
 		return nil, err
 	}
-	pool, err := r.producerPool(ctx, r.o.Producers)
+	pool, err := r.producerPool(ctx, r.o.costProducers)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
 	const rounds = 3
 	each := r.o.ProducerCostTime / rounds
-	pc := &ProducerCost{Producers: r.o.Producers}
+	pc := &ProducerCost{Producers: r.o.costProducers}
 	var secs [2]float64
 	var rows [2]int
 	start := time.Now()
@@ -267,9 +267,10 @@ func (r *runner) singleRows(ctx context.Context, pool *pgxpool.Pool, table strin
 	insert := "INSERT INTO " + table + " (name, data) SELECT $1, " + eventData + " FROM (SELECT $2::int AS i) AS s"
 	end := time.Now().Add(d)
 	var count atomic.Int64
-	errs := make(chan error, r.o.Producers)
+	producers := int(pool.Config().MaxConns)
+	errs := make(chan error, producers)
 	var wg sync.WaitGroup
-	for range r.o.Producers {
+	for range producers {
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				if _, err := pool.Exec(ctx, insert, eventName, int(count.Add(1))); err != nil {

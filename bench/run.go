@@ -56,7 +56,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err := r.measure(ctx, res); err != nil {
 		return nil, err
 	}
-	if res.Baseline != nil && res.Baseline.JobsPerSec > 0 {
+	// A steady run's rate is the producers'; only a burst or a drain
+	// compares with River's.
+	if res.Baseline != nil && res.Baseline.JobsPerSec > 0 && o.Mode != Steady {
 		res.Ratio = res.Bridge.JobsPerSec / res.Baseline.JobsPerSec
 	}
 	if err := r.verify(ctx, res); err != nil {

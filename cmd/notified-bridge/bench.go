@@ -27,7 +27,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "events", Value: 100_000, Usage: "events to commit (burst, catchup)"},
 			&cli.IntFlag{Name: "routes", Value: 1, Usage: fmt.Sprintf("handlers per event, 1 to %d: each event becomes that many jobs", bench.MaxRoutes)},
 			&cli.IntFlag{Name: "rate", Value: 2000, Usage: "events/s over all producers (steady)"},
-			&cli.IntFlag{Name: "producers", Usage: "connections committing events (default 4 in steady mode, 1 otherwise)"},
+			&cli.IntFlag{Name: "producers", Usage: "connections committing events (default 4 in steady mode, 1 otherwise; 4 for the producer cost)"},
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "how long the producers run (steady)"},
 			&cli.BoolFlag{Name: "work", Usage: "also run River workers with a no-op handler per route, and measure events handled/s"},
 			&cli.IntFlag{Name: "bridges", Value: 1, Usage: "bridges running at once"},
@@ -221,7 +221,9 @@ func printBench(w io.Writer, r *bench.Result) {
 	if r.Baseline != nil {
 		fmt.Fprintf(tw, "baseline (River InsertManyFast, 1,000 per tx)\t\t%.0f jobs/s\t%d jobs in %.2fs\n",
 			r.Baseline.JobsPerSec, r.Baseline.Jobs, r.Baseline.Seconds)
-		fmt.Fprintf(tw, "bridge / baseline\t\t%.2f\targs %d bytes (baseline %d)\n", r.Ratio, r.ArgsBytes, r.Baseline.ArgsBytes)
+		if r.Ratio > 0 {
+			fmt.Fprintf(tw, "bridge / baseline\t\t%.2f\targs %d bytes (baseline %d)\n", r.Ratio, r.ArgsBytes, r.Baseline.ArgsBytes)
+		}
 	}
 	if r.Handled != nil {
 		fmt.Fprintf(tw, "handled (%s to last handler completed)\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
