@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
 )
@@ -98,3 +99,28 @@ func BenchmarkRiverInsertManyFast(b *testing.B) {
 type baselineArgs struct{ jobs.Payload }
 
 func (baselineArgs) Kind() string { return "k0" }
+
+// BenchmarkDispatchTransaction runs one dispatch transaction of 1,000
+// events with one route each: claim, fetch, record, insert the jobs and
+// commit. The events are committed before each transaction, outside the
+// timer:
+//
+//	go test ./bridge -run '^$' -bench 'DispatchTransaction' -benchtime 50x -count 5
+func BenchmarkDispatchTransaction(b *testing.B) {
+	tb := setup(b)
+	tb.route(b, "e", "k0")
+	cfg := tb.cfg
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	br, err := bridge.New(ctx, tb.db.Pool, cfg)
+	require.NoError(b, err)
+	for b.Loop() {
+		b.StopTimer()
+		_, err := tb.db.Pool.Exec(ctx, "INSERT INTO "+tb.db.Events()+" (name, payload) SELECT 'e', jsonb_build_object('i', i) FROM generate_series(1, 1000) AS i")
+		require.NoError(b, err)
+		b.StartTimer()
+		n, err := bridge.DispatchOnce(ctx, br)
+		require.NoError(b, err)
+		require.Equal(b, 1000, n)
+	}
+}

@@ -354,6 +354,30 @@ func (b *Bridge) notified(payload string) {
 	b.kick()
 }
 
+// decodePending sorts notified payloads into the ids to adopt and the
+// payloads to record as rejected, leaving out repeats and the keys this
+// bridge has recorded recently.
+func (b *Bridge) decodePending(pending []string, now time.Time) (adopt []string, rejects []outcomeRecord) {
+	seen := make(map[string]bool, len(pending))
+	for _, p := range pending {
+		id, err := b.table.parseID(p)
+		if err != nil {
+			key := recordKey(p)
+			if !seen[key] && !b.recent.has(key) {
+				seen[key] = true
+				rejects = append(rejects, rejected(key, nil, err.Error(), now))
+			}
+			continue
+		}
+		if seen[id] || b.recent.has(id) {
+			continue
+		}
+		seen[id] = true
+		adopt = append(adopt, id)
+	}
+	return adopt, rejects
+}
+
 // takePending returns the payloads notified since the last call.
 func (b *Bridge) takePending() []string {
 	b.pendingMu.Lock()
@@ -382,29 +406,8 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 	if len(pending) == 0 {
 		return 0, nil
 	}
-	var (
-		adopt    []string
-		seen     = make(map[string]bool, len(pending))
-		rejects  []outcomeRecord
-		now      = time.Now()
-		requeued = false
-	)
-	for _, p := range pending {
-		id, err := b.table.parseID(p)
-		if err != nil {
-			key := recordKey(p)
-			if !seen[key] && !b.recent.has(key) {
-				seen[key] = true
-				rejects = append(rejects, rejected(key, nil, err.Error(), now))
-			}
-			continue
-		}
-		if seen[id] || b.recent.has(id) {
-			continue
-		}
-		seen[id] = true
-		adopt = append(adopt, id)
-	}
+	requeued := false
+	adopt, rejects := b.decodePending(pending, time.Now())
 	defer func() {
 		if requeued {
 			b.putBackPending(pending)

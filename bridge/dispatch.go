@@ -429,6 +429,49 @@ func rejected(key string, name *string, reason string, createdAt time.Time) outc
 	return outcomeRecord{key: key, name: name, outcome: OutcomeRejected, reason: &reason, createdAt: createdAt}
 }
 
+// encodeRouteSets encodes the route sets of records for
+// notified_dispatch.jobs. Most events of a batch share a few route sets: each
+// distinct set is sent, and parsed, once, and each record refers to its set
+// by a 1-based index.
+func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err error) {
+	index = make([]int32, len(records))
+	setIndex := map[string]int32{}
+	// Records of a batch share their route slices (one per event name):
+	// each slice is encoded once.
+	type sliceKey struct {
+		first *routes.Route
+		n     int
+	}
+	memo := map[sliceKey]int32{}
+	for i, r := range records {
+		sk := sliceKey{}
+		if len(r.jobs) > 0 {
+			sk = sliceKey{&r.jobs[0], len(r.jobs)}
+		}
+		if idx, ok := memo[sk]; ok {
+			index[i] = idx
+			continue
+		}
+		rj := make([]routeJSON, len(r.jobs))
+		for j, route := range r.jobs {
+			rj[j] = routeJSON{Kind: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
+		}
+		buf, err := json.Marshal(rj)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode routes of event %s: %w", r.key, err)
+		}
+		idx, ok := setIndex[string(buf)]
+		if !ok {
+			sets = append(sets, string(buf))
+			idx = int32(len(sets))
+			setIndex[string(buf)] = idx
+		}
+		memo[sk] = idx
+		index[i] = idx
+	}
+	return index, sets, nil
+}
+
 // routeJSON is how a route is recorded in notified_dispatch.jobs.
 type routeJSON struct {
 	Kind        string `json:"kind"`
@@ -445,51 +488,19 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 	if len(records) == 0 {
 		return nil, nil
 	}
-	// Most events of a batch share a few route sets: each distinct set is
-	// sent, and parsed, once; rows refer to it by its (1-based) index.
 	var (
 		keys     = make([]string, len(records))
 		names    = make([]*string, len(records))
 		outcomes = make([]string, len(records))
 		reasons  = make([]*string, len(records))
-		jobsIdx  = make([]int32, len(records))
 		created  = make([]time.Time, len(records))
-		jobSets  []string
-		setIndex = map[string]int32{}
 	)
-	// Records of a batch share their route slices (one per event name):
-	// each slice is encoded once.
-	type sliceKey struct {
-		first *routes.Route
-		n     int
-	}
-	memo := map[sliceKey]int32{}
 	for i, r := range records {
 		keys[i], names[i], outcomes[i], reasons[i], created[i] = r.key, r.name, string(r.outcome), r.reason, r.createdAt
-		sk := sliceKey{}
-		if len(r.jobs) > 0 {
-			sk = sliceKey{&r.jobs[0], len(r.jobs)}
-		}
-		if idx, ok := memo[sk]; ok {
-			jobsIdx[i] = idx
-			continue
-		}
-		rj := make([]routeJSON, len(r.jobs))
-		for j, route := range r.jobs {
-			rj[j] = routeJSON{Kind: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
-		}
-		buf, err := json.Marshal(rj)
-		if err != nil {
-			return nil, fmt.Errorf("encode routes of event %s: %w", r.key, err)
-		}
-		idx, ok := setIndex[string(buf)]
-		if !ok {
-			jobSets = append(jobSets, string(buf))
-			idx = int32(len(jobSets))
-			setIndex[string(buf)] = idx
-		}
-		memo[sk] = idx
-		jobsIdx[i] = idx
+	}
+	jobsIdx, jobSets, err := encodeRouteSets(records)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := tx.Query(ctx, b.q.record, b.cfg.Channel, keys, names, outcomes, reasons, jobsIdx, created, jobSets)
 	if err != nil {

@@ -184,7 +184,12 @@ func (t *eventTable) parseID(payload string) (string, error) {
 		if n < t.minInt || n > t.maxInt {
 			return "", fmt.Errorf("payload %s is out of range for id column type %s", quoteShort(payload), t.typeName)
 		}
-		return strconv.FormatInt(n, 10), nil
+		// Most payloads are canonical already: keep them, with no copy.
+		var buf [20]byte
+		if canonical := strconv.AppendInt(buf[:0], n, 10); string(canonical) != payload {
+			return string(canonical), nil
+		}
+		return payload, nil
 	case idUUID:
 		u, ok := canonicalUUID(payload)
 		if !ok {
