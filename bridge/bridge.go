@@ -172,6 +172,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	ticker := time.NewTicker(b.cfg.PollInterval)
 	defer ticker.Stop()
 	failures := 0
+	var waiting []notice // notified payloads to adopt once adoptDelay has passed, oldest first
 	for {
 		select {
 		case <-ctx.Done():
@@ -179,14 +180,17 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		case <-b.wake:
 		case <-ticker.C:
 		}
-		// Drain first, then adopt the ids notified before the drain
-		// began: their transactions had committed, so the drain has
-		// dispatched every one that has an outbox row, and adoption skips
-		// those without a query. Ids notified during the drain wait for
-		// the next round: adopting them now would put a second outbox row
-		// for most of them. After a failure, try again once the backoff
-		// has passed rather than at the next wake-up: the work is still
-		// there.
+		// Drain first. The ids notified before the drain began had
+		// committed, so the drain dispatched every one with an outbox row
+		// that no other bridge held; those this bridge recorded are
+		// dropped without a query. The others wait, until
+		// another bridge's dispatch of them has committed (adoptDelay),
+		// and are then adopted unless recorded: adopting them at once
+		// would put a second outbox row for each id another bridge is
+		// dispatching.
+		// Ids notified during the drain wait for the next round. After a
+		// failure, try again once the backoff has passed rather than at
+		// the next wake-up: the work is still there.
 		notified := b.takePending()
 		if err := b.drain(ctx); err != nil {
 			b.putBackPending(notified)
@@ -194,7 +198,19 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 			b.kick()
 			continue
 		}
-		adopted, err := b.adopt(ctx, notified)
+		now := time.Now()
+		var ripe []string
+		for len(waiting) > 0 && now.Sub(waiting[0].at) >= adoptDelay {
+			ripe = append(ripe, waiting[0].payload)
+			waiting = waiting[1:]
+		}
+		for _, p := range b.recent.without(notified) {
+			waiting = append(waiting, notice{p, now})
+		}
+		if len(waiting) > 0 {
+			time.AfterFunc(adoptDelay-now.Sub(waiting[0].at), b.kick)
+		}
+		adopted, err := b.adopt(ctx, ripe)
 		if err != nil {
 			b.logFailure(ctx, "adopt notified ids", err, &failures)
 			b.kick()
@@ -210,6 +226,18 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		b.caughtUp(time.Now())
 		failures = 0
 	}
+}
+
+// adoptDelay is how long after a drain the notified ids it did not
+// dispatch wait before they are adopted: long enough for another bridge's
+// dispatch transaction to commit. It is also the latency of a hand-sent
+// NOTIFY for an id with no outbox row.
+const adoptDelay = 250 * time.Millisecond
+
+// notice is a notified payload waiting for adoption.
+type notice struct {
+	payload string
+	at      time.Time // when the drain after its notification ended
 }
 
 // helperLoop drains alongside the main drainer while batches come back full.
@@ -604,6 +632,19 @@ func (s *recentSet) add(keys []string) {
 		s.keys[k] = struct{}{}
 		s.next = (s.next + 1) % len(s.ring)
 	}
+}
+
+// without returns the keys of ks that are not in the set.
+func (s *recentSet) without(ks []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, k := range ks {
+		if _, ok := s.keys[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (s *recentSet) has(k string) bool {
