@@ -150,6 +150,12 @@ type Result struct {
 	// PeakRSSBytes is the most memory this process (bridges, and workers
 	// with Work) held while the bridges ran; 0 where it cannot be read.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// Batches is how many dispatch transactions the bridges committed, and
+	// SkippedClaims how many outbox rows they claimed for events recorded
+	// before (an id notified by hand as well as by the trigger, adopted
+	// twice): work done for nothing.
+	Batches       int64 `json:"batches"`
+	SkippedClaims int64 `json:"skipped_claims"`
 	// Verified says every event got exactly one job per route, with no
 	// duplicate: checked in the database after the run.
 	Verified bool `json:"verified"`

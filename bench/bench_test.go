@@ -129,6 +129,10 @@ func TestBenchBurstWithTwoRoutesAndTwoBridgesVerifiesComparesAndDropsTheSchema(t
 	require.InEpsilon(t, res.Baseline.ArgsBytes, res.ArgsBytes, 0.05,
 		"the baseline's args (%d bytes) should be the size of the bridge's (%d bytes)", res.Baseline.ArgsBytes, res.ArgsBytes)
 
+	require.Positive(t, res.Batches, "at least one dispatch transaction")
+	require.LessOrEqual(t, res.Batches, int64(2500), "no more transactions than events")
+	require.GreaterOrEqual(t, res.SkippedClaims, int64(0))
+
 	require.NotNil(t, res.ProducerCost)
 	require.Equal(t, 4, res.ProducerCost.Producers, "the producer cost is measured with 4 connections unless Producers is set")
 	require.Positive(t, res.ProducerCost.NotifyOnly)

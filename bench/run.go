@@ -157,6 +157,11 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 	res.PeakRSSBytes = rss.peak()
 	stop()
 	wg.Wait()
+	for _, b := range r.bridges {
+		st := b.Stats()
+		res.Batches += st.Batches
+		res.SkippedClaims += st.Duplicates
+	}
 
 	var secs float64
 	err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+r.markAt("m")+") FROM "+r.s.marks+" m) - "+start+")::float8").Scan(&secs)

@@ -245,8 +245,10 @@ func printBench(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(w, "\nproducer cost (%d connections, single-row inserts, %.1fs each): notify-only trigger %.0f rows/s, notified's trigger %.0f rows/s, ratio %.2f\n",
 			pc.Producers, pc.SecondsEach, pc.NotifyOnly, pc.Notified, pc.Ratio)
 	}
+	fmt.Fprintf(w, "\n%d dispatch transactions (%.0f events each on average), %d claims skipped as already recorded\n",
+		r.Batches, float64(r.Events)/max(float64(r.Batches), 1), r.SkippedClaims)
 	if r.PeakRSSBytes > 0 {
-		fmt.Fprintf(w, "\npeak RSS of this process while the bridges ran: %s\n", mib(r.PeakRSSBytes))
+		fmt.Fprintf(w, "peak RSS of this process while the bridges ran: %s\n", mib(r.PeakRSSBytes))
 	}
 	if r.Verified {
 		fmt.Fprintf(w, "verified: every event has exactly one job per route, no duplicates\n")

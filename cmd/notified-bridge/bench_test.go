@@ -87,6 +87,7 @@ func TestBenchPrintsASummary(t *testing.T) {
 	require.Regexp(t, `(?m)^baseline \(River InsertManyFast, 1,000 per tx\) +\d+ jobs/s +4000 jobs in \d+\.\d\ds$`, stdout)
 	require.Regexp(t, `(?m)^bridge / baseline +\d+\.\d\d +args \d+ bytes \(baseline \d+\)$`, stdout)
 	require.Regexp(t, `(?m)^producer cost \(4 connections, single-row inserts, \d+\.\ds each\): notify-only trigger \d+ rows/s, notified's trigger \d+ rows/s, ratio \d+\.\d\d$`, stdout)
+	require.Regexp(t, `(?m)^\d+ dispatch transactions \(\d+ events each on average\), \d+ claims skipped as already recorded$`, stdout)
 	require.Regexp(t, `(?m)^peak RSS of this process while the bridges ran: \d+\.\d MiB$`, stdout)
 	require.Contains(t, stdout, "\nverified: every event has exactly one job per route, no duplicates\n")
 	require.NotContains(t, stdout, "commit to jobs inserted", "latency is the steady mode's")
