@@ -176,6 +176,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			b.adoptOnStop(ctx, waiting)
 			return
 		case <-b.wake:
 		case <-ticker.C:
@@ -183,14 +184,14 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		// Drain first. The ids notified before the drain began had
 		// committed, so the drain dispatched every one with an outbox row
 		// that no other bridge held; those this bridge recorded are
-		// dropped without a query. The others wait, until
-		// another bridge's dispatch of them has committed (adoptDelay),
-		// and are then adopted unless recorded: adopting them at once
-		// would put a second outbox row for each id another bridge is
-		// dispatching.
-		// Ids notified during the drain wait for the next round. After a
-		// failure, try again once the backoff has passed rather than at
-		// the next wake-up: the work is still there.
+		// dropped without a query. The others wait until another bridge's
+		// dispatch of them has committed (adoptDelay), and are then
+		// adopted unless recorded: adopting them at once would put a
+		// second outbox row for each id another bridge is dispatching. Ids
+		// notified during the drain wait for the next round.
+		//
+		// After a failure, try again once the backoff has passed rather
+		// than at the next wake-up: the work is still there.
 		notified := b.takePending()
 		if err := b.drain(ctx); err != nil {
 			b.putBackPending(notified)
@@ -225,6 +226,21 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		b.caughtUp(time.Now())
 		failures = 0
+	}
+}
+
+// adoptOnStop adopts, as the bridge stops, the notified ids that have not
+// been adopted yet, so that a hand-sent NOTIFY received before the stop is
+// in the outbox for the next bridge.
+func (b *Bridge) adoptOnStop(ctx context.Context, waiting []notice) {
+	pending := make([]string, 0, len(waiting))
+	for _, n := range waiting {
+		pending = append(pending, n.payload)
+	}
+	pending = append(pending, b.takePending()...)
+	if _, err := b.adopt(ctx, pending); err != nil {
+		b.log.Warn("could not adopt the last notified ids before stopping; ids notified by hand with no outbox row may be lost",
+			slog.Int("ids", len(pending)), slog.String("error", err.Error()))
 	}
 }
 

@@ -1,0 +1,42 @@
+package bridge_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/testdb"
+)
+
+// TestHandSentNotifyJustBeforeStopIsKept: an id notified by hand, with no
+// outbox row, is put in the outbox as the bridge stops, before it would
+// have been adopted, so the next bridge dispatches it.
+func TestHandSentNotifyJustBeforeStopIsKept(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, setupOpts{noTrigger: true})
+	tb.route(t, "signup", "welcome")
+	ids := tb.insertEvents(t, "signup")
+	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+
+	tb.notify(t, ids[0])
+	testdb.WaitFor(t, 5*time.Second, func() (bool, string) { return b.Stats().Notifications >= 1, "notification not received" })
+	cancel()
+	require.NoError(t, <-done)
+
+	in := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox WHERE event_id = $1", ids[0]) +
+		testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = $1", ids[0])
+	require.Equal(t, 1, in, "the hand-sent id is in the outbox or dispatched")
+
+	// The next bridge dispatches it.
+	tb.start(t, nil, tb.cfg)
+	tb.waitRecorded(t, 1)
+	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"welcome"}})
+}
