@@ -82,7 +82,7 @@ type Options struct {
 	// producers.
 	NoProducerCost bool
 	// ProducerCostTime is how long each trigger's single-row inserts run
-	// (default 6s, in three rounds of alternating triggers).
+	// (default 6s, in six rounds of alternating triggers).
 	ProducerCostTime time.Duration
 	// Schema is the scratch schema's name (default notified_bench_ and
 	// random hex). It must not exist.

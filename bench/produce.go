@@ -220,7 +220,7 @@ func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	const rounds = 3
+	const rounds = 6
 	each := r.o.ProducerCostTime / rounds
 	pc := &ProducerCost{Producers: r.o.costProducers}
 	var secs [2]float64
