@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -27,6 +29,7 @@ type Cluster struct {
 	dir      string // temporary directory: data/, the socket and the log
 	port     int
 	maxConns int
+	settings string              // further -c options for postgres
 	cred     *syscall.Credential // run as this user when we are root
 }
 
@@ -34,6 +37,9 @@ type Cluster struct {
 type Options struct {
 	// MaxConnections is the server's max_connections; 0 means 50.
 	MaxConnections int
+	// Settings are further server settings, name to value; names and
+	// values are letters, digits, '_' and '.' only.
+	Settings map[string]string
 }
 
 // FindBinaries returns the directory holding initdb and pg_ctl: the one on
@@ -73,6 +79,14 @@ func Start(ctx context.Context, opts ...Options) (*Cluster, error) {
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 50
 	}
+	var settings string
+	for _, name := range slices.Sorted(maps.Keys(o.Settings)) {
+		value := o.Settings[name]
+		if !plainSetting(name) || !plainSetting(value) {
+			return nil, fmt.Errorf("server setting %q = %q: names and values may hold letters, digits, '_' and '.' only", name, value)
+		}
+		settings += " -c " + name + "=" + value
+	}
 	bin, err := FindBinaries()
 	if err != nil {
 		return nil, err
@@ -81,7 +95,7 @@ func Start(ctx context.Context, opts ...Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	c := &Cluster{bin: bin, dir: dir, maxConns: o.MaxConnections}
+	c := &Cluster{bin: bin, dir: dir, maxConns: o.MaxConnections, settings: settings}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -162,12 +176,25 @@ func (c *Cluster) StopWhenProcessExits(pid int) error {
 	return cmd.Process.Release()
 }
 
+// plainSetting reports whether s is safe on pg_ctl's -o command line.
+func plainSetting(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
 func (c *Cluster) pgctl(ctx context.Context, action string) error {
 	args := []string{"-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60"}
 	if action != "stop" {
-		args = append(args, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=%d", c.port, c.dir, c.maxConns))
+		args = append(args, "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=%d%s", c.port, c.dir, c.maxConns, c.settings))
 	}
 	if action != "start" {
 		args = append(args, "-m", "fast")
