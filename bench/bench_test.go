@@ -283,68 +283,48 @@ func TestBenchRunRefusesASchemaThatExistsAndLeavesItsTables(t *testing.T) {
 		"the bench created nothing in the schema")
 }
 
-func TestBenchCancelDuringBurstReturnsTheErrorAndDropsTheSchema(t *testing.T) {
+func TestBenchCancelledDuringAPhaseDropsTheSchema(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t).Pool
-	schema := scratchName(t)
-	dropOnCleanup(t, pool, schema)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	var once sync.Once
-	var sawSchema bool
-	res, err := bench.Run(ctx, pool, bench.Options{Events: 300_000, NoBaseline: true, NoProducerCost: true, Schema: schema,
-		Progress: func(p bench.Progress) {
-			if p.Phase == "burst" && p.Committed > 0 {
-				once.Do(func() {
-					sawSchema = schemaExists(t, pool, schema)
-					cancel()
-				})
+	for _, tc := range []struct {
+		name   string
+		opts   bench.Options
+		cancel func(bench.Progress) bool // cancel on this progress report
+		err    string                    // the error's text, or a part of it
+	}{
+		{"burst", bench.Options{Events: 300_000, NoBaseline: true, NoProducerCost: true},
+			func(p bench.Progress) bool { return p.Phase == "burst" && p.Committed > 0 }, "context canceled"},
+		{"catchup committing", bench.Options{Mode: bench.Catchup, Events: 300_000, Producers: 2, NoBaseline: true, NoProducerCost: true},
+			func(p bench.Progress) bool { return p.Phase == "catchup: committing" && p.Committed > 0 }, "context canceled"},
+		{"baseline", bench.Options{Events: 200_000, NoProducerCost: true},
+			func(p bench.Progress) bool { return strings.HasPrefix(p.Phase, "baseline") }, "baseline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pool := testdb.New(t).Pool
+			schema := scratchName(t)
+			dropOnCleanup(t, pool, schema)
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			defer cancel()
+			var once sync.Once
+			var sawSchema bool
+			o := tc.opts
+			o.Schema = schema
+			o.Progress = func(p bench.Progress) {
+				if tc.cancel(p) {
+					once.Do(func() {
+						sawSchema = schemaExists(t, pool, schema)
+						cancel()
+					})
+				}
 			}
-		}})
-	require.Nil(t, res)
-	require.ErrorIs(t, err, context.Canceled)
-	require.EqualError(t, err, "context canceled")
-	require.True(t, sawSchema, "the schema existed while the bench ran")
-	require.False(t, schemaExists(t, pool, schema), "the scratch schema is dropped after a cancel")
-}
-
-func TestBenchCancelWhileCatchupCommitsDropsTheSchema(t *testing.T) {
-	t.Parallel()
-	pool := testdb.New(t).Pool
-	schema := scratchName(t)
-	dropOnCleanup(t, pool, schema)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	res, err := bench.Run(ctx, pool, bench.Options{Mode: bench.Catchup, Events: 300_000, Producers: 2,
-		NoBaseline: true, NoProducerCost: true, Schema: schema,
-		Progress: func(p bench.Progress) {
-			if p.Phase == "catchup: committing" && p.Committed > 0 {
-				cancel()
-			}
-		}})
-	require.Nil(t, res)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Contains(t, err.Error(), "context canceled")
-	require.False(t, schemaExists(t, pool, schema))
-}
-
-func TestBenchCancelDuringTheBaselineDropsTheSchema(t *testing.T) {
-	t.Parallel()
-	pool := testdb.New(t).Pool
-	schema := scratchName(t)
-	dropOnCleanup(t, pool, schema)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	res, err := bench.Run(ctx, pool, bench.Options{Events: 200_000, NoProducerCost: true, Schema: schema,
-		Progress: func(p bench.Progress) {
-			if strings.HasPrefix(p.Phase, "baseline") {
-				cancel()
-			}
-		}})
-	require.Nil(t, res)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Contains(t, err.Error(), "baseline")
-	require.False(t, schemaExists(t, pool, schema))
+			res, err := bench.Run(ctx, pool, o)
+			require.Nil(t, res)
+			require.ErrorIs(t, err, context.Canceled)
+			require.Contains(t, err.Error(), tc.err)
+			require.True(t, sawSchema, "the schema existed while the bench ran")
+			require.False(t, schemaExists(t, pool, schema), "the scratch schema is dropped after a cancel")
+		})
+	}
 }
 
 func TestBenchCancelledContextCreatesNoSchema(t *testing.T) {

@@ -108,7 +108,7 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 		if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
 			return err
 		}
-	case Burst:
+	case Burst, Steady:
 		rss.reset()
 		if err := r.startBridges(runCtx, &wg); err != nil {
 			return err
@@ -117,24 +117,17 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 			return err
 		}
 		start = "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)"
+		produce, want := func(ctx context.Context) error { return r.bulk(ctx, o.Events, "") }, target
+		if o.Mode == Steady {
+			produce, want = r.steady, -1 // all the producers commit
+		}
 		produced := make(chan error, 1)
-		wg.Go(func() { produced <- r.bulk(runCtx, o.Events, "") })
-		if err := r.wait(ctx, "burst", target, rss, produced); err != nil {
+		wg.Go(func() { produced <- produce(runCtx) })
+		if err := r.wait(ctx, string(o.Mode), want, rss, produced); err != nil {
 			return err
 		}
-	case Steady:
-		rss.reset()
-		if err := r.startBridges(runCtx, &wg); err != nil {
-			return err
-		}
-		if err := r.waitListening(ctx); err != nil {
-			return err
-		}
-		start = "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)"
-		produced := make(chan error, 1)
-		wg.Go(func() { produced <- r.steady(runCtx) })
-		if err := r.wait(ctx, "steady", -1, rss, produced); err != nil {
-			return err
+		if o.Mode != Steady {
+			break
 		}
 		target = int(r.committed.Load())
 		res.Events = target

@@ -773,6 +773,19 @@ func TestNewRequiresSelectOnTheEventsTable(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	role := db.Schema + "_bridge"
+	pool := roleWithTableRights(t, db, role, "REVOKE SELECT ON "+db.Events()+" FROM "+role)
+
+	_, err := bridge.New(ctx, pool, bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
+	require.ErrorIs(t, err, bridge.ErrNoPrivilege)
+	require.ErrorContains(t, err, fmt.Sprintf(`role %q cannot SELECT from %s: GRANT SELECT ON %q.%q TO %q`, role, db.Events(), db.Schema, "events", role))
+}
+
+// roleWithTableRights creates role, dropped when the test ends, with USAGE
+// on the test's schema and every right on its tables and sequences, runs
+// the statements given (to take some away), and returns a pool whose
+// connections act as role.
+func roleWithTableRights(t *testing.T, db *testdb.DB, role string, then ...string) *pgxpool.Pool {
+	t.Helper()
 	testdb.Exec(t, db.Pool, "CREATE ROLE "+role)
 	t.Cleanup(func() {
 		testdb.Exec(t, db.Pool, "DROP OWNED BY "+role)
@@ -780,20 +793,20 @@ func TestNewRequiresSelectOnTheEventsTable(t *testing.T) {
 	})
 	testdb.Exec(t, db.Pool, "GRANT USAGE ON SCHEMA "+db.Schema+" TO "+role)
 	testdb.Exec(t, db.Pool, "GRANT ALL ON ALL TABLES IN SCHEMA "+db.Schema+" TO "+role)
-	testdb.Exec(t, db.Pool, "REVOKE SELECT ON "+db.Events()+" FROM "+role)
+	testdb.Exec(t, db.Pool, "GRANT ALL ON ALL SEQUENCES IN SCHEMA "+db.Schema+" TO "+role)
+	for _, sql := range then {
+		testdb.Exec(t, db.Pool, sql)
+	}
 	pcfg, err := pgxpool.ParseConfig(db.URL)
 	require.NoError(t, err)
 	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "SET ROLE "+role)
 		return err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-
-	_, err = bridge.New(ctx, pool, bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
-	require.ErrorIs(t, err, bridge.ErrNoPrivilege)
-	require.ErrorContains(t, err, fmt.Sprintf(`role %q cannot SELECT from %s: GRANT SELECT ON %q.%q TO %q`, role, db.Events(), db.Schema, "events", role))
+	return pool
 }
 
 func TestValidateChannel(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
@@ -88,25 +87,7 @@ func TestGINCleanerNeedsToOwnRiverIndexes(t *testing.T) {
 	tb := setup(t)
 	tb.route(t, "signup", "welcome")
 	db := tb.db
-	ctx := context.Background()
-	role := db.Schema + "_notowner"
-	testdb.Exec(t, db.Pool, "CREATE ROLE "+role)
-	t.Cleanup(func() {
-		testdb.Exec(t, db.Pool, "DROP OWNED BY "+role)
-		testdb.Exec(t, db.Pool, "DROP ROLE "+role)
-	})
-	testdb.Exec(t, db.Pool, "GRANT USAGE ON SCHEMA "+db.Schema+" TO "+role)
-	testdb.Exec(t, db.Pool, "GRANT ALL ON ALL TABLES IN SCHEMA "+db.Schema+" TO "+role)
-	testdb.Exec(t, db.Pool, "GRANT ALL ON ALL SEQUENCES IN SCHEMA "+db.Schema+" TO "+role)
-	pcfg, err := pgxpool.ParseConfig(db.URL)
-	require.NoError(t, err)
-	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "SET ROLE "+role)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := roleWithTableRights(t, db, db.Schema+"_notowner")
 
 	logs := &syncBuffer{}
 	cfg := tb.cfg
