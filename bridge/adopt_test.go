@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -21,15 +22,11 @@ func TestHandSentNotifyJustBeforeStopIsKept(t *testing.T) {
 	ids := tb.insertEvents(t, "signup")
 	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	stop := bridgetest.Start(t, b)
 
 	tb.notify(t, ids[0])
 	testdb.WaitFor(t, 5*time.Second, func() (bool, string) { return b.Stats().Notifications >= 1, "notification not received" })
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 
 	in := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox WHERE event_id = $1", ids[0]) +
 		testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = $1", ids[0])

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
@@ -358,19 +358,7 @@ func (tb *testBundle) startHooked(t testing.TB, cfg bridge.Config, hook func(ste
 	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
 	require.NoError(t, err)
 	bridge.SetTestHook(b, hook)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("bridge did not stop within 30s")
-		}
-	})
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	bridgetest.Start(t, b)
 	return b
 }
 
@@ -527,12 +515,7 @@ func TestBadInputTooManyConnections(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const maxConns = 10 // of which superuser_reserved_connections (3) only for superusers
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{MaxConnections: maxConns})
-	if errors.Is(err, pgcluster.ErrNoBinaries) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cluster.Stop(context.Background())) })
+	cluster := testdb.Cluster(t, pgcluster.Options{MaxConnections: maxConns})
 
 	roleURL := func(role string) string {
 		return strings.Replace(cluster.URL(), "postgres://postgres@", "postgres://"+role+"@", 1)
@@ -571,21 +554,12 @@ func TestBadInputTooManyConnections(t *testing.T) {
 	b, err := bridge.New(ctx, bpool, bridge.Config{Schema: schema, Table: schema + ".events", Channel: "events",
 		PollInterval: 500 * time.Millisecond, Concurrency: 1, Logger: jsonLogger(&logs)})
 	require.NoError(t, err)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("bridge did not stop within 30s")
-		}
+	t.Cleanup(func() { // after the bridge stops
 		if t.Failed() {
 			t.Logf("bridge log:\n%s", logs.String())
 		}
 	})
+	bridgetest.Run(t, b)
 	tb := &testBundle{db: &testdb.DB{Pool: su, Schema: schema}}
 	insert := func() string {
 		var id string

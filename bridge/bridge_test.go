@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/publish"
@@ -87,19 +88,7 @@ func (tb *testBundle) start(t testing.TB, pool *pgxpool.Pool, cfg bridge.Config)
 	}
 	b, err := bridge.New(context.Background(), pool, cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("bridge did not stop within 30s")
-		}
-	})
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	bridgetest.Start(t, b)
 	return b
 }
 

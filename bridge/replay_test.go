@@ -17,6 +17,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/migrations"
@@ -32,25 +33,7 @@ func (tb *testBundle) dispatchAndStop(t *testing.T, want int, payloads ...string
 	t.Helper()
 	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("bridge did not stop within 30s")
-		}
-	}
-	defer stop()
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	stop := bridgetest.Start(t, b)
 	tb.notify(t, payloads...)
 	tb.waitRecorded(t, want)
 	stop()

@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
-	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
@@ -25,12 +23,7 @@ import (
 func TestPostgresRestartLosesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cluster, err := pgcluster.Start(ctx)
-	if errors.Is(err, pgcluster.ErrNoBinaries) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cluster.Stop(context.Background())) })
+	cluster := testdb.Cluster(t)
 
 	pool, err := pgxpool.New(ctx, cluster.URL())
 	require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/publish"
@@ -99,24 +99,7 @@ func (tb *testBundle) startBridge(t *testing.T, missingGrace time.Duration) (sto
 		PollInterval: 200 * time.Millisecond, MissingGrace: missingGrace, Logger: testLogger(t),
 	})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err)
-			case <-time.After(30 * time.Second):
-				t.Error("bridge did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
-	return stop
+	return bridgetest.Start(t, b)
 }
 
 // startWorkers runs a River client working the default queue with the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
@@ -88,19 +89,7 @@ func (tb *testBundle) startBridge(t *testing.T) {
 	t.Helper()
 	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("bridge did not stop within 30s")
-		}
-	})
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) { return b.Listening(), "bridge not listening" })
+	bridgetest.Start(t, b)
 }
 
 // insertEvent inserts the event with id and name, and returns its row as

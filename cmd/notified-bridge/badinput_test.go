@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -347,12 +346,7 @@ func TestBadInputNamesThatWork(t *testing.T) {
 func TestBadInputWrongPassword(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cluster, err := pgcluster.Start(ctx)
-	if errors.Is(err, pgcluster.ErrNoBinaries) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cluster.Stop(context.Background())) })
+	cluster := testdb.Cluster(t)
 	su, err := pgxpool.New(ctx, cluster.URL())
 	require.NoError(t, err)
 	t.Cleanup(su.Close)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -275,4 +276,17 @@ func Exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), sql, args...)
 	require.NoError(t, err, sql)
+}
+
+// Cluster starts a throwaway server of the test's own, stopped when the
+// test ends. Without Postgres's server binaries the test is skipped.
+func Cluster(t testing.TB, opts ...pgcluster.Options) *pgcluster.Cluster {
+	t.Helper()
+	c, err := pgcluster.Start(context.Background(), opts...)
+	if errors.Is(err, pgcluster.ErrNoBinaries) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Stop(context.Background())) })
+	return c
 }
