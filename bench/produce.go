@@ -22,14 +22,15 @@ import (
 // like a sign-up's.
 const eventData = `jsonb_build_object('user_id', i, 'email', 'user' || i || '@example.com', 'plan', 'pro', 'amount', 42.50)`
 
-// producerPool is a pool with n connections for producers.
-func (r *runner) producerPool(ctx context.Context, n int) (*pgxpool.Pool, error) {
+// newPool opens a pool of its own, like the one the bench was given, with
+// at most n connections, for what (named in errors).
+func (r *runner) newPool(ctx context.Context, n int, what string) (*pgxpool.Pool, error) {
 	cfg := r.pool.Config().Copy()
 	cfg.MaxConns = int32(n)
 	cfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("producer pool: %w", err)
+		return nil, fmt.Errorf("%s pool: %w", what, err)
 	}
 	return pool, nil
 }
@@ -37,7 +38,7 @@ func (r *runner) producerPool(ctx context.Context, n int) (*pgxpool.Pool, error)
 // bulk commits n events, 1,000 per transaction, from o.Producers
 // connections at once. With a phase name it reports progress itself.
 func (r *runner) bulk(ctx context.Context, n int, phase string) error {
-	pool, err := r.producerPool(ctx, r.o.Producers)
+	pool, err := r.newPool(ctx, r.o.Producers, "producer")
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (r *runner) reportWhile(ctx context.Context, phase string, target int) func
 // o.Rate events/s in all, for o.Duration. A producer that falls behind its
 // schedule by more than a second skips ahead rather than bursting.
 func (r *runner) steady(ctx context.Context) error {
-	pool, err := r.producerPool(ctx, r.o.Producers)
+	pool, err := r.newPool(ctx, r.o.Producers, "producer")
 	if err != nil {
 		return err
 	}
@@ -164,11 +165,8 @@ func (r *runner) latency(ctx context.Context) (*Latency, error) {
 }
 
 // handledLatency reads the distribution of commit → first handler
-// completed.
+// completed, once every job's completion is recorded.
 func (r *runner) handledLatency(ctx context.Context) (*Latency, error) {
-	if err := r.waitHandled(ctx, int(r.committed.Load())*r.o.Routes, newRSSMeter()); err != nil {
-		return nil, err
-	}
 	l, err := r.distribution(ctx, `SELECT extract(epoch FROM `+r.handledAt("h")+` - `+r.eventAt("e")+`) * 1000 AS l
 		FROM `+r.s.ident("notified_job")+` h JOIN `+r.s.events+` e ON e.id = h.event_id::bigint
 		WHERE h.kind = '`+routeKind(0)+`'`)
@@ -215,7 +213,7 @@ func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
 	if _, err := trigger.Install(ctx, r.s.pool, trigger.Options{Schema: r.s.schema, Table: r.s.schema + ".cost_notified", Channel: channel}); err != nil {
 		return nil, err
 	}
-	pool, err := r.producerPool(ctx, r.o.costProducers)
+	pool, err := r.newPool(ctx, r.o.costProducers, "producer")
 	if err != nil {
 		return nil, err
 	}

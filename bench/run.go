@@ -136,15 +136,17 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 			return err
 		}
 		res.Latency = lat
-		if o.Work {
-			if res.HandledLatency, err = r.handledLatency(ctx); err != nil {
-				return err
-			}
-		}
 	}
 	if o.Work {
 		if err := r.waitHandled(ctx, target*o.Routes, rss); err != nil {
 			return err
+		}
+		if o.Mode == Steady {
+			lat, err := r.handledLatency(ctx)
+			if err != nil {
+				return err
+			}
+			res.HandledLatency = lat
 		}
 	}
 	res.PeakRSSBytes = rss.peak()
@@ -215,12 +217,9 @@ func (r *runner) handledAt(a string) string {
 func (r *runner) startBridges(ctx context.Context, wg *sync.WaitGroup) error {
 	r.bridges = nil
 	for range r.o.Bridges {
-		cfg := r.pool.Config().Copy()
-		cfg.MaxConns = int32(r.o.Concurrency + 2)
-		cfg.MinConns = 0
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		pool, err := r.newPool(ctx, r.o.Concurrency+2, "bridge")
 		if err != nil {
-			return fmt.Errorf("bridge pool: %w", err)
+			return err
 		}
 		b, err := bridge.New(ctx, pool, bridge.Config{
 			Schema: r.s.schema, Table: r.s.table, Channel: r.s.channel,

@@ -57,12 +57,9 @@ func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 			return nil, err
 		}
 	}
-	cfg := r.pool.Config().Copy()
-	cfg.MaxConns = 8
-	cfg.MinConns = 0
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := r.newPool(ctx, 8, "worker")
 	if err != nil {
-		return nil, fmt.Errorf("worker pool: %w", err)
+		return nil, err
 	}
 	client, err := river.NewClient(riverDriver(pool), &river.Config{
 		Schema:  r.s.schema,

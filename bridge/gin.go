@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/notified/notified/migrations"
@@ -41,19 +42,11 @@ func (b *Bridge) ginIndexes(ctx context.Context) ([]string, error) {
 	rows, err := b.pool.Query(ctx, `SELECT c.oid::regclass::text FROM pg_index i
 		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
 		WHERE i.indrelid = $1::regclass AND a.amname = 'gin' ORDER BY 1`, migrations.Qualify(b.cfg.Schema, "river_job"))
-	if err != nil {
-		return nil, fmt.Errorf("find river_job's GIN indexes: %w", err)
-	}
 	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("find river_job's GIN indexes: %w", err)
-		}
-		names = append(names, n)
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("find river_job's GIN indexes: %w", err)
 	}
 	return names, nil
