@@ -15,9 +15,11 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +40,7 @@ type Bridge struct {
 	cfg   Config
 	pool  *pgxpool.Pool
 	river *river.Client[pgx.Tx]
-	table *eventTable
+	table atomic.Pointer[tableState] // the events table as last inspected
 	q     queries
 	log   *slog.Logger
 
@@ -48,6 +50,20 @@ type Bridge struct {
 	pendingMu sync.Mutex
 	pending   []string // payloads notified but not adopted yet
 	recent    *recentSet
+
+	// Owned by the drainLoop goroutine: notified ids that had no row yet,
+	// with when they were first tried, and the ignored notifications not
+	// logged yet.
+	unresolved      map[string]time.Time
+	unresolvedTried time.Time
+	ignoredSince    map[string]int
+	ignoredExample  map[string]string
+	ignoredLogged   time.Time
+	waitingIDs      atomic.Int64 // len(unresolved), for tests
+	maxHeld         atomic.Int64 // the most row data one batch has read, for tests
+
+	problemMu sync.Mutex
+	problem   string // what is wrong with the events table, if anything
 
 	listening   atomic.Bool
 	deaf        atomic.Bool  // the listener's probe notification never arrived
@@ -81,19 +97,25 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	return &Bridge{
+	b := &Bridge{
 		id:      newBridgeID(),
 		cfg:     cfg,
 		pool:    pool,
 		river:   client,
-		table:   table,
-		q:       newQueries(cfg.Schema, table),
+		q:       newQueries(cfg.Schema),
 		log:     cfg.Logger.With(slog.String("channel", cfg.Channel)),
 		wake:    make(chan struct{}, 1),
 		helpers: make(chan struct{}, cfg.Concurrency),
 		recent:  newRecentSet(max(1<<16, 4*cfg.BatchSize*cfg.Concurrency)),
-		metrics: newMetrics(cfg.Channel),
-	}, nil
+
+		unresolved:     map[string]time.Time{},
+		ignoredSince:   map[string]int{},
+		ignoredExample: map[string]string{},
+		metrics:        newMetrics(cfg.Channel),
+	}
+	b.table.Store(newTableState(cfg, table))
+	b.metrics.tableOK.Set(1)
+	return b, nil
 }
 
 // Stats are the bridge's counters since it started.
@@ -106,11 +128,12 @@ type Stats struct {
 	Missing       int64 // events recorded as missing
 	Rejected      int64 // events recorded as rejected
 	Duplicates    int64 // claims skipped because the event was recorded before
+	Ignored       int64 // notifications that named no event: not an id, or no row
 	Reconnects    int64 // listener reconnects
 }
 
 type counters struct {
-	notifications, batches, dispatched, jobs, unrouted, missing, rejected, duplicates, reconnects atomic.Int64
+	notifications, batches, dispatched, jobs, unrouted, missing, rejected, duplicates, ignored, reconnects atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -119,7 +142,7 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		Notifications: c.notifications.Load(), Batches: c.batches.Load(), Dispatched: c.dispatched.Load(),
 		Jobs: c.jobs.Load(), Unrouted: c.unrouted.Load(), Missing: c.missing.Load(), Rejected: c.rejected.Load(),
-		Duplicates: c.duplicates.Load(), Reconnects: c.reconnects.Load(),
+		Duplicates: c.duplicates.Load(), Ignored: c.ignored.Load(), Reconnects: c.reconnects.Load(),
 	}
 }
 
@@ -131,7 +154,7 @@ func (b *Bridge) Listening() bool { return b.listening.Load() }
 // start at all.
 func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info("bridge starting",
-		slog.String("table", b.table.display), slog.String("id_column", b.cfg.IDColumn),
+		slog.String("table", b.cfg.Table), slog.String("id_column", b.cfg.IDColumn),
 		slog.String("name_column", b.cfg.NameColumn), slog.Duration("poll_interval", b.cfg.PollInterval),
 		slog.Int("batch_size", b.cfg.BatchSize), slog.Int("concurrency", b.cfg.Concurrency),
 		slog.Bool("poll_only", b.cfg.PollOnly), slog.String("retention", retentionText(b.cfg.Retention)))
@@ -281,9 +304,13 @@ func (b *Bridge) logFailure(ctx context.Context, what string, err error, failure
 		return
 	}
 	*failures++
-	b.metrics.errors.Inc()
 	delay := backoff(*failures, b.cfg.PollInterval)
-	b.log.Error(what+" failed; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+	// A problem with the events table was logged once when it was found,
+	// and Ready reports it until it is fixed.
+	if !errors.Is(err, errTableUnusable) {
+		b.metrics.errors.Inc()
+		b.log.Error(what+" failed; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+	}
 	sleep(ctx, delay)
 }
 
@@ -292,16 +319,25 @@ func (b *Bridge) logFailure(ctx context.Context, what string, err error, failure
 // once.
 func (b *Bridge) drain(ctx context.Context) error {
 	for ctx.Err() == nil {
-		// The batch runs to its end even when shutdown starts: it either
-		// commits or rolls back, never stops half-way.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		res, err := b.dispatchBatch(bctx)
-		cancel()
-		if err != nil {
-			return err
+		res, err := b.runBatch(ctx, selection{})
+		if errors.Is(err, errTableChanged) {
+			continue // inspected again: retry with the table as it is now
 		}
-		b.account(res)
-		if res.claimed < b.cfg.BatchSize {
+		if err != nil {
+			seqs, ok := rowFault(err)
+			if !ok {
+				return err
+			}
+			// One of the batch's events cannot become a job: find it, so
+			// that it does not hold up the others.
+			if err := b.isolate(ctx, seqs, err); err != nil {
+				return err
+			}
+			continue
+		}
+		// A short batch ends the drain, unless rows past its byte budget
+		// went back to the outbox.
+		if res.claimed < b.cfg.BatchSize && res.deferred == 0 {
 			return nil
 		}
 		select {
@@ -311,6 +347,28 @@ func (b *Bridge) drain(ctx context.Context) error {
 	}
 	return nil
 }
+
+// runBatch runs one dispatch transaction and accounts for it. The
+// transaction runs to its end even when shutdown starts: it either commits
+// or rolls back, never stops half-way. The server's statement timeout
+// (BatchTimeout) ends a slow statement; the context's deadline, longer
+// than the transaction's statements can take together, is for a server that
+// stopped answering.
+func (b *Bridge) runBatch(ctx context.Context, sel selection) (*batchResult, error) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchDeadline*b.cfg.BatchTimeout)
+	defer cancel()
+	res, err := b.dispatchBatch(bctx, sel)
+	if err != nil {
+		return nil, err
+	}
+	b.account(res)
+	return res, nil
+}
+
+// batchDeadline times BatchTimeout is how long a dispatch transaction may
+// take in all: a few statements (claim, fetch, record, insert), each of
+// which may take up to BatchTimeout.
+const batchDeadline = 5
 
 // account updates counters and logs after a committed batch.
 func (b *Bridge) account(res *batchResult) {
@@ -366,6 +424,12 @@ func (b *Bridge) account(res *batchResult) {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
 	b.observe(res)
+	for {
+		held := b.maxHeld.Load()
+		if res.held <= held || b.maxHeld.CompareAndSwap(held, res.held) {
+			break
+		}
+	}
 	c := &b.stats
 	c.batches.Add(1)
 	c.dispatched.Add(dispatched)
@@ -384,7 +448,7 @@ func (b *Bridge) account(res *batchResult) {
 	}
 	b.log.Log(context.Background(), level, "batch dispatched", slog.Group("took", attrs...), slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
 		slog.Int("jobs", res.jobs), slog.Int64("unrouted", unrouted), slog.Int64("missing", missing),
-		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("duplicates", res.dupes))
+		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("deferred", res.deferred), slog.Int("duplicates", res.dupes))
 }
 
 // notified queues a notification's payload for adoption and wakes the
@@ -398,19 +462,19 @@ func (b *Bridge) notified(payload string) {
 	b.kick()
 }
 
-// decodePending sorts notified payloads into the ids to adopt and the
-// payloads to record as rejected, leaving out repeats and the keys this
-// bridge has recorded recently.
-func (b *Bridge) decodePending(pending []string, now time.Time) (adopt []string, rejects []outcomeRecord) {
+// decodePending sorts notified payloads into the ids to adopt, leaving out
+// repeats and the ids this bridge has recorded recently, and counts the
+// payloads that are not ids of the events table.
+func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, example string) {
 	seen := make(map[string]bool, len(pending))
+	t := b.table.Load().t
 	for _, p := range pending {
-		id, err := b.table.parseID(p)
+		id, err := t.parseID(p)
 		if err != nil {
-			key := recordKey(p)
-			if !seen[key] && !b.recent.has(key) {
-				seen[key] = true
-				rejects = append(rejects, rejected(key, nil, err.Error(), now))
+			if notIDs == 0 {
+				example = err.Error()
 			}
+			notIDs++
 			continue
 		}
 		if seen[id] || b.recent.has(id) {
@@ -419,7 +483,7 @@ func (b *Bridge) decodePending(pending []string, now time.Time) (adopt []string,
 		seen[id] = true
 		adopt = append(adopt, id)
 	}
-	return adopt, rejects
+	return adopt, notIDs, example
 }
 
 // takePending returns the payloads notified since the last call.
@@ -443,44 +507,110 @@ func (b *Bridge) putBackPending(pending []string) {
 
 // adopt makes sure every notified id is dispatched even when no trigger
 // wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has just
-// recorded are skipped without a query; the rest are put in the outbox
-// unless they are recorded already. Payloads that are not ids are recorded
-// as rejected at once. It returns how many ids it put in the outbox.
+// recorded are skipped without a query; the rest are put in the outbox when
+// the events table has their row and they are not recorded yet.
+//
+// Any role that can connect can NOTIFY any payload, so what a notification
+// carries is never written to notified's tables unless it names a row:
+// payloads that are not ids are counted and logged, not recorded; ids with
+// no row are tried again until MissingGrace has passed (a NOTIFY sent from
+// another connection may arrive before its row commits), at most
+// maxUnresolved of them at a time, then counted and logged. It returns how
+// many ids it put in the outbox.
 func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
-	if len(pending) == 0 {
+	now := time.Now()
+	ids, notIDs, example := b.decodePending(pending)
+	if notIDs > 0 {
+		b.ignore(ignoredNotAnID, notIDs, example)
+	}
+	// Ids that had no row are tried again with the new ones.
+	if len(b.unresolved) > 0 && now.Sub(b.unresolvedTried) >= b.retryDelay() {
+		b.unresolvedTried = now
+		for id := range b.unresolved {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+	}
+	if len(ids) == 0 {
 		return 0, nil
 	}
-	requeued := false
-	adopt, rejects := b.decodePending(pending, time.Now())
-	defer func() {
-		if requeued {
-			b.putBackPending(pending)
-		}
-	}()
-	if len(rejects) > 0 {
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		fresh, err := b.record(bctx, b.pool, rejects)
-		cancel()
-		if err != nil {
-			requeued = true
-			return 0, err
-		}
-		b.account(&batchResult{claimed: len(rejects), recorded: fresh, dupes: len(rejects) - len(fresh)})
-	}
 	adopted := 0
-	for start := 0; start < len(adopt); start += b.cfg.BatchSize {
-		chunk := adopt[start:min(start+b.cfg.BatchSize, len(adopt))]
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		tag, err := b.pool.Exec(bctx, b.q.adopt, b.cfg.Channel, chunk)
+	for start := 0; start < len(ids); start += b.cfg.BatchSize {
+		chunk := ids[start:min(start+b.cfg.BatchSize, len(ids))]
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BatchTimeout)
+		var n int64
+		var noRow []string
+		err := b.pool.QueryRow(bctx, b.table.Load().adopt, b.cfg.Channel, chunk).Scan(&n, &noRow)
 		cancel()
 		if err != nil {
-			requeued = true
+			b.putBackPending(ids[start:])
 			return adopted, fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
 		}
-		adopted += int(tag.RowsAffected())
+		adopted += int(n)
+		missing := make(map[string]bool, len(noRow))
+		for _, id := range noRow {
+			missing[id] = true
+		}
+		for _, id := range chunk {
+			first, waiting := b.unresolved[id]
+			switch {
+			case !missing[id]:
+				delete(b.unresolved, id)
+			case !waiting && len(b.unresolved) >= maxUnresolved:
+				b.ignore(ignoredTooMany, 1, "")
+			case !waiting:
+				b.unresolved[id] = now
+			case now.Sub(first) >= b.cfg.MissingGrace:
+				delete(b.unresolved, id)
+				b.ignore(ignoredNoRow, 1, id)
+			}
+		}
+	}
+	b.waitingIDs.Store(int64(len(b.unresolved)))
+	if len(b.unresolved) > 0 {
+		time.AfterFunc(b.retryDelay(), b.kick)
 	}
 	return adopted, nil
 }
+
+// maxUnresolved bounds the notified ids with no row that wait for their row
+// in memory.
+const maxUnresolved = 10000
+
+// Why a notification was ignored, as the notified_notifications_ignored_total
+// metric labels it.
+const (
+	ignoredNotAnID = "not_an_id"
+	ignoredNoRow   = "no_row"
+	ignoredTooMany = "too_many_waiting"
+)
+
+// ignore counts notifications that name no event, and logs them at most
+// once per ignoredLogInterval, with an example.
+func (b *Bridge) ignore(reason string, n int, example string) {
+	b.metrics.ignored.WithLabelValues(reason).Add(float64(n))
+	b.stats.ignored.Add(int64(n))
+	b.ignoredSince[reason] += n
+	if b.ignoredExample[reason] == "" {
+		b.ignoredExample[reason] = example
+	}
+	if time.Since(b.ignoredLogged) < ignoredLogInterval {
+		return
+	}
+	b.ignoredLogged = time.Now()
+	for r, count := range b.ignoredSince {
+		b.log.Warn("notifications ignored: they name no event of the events table",
+			slog.String("reason", r), slog.Int("notifications", count), slog.String("example", quoteShort(b.ignoredExample[r])),
+			slog.Duration("since", ignoredLogInterval))
+		delete(b.ignoredSince, r)
+		delete(b.ignoredExample, r)
+	}
+}
+
+// ignoredLogInterval is the least time between two logs of ignored
+// notifications.
+const ignoredLogInterval = 10 * time.Second
 
 // listen keeps one connection LISTENing on the channel, reconnecting with a
 // short backoff, and wakes the drainer on every notification and after every

@@ -23,6 +23,15 @@ const (
 	DefaultConcurrency  = 2
 	DefaultMissingGrace = 30 * time.Second
 	DefaultPingInterval = 15 * time.Second
+	// DefaultBatchTimeout is how long one statement of a dispatch
+	// transaction may run.
+	DefaultBatchTimeout = 30 * time.Second
+	// DefaultMaxBatchBytes bounds the row data one dispatch transaction
+	// reads.
+	DefaultMaxBatchBytes = 8 << 20
+	// DefaultLargeRowBytes is the size from which a row is not read by the
+	// bridge.
+	DefaultLargeRowBytes = 1 << 20
 	// DefaultRetention is how long history (dispatch records, job outcomes,
 	// replays) is kept.
 	DefaultRetention = 30 * 24 * time.Hour
@@ -59,6 +68,22 @@ type Config struct {
 	// MissingGrace is how long an id whose row is not visible is retried
 	// before it is recorded as missing.
 	MissingGrace time.Duration
+	// MaxBatchBytes bounds the row data, as JSON, that one dispatch
+	// transaction reads into the bridge: the rows are measured by the
+	// server first, and those past the bound wait for the next batch.
+	// With Concurrency transactions at once, it bounds the bridge's memory
+	// whatever the rows' sizes (see docs/operations.md).
+	MaxBatchBytes int64
+	// LargeRowBytes is the size, as JSON, from which a row is never read by
+	// the bridge: its jobs are inserted by a statement that reads the row in
+	// the server. It must not exceed MaxBatchBytes.
+	LargeRowBytes int64
+	// BatchTimeout is how long one statement of a dispatch transaction may
+	// run before the server cancels it. A batch that runs past it is
+	// dispatched again in smaller parts; an event that runs past it alone
+	// is recorded as rejected. A lock on the events table held longer than
+	// a quarter of it fails the batch, which is retried.
+	BatchTimeout time.Duration
 	// PingInterval is how long the listener waits without traffic before it
 	// pings the server to detect a dead connection.
 	PingInterval time.Duration
@@ -105,6 +130,15 @@ func (c Config) withDefaults() Config {
 	if c.MissingGrace == 0 {
 		c.MissingGrace = DefaultMissingGrace
 	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.LargeRowBytes == 0 {
+		c.LargeRowBytes = min(DefaultLargeRowBytes, c.MaxBatchBytes)
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = DefaultBatchTimeout
+	}
 	if c.PingInterval == 0 {
 		c.PingInterval = DefaultPingInterval
 	}
@@ -140,6 +174,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("concurrency %d is out of range: use 1 to 64", c.Concurrency)
 	case c.MissingGrace < 0:
 		return fmt.Errorf("missing grace %s is negative: use a duration such as 30s", c.MissingGrace)
+	case c.MaxBatchBytes < 1024:
+		return fmt.Errorf("MaxBatchBytes %d is too small: use at least 1024", c.MaxBatchBytes)
+	case c.LargeRowBytes < 1 || c.LargeRowBytes > c.MaxBatchBytes:
+		return fmt.Errorf("LargeRowBytes %d is out of range: use 1 to MaxBatchBytes (%d)", c.LargeRowBytes, c.MaxBatchBytes)
+	case c.BatchTimeout < 100*time.Millisecond:
+		return fmt.Errorf("BatchTimeout %s is too short: use at least 100ms", c.BatchTimeout)
 	case c.PingInterval < 0:
 		return fmt.Errorf("ping interval %s is negative", c.PingInterval)
 	case c.Retention < 0 && c.Retention != KeepForever:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,15 +35,15 @@ const (
 // queries holds the SQL of the dispatch path, built once from the
 // configuration. Every identifier in it is quoted.
 type queries struct {
-	claim   string
-	routes  string
-	fetch   string
-	requeue string
-	record  string
-	adopt   string
+	claim     string
+	claimSeqs string // claim the given outbox rows only, to isolate a bad event
+	routes    string
+	requeue   string
+	putBack   string
+	record    string
 }
 
-func newQueries(schema string, t *eventTable) queries {
+func newQueries(schema string) queries {
 	outbox := migrations.Qualify(schema, "notified_outbox")
 	dispatch := migrations.Qualify(schema, "notified_dispatch")
 	route := migrations.Qualify(schema, "notified_route")
@@ -51,6 +52,13 @@ func newQueries(schema string, t *eventTable) queries {
 		// another bridge holds, and delete them by ctid (cheaper than by seq:
 		// the planner picks a TID scan). If the transaction rolls back, the
 		// rows are back for the next claim.
+		claimSeqs: `WITH c AS (
+			SELECT ctid FROM ` + outbox + `
+			WHERE channel = $1 AND seq = ANY($2::bigint[])
+			FOR UPDATE SKIP LOCKED
+		)
+		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
+		RETURNING seq, event_id, created_at, now() - created_at`,
 		claim: `WITH c AS (
 			SELECT ctid FROM ` + outbox + `
 			WHERE channel = $1 AND available_at <= now()
@@ -60,12 +68,16 @@ func newQueries(schema string, t *eventTable) queries {
 		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
 		RETURNING seq, event_id, created_at, now() - created_at`,
 		routes: `SELECT event_name, kind, queue, priority, max_attempts FROM ` + route + ` ORDER BY event_name, kind`,
-		fetch:  t.fetchSQL(),
 		// An id whose row is not visible yet goes back with its original
 		// created_at, to be tried again after $4.
 		requeue: `INSERT INTO ` + outbox + ` (channel, event_id, created_at, available_at)
 			SELECT $1, id, created_at, now() + $4::interval
 			FROM unnest($2::text[], $3::timestamptz[]) AS r(id, created_at)`,
+		// Rows past a batch's byte budget go back as they were, under
+		// their own seq: they are the oldest for the next claim.
+		putBack: `INSERT INTO ` + outbox + ` (seq, channel, event_id, created_at) OVERRIDING SYSTEM VALUE
+			SELECT r.seq, $1, r.event_id, r.created_at
+			FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS r(seq, event_id, created_at)`,
 		// The primary key (channel, event_id) makes dispatch exactly once: a
 		// key recorded before (by this bridge or another, committed or not)
 		// is skipped and its events get no jobs here, unless it was recorded
@@ -84,13 +96,6 @@ func newQueries(schema string, t *eventTable) queries {
 			-- record is replaced, once. Any other record stands.
 			WHERE ` + dispatch + `.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
 			RETURNING event_id`,
-		// A notified id that is not recorded yet may come from a hand-sent
-		// NOTIFY with no outbox row: put it in the outbox. When a trigger's
-		// row is still there too, the second row costs a claim and is
-		// skipped by the dispatch record's primary key.
-		adopt: `INSERT INTO ` + outbox + ` (channel, event_id)
-			SELECT $1, p FROM unnest($2::text[]) AS p
-			WHERE NOT EXISTS (SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = p AND d.outcome <> 'missing')`,
 	}
 }
 
@@ -104,8 +109,9 @@ type claimedRow struct {
 
 // eventRow is one row of the events table.
 type eventRow struct {
-	name *string
-	data []byte
+	name      *string
+	data      []byte
+	placement int // rowInline, rowLarge or rowDeferred
 }
 
 // outcomeRecord is one row for notified_dispatch.
@@ -118,6 +124,7 @@ type outcomeRecord struct {
 	createdAt time.Time
 	age       time.Duration // in the outbox when claimed, by the database's clock
 	data      []byte
+	large     bool // the row is over LargeRowBytes: data is not read
 }
 
 // jobArgs is the args of a job the bridge inserts: a jobs.Payload whose kind
@@ -136,6 +143,8 @@ type batchResult struct {
 	recorded  []outcomeRecord
 	jobs      int
 	requeued  int
+	deferred  int   // rows past the batch's byte budget, put back in the outbox
+	held      int64 // bytes of row data read
 	dupes     int
 	steps     []stepTime // how long each step took
 }
@@ -159,7 +168,7 @@ const (
 // batch of outbox rows, fetch their events, record one outcome per event and
 // insert one job per route, then commit. A failure anywhere rolls all of it
 // back, and the rows are claimed again later.
-func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
+func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult, error) {
 	last := time.Now() // for the step timings in the batch's log line
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
@@ -182,20 +191,37 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	//
 	// While the GIN cleaner flushes River's pending lists, the transaction
 	// leaves the flushing to it (see gin.go).
+	//
+	// A statement that runs longer than BatchTimeout is cancelled by the
+	// server (SQLSTATE 57014), and the batch is split (see isolate.go); a
+	// lock on the events table held longer than a quarter of it (an ALTER
+	// TABLE, say) fails the batch as a whole (SQLSTATE 55P03), to be
+	// retried.
 	options := `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
-		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`
+		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+		set_config('statement_timeout', '` + strconv.FormatInt(b.cfg.BatchTimeout.Milliseconds(), 10) + `', true),
+		set_config('lock_timeout', '` + strconv.FormatInt(max(b.cfg.BatchTimeout.Milliseconds()/4, 1), 10) + `', true)`
 	if b.ginCleaning.Load() {
 		options += `, set_config('gin_pending_list_limit', '` + ginPendingLimit + `', true)`
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(options)
-	batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
+	if sel.seqs != nil {
+		batch.Queue(b.q.claimSeqs, b.cfg.Channel, sel.seqs)
+	} else {
+		batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
+	}
 	// The fetch looks rows up by primary key. An events table that grew
 	// since it was last analyzed (or never was) looks small to the planner,
 	// which then reads all of it for each batch: sequential scans are off
 	// for the rest of the transaction, whose other statements do not scan.
 	batch.Queue("SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)")
 	batch.Queue(b.q.routes)
+	// The events table is checked after the claim, so that a row claimed
+	// here was inserted into the table as the check sees it: the ids are
+	// parsed for the id column's type as it is now.
+	st := b.table.Load()
+	batch.Queue(checkTableSQL, st.t.ident, b.cfg.IDColumn, b.cfg.NameColumn, st.triggerMark)
 	br := tx.SendBatch(ctx, batch)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
@@ -225,8 +251,16 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		_ = br.Close()
 		return nil, fmt.Errorf("read routes: %w", err)
 	}
+	seen, err := scanTableCheck(br.QueryRow())
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
+	}
+	if err := b.checkTable(st, seen); err != nil {
+		return nil, err // rolls the claim back
 	}
 	res := &batchResult{claimed: len(claimed), claimedAt: time.Now()}
 	mark := func(name string) {
@@ -242,6 +276,10 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		return nil, err
 	}
 	slices.SortFunc(claimed, func(x, y claimedRow) int { return cmp.Compare(x.seq, y.seq) })
+	seqs := make([]int64, len(claimed))
+	for i, c := range claimed {
+		seqs[i] = c.seq
+	}
 
 	// 2. Parse the ids; a payload that is not an id of this table is
 	// recorded as rejected and does not touch its neighbours.
@@ -251,7 +289,7 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		byKey   = make(map[string]claimedRow, len(claimed))
 	)
 	for _, c := range claimed {
-		id, perr := b.table.parseID(c.payload)
+		id, perr := st.t.parseID(c.payload)
 		if perr != nil {
 			key := recordKey(c.payload)
 			if _, seen := byKey[key]; seen {
@@ -272,24 +310,30 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 		ids = append(ids, id)
 	}
 
-	// 3. Fetch the rows.
+	// 3. Fetch the rows, measured by the server before they are read: a
+	// batch holds at most MaxBatchBytes of row data, the rows past it go
+	// back to the outbox (step 4), and a row larger than LargeRowBytes is
+	// never read: its jobs are inserted by the server (step 6). An event
+	// isolated as bad (sel.poison) is not fetched again: it is recorded as
+	// rejected in step 4.
 	found := make(map[string]eventRow, len(ids))
-	if len(ids) > 0 {
-		rows, err := tx.Query(ctx, b.q.fetch, ids)
+	if len(ids) > 0 && sel.poison == nil {
+		rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes)
 		if err != nil {
-			return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+			return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
 		}
 		for rows.Next() {
 			var id string
 			var ev eventRow
-			if err := rows.Scan(&id, &ev.name, &ev.data); err != nil {
+			if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+				return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
 			}
+			res.held += int64(len(ev.data))
 			found[id] = ev
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("fetch events from %s: %w", b.table.display, err)
+			return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
 		}
 	}
 	mark("fetch")
@@ -304,16 +348,21 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	}
 	var requeueIDs []string
 	var requeueCreated []time.Time
+	var deferred []claimedRow
 	for _, id := range ids {
 		c := byKey[id]
 		ev, ok := found[id]
 		n := len(records)
 		switch {
+		case ok && ev.placement == rowDeferred:
+			deferred = append(deferred, c)
+		case sel.poison != nil:
+			records = append(records, rejected(id, nil, poisonReason(st.t.display, id, sel.poison), c.createdAt))
 		case !ok && c.age < b.cfg.MissingGrace:
 			requeueIDs = append(requeueIDs, id)
 			requeueCreated = append(requeueCreated, c.createdAt)
 		case !ok:
-			reason := fmt.Sprintf("no row in %s with %s = %s after %s", b.table.display, b.cfg.IDColumn, id, b.cfg.MissingGrace)
+			reason := fmt.Sprintf("no row in %s with %s = %s after %s", st.t.display, b.cfg.IDColumn, id, b.cfg.MissingGrace)
 			records = append(records, outcomeRecord{key: id, outcome: OutcomeMissing, reason: &reason, createdAt: c.createdAt})
 		case ev.name == nil:
 			records = append(records, rejected(id, nil, fmt.Sprintf("name column %s is NULL", b.cfg.NameColumn), c.createdAt))
@@ -322,7 +371,7 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeUnrouted, reason: &reason, createdAt: c.createdAt})
 		default:
 			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeDispatched,
-				jobs: routesByName[*ev.name], createdAt: c.createdAt, data: ev.data})
+				jobs: routesByName[*ev.name], createdAt: c.createdAt, data: ev.data, large: ev.placement == rowLarge})
 		}
 		if len(records) > n {
 			records[n].age = c.age
@@ -333,6 +382,12 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 			return nil, fmt.Errorf("requeue %d ids not visible yet: %w", len(requeueIDs), err)
 		}
 		res.requeued = len(requeueIDs)
+	}
+	if len(deferred) > 0 {
+		if err := b.putBack(ctx, tx, deferred); err != nil {
+			return nil, err
+		}
+		res.deferred = len(deferred)
 	}
 
 	// 5. Record the outcomes; only the keys recorded now get jobs.
@@ -347,10 +402,16 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	res.dupes += len(records) - len(fresh)
 	res.recorded = fresh
 
-	// 6. Insert one job per route of each dispatched event.
+	// 6. Insert one job per route of each dispatched event; those of large
+	// rows by the server.
 	var params []river.InsertManyParams
+	var large []outcomeRecord
 	for _, r := range fresh {
 		if r.outcome != OutcomeDispatched {
+			continue
+		}
+		if r.large {
+			large = append(large, r)
 			continue
 		}
 		src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
@@ -361,9 +422,16 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 	if len(params) > 0 {
 		n, err := b.river.InsertManyFastTx(ctx, tx, params)
 		if err != nil {
-			return nil, fmt.Errorf("insert %d jobs: %w", len(params), err)
+			return nil, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d jobs: %w", len(params), err)}
 		}
 		res.jobs = n
+	}
+	if len(large) > 0 {
+		n, err := b.insertLarge(ctx, tx, st, large)
+		if err != nil {
+			return nil, &stepError{step: stepInsert, seqs: seqs, err: err}
+		}
+		res.jobs += n
 	}
 	mark("insert")
 	if err := b.hook(stepInserted); err != nil {
@@ -383,6 +451,21 @@ func (b *Bridge) dispatchBatch(ctx context.Context) (*batchResult, error) {
 // (and the replay, if any), so River UI shows where a job came from.
 func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route) ([]river.InsertManyParams, error) {
 	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
+	meta, err := jobMetadata(src)
+	if err != nil {
+		return params, err
+	}
+	opts := make([]river.InsertOpts, len(rs))
+	for i, route := range rs {
+		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
+		params = append(params, river.InsertManyParams{Args: jobArgs{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
+	}
+	return params, nil
+}
+
+// jobMetadata is the River metadata of a job the bridge inserts: its source
+// event (and replay, if any) under jobs.MetadataKey.
+func jobMetadata(src jobs.Source) ([]byte, error) {
 	var meta []byte
 	if src.ReplayID == 0 && jsonSafe(src.EventID) && jsonSafe(src.EventName) && jsonSafe(src.Channel) {
 		meta = make([]byte, 0, 64+len(src.EventID)+len(src.EventName)+len(src.Channel))
@@ -396,15 +479,10 @@ func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []by
 	} else {
 		var err error
 		if meta, err = json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src}); err != nil {
-			return params, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
+			return nil, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
 		}
 	}
-	opts := make([]river.InsertOpts, len(rs))
-	for i, route := range rs {
-		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
-		params = append(params, river.InsertManyParams{Args: jobArgs{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
-	}
-	return params, nil
+	return meta, nil
 }
 
 // jsonSafe reports whether s encodes in JSON as itself between quotes, as
@@ -521,4 +599,60 @@ func (b *Bridge) record(ctx context.Context, tx interface {
 		}
 	}
 	return out, nil
+}
+
+// putBack returns claimed rows that did not fit in the batch's byte budget
+// to the outbox, unchanged.
+func (b *Bridge) putBack(ctx context.Context, tx pgx.Tx, rows []claimedRow) error {
+	seqs := make([]int64, len(rows))
+	payloads := make([]string, len(rows))
+	created := make([]time.Time, len(rows))
+	for i, r := range rows {
+		seqs[i], payloads[i], created[i] = r.seq, r.payload, r.createdAt
+	}
+	if _, err := tx.Exec(ctx, b.q.putBack, b.cfg.Channel, seqs, payloads, created); err != nil {
+		return fmt.Errorf("put %d events past the batch's byte budget back in the outbox: %w", len(rows), err)
+	}
+	return nil
+}
+
+// insertLarge inserts the jobs of events whose rows are over LargeRowBytes
+// with a statement that reads each row in the server, in one round trip.
+// A row deleted since the fetch fails the batch, to be retried.
+func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord) (int, error) {
+	batch := &pgx.Batch{}
+	want := 0
+	for _, r := range records {
+		meta, err := jobMetadata(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel})
+		if err != nil {
+			return 0, err
+		}
+		kinds := make([]string, len(r.jobs))
+		queues := make([]string, len(r.jobs))
+		priorities := make([]int16, len(r.jobs))
+		attempts := make([]int16, len(r.jobs))
+		for i, route := range r.jobs {
+			kinds[i], queues[i] = route.Kind, route.Queue
+			priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
+		}
+		batch.Queue(st.insertLarge, r.key, r.key, *r.name, b.cfg.Channel, meta, kinds, queues, priorities, attempts)
+		want += len(r.jobs)
+	}
+	br := tx.SendBatch(ctx, batch)
+	got := 0
+	for _, r := range records {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return 0, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+		}
+		got += int(tag.RowsAffected())
+	}
+	if err := br.Close(); err != nil {
+		return 0, fmt.Errorf("insert the jobs of %d large rows: %w", len(records), err)
+	}
+	if got != want {
+		return 0, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
+	}
+	return got, nil
 }

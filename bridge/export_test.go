@@ -9,7 +9,7 @@ func SetTestHook(b *Bridge, hook func(step string) error) { b.testHook = hook }
 // DispatchOnce runs one dispatch transaction and returns how many outbox rows
 // it claimed.
 func DispatchOnce(ctx context.Context, b *Bridge) (int, error) {
-	res, err := b.dispatchBatch(ctx)
+	res, err := b.dispatchBatch(ctx, selection{})
 	if err != nil {
 		return 0, err
 	}
@@ -35,7 +35,7 @@ func ParseIDForTest(typname, formatted, payload string) (string, error) {
 func ClaimSQL(b *Bridge) string { return b.q.claim }
 
 // FetchSQL is the query that reads a batch's rows from the events table.
-func FetchSQL(b *Bridge) string { return b.q.fetch }
+func FetchSQL(b *Bridge) string { return b.table.Load().fetch }
 
 // TruncateForTest cuts s to at most n bytes at a rune boundary, as the bridge
 // does for messages and keys.
@@ -47,3 +47,10 @@ func QuoteShortForTest(s string) string { return quoteShort(s) }
 // RecordKeyForTest returns the key payload is recorded under in
 // notified_dispatch.
 func RecordKeyForTest(payload string) string { return recordKey(payload) }
+
+// WaitingNotifiedIDs returns how many notified ids with no row the bridge
+// is waiting for.
+func WaitingNotifiedIDs(b *Bridge) int64 { return b.waitingIDs.Load() }
+
+// MaxHeldBytes returns the most row data one of b's batches has read.
+func MaxHeldBytes(b *Bridge) int64 { return b.maxHeld.Load() }

@@ -47,6 +47,9 @@ func (b *Bridge) Ready(ctx context.Context) (Readiness, error) {
 	case !r.Listening:
 		r.Reasons = append(r.Reasons, fmt.Sprintf("listener is not connected to channel %q", b.cfg.Channel))
 	}
+	if problem := b.tableProblemNow(); problem != "" {
+		r.Reasons = append(r.Reasons, problem)
+	}
 	limit := 3 * b.cfg.PollInterval
 	if ns := b.lastCatchUp.Load(); ns == 0 {
 		r.Reasons = append(r.Reasons, "the outbox has not been drained since start")

@@ -3,7 +3,6 @@ package bridge
 import (
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/riverqueue/river"
 
@@ -24,7 +23,8 @@ const hotBatch = 1000
 func BenchmarkDecodeNotifications(b *testing.B) {
 	t := &eventTable{}
 	t.setIDType("int8", "bigint")
-	br := &Bridge{table: t, recent: newRecentSet(1 << 16)}
+	br := &Bridge{recent: newRecentSet(1 << 16)}
+	br.table.Store(&tableState{t: t})
 	payloads := make([]string, hotBatch)
 	var recent []string
 	for i := range payloads {
@@ -34,12 +34,11 @@ func BenchmarkDecodeNotifications(b *testing.B) {
 		}
 	}
 	br.recent.add(recent)
-	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		adopt, rejects := br.decodePending(payloads, now)
-		if len(adopt) != hotBatch/2 || len(rejects) != 0 {
-			b.Fatalf("adopt %d, reject %d", len(adopt), len(rejects))
+		adopt, notIDs, _ := br.decodePending(payloads)
+		if len(adopt) != hotBatch/2 || notIDs != 0 {
+			b.Fatalf("adopt %d, not ids %d", len(adopt), notIDs)
 		}
 	}
 }

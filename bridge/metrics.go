@@ -18,12 +18,15 @@ type metrics struct {
 	jobs          *prometheus.CounterVec
 	duplicates    prometheus.Counter
 	errors        prometheus.Counter
+	isolations    prometheus.Counter
+	ignored       *prometheus.CounterVec
 	batchSize     prometheus.Histogram
 	batchDuration prometheus.Histogram
 	lag           prometheus.Histogram
 	listener      prometheus.Gauge
 	reconnects    prometheus.Counter
 	lastCatchUp   prometheus.Gauge
+	tableOK       prometheus.Gauge
 
 	backlog    *prometheus.Desc
 	oldestAge  *prometheus.Desc
@@ -44,6 +47,10 @@ func newMetrics(channel string) *metrics {
 			Help: "Jobs inserted into River, by handler kind.", ConstLabels: labels}, []string{"handler"}),
 		duplicates: counter("duplicates_skipped_total", "Claimed outbox rows skipped because their event was recorded before."),
 		errors:     counter("dispatch_errors_total", "Dispatch transactions and adoptions of notified ids that failed (rolled back and retried later)."),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "notifications_ignored_total",
+			Help:        "Notifications that named no event and were not recorded, by reason: not_an_id, no_row (after the missing grace), too_many_waiting.",
+			ConstLabels: labels}, []string{"reason"}),
+		isolations: counter("batch_splits_total", "Batches that failed on the data of their events and were dispatched in halves to isolate the bad events."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_size_events",
 			Help: "Outbox rows claimed per committed dispatch transaction.", ConstLabels: labels,
 			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
@@ -53,7 +60,9 @@ func newMetrics(channel string) *metrics {
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "dispatch_lag_seconds",
 			Help:        "Time from the producer's transaction (the outbox row's created_at) to the commit of the event's jobs.",
 			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}),
-		listener:    prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "listener_connected", Help: "1 while the listener is connected and LISTENing, else 0.", ConstLabels: labels}),
+		listener: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "listener_connected", Help: "1 while the listener is connected and LISTENing, else 0.", ConstLabels: labels}),
+		tableOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "events_table_ok",
+			Help: "1 while the events table exists as inspected and has its capture trigger, else 0 (see /readyz for why).", ConstLabels: labels}),
 		reconnects:  counter("listener_reconnects_total", "Times the listener lost its connection and reconnected."),
 		lastCatchUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "last_catch_up_timestamp_seconds", Help: "Unix time of the last complete drain of the outbox.", ConstLabels: labels}),
 		backlog: prometheus.NewDesc("notified_backlog_events", "Outbox rows not dispatched yet (read from the database at scrape time).",
@@ -66,8 +75,8 @@ func newMetrics(channel string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.duplicates, m.errors, m.batchSize,
-		m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp}
+	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.duplicates, m.errors, m.isolations, m.ignored, m.batchSize,
+		m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp, m.tableOK}
 }
 
 // Describe implements prometheus.Collector.

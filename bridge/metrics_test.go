@@ -59,12 +59,14 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	ch := map[string]string{"channel": tb.db.Channel}
 
 	ids := tb.insertEvents(t, "signup", "signup", "signup", "order", "nobody_listens")
-	tb.notify(t, "not-an-id")
+	tb.outbox(t, "not-an-id")
+	tb.notify(t, "also-not-an-id")
 	tb.waitRecorded(t, len(ids)+1)
 	with := func(k, v string) map[string]string { return map[string]string{"channel": tb.db.Channel, k: v} }
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		n, _ := metricValue(t, reg, "notified_events_total", with("outcome", "rejected"))
-		return n == 1, "rejected event not counted yet"
+		ignored, _ := metricValue(t, reg, "notified_notifications_ignored_total", with("reason", "not_an_id"))
+		return n == 1 && ignored == 1, "rejected event or ignored notification not counted yet"
 	})
 
 	for _, c := range []struct {
@@ -83,6 +85,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"notified_backlog_oldest_age_seconds", ch, 0},
 		{"notified_backlog_scrape_error", ch, 0},
 		{"notified_listener_reconnects_total", ch, 0},
+		{"notified_notifications_ignored_total", with("reason", "not_an_id"), 1},
+		{"notified_events_table_ok", ch, 1},
+		{"notified_batch_splits_total", ch, 0},
 	} {
 		got, ok := metricValue(t, reg, c.name, c.labels)
 		require.True(t, ok, "%s %v not exported", c.name, c.labels)

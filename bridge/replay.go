@@ -391,7 +391,7 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) 
 				return fmt.Errorf("fetch events from %s: %w", r.table.display, err)
 			}
 		}
-		rows, err := tx.Query(ctx, newQueries(r.cfg.Schema, r.table).routes)
+		rows, err := tx.Query(ctx, newQueries(r.cfg.Schema).routes)
 		if err != nil {
 			return fmt.Errorf("read routes: %w", err)
 		}

@@ -26,15 +26,17 @@ import (
 )
 
 // dispatchAndStop runs a bridge until want events are recorded in
-// notified_dispatch and the outbox is empty, sending payloads by hand once it
-// listens, then stops it: notified_dispatch then holds real records and the
+// notified_dispatch and the outbox is empty, putting payloads in the outbox
+// once it runs (as notified-bridge notify would), then stops it: notified_dispatch then holds real records and the
 // jobs stay available, as no worker runs.
 func (tb *testBundle) dispatchAndStop(t *testing.T, want int, payloads ...string) {
 	t.Helper()
 	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
 	require.NoError(t, err)
 	stop := bridgetest.Start(t, b)
-	tb.notify(t, payloads...)
+	if len(payloads) > 0 {
+		tb.outbox(t, payloads...)
+	}
 	tb.waitRecorded(t, want)
 	stop()
 }

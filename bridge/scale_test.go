@@ -73,7 +73,7 @@ func catchUpCost(t *testing.T, dispatched, backlog int) (claim, fetch planCost) 
 	_, err = tx.Exec(ctx, "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
 	require.NoError(t, err)
 	claim = explain(t, tx, bridge.ClaimSQL(b), tb.db.Channel, 1000)
-	_, err = tx.Exec(ctx, "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)")
+	_, err = tx.Exec(ctx, "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)")
 	require.NoError(t, err)
 	rows, err := tx.Query(ctx, "SELECT event_id::bigint FROM "+tb.db.Schema+".notified_outbox ORDER BY seq LIMIT 1000")
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func catchUpCost(t *testing.T, dispatched, backlog int) (claim, fetch planCost) 
 	for i, id := range ids {
 		strIDs[i] = fmtInt(id)
 	}
-	fetch = explain(t, tx, bridge.FetchSQL(b), strIDs)
+	fetch = explain(t, tx, bridge.FetchSQL(b), strIDs, int64(bridge.DefaultMaxBatchBytes), int64(bridge.DefaultLargeRowBytes))
 	return claim, fetch
 }
 

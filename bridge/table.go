@@ -28,14 +28,16 @@ const (
 
 // eventTable is the events table as found in the catalog.
 type eventTable struct {
-	ident    string // the quoted, possibly schema-qualified name
-	display  string // the name as configured, for messages
-	idCol    string // quoted id column
-	nameCol  string // quoted name column
-	kind     idKind
-	typeName string // the id column's type, as format_type spells it
-	minInt   int64
-	maxInt   int64
+	ident     string // the quoted, possibly schema-qualified name
+	display   string // the name as configured, for messages
+	idCol     string // quoted id column
+	nameCol   string // quoted name column
+	kind      idKind
+	typeName  string // the id column's type, as format_type spells it
+	oid       uint32 // the table's oid
+	idTypeOID uint32 // the id column's type's oid
+	minInt    int64
+	maxInt    int64
 }
 
 // ErrTableNotFound and the other Err* values below are wrapped by the errors
@@ -87,7 +89,7 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 		}
 		return nil, fmt.Errorf("%w: %q does not exist: %s", ErrTableNotFound, table, hint)
 	}
-	t := &eventTable{ident: ident, display: table}
+	t := &eventTable{ident: ident, display: table, oid: *oid}
 	var canSelect bool
 	var role string
 	if err := db.QueryRow(ctx, "SELECT has_table_privilege($1::oid, 'SELECT'), current_user::text", *oid).Scan(&canSelect, &role); err != nil {
@@ -99,10 +101,10 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	}
 
 	var idType, idTypeName string
-	err = db.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), t.typname
+	err = db.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), t.typname, a.atttypid
 		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 		WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
-		*oid, idColumn).Scan(&idType, &idTypeName)
+		*oid, idColumn).Scan(&idType, &idTypeName, &t.idTypeOID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: table %s has no id column %q: set --id-field / NOTIFIED_ID_FIELD_NAME to the column the notification payload names", ErrColumnNotFound, table, idColumn)
 	}
@@ -154,15 +156,77 @@ func (t *eventTable) setIDType(typname, formatted string) bool {
 // fetchSQL selects the rows of the given ids: id as text, name as text and
 // the whole row as a JSON object.
 func (t *eventTable) fetchSQL() string {
-	arrayType := "text[]"
+	return "SELECT e." + t.idCol + "::text, e." + t.nameCol + "::text, row_to_json(e)::text FROM " +
+		t.ident + " AS e WHERE e." + t.idCol + " = ANY($1::" + t.arrayType() + ")"
+}
+
+// Placement of a fetched row, as fetchBoundedSQL's third column says.
+const (
+	rowInline   = 0 // the row's data is read: its jobs are inserted from the bridge
+	rowLarge    = 1 // the row is larger than LargeRowBytes: its jobs are inserted by the server
+	rowDeferred = 2 // past the batch's byte budget: it goes back to the outbox
+)
+
+// fetchBoundedSQL selects the rows of the ids in $1, in that order, each
+// measured in the server before the bridge holds any of it: id as text,
+// name as text, its placement, and the whole row as a JSON object only when
+// it is inline.
+//
+// A row is measured twice. Its stored size (pg_column_size of the row, read
+// without decompressing anything) comes first and is cheap: a row stored
+// in more than $3 bytes is large, and its JSON is not built here at all;
+// once the stored sizes so far (large rows counted as $3) pass $2 bytes,
+// the rest are deferred and not built either. The JSON of the others is
+// then built and measured exactly, as compressed values can be far larger
+// than they are stored: JSON over $3 bytes makes the row large, and once
+// the JSON so far passes $2 bytes the rest are deferred. The first row is
+// never deferred, as $3 <= $2.
+func (t *eventTable) fetchBoundedSQL() string {
+	return `WITH s AS (
+			SELECT k.ord, e AS ev, pg_column_size(e.*) AS stored,
+				sum(least(pg_column_size(e.*), $3::bigint)) OVER (ORDER BY k.ord) AS cum
+			FROM unnest($1::` + t.arrayType() + `) WITH ORDINALITY AS k(id, ord)
+			JOIN ` + t.ident + ` AS e ON e.` + t.idCol + ` = k.id
+		), f AS (
+			SELECT s.ord, (s.ev).` + t.idCol + `::text AS id, (s.ev).` + t.nameCol + `::text AS name, s.cum, x.j,
+				CASE WHEN x.j IS NULL OR octet_length(x.j) > $3::bigint THEN least(s.stored, $3::bigint) ELSE octet_length(x.j) END AS held
+			FROM s
+			LEFT JOIN LATERAL (
+				SELECT row_to_json(s.ev)::text AS j WHERE s.cum <= $2::bigint AND s.stored <= $3::bigint OFFSET 0
+			) x ON true
+		), g AS (
+			SELECT id, name, j, cum, sum(held) OVER (ORDER BY ord) AS cum2 FROM f
+		)
+		SELECT id, name,
+			CASE WHEN cum > $2::bigint OR cum2 > $2::bigint THEN 2
+				WHEN j IS NULL OR octet_length(j) > $3::bigint THEN 1 ELSE 0 END,
+			CASE WHEN cum <= $2::bigint AND cum2 <= $2::bigint AND octet_length(j) <= $3::bigint THEN j END
+		FROM g`
+}
+
+// insertLargeSQL inserts the jobs of one large row without the row leaving
+// the server: one job per route given in $6..$9, whose args are the same
+// Payload the bridge would build ($2..$4 and the row as data), with
+// metadata $5. River's own clients for other languages insert jobs with
+// SQL in the same way.
+func (t *eventTable) insertLargeSQL(riverJob string) string {
+	return `INSERT INTO ` + riverJob + ` (args, kind, max_attempts, metadata, priority, queue, scheduled_at, state, tags)
+		SELECT jsonb_build_object('event_id', $2::text, 'event_name', $3::text, 'channel', $4::text, 'data', row_to_json(e)::jsonb),
+			r.kind, r.max_attempts, $5::jsonb, r.priority, r.queue, now(), 'available', '{}'
+		FROM ` + t.ident + ` AS e,
+			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[]) AS r(kind, queue, priority, max_attempts)
+		WHERE e.` + t.idCol + ` = $1::` + strings.TrimSuffix(t.arrayType(), "[]")
+}
+
+// arrayType is the type of an array of parsed ids, as a parameter.
+func (t *eventTable) arrayType() string {
 	switch t.kind {
 	case idInteger:
-		arrayType = "bigint[]"
+		return "bigint[]"
 	case idUUID:
-		arrayType = "uuid[]"
+		return "uuid[]"
 	}
-	return "SELECT e." + t.idCol + "::text, e." + t.nameCol + "::text, row_to_json(e)::text FROM " +
-		t.ident + " AS e WHERE e." + t.idCol + " = ANY($1::" + arrayType + ")"
+	return "text[]"
 }
 
 // parseID returns the canonical text of a payload as an id of this table

@@ -1,0 +1,179 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/notified/notified/migrations"
+)
+
+// The events table can change under a running bridge: it can be dropped and
+// created again (its capture trigger is then gone, and nothing inserted
+// into the new table reaches the outbox), its id column can change type
+// (the ids must then be parsed and compared as the new type), its capture
+// trigger can be dropped or disabled. Every dispatch transaction, the one
+// run every poll interval included, checks the table as it is, after its
+// claim: a changed table is inspected again and the batch retried with the
+// new picture, so no event is ever judged by a stale one; a table that
+// cannot be dispatched from, or that has no capture trigger, is reported
+// once in the log, on /readyz and in the notified_events_table_ok metric,
+// until it is fixed.
+
+// tableState is the events table as last inspected, with the queries built
+// for it. It is replaced as a whole when the table changes.
+type tableState struct {
+	t *eventTable
+	// fetch reads a batch's rows, measured; insertLarge inserts the jobs
+	// of a row too large to read; adopt puts notified ids that have a row
+	// and no dispatch record into the outbox.
+	fetch, insertLarge, adopt string
+	// triggerMark is the channel as an SQL literal, as the capture
+	// trigger's body spells it.
+	triggerMark string
+}
+
+func newTableState(cfg Config, t *eventTable) *tableState {
+	outbox := migrations.Qualify(cfg.Schema, "notified_outbox")
+	dispatch := migrations.Qualify(cfg.Schema, "notified_dispatch")
+	return &tableState{
+		t:           t,
+		fetch:       t.fetchBoundedSQL(),
+		insertLarge: t.insertLargeSQL(migrations.Qualify(cfg.Schema, "river_job")),
+		// A notified id is put in the outbox only when the events table
+		// has its row and it is not recorded yet: a NOTIFY can be sent by
+		// any role that can connect, and must not be able to fill
+		// notified's tables. It returns how many ids were put in the
+		// outbox and the ids that have no row (yet).
+		adopt: `WITH ids AS (
+				SELECT p, EXISTS (SELECT 1 FROM ` + t.ident + ` AS e WHERE e.` + t.idCol + ` = p) AS found
+				FROM unnest($2::` + t.arrayType() + `) AS p
+			), ins AS (
+				INSERT INTO ` + outbox + ` (channel, event_id)
+				SELECT $1, ids.p::text FROM ids
+				WHERE ids.found AND NOT EXISTS (
+					SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = ids.p::text AND d.outcome <> 'missing')
+				RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM ins), coalesce(array_agg(ids.p::text) FILTER (WHERE NOT ids.found), '{}') FROM ids`,
+		triggerMark: "'" + strings.ReplaceAll(cfg.Channel, "'", "''") + "'",
+	}
+}
+
+// checkTableSQL reads what the bridge relies on in the events table: its
+// oid, the type of its id column, whether its name column exists, and
+// whether an enabled notified capture trigger for the channel is on it.
+const checkTableSQL = `SELECT r.oid,
+	(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = r.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = r.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+		WHERE t.tgrelid = r.oid AND t.tgenabled <> 'D' AND NOT t.tgisinternal
+		AND p.proname LIKE 'notified\_capture\_%' AND strpos(p.prosrc, $4) > 0)
+FROM (SELECT pg_catalog.to_regclass($1)::oid AS oid) r`
+
+// tableSeen is what checkTableSQL found.
+type tableSeen struct {
+	oid     *uint32
+	idType  *uint32
+	nameOK  bool
+	trigger bool
+}
+
+func scanTableCheck(row pgx.Row) (tableSeen, error) {
+	var s tableSeen
+	if err := row.Scan(&s.oid, &s.idType, &s.nameOK, &s.trigger); err != nil {
+		return s, fmt.Errorf("check the events table: %w", err)
+	}
+	return s, nil
+}
+
+var (
+	// errTableChanged aborts a batch that found the events table changed
+	// since it was inspected; the batch is retried at once with the table
+	// inspected again.
+	errTableChanged = errors.New("events table changed")
+	// errTableUnusable aborts a batch when the events table cannot be
+	// dispatched from; the problem is logged once and shown by Ready.
+	errTableUnusable = errors.New("events table cannot be dispatched from")
+)
+
+// checkTable compares what a dispatch transaction found with st, the
+// picture it works with. It returns errTableChanged after inspecting a
+// changed table again, errTableUnusable when the table cannot be read, and
+// nil when the batch can go on (with a missing capture trigger reported).
+func (b *Bridge) checkTable(st *tableState, seen tableSeen) error {
+	t := st.t
+	switch {
+	case seen.oid == nil:
+		b.tableProblem(fmt.Sprintf("events table %s does not exist (dropped or renamed?): create it and install its capture trigger (notified-bridge install-trigger); "+
+			"events still in the outbox wait until then", t.display))
+		return errTableUnusable
+	case *seen.oid != t.oid || seen.idType == nil || *seen.idType != t.idTypeOID || !seen.nameOK:
+		return b.reinspect(st, *seen.oid)
+	case !seen.trigger:
+		b.tableProblem(fmt.Sprintf("events table %s has no enabled capture trigger for channel %q: new events are not captured. "+
+			"Install it (notified-bridge install-trigger), then announce the ids inserted meanwhile (notified-bridge notify ID)", t.display, b.cfg.Channel))
+		return nil
+	}
+	b.tableProblem("")
+	return nil
+}
+
+// reinspect reads the events table's columns again after a change. The
+// batch that noticed it is rolled back and retried with the new picture.
+func (b *Bridge) reinspect(old *tableState, oid uint32) error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.BatchTimeout)
+	defer cancel()
+	t, err := inspectTable(ctx, b.pool, b.cfg.Table, b.cfg.IDColumn, b.cfg.NameColumn)
+	if err != nil {
+		b.tableProblem(fmt.Sprintf("events table %s changed and cannot be dispatched from: %v", old.t.display, err))
+		return errTableUnusable
+	}
+	if t.oid != old.t.oid {
+		b.log.Warn("events table was dropped and created again; reading the new one",
+			slog.String("table", t.display), slog.Uint64("old_oid", uint64(old.t.oid)), slog.Uint64("oid", uint64(oid)))
+	}
+	if t.typeName != old.t.typeName {
+		// Postgres keeps the capture trigger's plans per session: a
+		// session that inserted an event before the change fails its next
+		// insert ("type of parameter ... does not match that when
+		// preparing the plan") until the function is replaced.
+		b.log.Warn("events table's id column changed type; ids are read as the new type. Install the capture trigger again "+
+			"(notified-bridge install-trigger), or producer sessions that inserted before the change fail their inserts",
+			slog.String("table", t.display), slog.String("old_type", old.t.typeName), slog.String("type", t.typeName))
+	}
+	b.table.CompareAndSwap(old, newTableState(b.cfg, t))
+	return errTableChanged
+}
+
+// tableProblem records what is wrong with the events table, or with ""
+// that nothing is. A new problem is logged once, as an error; its end once,
+// as information.
+func (b *Bridge) tableProblem(problem string) {
+	b.problemMu.Lock()
+	defer b.problemMu.Unlock()
+	if problem == b.problem {
+		return
+	}
+	if problem == "" {
+		b.log.Info("events table problem resolved", slog.String("was", b.problem))
+		b.metrics.tableOK.Set(1)
+	} else {
+		b.log.Error("events table problem", slog.String("problem", problem))
+		b.metrics.tableOK.Set(0)
+	}
+	b.problem = problem
+}
+
+// tableProblemNow returns the events table's current problem, or "".
+func (b *Bridge) tableProblemNow() string {
+	b.problemMu.Lock()
+	defer b.problemMu.Unlock()
+	return b.problem
+}
