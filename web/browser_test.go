@@ -33,6 +33,9 @@ const (
 	browserTimeout = 40 * time.Second
 )
 
+// browserStarts lets one browser start at a time.
+var browserStarts sync.Mutex
+
 // newBrowser starts a headless Chromium that sends headers with every request
 // and is closed when the test ends, with flags added to its command line. On
 // failure, a screenshot of the page is saved first.
@@ -65,10 +68,14 @@ func newBrowser(t *testing.T, headers network.Headers, flags ...chromedp.ExecAll
 
 	// The first call starts the browser and binds its life to the context
 	// it gets: browserCtx, so that the screenshot can still be taken after
-	// the test's own deadline.
+	// the test's own deadline. One browser starts at a time: two starting
+	// together on a small machine can each miss the deadline.
+	browserStarts.Lock()
 	timer := time.AfterFunc(startTimeout, cancelBrowser)
 	_, err = chromedp.Call(browserCtx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers})
-	require.True(t, timer.Stop(), "Chromium did not start within %s", startTimeout)
+	started := timer.Stop()
+	browserStarts.Unlock()
+	require.True(t, started, "Chromium did not start within %s", startTimeout)
 	require.NoError(t, err, "start Chromium and set the request headers")
 
 	ctx, cancel := context.WithTimeout(browserCtx, browserTimeout)
