@@ -5,11 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/web"
 )
 
 // startTimeout bounds Chromium's start, and browserTimeout what the test
@@ -27,10 +33,13 @@ const (
 	browserTimeout = 40 * time.Second
 )
 
+// browserStarts lets one browser start at a time.
+var browserStarts sync.Mutex
+
 // newBrowser starts a headless Chromium that sends headers with every request
-// and is closed when the test ends. On failure, a screenshot of the page is
-// saved first.
-func newBrowser(t *testing.T, headers network.Headers) context.Context {
+// and is closed when the test ends, with flags added to its command line. On
+// failure, a screenshot of the page is saved first.
+func newBrowser(t *testing.T, headers network.Headers, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -48,6 +57,7 @@ func newBrowser(t *testing.T, headers network.Headers) context.Context {
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(func() {
@@ -58,10 +68,14 @@ func newBrowser(t *testing.T, headers network.Headers) context.Context {
 
 	// The first call starts the browser and binds its life to the context
 	// it gets: browserCtx, so that the screenshot can still be taken after
-	// the test's own deadline.
+	// the test's own deadline. One browser starts at a time: two starting
+	// together on a small machine can each miss the deadline.
+	browserStarts.Lock()
 	timer := time.AfterFunc(startTimeout, cancelBrowser)
 	_, err = chromedp.Call(browserCtx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers})
-	require.True(t, timer.Stop(), "Chromium did not start within %s", startTimeout)
+	started := timer.Stop()
+	browserStarts.Unlock()
+	require.True(t, started, "Chromium did not start within %s", startTimeout)
 	require.NoError(t, err, "start Chromium and set the request headers")
 
 	ctx, cancel := context.WithTimeout(browserCtx, browserTimeout)
@@ -208,6 +222,188 @@ func TestBrowserShowsBridgeJob(t *testing.T) {
 	require.Len(t, ev.Jobs, 1, body)
 	require.Equal(t, kind, ev.Jobs[0].Handler)
 	require.Equal(t, ids[0], ev.Jobs[0].ID)
+
+	t.Logf("browser test took %s", time.Since(begin).Round(time.Millisecond))
+}
+
+// seenRequest is a request a server answered, and the status it answered.
+type seenRequest struct {
+	method, host, path string
+	site, origin       string // the Sec-Fetch-Site and Origin headers
+	code               int
+}
+
+// requestLog serves h and records each request with its status, when the
+// status is written: before the client can see the answer.
+type requestLog struct {
+	h    http.Handler
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.h.ServeHTTP(&statusWriter{ResponseWriter: w, record: func(code int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.seen = append(l.seen, seenRequest{r.Method, r.Host, r.URL.Path, r.Header.Get("Sec-Fetch-Site"), r.Header.Get("Origin"), code})
+	}}, r)
+}
+
+// posts returns the recorded requests other than GET and HEAD to path.
+func (l *requestLog) posts(path string) []seenRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []seenRequest
+	for _, s := range l.seen {
+		if s.path == path && s.method != http.MethodGet && s.method != http.MethodHead {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	record  func(int)
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.written = true
+		w.record(code)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// cancelButton is River UI's button that cancels the job its page shows.
+const cancelButton = `//main//button[normalize-space()="Cancel"]`
+
+// TestBrowserRefusesChangesFromOtherSites runs the attacks the web UI must
+// resist in a browser that sends the operator's basic-auth credentials with
+// every request, as a browser that saved them does: a page of another site
+// posting to River UI's API (by fetch and by a form), and a page whose name
+// resolves to the UI's address (DNS rebinding) reading an event and posting.
+// Then River UI's own Cancel button still works, at the UI's address and
+// under a name given in AllowedHosts (as behind a reverse proxy).
+func TestBrowserRefusesChangesFromOtherSites(t *testing.T) {
+	t.Parallel()
+	begin := time.Now()
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
+	// evil.test stands for an attacker's name that resolves to this
+	// machine, notified.test for the name a proxy serves the UI under.
+	ctx := newBrowser(t, network.Headers{"Authorization": auth},
+		chromedp.Flag("host-resolver-rules", "MAP evil.test 127.0.0.1, MAP notified.test 127.0.0.1"))
+
+	tb := setup(t)
+	tb.route(t, "order_placed", "notify_warehouse")
+	ev := tb.dispatchEvent(t)
+	warehouse := tb.jobIDs(t, "notify_warehouse")
+	require.Len(t, warehouse, 1)
+	victim, local, proxied := ev.jobs["send_receipt"], ev.jobs["update_stock"], warehouse[0]
+
+	sctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ui, err := web.New(sctx, web.Options{Pool: tb.db.Pool, Events: tb.cfg, User: "admin", Password: "s3cret", Logger: tb.log,
+		AllowedHosts: []string{"notified.test"}, AllowedHostsSetting: "--ui-allowed-host"})
+	require.NoError(t, err)
+	log := &requestLog{h: ui}
+	ts := serve(t, log)
+	port := ts.Listener.Addr().(*net.TCPAddr).Port
+	cancelURL := ts.URL + "/riverui/api/jobs/cancel"
+
+	// The attacker's page: a form whose text/plain body is River UI's JSON.
+	attacker := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>a page of another site</title>
+<form method="POST" action="%s" enctype="text/plain"><input name='{"ids":["%d"],"x":"' value='"}'></form>`,
+			html.EscapeString(cancelURL), victim)
+	}))
+	attackerOrigin := fmt.Sprintf("http://evil.test:%d", attacker.Listener.Addr().(*net.TCPAddr).Port)
+
+	requireVictimAvailable := func(when string) {
+		t.Helper()
+		require.Equal(t, "available", tb.jobState(t, victim), when)
+	}
+
+	// (a) From the other site, fetch posts to cancel, delete and retry the
+	// job. A no-cors fetch settles once the answer has come, whatever it is.
+	navigate(ctx, t, attackerOrigin+"/")
+	for _, path := range []string{"/riverui/api/jobs/cancel", "/riverui/api/jobs/delete", "/riverui/api/jobs/retry"} {
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`fetch(%s, {method: "POST", mode: "no-cors", credentials: "include", headers: {"Content-Type": "text/plain"}, body: %s}).then(() => undefined)`,
+			mustJSON(t, ts.URL+path), mustJSON(t, fmt.Sprintf(`{"ids":["%d"]}`, victim))), chromedp.EvalAwaitPromise))
+		require.NoError(t, err, "fetch %s from the other site", path)
+		got := log.posts(path)
+		require.Len(t, got, 1, "requests to %s", path)
+		require.Equal(t, seenRequest{http.MethodPost, "127.0.0.1:" + strconv.Itoa(port), path, "cross-site", attackerOrigin, http.StatusForbidden}, got[0])
+		requireVictimAvailable("after the other site's fetch to " + path)
+	}
+
+	// (b) The form, submitted, shows the refusal.
+	resp, err := chromedp.RunResponse(ctx, chromedp.Evaluate[chromedp.Void](`document.forms[0].submit()`))
+	require.NoError(t, err, "submit the other site's form")
+	require.Equal(t, int64(http.StatusForbidden), resp.Status)
+	waitText(ctx, t, "//body", "403 forbidden: cross-origin request")
+	require.Len(t, log.posts("/riverui/api/jobs/cancel"), 2)
+	requireVictimAvailable("after the other site's form")
+
+	// (c) A page at evil.test on the UI's port, as after DNS rebinding: it
+	// is refused, and so are its own requests, which the browser lets it
+	// read.
+	rebound := fmt.Sprintf("http://evil.test:%d", port)
+	resp, err = chromedp.RunResponse(ctx, chromedp.Navigate(rebound+"/events/"+ev.id))
+	require.NoError(t, err)
+	require.Equal(t, int64(http.StatusForbidden), resp.Status)
+	waitText(ctx, t, "//body", `add "evil.test" to --ui-allowed-host`)
+	answers, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`Promise.all([
+		fetch("/api/events/%s").then(r => r.status + " " + r.headers.get("Content-Type")),
+		fetch("/riverui/api/jobs/cancel", {method: "POST", body: %s}).then(r => r.status + " " + r.headers.get("Content-Type")),
+	])`, ev.id, mustJSON(t, fmt.Sprintf(`{"ids":["%d"]}`, victim))), chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	require.Equal(t, []string{"403 text/plain; charset=utf-8", "403 text/plain; charset=utf-8"}, answers)
+	// The browser sends no Sec-Fetch-Site to an http:// name other than
+	// localhost, and the Origin it sends is the Host: only the Host check
+	// stands between this page and the job.
+	got := log.posts("/riverui/api/jobs/cancel")
+	require.Len(t, got, 3)
+	require.Equal(t, seenRequest{http.MethodPost, "evil.test:" + strconv.Itoa(port), "/riverui/api/jobs/cancel", "", rebound, http.StatusForbidden}, got[2])
+	requireVictimAvailable("after the rebinding page's post")
+
+	// (d) River UI's Cancel button, on the UI's own pages, under the
+	// allowed name and at the UI's address.
+	for _, c := range []struct {
+		base string
+		job  int64
+		site string // the Sec-Fetch-Site the browser sends
+	}{
+		{fmt.Sprintf("http://notified.test:%d", port), proxied, ""},
+		{ts.URL, local, "same-origin"},
+	} {
+		navigate(ctx, t, fmt.Sprintf("%s/riverui/jobs/%d", c.base, c.job))
+		waitText(ctx, t, "//main", "Metadata")
+		before := len(log.posts("/riverui/api/jobs/cancel"))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(cancelButton)), "click Cancel on %s", c.base)
+		var got []seenRequest
+		testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
+			got = log.posts("/riverui/api/jobs/cancel")
+			return len(got) > before, fmt.Sprintf("no cancel request from %s after the click: %v", c.base, got)
+		})
+		require.Len(t, got, before+1)
+		require.Equal(t, seenRequest{http.MethodPost, strings.TrimPrefix(c.base, "http://"), "/riverui/api/jobs/cancel", c.site, c.base, http.StatusOK}, got[before])
+		// River UI answers once its transaction has committed.
+		require.Equal(t, "cancelled", tb.jobState(t, c.job), "job cancelled at %s", c.base)
+	}
+	requireVictimAvailable("at the end")
 
 	t.Logf("browser test took %s", time.Since(begin).Round(time.Millisecond))
 }

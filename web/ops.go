@@ -17,7 +17,9 @@ type Checker interface {
 }
 
 // Ops serves the endpoints for orchestrators and monitoring, without
-// authentication (they show no event data):
+// authentication and whatever name the Host header gives (they show no
+// event data, change nothing, and probes and scrapers address a pod by its
+// IP address):
 //
 //   - /healthz: 200 while the process serves HTTP.
 //   - /readyz: 200 when checker is ready, else 503; both with the

@@ -1,6 +1,15 @@
 // Package web serves notified in a browser: River's UI under /riverui/,
 // and each event's history as a page (/events/{id}) and as JSON
 // (/api/events/{id}), optionally behind HTTP basic auth.
+//
+// Browsers send a user's saved basic-auth credentials with requests that
+// other sites' pages make, and let a page whose name was made to resolve to
+// this server (DNS rebinding) read what it answers. So the UI refuses a
+// request whose Host header is not one of its names (see
+// Options.AllowedHosts), and a cross-origin request that could change
+// something (any method but GET, HEAD and OPTIONS, judged by
+// http.CrossOriginProtection from Sec-Fetch-Site and Origin). Serve applies
+// the second rule to everything it serves.
 package web
 
 import (
@@ -38,6 +47,23 @@ type Options struct {
 	// User and Password, when both set, protect every page with HTTP basic
 	// auth.
 	User, Password string
+	// Addr is the address the server listens on, as given to Serve
+	// ("127.0.0.1:8080", ":8080"). The UI answers to its host; and when
+	// that is a loopback address, localhost, or every interface (no host,
+	// 0.0.0.0, [::]), or Addr is empty, to localhost, 127.0.0.1 and [::1].
+	Addr string
+	// AllowedHosts are further names the UI answers to in a request's Host
+	// header, such as the name a reverse proxy that keeps the Host header
+	// is reached by: "notified.example.com", "10.0.0.5", "[fd00::5]". A
+	// name matches in any case, with or without a final dot, and on any
+	// port; "name:port" matches on that port only (a Host without a port
+	// counting as port 80 or 443). A request for any other name is refused
+	// with 403 Forbidden, before authentication.
+	AllowedHosts []string
+	// AllowedHostsSetting says, in the refusal of a request for another
+	// name, where an operator adds a name to AllowedHosts (a flag, an
+	// environment variable). Empty means "web.Options.AllowedHosts".
+	AllowedHostsSetting string
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -45,6 +71,8 @@ type Options struct {
 // Server is the web UI's HTTP handler.
 type Server struct {
 	opts    Options
+	hosts   *hostPolicy
+	origins *http.CrossOriginProtection
 	store   *history.Store
 	riverui *riverui.Handler
 	mux     *http.ServeMux
@@ -63,6 +91,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Events.Channel == "" {
 		opts.Events.Channel = bridge.DefaultChannel
 	}
+	if opts.AllowedHostsSetting == "" {
+		opts.AllowedHostsSetting = "web.Options.AllowedHosts"
+	}
+	hosts, err := newHostPolicy(opts.Addr, opts.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("web UI: %w", err)
+	}
 	client, err := river.NewClient(riverpgxv5.New(opts.Pool), &river.Config{Schema: opts.Events.Schema, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("web UI: river client: %w", err)
@@ -78,8 +113,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := ui.Start(ctx); err != nil {
 		return nil, fmt.Errorf("web UI: start River UI: %w", err)
 	}
-	s := &Server{opts: opts, store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui,
-		mux: http.NewServeMux(), log: opts.Logger}
+	s := &Server{opts: opts, hosts: hosts, origins: http.NewCrossOriginProtection(),
+		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger}
 	s.mux.Handle("/riverui/", ui)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /events/{id}", s.eventPage)
@@ -88,11 +123,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handle mounts h at pattern, behind the same authentication as the rest.
+// Handle mounts h at pattern, behind the same checks and authentication as
+// the rest.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// ServeHTTP serves the UI, asking for credentials when they are configured.
+// ServeHTTP serves the UI to requests for one of its names that are not
+// cross-origin changes, asking for credentials when they are configured.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hosts.allows(r.Host) {
+		s.log.Warn("web UI: refused a request for a host name it does not answer to",
+			slog.String("host", r.Host), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("allowed", strings.Join(s.hosts.names, ", ")))
+		http.Error(w, hostRefusal(r.Host, s.opts.AllowedHostsSetting), http.StatusForbidden)
+		return
+	}
+	if !checkOrigin(s.origins, w, r, s.log) {
+		return
+	}
 	if s.opts.User != "" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="notified", charset="UTF-8"`)
 		http.Error(w, "401 unauthorized: this notified UI needs the user and password set in NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD", http.StatusUnauthorized)
@@ -143,14 +190,58 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// hostRefusal is the answer to a request for a host name the UI does not
+// answer to. It names neither the names it answers to (a rebinding page
+// reads it) nor anything but what was asked.
+func hostRefusal(host, setting string) string {
+	if host == "" {
+		return "403 forbidden: this notified web UI answers only requests with a Host header naming it"
+	}
+	name := host
+	if n, _, err := splitHost(host); err == nil && n != "" {
+		name = n
+		if strings.Contains(n, ":") {
+			name = "[" + n + "]"
+		}
+	}
+	return fmt.Sprintf("403 forbidden: this notified web UI does not answer to the host name in the request (Host: %q). "+
+		"If that is a name it is reached by, through a reverse proxy say, add %q to %s", host, name, setting)
+}
+
+// checkOrigin refuses a cross-origin request that could change something
+// (any method but GET, HEAD and OPTIONS) with 403, and reports whether the
+// request may go on.
+func checkOrigin(cop *http.CrossOriginProtection, w http.ResponseWriter, r *http.Request, log *slog.Logger) bool {
+	err := cop.Check(r)
+	if err == nil {
+		return true
+	}
+	if log != nil {
+		log.Warn("http server: refused a cross-origin request", slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.String("origin", r.Header.Get("Origin")),
+			slog.String("sec_fetch_site", r.Header.Get("Sec-Fetch-Site")), slog.String("error", err.Error()))
+	}
+	http.Error(w, "403 forbidden: "+err.Error()+": notified takes changes only from its own pages", http.StatusForbidden)
+	return false
+}
+
 // Serve listens on addr and serves h until ctx is done, then shuts down
 // gracefully. ready, if not nil, receives the address listened on.
+//
+// Whatever h is, Serve refuses cross-origin requests that could change
+// something (see http.CrossOriginProtection) with 403 Forbidden.
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http server: listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	cop := http.NewCrossOriginProtection()
+	protected := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if checkOrigin(cop, w, r, log) {
+			h.ServeHTTP(w, r)
+		}
+	})
+	srv := &http.Server{Handler: protected, ReadHeaderTimeout: 10 * time.Second}
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -26,6 +26,7 @@ var commandLineSeeds = []string{
 	"--unknown migrate --schema s", "migrate --unknown --schema s", "history 42 --json -- --json",
 	"migrate --log-level= --schema=", "migrate  --schema  app", "dead-letters retry 12 13 --reason r --schema s",
 	"--schema=a --schema b migrate --schema c", "migrate --database-url=postgres://u:p@h/db?x=--schema",
+	"run --ui-allowed-host a.example,b.example:8443 --schema s --ui-allowed-host [::1]",
 }
 
 // globalFlags are the names of newApp's flags, every one taking a value.

@@ -686,6 +686,11 @@ func TestRunHTTP(t *testing.T) {
 				`--http-addr "8080" is not host:port or :port: address 8080: missing port in address`},
 			{"negative retention", nil, []string{"--retention", "-1h"},
 				"--retention -1h0m0s must be positive, or 0 to keep history forever"},
+			{"allowed host that is a URL", nil, []string{"--http-addr", "127.0.0.1:0", "--ui-allowed-host", "ok.example", "--ui-allowed-host", "https://notified.example.com"},
+				`--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: "https://notified.example.com" is not a host name, IP address or host:port: ` +
+					"give the name alone, without scheme or path, e.g. notified.example.com"},
+			{"allowed host with a bad port", []string{"NOTIFIED_UI_ALLOWED_HOSTS=ok.example,notified.example.com:http"}, []string{"--http-addr", "127.0.0.1:0"},
+				`--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: "notified.example.com:http": port "http" is not a number`},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -702,7 +707,8 @@ func TestRunHTTP(t *testing.T) {
 
 	t.Run("serves", func(t *testing.T) {
 		t.Parallel()
-		env := append(envWithURL(f.db.URL), "NOTIFIED_UI_USER=admin", "NOTIFIED_UI_PASSWORD=s3cret")
+		env := append(envWithURL(f.db.URL), "NOTIFIED_UI_USER=admin", "NOTIFIED_UI_PASSWORD=s3cret",
+			"NOTIFIED_UI_ALLOWED_HOSTS=notified.example.com,,proxy.example:8443,")
 		b := startBridgeEnv(t, f.db, env, "--http-addr", "127.0.0.1:0")
 		var addr string
 		testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
@@ -757,6 +763,46 @@ func TestRunHTTP(t *testing.T) {
 		code, body, err = get("/api/events/999999", "admin", "s3cret")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotFound, code, string(body))
+
+		// Host names and origins, with the credentials a browser resends.
+		send := func(method, path, host string, hdr map[string]string, body string) (int, string) {
+			req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
+			require.NoError(t, err)
+			req.Host = host
+			req.SetBasicAuth("admin", "s3cret")
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			return resp.StatusCode, string(b)
+		}
+		for _, host := range []string{"notified.example.com", "Notified.Example.com:443", "proxy.example:8443", "localhost:8080", addr} {
+			code, text := send(http.MethodGet, path, host, nil, "")
+			require.Equal(t, http.StatusOK, code, "Host: %s: %s", host, text)
+		}
+		for _, host := range []string{"evil.example:8080", "proxy.example:9000", "10.1.2.3:8080"} {
+			code, text := send(http.MethodGet, path, host, nil, "")
+			require.Equal(t, http.StatusForbidden, code, "Host: %s: %s", host, text)
+			name, _, _ := strings.Cut(host, ":")
+			require.Contains(t, text, `add "`+name+`" to --ui-allowed-host (NOTIFIED_UI_ALLOWED_HOSTS)`)
+		}
+		for _, p := range []string{"/healthz", "/metrics"} {
+			code, text := send(http.MethodGet, p, "10.1.2.3:8080", nil, "")
+			require.Equal(t, http.StatusOK, code, "%s for the pod IP: %s", p, text)
+		}
+		cancel := `{"ids":["` + strconv.FormatInt(ev.Jobs[0].ID, 10) + `"]}`
+		code, text := send(http.MethodPost, "/riverui/api/jobs/cancel", addr,
+			map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}, cancel)
+		require.Equal(t, http.StatusForbidden, code, text)
+		require.Contains(t, text, "cross-origin request detected from Sec-Fetch-Site header")
+		code, text = send(http.MethodPost, "/healthz", addr, map[string]string{"Sec-Fetch-Site": "cross-site"}, "")
+		require.Equal(t, http.StatusForbidden, code, "cross-site POST to an ops endpoint: %s", text)
+		require.Equal(t, 1, testdb.Count(t, f.db.Pool, "SELECT count(*) FROM "+f.db.Schema+".river_job WHERE id = $1 AND state = 'available'", ev.Jobs[0].ID),
+			"the job the cross-site request tried to cancel is still available")
 
 		require.Equal(t, 0, interrupt(t, b), "exit code after SIGINT")
 		require.NotContains(t, b.stderr.String(), "s3cret", "the password leaked into the log")

@@ -43,6 +43,9 @@ func runCommand() *cli.Command {
 				Usage: "allow the web UI on a non-loopback --http-addr without NOTIFIED_UI_USER/NOTIFIED_UI_PASSWORD"},
 			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"NOTIFIED_UI_USER"}, Usage: "user for the web UI's basic auth"},
 			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"NOTIFIED_UI_PASSWORD"}, Usage: "password for the web UI's basic auth (prefer the environment variable)"},
+			&cli.StringSliceFlag{Name: "ui-allowed-host", EnvVars: []string{"NOTIFIED_UI_ALLOWED_HOSTS"},
+				Usage: "another `HOST` name (on any port; HOST:PORT for one port) the web UI answers to in the Host header, e.g. a reverse proxy's; " +
+					"the host of --http-addr and, for loopback or every interface, localhost, 127.0.0.1 and [::1] always are (repeatable, or comma-separated)"},
 		},
 		Action: func(c *cli.Context) error {
 			interval, err := bridge.ParseInterval(c.String("poll-interval"))
@@ -64,12 +67,21 @@ func runCommand() *cli.Command {
 			}
 			httpAddr, user, password := c.String("http-addr"), c.String("ui-user"), c.String("ui-password")
 			withUI := c.Bool("ui")
+			var allowedHosts []string
+			for _, h := range c.StringSlice("ui-allowed-host") {
+				if h != "" { // "a,,b", a trailing comma, an empty variable
+					allowedHosts = append(allowedHosts, h)
+				}
+			}
 			if httpAddr != "" && withUI {
 				if (user == "") != (password == "") {
 					return errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
 				}
 				if err := web.CheckAddr(httpAddr, user != "", c.Bool("insecure-ui")); err != nil {
 					return err
+				}
+				if err := web.CheckAllowedHosts(allowedHosts); err != nil {
+					return fmt.Errorf("--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: %w", err)
 				}
 			}
 			if cfg.MissingGrace <= 0 {
@@ -100,7 +112,9 @@ func runCommand() *cli.Command {
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), b)
 			mux := web.Ops(b, reg)
 			if withUI {
-				ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password, Logger: slog.Default()})
+				ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password,
+					Addr: httpAddr, AllowedHosts: allowedHosts, AllowedHostsSetting: "--ui-allowed-host (NOTIFIED_UI_ALLOWED_HOSTS)",
+					Logger: slog.Default()})
 				if err != nil {
 					return err
 				}
