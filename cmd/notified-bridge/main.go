@@ -279,7 +279,10 @@ func baseApp() *cli.App {
 				return err
 			}
 			slog.SetDefault(logger)
-			return migrations.ValidateSchema(c.String("schema"))
+			if err := migrations.ValidateSchema(c.String("schema")); err != nil {
+				return fmt.Errorf("--schema / NOTIFIED_SCHEMA: %w", err)
+			}
+			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors on one line
 		ErrWriter:      os.Stderr,
