@@ -351,6 +351,26 @@ func TestMigrateRefusesSystemSchemas(t *testing.T) {
 	})
 }
 
+func TestEventsTableInASystemSchemaRefused(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	const want = `Table "pg_catalog.pg_class" is in "pg_catalog", a system schema of Postgres (information_schema, pg_*): use an events table in a schema of your own`
+	for _, args := range [][]string{
+		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid"},
+		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid", "--print"},
+		{"run", "--table", "pg_catalog.pg_class", "--id-field", "oid", "--name-field", "relname", "--channel", db.Channel},
+	} {
+		stdout, stderr, code := run(t, db, args...)
+		requireUserError(t, stderr, code, want)
+		require.Empty(t, stdout)
+	}
+	stdout, stderr, code := run(t, db, "run", "--table", "information_schema.tables", "--channel", db.Channel)
+	requireUserError(t, stderr, code, `Table "information_schema.tables" is in "information_schema", a system schema`)
+	require.Empty(t, stdout)
+	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pg_catalog.pg_class'::regclass"))
+	require.Zero(t, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_bridge")), "no bridge registered")
+}
+
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoEventsTable: true})
