@@ -98,7 +98,8 @@ var ErrSystemSchema = errors.New("system schema")
 // the pg_temp_N and pg_toast_temp_N of each session), a prefix CREATE SCHEMA
 // refuses as "unacceptable schema name". Names are compared as written, as
 // Postgres does for the quoted identifiers notified uses: PG_CATALOG and
-// Information_Schema are ordinary schemas that anyone may create.
+// Information_Schema are ordinary schemas, which Postgres lets a role with
+// CREATE on the database make.
 func IsSystemSchema(schema string) bool {
 	return schema == "information_schema" || strings.HasPrefix(schema, "pg_")
 }
@@ -133,7 +134,7 @@ func ResolveSchema(ctx context.Context, db interface {
 		return "", errors.New("resolve current schema: the search_path names no existing schema; pass --schema")
 	}
 	if IsSystemSchema(*current) {
-		return "", fmt.Errorf("resolve current schema: the search_path's first schema is %q, a %w of Postgres: set Schema, or put a schema of your own first in the search_path", *current, ErrSystemSchema)
+		return "", fmt.Errorf("resolve current schema: the connection's current schema (the first existing one of its search_path) is %q, a %w of Postgres: set Schema, or put a schema of your own first in the search_path", *current, ErrSystemSchema)
 	}
 	return *current, nil
 }

@@ -335,7 +335,7 @@ func TestMigrateRefusesSystemSchemas(t *testing.T) {
 		{"NOTIFIED_SCHEMA=pg_temp_1", append(envWithURL(db.URL), "NOTIFIED_SCHEMA=pg_temp_1"), []string{"routes", "list"},
 			`--schema / NOTIFIED_SCHEMA: Schema "pg_temp_1" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 		{"current schema from the search_path", envWithURL(systemPath.String()), []string{"migrate"},
-			`resolve current schema: the search_path's first schema is "information_schema", a system schema of Postgres: set Schema, or put a schema of your own first in the search_path`},
+			`resolve current schema: the connection's current schema (the first existing one of its search_path) is "information_schema", a system schema of Postgres: set Schema, or put a schema of your own first in the search_path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
