@@ -207,7 +207,10 @@ func ValidateChannel(channel string) error {
 
 // ParseTableName splits a configured table name into its schema (possibly
 // empty) and table parts: "events" or "app.events". Each part is used as
-// written, case and punctuation included, and is always quoted.
+// written, case and punctuation included, and is always quoted. A schema
+// part that names one of Postgres' system schemas (see
+// migrations.IsSystemSchema) is refused with an error wrapping
+// migrations.ErrSystemSchema: no events table belongs there.
 func ParseTableName(name string) ([]string, error) {
 	if strings.TrimSpace(name) == "" {
 		return nil, errors.New("events table name is empty: set --table or NOTIFIED_EVENTS_TABLE_NAME")
@@ -226,6 +229,11 @@ func ParseTableName(name string) ([]string, error) {
 		if strings.ContainsRune(p, 0) {
 			return nil, fmt.Errorf("events table name %q contains a NUL byte", name)
 		}
+	}
+	if len(parts) == 2 && migrations.IsSystemSchema(parts[0]) {
+		//lint:ignore ST1005 the message names the Go field, Table, as River's do
+		return nil, fmt.Errorf("Table %q is in %q, a %w of Postgres (information_schema, pg_*): use an events table in a schema of your own",
+			name, parts[0], migrations.ErrSystemSchema)
 	}
 	return parts, nil
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/notified/notified/example"
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/pgcluster"
+	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
@@ -388,7 +389,7 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 		for i, s := range keys {
 			parts[i] = fmt.Sprintf("%d %s", h.States[s], s)
 		}
-		fmt.Fprintf(o.Out, "  %-20s %s\n", h.Handler, strings.Join(parts, ", "))
+		fmt.Fprintf(o.Out, "  %-20s %s\n", termsafe.String(h.Handler), strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(o.Out, "mails received by the sink: %d\n", len(sink.Messages()))
 
@@ -431,14 +432,16 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 	return nil
 }
 
+// writeEvent prints an event's story; text from the database goes through
+// termsafe, as in the CLI's history.
 func writeEvent(w io.Writer, ev *history.Event) {
 	name := ""
 	if ev.Name != nil {
 		name = *ev.Name
 	}
-	fmt.Fprintf(w, "\nevent %s (%s): %s", ev.ID, name, ev.Outcome)
+	fmt.Fprintf(w, "\nevent %s (%s): %s", termsafe.String(ev.ID), termsafe.String(name), termsafe.String(ev.Outcome))
 	if ev.Reason != nil {
-		fmt.Fprintf(w, ": %s", *ev.Reason)
+		fmt.Fprintf(w, ": %s", termsafe.String(*ev.Reason))
 	}
 	fmt.Fprintln(w)
 	for _, j := range ev.Jobs {
@@ -457,7 +460,8 @@ func writeEvent(w io.Writer, ev *history.Event) {
 		case j.LastError != nil:
 			detail = oneLine(*j.LastError)
 		}
-		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, j.Handler, j.State, j.Attempt, j.MaxAttempts, detail)
+		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, termsafe.String(j.Handler), termsafe.String(j.State),
+			j.Attempt, j.MaxAttempts, termsafe.String(detail))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -88,9 +89,29 @@ func All() ([]Migration, error) {
 // digits and underscores, and at most 46 characters.
 var SchemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,45}$`)
 
+// ErrSystemSchema is wrapped by the errors that refuse one of Postgres' own
+// schemas (see IsSystemSchema).
+var ErrSystemSchema = errors.New("system schema")
+
+// IsSystemSchema reports whether schema is one Postgres keeps for itself:
+// information_schema, or a name starting with pg_ (pg_catalog, pg_toast, and
+// the pg_temp_N and pg_toast_temp_N of each session), a prefix CREATE SCHEMA
+// refuses as "unacceptable schema name". Names are compared as written, as
+// Postgres does for the quoted identifiers notified uses: PG_CATALOG and
+// Information_Schema are ordinary schemas, which Postgres lets a role with
+// CREATE on the database make.
+func IsSystemSchema(schema string) bool {
+	return schema == "information_schema" || strings.HasPrefix(schema, "pg_")
+}
+
 // ValidateSchema reports whether schema can be used; the empty string means
-// the connection's current schema.
+// the connection's current schema. It refuses the system schemas (see
+// IsSystemSchema), where notified's and River's tables have no place.
 func ValidateSchema(schema string) error {
+	if IsSystemSchema(schema) {
+		//lint:ignore ST1005 the message names the Go field, Schema, as River's do
+		return fmt.Errorf("Schema %q is a %w of Postgres (information_schema, pg_*): use a schema of your own, such as notified", schema, ErrSystemSchema)
+	}
 	if schema == "" || SchemaRE.MatchString(schema) {
 		return nil
 	}
@@ -111,6 +132,9 @@ func ResolveSchema(ctx context.Context, db interface {
 	}
 	if current == nil {
 		return "", errors.New("resolve current schema: the search_path names no existing schema; pass --schema")
+	}
+	if IsSystemSchema(*current) {
+		return "", fmt.Errorf("resolve current schema: the connection's current schema (the first existing one of its search_path) is %q, a %w of Postgres: set Schema, or put a schema of your own first in the search_path", *current, ErrSystemSchema)
 	}
 	return *current, nil
 }

@@ -232,6 +232,114 @@ func TestValidateSchema(t *testing.T) {
 	require.ErrorContains(t, migrations.ValidateSchema("bad-name"), `schema "bad-name" is not valid`)
 }
 
+// systemSchemaSeeds are schema names around Postgres' own: the system
+// schemas, the pg_ prefix, and names that only look like them.
+var systemSchemaSeeds = []string{
+	"pg_catalog", "information_schema", "pg_toast", "pg_temp", "pg_temp_3", "pg_toast_temp_3", "pg_", "pg_notified",
+	"PG_CATALOG", "Pg_catalog", "Information_Schema", "INFORMATION_SCHEMA", "information_schema_x", "pg", "pgx", "_pg_catalog",
+}
+
+func TestValidateSchemaRefusesSystemSchemas(t *testing.T) {
+	t.Parallel()
+	for _, s := range systemSchemaSeeds {
+		err := migrations.ValidateSchema(s)
+		if s == "information_schema" || strings.HasPrefix(s, "pg_") {
+			require.ErrorIs(t, err, migrations.ErrSystemSchema, "%q", s)
+			require.True(t, migrations.IsSystemSchema(s), "%q", s)
+			continue
+		}
+		// Quoted as written, these are ordinary schemas.
+		require.NoError(t, err, "%q", s)
+		require.False(t, migrations.IsSystemSchema(s), "%q", s)
+	}
+	require.EqualError(t, migrations.ValidateSchema("information_schema"),
+		`Schema "information_schema" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`)
+}
+
+// TestSystemSchemasAsPostgresSeesThem checks IsSystemSchema against a real
+// Postgres: every schema of the catalog that Postgres made is one, a pg_
+// name is one exactly when CREATE SCHEMA refuses it, and the look-alikes
+// can be created.
+func TestSystemSchemasAsPostgresSeesThem(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+
+	// The temporary schemas exist once a session has used one.
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "CREATE TEMP TABLE system_schema_probe (v int) ON COMMIT DROP")
+	require.NoError(t, err)
+	rows, err := conn.Query(ctx, "SELECT nspname::text FROM pg_namespace WHERE oid < 16384 OR nspname LIKE 'pg\\_%'")
+	require.NoError(t, err)
+	builtin, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Subset(t, builtin, []string{"pg_catalog", "information_schema", "pg_toast"})
+	require.Contains(t, strings.Join(builtin, " "), "pg_temp_")
+	for _, s := range builtin {
+		if s == "public" {
+			continue // made by initdb, and an application's to use
+		}
+		require.True(t, migrations.IsSystemSchema(s), "%q", s)
+	}
+
+	for _, s := range systemSchemaSeeds {
+		func() {
+			tx, err := conn.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			_, err = tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{s}.Sanitize())
+			switch {
+			case strings.HasPrefix(s, "pg_"):
+				require.ErrorContains(t, err, "unacceptable schema name", "%q", s)
+			case s == "information_schema":
+				require.ErrorContains(t, err, "already exists")
+			default:
+				require.NoError(t, err, "%q is an ordinary schema", s)
+			}
+		}()
+	}
+}
+
+func TestMigrateRefusesSystemSchemas(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+
+	for _, s := range []string{"information_schema", "pg_catalog", "pg_temp_1"} {
+		_, err := migrations.Migrate(ctx, pool, s)
+		require.ErrorIs(t, err, migrations.ErrSystemSchema)
+		_, err = migrations.Down(ctx, pool, s, 0)
+		require.ErrorIs(t, err, migrations.ErrSystemSchema)
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname IN ('information_schema', 'pg_catalog') AND (c.relname LIKE 'river%' OR c.relname LIKE 'notified%')`).Scan(&n))
+	require.Zero(t, n, "nothing was created in a system schema")
+}
+
+func TestResolveSchemaRefusesASystemCurrentSchema(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	defer func() {
+		_, err := conn.Exec(context.Background(), "RESET search_path")
+		require.NoError(t, err)
+	}()
+	for _, path := range []string{"information_schema", "pg_catalog", "pg_toast, public"} {
+		_, err = conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", path)
+		require.NoError(t, err)
+		_, err = migrations.ResolveSchema(ctx, conn, "")
+		require.ErrorIs(t, err, migrations.ErrSystemSchema, "search_path %s", path)
+		require.ErrorContains(t, err, "set Schema, or put a schema of your own first in the search_path")
+	}
+}
+
 func TestInvalidSchemaRejected(t *testing.T) {
 	t.Parallel()
 	pool := testdb.Pool(t)

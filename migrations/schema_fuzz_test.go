@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ func FuzzValidateSchema(f *testing.F) {
 		"", "notified", "public", "_", "_1", "Notified_Schema", "s" + strings.Repeat("x", 45), "s" + strings.Repeat("x", 46),
 		"1bad", "bad-schema", "bad schema", "bad.schema", `bad"schema`, "bad'schema", "bad$", "ünïcødé", "notified\n",
 		"notified\x00", " notified", "notified;drop schema public", "pg_catalog", "pg_temp", "information_schema",
+		"pg_toast", "pg_temp_3", "pg_toast_temp_3", "pg_", "PG_CATALOG", "Information_Schema", "pg", "_pg_catalog",
 	} {
 		f.Add(s, "notified_outbox")
 	}
@@ -22,11 +24,13 @@ func FuzzValidateSchema(f *testing.F) {
 	f.Add("notified", "")
 	f.Fuzz(func(t *testing.T, schema, name string) {
 		err := migrations.ValidateSchema(schema)
+		system := schema == "information_schema" || strings.HasPrefix(schema, "pg_")
 		if err != nil {
-			require.False(t, validSchema(schema), "%q refused: %v", schema, err)
+			require.False(t, validSchema(schema) && !system, "%q refused: %v", schema, err)
+			require.Equal(t, system, errors.Is(err, migrations.ErrSystemSchema), "%q: %v", schema, err)
 			require.True(t, fuzzcorpus.OneLinePrintable(err.Error()), "%q", err.Error())
 		} else {
-			require.True(t, schema == "" || validSchema(schema), "%q accepted", schema)
+			require.True(t, schema == "" || validSchema(schema) && !system, "%q accepted", schema)
 		}
 
 		q := migrations.Qualify(schema, name)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/termsafe"
 )
 
 // tableConfig is the events table part of the bridge's configuration, from
@@ -70,16 +71,19 @@ func historyCommand() *cli.Command {
 	}
 }
 
+// printEvent prints an event's history for people. Everything that came
+// from the database goes through termsafe: producers choose event names and
+// ids, workers write job errors and outputs.
 func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr error) {
 	name := "(no name)"
 	if ev.Name != nil {
-		name = *ev.Name
+		name = termsafe.String(*ev.Name)
 	}
-	fmt.Fprintf(w, "event %s on channel %q: %s\n\n", ev.ID, ev.Channel, name)
+	fmt.Fprintf(w, "event %s on channel %q: %s\n\n", termsafe.String(ev.ID), ev.Channel, name)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "outcome\t%s\n", ev.Outcome)
+	fmt.Fprintf(tw, "outcome\t%s\n", termsafe.String(ev.Outcome))
 	if ev.Reason != nil {
-		fmt.Fprintf(tw, "reason\t%s\n", *ev.Reason)
+		fmt.Fprintf(tw, "reason\t%s\n", termsafe.String(*ev.Reason))
 	}
 	fmt.Fprintf(tw, "notified\t%s\n", fmtTime(ev.NotifiedAt))
 	if ev.DispatchedAt != nil {
@@ -88,15 +92,16 @@ func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr 
 	if len(ev.Routes) > 0 {
 		kinds := make([]string, len(ev.Routes))
 		for i, r := range ev.Routes {
-			kinds[i] = r.Handler
+			kinds[i] = termsafe.String(r.Handler)
 		}
 		fmt.Fprintf(tw, "routed to\t%s\n", strings.Join(kinds, ", "))
 	}
 	switch {
 	case lookupErr != nil:
-		fmt.Fprintf(tw, "row\tnot read: %s\n", oneLine(lookupErr))
+		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(oneLine(lookupErr)))
 	case row != nil && row.Found:
-		fmt.Fprintf(tw, "row\t%s\n", shorten(string(row.Data), 200))
+		// JSON escapes C0 controls but not C1 or bidi controls.
+		fmt.Fprintf(tw, "row\t%s\n", shorten(termsafe.String(string(row.Data)), 200))
 	case row != nil:
 		fmt.Fprintf(tw, "row\tno longer in the events table\n")
 	}
@@ -108,7 +113,7 @@ func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr 
 			fmt.Fprintln(w, "no jobs: they were deleted before their outcome was recorded, or pruned")
 		case history.OutcomePending:
 		default:
-			fmt.Fprintln(w, "no jobs: replay it once it can be handled, e.g. `notified-bridge replay --id "+ev.ID+" --reason ...`")
+			fmt.Fprintln(w, "no jobs: replay it once it can be handled, e.g. `notified-bridge replay --id "+termsafe.String(ev.ID)+" --reason ...`")
 		}
 		return
 	}
@@ -116,6 +121,8 @@ func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr 
 }
 
 // printJobs prints jobs as a table; withEvent adds the event's id and name.
+// Text from the database goes through termsafe, which also keeps tabs and
+// newlines from breaking the table.
 func printJobs(w io.Writer, js []history.Job, withEvent bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "JOB\tHANDLER\tSTATE\tATTEMPT\tCREATED\tFINALIZED\tREPLAY\tERROR / OUTPUT"
@@ -130,24 +137,25 @@ func printJobs(w io.Writer, js []history.Job, withEvent bool) {
 		}
 		detail := "-"
 		if j.LastError != nil {
-			detail = shorten(oneLineText(*j.LastError), 80)
+			detail = shorten(termsafe.String(oneLineText(*j.LastError)), 80)
 		}
+		handler, state := termsafe.String(j.Handler), termsafe.String(j.State)
 		if withEvent {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, shorten(j.EventID, 40), j.EventName, j.Handler, j.State,
-				j.Attempt, j.MaxAttempts, finalized, detail)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, shorten(termsafe.String(j.EventID), 40),
+				termsafe.String(j.EventName), handler, state, j.Attempt, j.MaxAttempts, finalized, detail)
 			continue
 		}
 		if j.State == history.StateCompleted && len(j.Output) > 0 {
-			detail = shorten(string(j.Output), 80)
+			detail = shorten(termsafe.String(string(j.Output)), 80)
 		}
 		replay := "-"
 		if j.ReplayID != nil {
 			replay = "#" + strconv.FormatInt(*j.ReplayID, 10)
 			if j.ReplayReason != nil {
-				replay += " " + shorten(*j.ReplayReason, 30)
+				replay += " " + shorten(termsafe.String(*j.ReplayReason), 30)
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.Handler, j.State, j.Attempt, j.MaxAttempts,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, handler, state, j.Attempt, j.MaxAttempts,
 			fmtTime(j.CreatedAt), finalized, replay, detail)
 	}
 	_ = tw.Flush()
@@ -209,13 +217,13 @@ func printStatus(w io.Writer, st *history.Status) {
 		states := []string{"available", "scheduled", "retryable", "running", "completed", "cancelled", "discarded"}
 		fmt.Fprintln(tw, "HANDLER\t"+strings.ToUpper(strings.Join(states, "\t"))+"\tLAST ERROR")
 		for _, h := range st.Handlers {
-			fmt.Fprint(tw, h.Handler)
+			fmt.Fprint(tw, termsafe.String(h.Handler))
 			for _, s := range states {
 				fmt.Fprintf(tw, "\t%d", h.States[s]+extraState(h.States, s))
 			}
 			lastErr := "-"
 			if h.LastError != nil {
-				lastErr = shorten(oneLineText(*h.LastError), 60)
+				lastErr = shorten(termsafe.String(oneLineText(*h.LastError)), 60)
 				if h.LastErrorAt != nil {
 					lastErr += " (" + fmtDur(st.At.Sub(*h.LastErrorAt)) + " ago)"
 				}
@@ -237,8 +245,8 @@ func printStatus(w io.Writer, st *history.Status) {
 		if !b.Alive {
 			state = "not seen lately (stopped or unreachable)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s ago\t%s\n", b.ID, b.Host, b.PID, b.Version, fmtTime(b.StartedAt),
-			fmtDur(st.At.Sub(b.SeenAt)), state)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s ago\t%s\n", termsafe.String(b.ID), termsafe.String(b.Host), b.PID,
+			termsafe.String(b.Version), fmtTime(b.StartedAt), fmtDur(st.At.Sub(b.SeenAt)), state)
 	}
 	_ = tw.Flush()
 }
@@ -263,7 +271,7 @@ func fmtOutcomes(m map[string]int64) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+		parts[i] = fmt.Sprintf("%d %s", m[k], termsafe.String(k))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -330,7 +338,7 @@ func deadLettersCommand() *cli.Command {
 			sort.Strings(kinds)
 			parts := make([]string, len(kinds))
 			for i, k := range kinds {
-				parts[i] = fmt.Sprintf("%s %d", k, perHandler[k])
+				parts[i] = fmt.Sprintf("%s %d", termsafe.String(k), perHandler[k])
 			}
 			shown := plural(len(dead), "dead letter")
 			if more {

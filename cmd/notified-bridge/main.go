@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/publish"
 	"github.com/notified/notified/routes"
@@ -44,7 +45,9 @@ func main() {
 	defer stop()
 	app := newApp()
 	if err := app.RunContext(ctx, hoistGlobalFlags(app, os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "notified-bridge: "+oneLine(err))
+		// Errors quote event names, database messages and other text that
+		// may hold terminal escapes.
+		fmt.Fprintln(os.Stderr, "notified-bridge: "+termsafe.String(oneLine(err)))
 		stop()
 		os.Exit(1)
 	}
@@ -279,7 +282,10 @@ func baseApp() *cli.App {
 				return err
 			}
 			slog.SetDefault(logger)
-			return migrations.ValidateSchema(c.String("schema"))
+			if err := migrations.ValidateSchema(c.String("schema")); err != nil {
+				return fmt.Errorf("--schema / NOTIFIED_SCHEMA: %w", err)
+			}
+			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors on one line
 		ErrWriter:      os.Stderr,
@@ -394,7 +400,7 @@ func migrateCommand() *cli.Command {
 				return printJSON(c.App.Writer, res)
 			}
 			fmt.Fprintf(c.App.Writer, "schema %s: applied %d River migration(s) %v and %d notified migration(s) %v\n",
-				res.Schema, len(res.RiverVersions), res.RiverVersions, len(res.Versions), res.Versions)
+				termsafe.String(res.Schema), len(res.RiverVersions), res.RiverVersions, len(res.Versions), res.Versions)
 			return nil
 		},
 	}
@@ -445,7 +451,7 @@ func routesCommand() *cli.Command {
 						return printJSON(c.App.Writer, r)
 					}
 					fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
-						r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+						termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts)
 					return nil
 				},
 			},
@@ -476,7 +482,8 @@ func routesCommand() *cli.Command {
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS")
 					for _, r := range rs {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
+							r.Priority, r.MaxAttempts)
 					}
 					return tw.Flush()
 				},
@@ -506,7 +513,7 @@ func routesCommand() *cli.Command {
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, map[string]any{"event": args[0], "kind": args[1], "removed": true})
 					}
-					fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", args[0], args[1])
+					fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", termsafe.String(args[0]), termsafe.String(args[1]))
 					return nil
 				},
 			},
@@ -564,7 +571,7 @@ func installTriggerCommand() *cli.Command {
 					"channel": opts.Channel, "id_column": opts.IDColumn})
 			}
 			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s: notifies channel %q with %s::text and records the outbox row\n",
-				trgName, opts.Table, opts.Channel, opts.IDColumn)
+				termsafe.String(trgName), termsafe.String(opts.Table), opts.Channel, termsafe.String(opts.IDColumn))
 			return nil
 		},
 	}
@@ -596,7 +603,7 @@ func notifyCommand() *cli.Command {
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, map[string]string{"event_id": args[0], "channel": c.String("channel")})
 			}
-			fmt.Fprintf(c.App.Writer, "notified %s on channel %q\n", args[0], c.String("channel"))
+			fmt.Fprintf(c.App.Writer, "notified %s on channel %q\n", termsafe.String(args[0]), c.String("channel"))
 			return nil
 		},
 	}

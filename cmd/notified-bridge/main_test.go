@@ -308,9 +308,67 @@ func TestMigrateInvalidSchema(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoMigrate: true, NoEventsTable: true})
 	stdout, stderr, code := runEnv(t, envWithURL(db.URL), "--schema", "bad-schema!", "migrate")
-	requireUserError(t, stderr, code, `schema "bad-schema!"`, "not valid")
+	requireUserError(t, stderr, code, `--schema / NOTIFIED_SCHEMA: schema "bad-schema!"`, "not valid")
 	require.Empty(t, stdout)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bad-schema!'"))
+}
+
+func TestMigrateRefusesSystemSchemas(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoMigrate: true, NoEventsTable: true})
+	before := count(t, db, "SELECT count(*) FROM pg_class WHERE relnamespace IN ('information_schema'::regnamespace, 'pg_catalog'::regnamespace)")
+	systemPath, err := url.Parse(db.URL)
+	require.NoError(t, err)
+	q := systemPath.Query()
+	q.Set("search_path", "information_schema")
+	systemPath.RawQuery = q.Encode()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"information_schema", envWithURL(db.URL), []string{"--schema", "information_schema", "migrate"},
+			`--schema / NOTIFIED_SCHEMA: Schema "information_schema" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+		{"pg_catalog after the command", envWithURL(db.URL), []string{"migrate", "--schema", "pg_catalog"},
+			`--schema / NOTIFIED_SCHEMA: Schema "pg_catalog" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+		{"NOTIFIED_SCHEMA=pg_temp_1", append(envWithURL(db.URL), "NOTIFIED_SCHEMA=pg_temp_1"), []string{"routes", "list"},
+			`--schema / NOTIFIED_SCHEMA: Schema "pg_temp_1" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+		{"current schema from the search_path", envWithURL(systemPath.String()), []string{"migrate"},
+			`resolve current schema: the connection's current schema (the first existing one of its search_path) is "information_schema", a system schema of Postgres: set Schema, or put a schema of your own first in the search_path`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runEnv(t, tc.env, tc.args...)
+			requireUserError(t, stderr, code)
+			require.Equal(t, "notified-bridge: "+tc.want+"\n", stderr)
+			require.Empty(t, stdout)
+		})
+	}
+	t.Cleanup(func() {
+		require.Equal(t, before, count(t, db, "SELECT count(*) FROM pg_class WHERE relnamespace IN ('information_schema'::regnamespace, 'pg_catalog'::regnamespace)"),
+			"nothing was created in a system schema")
+	})
+}
+
+func TestEventsTableInASystemSchemaRefused(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	const want = `Table "pg_catalog.pg_class" is in "pg_catalog", a system schema of Postgres (information_schema, pg_*): use an events table in a schema of your own`
+	for _, args := range [][]string{
+		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid"},
+		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid", "--print"},
+		{"run", "--table", "pg_catalog.pg_class", "--id-field", "oid", "--name-field", "relname", "--channel", db.Channel},
+	} {
+		stdout, stderr, code := run(t, db, args...)
+		requireUserError(t, stderr, code, want)
+		require.Empty(t, stdout)
+	}
+	stdout, stderr, code := run(t, db, "run", "--table", "information_schema.tables", "--channel", db.Channel)
+	requireUserError(t, stderr, code, `Table "information_schema.tables" is in "information_schema", a system schema`)
+	require.Empty(t, stdout)
+	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pg_catalog.pg_class'::regclass"))
+	require.Zero(t, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_bridge")), "no bridge registered")
 }
 
 func TestRoutes(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/termsafe"
 )
 
 func replayCommand() *cli.Command {
@@ -125,7 +126,11 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "EVENT\tNAME\tHANDLERS")
 		for _, p := range res.Planned {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", shorten(p.EventID, 40), p.EventName, strings.Join(p.Handlers, ", "))
+			handlers := make([]string, len(p.Handlers))
+			for i, h := range p.Handlers {
+				handlers[i] = termsafe.String(h)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", shorten(termsafe.String(p.EventID), 40), termsafe.String(p.EventName), strings.Join(handlers, ", "))
 		}
 		_ = tw.Flush()
 		if res.Events > len(res.Planned) {
@@ -136,7 +141,7 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 		fmt.Fprintln(w, "\nskipped:")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, s := range res.Skipped {
-			fmt.Fprintf(tw, "  %s\t%s\n", shorten(s.EventID, 40), s.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\n", shorten(termsafe.String(s.EventID), 40), termsafe.String(s.Reason))
 		}
 		_ = tw.Flush()
 		if res.SkippedCount > len(res.Skipped) {

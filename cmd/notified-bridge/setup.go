@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
@@ -80,14 +81,14 @@ func setupCommand() *cli.Command {
 				return printJSON(c.App.Writer, map[string]any{"migrate": res, "trigger": trgName,
 					"table": opts.Table, "channel": opts.Channel, "routes": rs})
 			}
-			fmt.Fprintf(c.App.Writer, "schema %s migrated (River %v, notified %v applied now)\n", res.Schema, res.RiverVersions, res.Versions)
-			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s (channel %q)\n", trgName, opts.Table, opts.Channel)
+			fmt.Fprintf(c.App.Writer, "schema %s migrated (River %v, notified %v applied now)\n", termsafe.String(res.Schema), res.RiverVersions, res.Versions)
+			fmt.Fprintf(c.App.Writer, "trigger %s installed on %s (channel %q)\n", termsafe.String(trgName), termsafe.String(opts.Table), opts.Channel)
 			for _, r := range rs {
 				state := "exists, left as it is"
 				if isNew[r.Event+"\x00"+r.Kind] {
 					state = "added"
 				}
-				fmt.Fprintf(c.App.Writer, "route %s -> %s (%s)\n", r.Event, r.Kind, state)
+				fmt.Fprintf(c.App.Writer, "route %s -> %s (%s)\n", termsafe.String(r.Event), termsafe.String(r.Kind), state)
 			}
 			return nil
 		},
