@@ -11,6 +11,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -89,12 +91,31 @@ func sqlFor(o Options, table []string) (string, error) {
 	fn := pgx.Identifier{o.Schema, trg}.Sanitize()
 	tableIdent := pgx.Identifier(table).Sanitize()
 	outbox := migrations.Qualify(o.Schema, "notified_outbox")
-	id := "NEW." + pgx.Identifier{o.IDColumn}.Sanitize() + "::text"
+	newID := "NEW." + pgx.Identifier{o.IDColumn}.Sanitize()
 	channel := literal(o.Channel)
 
-	body := "\nBEGIN\n" +
-		"    INSERT INTO " + outbox + " (channel, event_id) VALUES (" + channel + ", " + id + ");\n" +
-		"    PERFORM pg_notify(" + channel + ", " + id + ");\n" +
+	// The function runs with its owner's rights (see below), and whoever
+	// owns the events table can change the id column's type: a cast to
+	// text of their own type would run their code with those rights. So
+	// before anything else the id's type is checked by OID against the
+	// built-in types the bridge reads, whose conversion to text no role
+	// but a superuser can redefine, and any other type (a domain, an
+	// array, a type of the owner's) fails the insert, rather than the
+	// event going unrecorded. Everything after works on the text.
+	body := "\nDECLARE\n" +
+		"    notified_id pg_catalog.text;\n" +
+		"BEGIN\n" +
+		"    -- smallint, integer, bigint, text, varchar, uuid\n" +
+		"    IF pg_catalog.pg_typeof(" + newID + ")::pg_catalog.oid NOT IN (" + supportedTypeList() + ") THEN\n" +
+		"        RAISE EXCEPTION 'notified capture trigger: id column % of %.% is %, not smallint, integer, bigint, uuid, text or varchar',\n" +
+		"            " + literal(pgx.Identifier{o.IDColumn}.Sanitize()) + ", TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.pg_typeof(" + newID + ")\n" +
+		"            USING ERRCODE = 'datatype_mismatch',\n" +
+		"                DETAIL = 'The row is not inserted, so that no event goes unrecorded. The trigger converts only these built-in types to text: it runs with the rights of the role that installed it.',\n" +
+		"                HINT = 'Change the column back to one of these types, or install the trigger on a column of one.';\n" +
+		"    END IF;\n" +
+		"    notified_id := " + newID + "::pg_catalog.text;\n" +
+		"    INSERT INTO " + outbox + " (channel, event_id) VALUES (" + channel + ", notified_id);\n" +
+		"    PERFORM pg_catalog.pg_notify(" + channel + ", notified_id);\n" +
 		"    RETURN NULL;\nEND\n"
 	tag := dollarTag(body)
 
@@ -106,7 +127,9 @@ func sqlFor(o Options, table []string) (string, error) {
 	// SECURITY DEFINER: producers insert events with their own role, which
 	// need not have any privilege on notified's schema; the function writes
 	// the outbox as its owner. Its search_path is pinned so that nothing a
-	// producer puts on its own path can stand in for what the body uses.
+	// producer puts on its own path can stand in for what the body uses
+	// (the temporary schema, last, is never searched for functions or
+	// operators), and its body converts only built-in types (above).
 	fmt.Fprintf(&sb, "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\nAS %s%s%s;\n\n", fn, tag, body, tag)
 	fmt.Fprintf(&sb, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n\n", fn)
 	fmt.Fprintf(&sb, "COMMENT ON FUNCTION %s() IS %s;\n\n", fn,
@@ -137,8 +160,30 @@ func Plan(ctx context.Context, db interface {
 	if err != nil {
 		return "", err
 	}
+	if err := checkIDType(ctx, db, table, o.IDColumn); err != nil {
+		return "", err
+	}
 	o.Schema = schema
 	return sqlFor(o, table)
+}
+
+// checkIDType refuses an id column whose type is not one of the built-in
+// types the trigger converts (bridge.CheckTable goes by the type's name,
+// which a type of another schema may share). The trigger checks the type
+// again on every insert, since the table's owner may change it later.
+func checkIDType(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, table []string, idColumn string) error {
+	var typeOID uint32
+	var typeName string
+	if err := db.QueryRow(ctx, columnTypeSQL, pgx.Identifier(table).Sanitize(), idColumn).Scan(&typeOID, &typeName); err != nil {
+		return fmt.Errorf("look up the type of id column %q of %s: %w", idColumn, strings.Join(table, "."), err)
+	}
+	if !slices.Contains(supportedTypes, typeOID) {
+		return fmt.Errorf("%w: id column %q of %s is %s, not the built-in smallint, integer, bigint, uuid, text or varchar",
+			bridge.ErrIDType, idColumn, strings.Join(table, "."), typeName)
+	}
+	return nil
 }
 
 // catalogName returns the schema and name of table as the catalog spells
@@ -192,6 +237,21 @@ func Install(ctx context.Context, db interface {
 		return "", fmt.Errorf("install trigger on %s: %w", o.withDefaults().Table, err)
 	}
 	return sqlText, nil
+}
+
+// supportedTypes are the OIDs of the id column types the trigger converts
+// to text: int2, int4, int8, text, varchar and uuid, built-in types whose
+// OIDs never change and whose conversion to text only a superuser could
+// redefine (a cast needs to own one of its types).
+var supportedTypes = []uint32{21, 23, 20, 25, 1043, 2950}
+
+// supportedTypeList returns supportedTypes as a list for NOT IN.
+func supportedTypeList() string {
+	s := make([]string, len(supportedTypes))
+	for i, oid := range supportedTypes {
+		s[i] = strconv.FormatUint(uint64(oid), 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 // literal quotes s as an SQL string literal (standard_conforming_strings).
