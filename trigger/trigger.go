@@ -7,11 +7,9 @@
 package trigger
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -32,6 +30,16 @@ type Options struct {
 	Channel string
 	// IDColumn is the column whose value is the payload.
 	IDColumn string
+
+	// RestartSequence lets Install restart the id column's sequence when
+	// ids it will produce are already recorded for Channel (see
+	// ErrRecordedIDs): past the largest of them, in the install's
+	// transaction.
+	RestartSequence bool
+	// AllowRecordedIDs lets Install go ahead when ids the id column's
+	// sequence will produce are already recorded for Channel: the events
+	// that get those ids will be skipped as already dispatched.
+	AllowRecordedIDs bool
 }
 
 func (o Options) withDefaults() Options {
@@ -137,106 +145,6 @@ func sqlFor(o Options, table []string) (string, error) {
 	fmt.Fprintf(&sb, "CREATE OR REPLACE TRIGGER %s\n    AFTER INSERT ON %s\n    FOR EACH ROW EXECUTE FUNCTION %s();\n",
 		pgx.Identifier{trg}.Sanitize(), tableIdent, fn)
 	return sb.String(), nil
-}
-
-// Plan checks the options against the database (notified's tables are
-// migrated, the table and id column exist) and returns the SQL that Install
-// would run, with the schema and the table resolved.
-func Plan(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
-	o = o.withDefaults()
-	schema, err := migrations.ResolveSchema(ctx, db, o.Schema)
-	if err != nil {
-		return "", err
-	}
-	if err := migrations.Check(ctx, db, o.Schema); err != nil {
-		return "", err
-	}
-	if err := bridge.CheckTable(ctx, db, o.Table, o.IDColumn, ""); err != nil {
-		return "", err
-	}
-	table, err := catalogName(ctx, db, o.Table)
-	if err != nil {
-		return "", err
-	}
-	if err := checkIDType(ctx, db, table, o.IDColumn); err != nil {
-		return "", err
-	}
-	o.Schema = schema
-	return sqlFor(o, table)
-}
-
-// checkIDType refuses an id column whose type is not one of the built-in
-// types the trigger converts (bridge.CheckTable goes by the type's name,
-// which a type of another schema may share). The trigger checks the type
-// again on every insert, since the table's owner may change it later.
-func checkIDType(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, table []string, idColumn string) error {
-	var typeOID uint32
-	var typeName string
-	if err := db.QueryRow(ctx, columnTypeSQL, pgx.Identifier(table).Sanitize(), idColumn).Scan(&typeOID, &typeName); err != nil {
-		return fmt.Errorf("look up the type of id column %q of %s: %w", idColumn, strings.Join(table, "."), err)
-	}
-	if !slices.Contains(supportedTypes, typeOID) {
-		return fmt.Errorf("%w: id column %q of %s is %s, not the built-in smallint, integer, bigint, uuid, text or varchar",
-			bridge.ErrIDType, idColumn, strings.Join(table, "."), typeName)
-	}
-	return nil
-}
-
-// catalogName returns the schema and name of table as the catalog spells
-// them.
-func catalogName(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, table string) ([]string, error) {
-	parts, err := bridge.ParseTableName(table)
-	if err != nil {
-		return nil, err
-	}
-	var nsp, rel string
-	if err := db.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
-		pgx.Identifier(parts).Sanitize()).Scan(&nsp, &rel); err != nil {
-		return nil, fmt.Errorf("resolve table %s: %w", table, err)
-	}
-	return []string{nsp, rel}, nil
-}
-
-// InstalledName returns the name Install gives the trigger for o: like Name,
-// with the table resolved in the database as the catalog spells it (events
-// is public.events).
-func InstalledName(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
-	o = o.withDefaults()
-	table, err := catalogName(ctx, db, o.Table)
-	if err != nil {
-		return "", err
-	}
-	return name(table, o.IDColumn, o.Channel), nil
-}
-
-// Install installs the trigger in one transaction, replacing an earlier
-// install for the same table, id column and channel (however the table was
-// spelled). It returns the SQL it ran.
-func Install(ctx context.Context, db interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}, o Options) (string, error) {
-	var sqlText string
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		var err error
-		if sqlText, err = Plan(ctx, tx, o); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, sqlText)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("install trigger on %s: %w", o.withDefaults().Table, err)
-	}
-	return sqlText, nil
 }
 
 // supportedTypes are the OIDs of the id column types the trigger converts
