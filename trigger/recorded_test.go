@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -149,7 +150,7 @@ func TestRecreatedTableWithABridge(t *testing.T) {
 	}
 	runBridge := func() (stop func()) {
 		b, err := bridge.New(ctx, db.Pool, bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel,
-			PollInterval: 50 * time.Millisecond})
+			PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		return bridgetest.Start(t, b)
 	}

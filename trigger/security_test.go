@@ -120,11 +120,14 @@ func TestTableOwnerCannotRunCodeAsInstaller(t *testing.T) {
 	_, err = connectAs(t, db, owner).Exec(ctx, "INSERT INTO "+events+" (id, name) VALUES (ROW(2), 'after')")
 	requireRefusedType(t, err, app+".events", app+".evil")
 
-	// One that has (its plan was made for bigint) gets Postgres' refusal
-	// to run that plan on another type.
+	// One that has gets Postgres' refusal to run the plan it made for
+	// bigint on another type, or, when a cache invalidation made it plan
+	// again (other sessions' DDL can), the trigger's message.
 	_, err = asOwner.Exec(ctx, "INSERT INTO "+events+" (id, name) VALUES (ROW(3), 'after')")
 	require.Error(t, err)
-	require.Contains(t, err.Error(), "does not match that when preparing the plan")
+	if !strings.Contains(err.Error(), "does not match that when preparing the plan") {
+		requireRefusedType(t, err, app+".events", app+".evil")
+	}
 
 	require.False(t, isSuperuser(t, db, owner), "the owner made itself superuser through the trigger")
 	require.Zero(t, testdb.Count(t, db.Pool, "SELECT count(*) FROM "+sentinel), "the owner's code wrote a table only a superuser may")
