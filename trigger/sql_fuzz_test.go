@@ -116,12 +116,26 @@ func FuzzTriggerSQL(f *testing.F) {
 		require.NotContains(t, body, tag)
 		bodyToks, err := lexSQL(body)
 		require.NoError(t, err, "body %q", body)
-		newID := []tok{word("NEW"), punct("."), ident(idColumn), punct("::"), word("text")}
+		newID := []tok{word("NEW"), punct("."), ident(idColumn)}
+		typeOf := concat(word("pg_catalog"), punct("."), word("pg_typeof"), punct("("), newID, punct(")"))
 		wantBody := concat(
-			words("BEGIN INSERT INTO"), ident(schema), punct("."), ident("notified_outbox"),
+			word("DECLARE"), word("notified_id"), word("pg_catalog"), punct("."), word("text"), punct(";"),
+			word("BEGIN"),
+			word("IF"), typeOf, punct("::"), word("pg_catalog"), punct("."), word("oid"), words("NOT IN"),
+			punct("("), num("21"), punct(","), num("23"), punct(","), num("20"), punct(","), num("25"), punct(","),
+			num("1043"), punct(","), num("2950"), punct(")"), word("THEN"),
+			words("RAISE EXCEPTION"), str("notified capture trigger: id column % of %.% is %, not smallint, integer, bigint, uuid, text or varchar"),
+			punct(","), str(pgx.Identifier{idColumn}.Sanitize()), punct(","), word("TG_TABLE_SCHEMA"), punct(","), word("TG_TABLE_NAME"),
+			punct(","), typeOf,
+			word("USING"), word("ERRCODE"), punct("="), str("datatype_mismatch"), punct(","),
+			word("DETAIL"), punct("="), str("The row is not inserted, so that no event goes unrecorded. The trigger converts only these built-in types to text: it runs with the rights of the role that installed it."), punct(","),
+			word("HINT"), punct("="), str("Change the column back to one of these types, or install the trigger on a column of one."), punct(";"),
+			words("END IF"), punct(";"),
+			word("notified_id"), punct(":="), newID, punct("::"), word("pg_catalog"), punct("."), word("text"), punct(";"),
+			words("INSERT INTO"), ident(schema), punct("."), ident("notified_outbox"),
 			punct("("), word("channel"), punct(","), word("event_id"), punct(")"),
-			word("VALUES"), punct("("), str(channel), punct(","), newID, punct(")"), punct(";"),
-			word("PERFORM"), word("pg_notify"), punct("("), str(channel), punct(","), newID, punct(")"), punct(";"),
+			word("VALUES"), punct("("), str(channel), punct(","), word("notified_id"), punct(")"), punct(";"),
+			word("PERFORM"), word("pg_catalog"), punct("."), word("pg_notify"), punct("("), str(channel), punct(","), word("notified_id"), punct(")"), punct(";"),
 			words("RETURN NULL"), punct(";"), word("END"),
 		)
 		require.Equal(t, wantBody, bodyToks, "%q body: %s", o, body)
@@ -136,8 +150,8 @@ func or(s, def string) string {
 }
 
 // tok is one token of SQL: 'w' a bare word, 'i' a quoted identifier, 's' a
-// string literal, 'd' a dollar-quoted string, 'p' punctuation. val is the
-// decoded value.
+// string literal, 'd' a dollar-quoted string, 'n' an unsigned integer, 'p'
+// punctuation. val is the decoded value.
 type tok struct {
 	kind byte
 	val  string
@@ -148,6 +162,7 @@ func word(s string) tok  { return tok{kind: 'w', val: s} }
 func ident(s string) tok { return tok{kind: 'i', val: s} }
 func str(s string) tok   { return tok{kind: 's', val: s} }
 func punct(s string) tok { return tok{kind: 'p', val: s} }
+func num(s string) tok   { return tok{kind: 'n', val: s} }
 
 func words(s string) []tok {
 	var out []tok
@@ -255,8 +270,18 @@ func lexSQL(s string) ([]tok, error) {
 			}
 			out = append(out, word(s[i:j]))
 			i = j
-		case strings.HasPrefix(s[i:], "::"):
-			out = append(out, punct("::"))
+		case c >= '0' && c <= '9':
+			j := i
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			if j < len(s) && (identCont(s[j]) || s[j] == '.') {
+				return nil, fmt.Errorf("number followed by %q at %d", s[j], j)
+			}
+			out = append(out, num(s[i:j]))
+			i = j
+		case strings.HasPrefix(s[i:], "::"), strings.HasPrefix(s[i:], ":="):
+			out = append(out, punct(s[i:i+2]))
 			i += 2
 		case strings.IndexByte("(),;.=", c) >= 0:
 			out = append(out, punct(s[i:i+1]))

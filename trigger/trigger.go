@@ -7,10 +7,10 @@
 package trigger
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +30,16 @@ type Options struct {
 	Channel string
 	// IDColumn is the column whose value is the payload.
 	IDColumn string
+
+	// RestartSequence lets Install restart the id column's sequence when
+	// ids it will produce are already recorded for Channel (see
+	// ErrRecordedIDs): past the largest of them, in the install's
+	// transaction.
+	RestartSequence bool
+	// AllowRecordedIDs lets Install go ahead when ids the id column's
+	// sequence will produce are already recorded for Channel: the events
+	// that get those ids will be skipped as already dispatched.
+	AllowRecordedIDs bool
 }
 
 func (o Options) withDefaults() Options {
@@ -89,12 +99,31 @@ func sqlFor(o Options, table []string) (string, error) {
 	fn := pgx.Identifier{o.Schema, trg}.Sanitize()
 	tableIdent := pgx.Identifier(table).Sanitize()
 	outbox := migrations.Qualify(o.Schema, "notified_outbox")
-	id := "NEW." + pgx.Identifier{o.IDColumn}.Sanitize() + "::text"
+	newID := "NEW." + pgx.Identifier{o.IDColumn}.Sanitize()
 	channel := literal(o.Channel)
 
-	body := "\nBEGIN\n" +
-		"    INSERT INTO " + outbox + " (channel, event_id) VALUES (" + channel + ", " + id + ");\n" +
-		"    PERFORM pg_notify(" + channel + ", " + id + ");\n" +
+	// The function runs with its owner's rights (see below), and whoever
+	// owns the events table can change the id column's type: a cast to
+	// text of their own type would run their code with those rights. So
+	// before anything else the id's type is checked by OID against the
+	// built-in types the bridge reads, whose conversion to text no role
+	// but a superuser can redefine, and any other type (a domain, an
+	// array, a type of the owner's) fails the insert, rather than the
+	// event going unrecorded. Everything after works on the text.
+	body := "\nDECLARE\n" +
+		"    notified_id pg_catalog.text;\n" +
+		"BEGIN\n" +
+		"    -- smallint, integer, bigint, text, varchar, uuid\n" +
+		"    IF pg_catalog.pg_typeof(" + newID + ")::pg_catalog.oid NOT IN (" + supportedTypeList() + ") THEN\n" +
+		"        RAISE EXCEPTION 'notified capture trigger: id column % of %.% is %, not smallint, integer, bigint, uuid, text or varchar',\n" +
+		"            " + literal(pgx.Identifier{o.IDColumn}.Sanitize()) + ", TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_catalog.pg_typeof(" + newID + ")\n" +
+		"            USING ERRCODE = 'datatype_mismatch',\n" +
+		"                DETAIL = 'The row is not inserted, so that no event goes unrecorded. The trigger converts only these built-in types to text: it runs with the rights of the role that installed it.',\n" +
+		"                HINT = 'Change the column back to one of these types, or install the trigger on a column of one.';\n" +
+		"    END IF;\n" +
+		"    notified_id := " + newID + "::pg_catalog.text;\n" +
+		"    INSERT INTO " + outbox + " (channel, event_id) VALUES (" + channel + ", notified_id);\n" +
+		"    PERFORM pg_catalog.pg_notify(" + channel + ", notified_id);\n" +
 		"    RETURN NULL;\nEND\n"
 	tag := dollarTag(body)
 
@@ -106,7 +135,9 @@ func sqlFor(o Options, table []string) (string, error) {
 	// SECURITY DEFINER: producers insert events with their own role, which
 	// need not have any privilege on notified's schema; the function writes
 	// the outbox as its owner. Its search_path is pinned so that nothing a
-	// producer puts on its own path can stand in for what the body uses.
+	// producer puts on its own path can stand in for what the body uses
+	// (the temporary schema, last, is never searched for functions or
+	// operators), and its body converts only built-in types (above).
 	fmt.Fprintf(&sb, "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\nAS %s%s%s;\n\n", fn, tag, body, tag)
 	fmt.Fprintf(&sb, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n\n", fn)
 	fmt.Fprintf(&sb, "COMMENT ON FUNCTION %s() IS %s;\n\n", fn,
@@ -116,82 +147,19 @@ func sqlFor(o Options, table []string) (string, error) {
 	return sb.String(), nil
 }
 
-// Plan checks the options against the database (notified's tables are
-// migrated, the table and id column exist) and returns the SQL that Install
-// would run, with the schema and the table resolved.
-func Plan(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
-	o = o.withDefaults()
-	schema, err := migrations.ResolveSchema(ctx, db, o.Schema)
-	if err != nil {
-		return "", err
-	}
-	if err := migrations.Check(ctx, db, o.Schema); err != nil {
-		return "", err
-	}
-	if err := bridge.CheckTable(ctx, db, o.Table, o.IDColumn, ""); err != nil {
-		return "", err
-	}
-	table, err := catalogName(ctx, db, o.Table)
-	if err != nil {
-		return "", err
-	}
-	o.Schema = schema
-	return sqlFor(o, table)
-}
+// supportedTypes are the OIDs of the id column types the trigger converts
+// to text: int2, int4, int8, text, varchar and uuid, built-in types whose
+// OIDs never change and whose conversion to text only a superuser could
+// redefine (a cast needs to own one of its types).
+var supportedTypes = []uint32{21, 23, 20, 25, 1043, 2950}
 
-// catalogName returns the schema and name of table as the catalog spells
-// them.
-func catalogName(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, table string) ([]string, error) {
-	parts, err := bridge.ParseTableName(table)
-	if err != nil {
-		return nil, err
+// supportedTypeList returns supportedTypes as a list for NOT IN.
+func supportedTypeList() string {
+	s := make([]string, len(supportedTypes))
+	for i, oid := range supportedTypes {
+		s[i] = strconv.FormatUint(uint64(oid), 10)
 	}
-	var nsp, rel string
-	if err := db.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
-		pgx.Identifier(parts).Sanitize()).Scan(&nsp, &rel); err != nil {
-		return nil, fmt.Errorf("resolve table %s: %w", table, err)
-	}
-	return []string{nsp, rel}, nil
-}
-
-// InstalledName returns the name Install gives the trigger for o: like Name,
-// with the table resolved in the database as the catalog spells it (events
-// is public.events).
-func InstalledName(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
-	o = o.withDefaults()
-	table, err := catalogName(ctx, db, o.Table)
-	if err != nil {
-		return "", err
-	}
-	return name(table, o.IDColumn, o.Channel), nil
-}
-
-// Install installs the trigger in one transaction, replacing an earlier
-// install for the same table, id column and channel (however the table was
-// spelled). It returns the SQL it ran.
-func Install(ctx context.Context, db interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}, o Options) (string, error) {
-	var sqlText string
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		var err error
-		if sqlText, err = Plan(ctx, tx, o); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, sqlText)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("install trigger on %s: %w", o.withDefaults().Table, err)
-	}
-	return sqlText, nil
+	return strings.Join(s, ", ")
 }
 
 // literal quotes s as an SQL string literal (standard_conforming_strings).

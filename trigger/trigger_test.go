@@ -71,8 +71,11 @@ func TestSQL(t *testing.T) {
 	name := trigger.Name(trigger.Options{Table: "app.events", Channel: "events", IDColumn: "id"})
 
 	require.Contains(t, sql, `AFTER INSERT ON "app"."events"`)
-	require.Contains(t, sql, `INSERT INTO "notified"."notified_outbox" (channel, event_id) VALUES ('events', NEW."id"::text);`)
-	require.Contains(t, sql, `PERFORM pg_notify('events', NEW."id"::text);`)
+	require.Contains(t, sql, `IF pg_catalog.pg_typeof(NEW."id")::pg_catalog.oid NOT IN (21, 23, 20, 25, 1043, 2950) THEN`)
+	require.Contains(t, sql, `notified_id := NEW."id"::pg_catalog.text;`)
+	require.Contains(t, sql, `INSERT INTO "notified"."notified_outbox" (channel, event_id) VALUES ('events', notified_id);`)
+	require.Contains(t, sql, `PERFORM pg_catalog.pg_notify('events', notified_id);`)
+	require.Less(t, strings.Index(sql, "pg_typeof"), strings.Index(sql, "::pg_catalog.text;"), "the type is checked before the id is converted")
 	require.Contains(t, sql, `CREATE OR REPLACE FUNCTION "notified"."`+name+`"() RETURNS trigger`)
 	require.Contains(t, sql, `CREATE OR REPLACE TRIGGER "`+name+`"`)
 	require.Contains(t, sql, "FOR EACH ROW EXECUTE FUNCTION")
@@ -84,7 +87,8 @@ func TestSQLDefaults(t *testing.T) {
 	sql, err := trigger.SQL(trigger.Options{Schema: "s"})
 	require.NoError(t, err)
 	require.Contains(t, sql, `AFTER INSERT ON "events"`)
-	require.Contains(t, sql, `PERFORM pg_notify('events', NEW."id"::text);`)
+	require.Contains(t, sql, `notified_id := NEW."id"::pg_catalog.text;`)
+	require.Contains(t, sql, `PERFORM pg_catalog.pg_notify('events', notified_id);`)
 	require.Contains(t, sql, `INSERT INTO "s"."notified_outbox"`)
 
 	explicit, err := trigger.SQL(trigger.Options{Schema: "s", Table: bridge.DefaultTable, Channel: bridge.DefaultChannel, IDColumn: bridge.DefaultIDColumn})

@@ -480,7 +480,8 @@ func TestInstallTrigger(t *testing.T) {
 
 	// --print prints the SQL and installs nothing.
 	out := mustRun(t, db, "install-trigger", "--print", "--table", db.Events(), "--channel", db.Channel)
-	require.Contains(t, out, "pg_notify('"+db.Channel+"', NEW.\"id\"::text)")
+	require.Contains(t, out, "notified_id := NEW.\"id\"::pg_catalog.text;")
+	require.Contains(t, out, "pg_catalog.pg_notify('"+db.Channel+"', notified_id)")
 	require.Contains(t, out, "AFTER INSERT ON "+tbl(db, "events"))
 	require.Contains(t, out, "INSERT INTO "+tbl(db, "notified_outbox"))
 	require.Zero(t, triggers())
