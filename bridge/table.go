@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notified/notified/migrations"
 )
 
 // MaxIDLength is the longest id, in bytes, the bridge accepts for a text id
@@ -91,9 +93,17 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	}
 	t := &eventTable{ident: ident, display: table, oid: *oid}
 	var canSelect bool
-	var role string
-	if err := db.QueryRow(ctx, "SELECT has_table_privilege($1::oid, 'SELECT'), current_user::text", *oid).Scan(&canSelect, &role); err != nil {
+	var role, nsp string
+	if err := db.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT'), current_user::text, n.nspname::text
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`,
+		*oid).Scan(&canSelect, &role, &nsp); err != nil {
 		return nil, fmt.Errorf("check privileges on %s: %w", table, err)
+	}
+	// An unqualified name resolves to pg_catalog first: events is never a
+	// system table.
+	if migrations.IsSystemSchema(nsp) {
+		return nil, fmt.Errorf("%w: %s is %s.%s, a table of Postgres itself: name the events table with its schema",
+			migrations.ErrSystemSchema, table, nsp, parts[len(parts)-1])
 	}
 	if !canSelect {
 		return nil, fmt.Errorf("%w: role %q cannot SELECT from %s: GRANT SELECT ON %s TO %s",
@@ -111,7 +121,10 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	if err != nil {
 		return nil, fmt.Errorf("look up id column %q of %s: %w", idColumn, table, err)
 	}
-	if !t.setIDType(idTypeName, idType) {
+	// The type is judged by its oid, not its name: a type of the table
+	// owner's called int8 is not bigint, and its cast to text would run
+	// in the bridge's fetch.
+	if !builtinIDType[t.idTypeOID] || !t.setIDType(idTypeName, idType) {
 		return nil, fmt.Errorf("%w: id column %q of %s is %s: use smallint, integer, bigint, uuid, text or varchar", ErrIDType, idColumn, table, idType)
 	}
 	t.idCol = pgx.Identifier{idColumn}.Sanitize()
@@ -131,6 +144,10 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	t.nameCol = pgx.Identifier{nameColumn}.Sanitize()
 	return t, nil
 }
+
+// builtinIDType holds the oids of the id column types the bridge supports:
+// smallint, integer, bigint, text, varchar, uuid.
+var builtinIDType = map[uint32]bool{21: true, 23: true, 20: true, 25: true, 1043: true, 2950: true}
 
 // setIDType sets how ids are parsed from the column's type (pg_type.typname
 // and its formatted name), and reports whether the type is supported.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/trigger"
 )
 
@@ -135,4 +136,21 @@ func gauge(t *testing.T, b *bridge.Bridge, name string) float64 {
 	v, ok := metricValue(t, reg, name, nil)
 	require.True(t, ok, "metric %s", name)
 	return v
+}
+
+// TestNewRefusesSystemTablesAndLookalikeTypes: an unqualified name that
+// Postgres resolves to one of its own tables is refused, and so is an id
+// column whose type only has the name of a supported one.
+func TestNewRefusesSystemTablesAndLookalikeTypes(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	_, err := bridge.New(ctx, db.Pool, bridge.Config{Schema: db.Schema, Table: "pg_class", IDColumn: "oid", NameColumn: "relname", Channel: db.Channel})
+	require.ErrorIs(t, err, migrations.ErrSystemSchema)
+	require.ErrorContains(t, err, "pg_class is pg_catalog.pg_class, a table of Postgres itself")
+
+	testdb.Exec(t, db.Pool, "CREATE TYPE "+db.Schema+".int8 AS (v bigint)")
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+".lookalike (id "+db.Schema+".int8, name text)")
+	_, err = bridge.New(ctx, db.Pool, bridge.Config{Schema: db.Schema, Table: db.Schema + ".lookalike", Channel: db.Channel})
+	require.ErrorIs(t, err, bridge.ErrIDType)
 }

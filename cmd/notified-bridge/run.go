@@ -35,6 +35,12 @@ func runCommand() *cli.Command {
 				Usage: "dispatch transactions at once while draining a backlog"},
 			&cli.DurationFlag{Name: "missing-grace", EnvVars: []string{"NOTIFIED_MISSING_GRACE"}, Value: bridge.DefaultMissingGrace,
 				Usage: "how long to retry an id whose row is not visible before recording it as missing"},
+			&cli.DurationFlag{Name: "batch-timeout", EnvVars: []string{"NOTIFIED_BATCH_TIMEOUT"}, Value: bridge.DefaultBatchTimeout,
+				Usage: "how long one statement of a dispatch transaction may run; a batch past it is split, an event past it alone is rejected"},
+			&cli.Int64Flag{Name: "max-batch-bytes", EnvVars: []string{"NOTIFIED_MAX_BATCH_BYTES"}, Value: bridge.DefaultMaxBatchBytes,
+				Usage: "row data, as JSON, one dispatch transaction reads at most; the rows past it wait for the next batch"},
+			&cli.Int64Flag{Name: "large-row-bytes", EnvVars: []string{"NOTIFIED_LARGE_ROW_BYTES"}, Value: bridge.DefaultLargeRowBytes,
+				Usage: "rows larger than this, as JSON, are never read by the bridge: their jobs are inserted by the server"},
 			flagRetention,
 			flagHTTPAddr,
 			&cli.BoolFlag{Name: "ui", EnvVars: []string{"NOTIFIED_UI"}, Value: true,
@@ -57,6 +63,7 @@ func runCommand() *cli.Command {
 				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
 				PollOnly:  c.Bool("poll-only"),
 				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
+				BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
 				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
 			}
 			switch {
