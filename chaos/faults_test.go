@@ -9,28 +9,32 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/notified/notified/trigger"
 )
 
 // Fault kinds.
 const (
-	faultKill9       = "kill9"        // SIGKILL a random bridge, start another (at once or after a gap)
-	faultBridges2    = "bridges_2"    // run two bridges for a while
-	faultBridges3    = "bridges_3"    // run three bridges for a while
-	faultScaleDown   = "scale_down"   // back to one bridge: SIGTERM the others
-	faultTerminate   = "terminate"    // pg_terminate_backend of every bridge backend, listeners included
-	faultRestart     = "pg_restart"   // restart Postgres (once per run)
-	faultRouteAdd    = "route_add"    // add the route of "added" (once)
-	faultRouteRemove = "route_remove" // remove the route of "removed" (once)
-	faultLock        = "table_lock"   // LOCK TABLE events IN ACCESS EXCLUSIVE MODE for 2-3 s
+	faultKill9       = "kill9"         // SIGKILL a random bridge, start another (at once or after a gap)
+	faultBridges2    = "bridges_2"     // run two bridges for a while
+	faultBridges3    = "bridges_3"     // run three bridges for a while
+	faultScaleDown   = "scale_down"    // back to one bridge: SIGTERM the others
+	faultTerminate   = "terminate"     // pg_terminate_backend of every bridge backend, listeners included
+	faultRestart     = "pg_restart"    // restart Postgres (once per run)
+	faultRouteAdd    = "route_add"     // add the route of "added" (once)
+	faultRouteRemove = "route_remove"  // remove the route of "removed" (once)
+	faultLock        = "table_lock"    // LOCK TABLE events IN ACCESS EXCLUSIVE MODE for 2-3 s
+	faultRebuild     = "table_rebuild" // copy events into a new table, drop the old one, install the trigger: one transaction
+	faultIDType      = "id_type"       // ALTER the id column between bigint and integer and install the trigger: one transaction
 )
 
 // faultKinds in the order the summary lists them.
 var faultKinds = []string{faultKill9, faultBridges2, faultBridges3, faultScaleDown, faultTerminate,
-	faultRestart, faultRouteAdd, faultRouteRemove, faultLock}
+	faultRestart, faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType}
 
 // mandatory faults happen in every run, however short.
 var mandatory = []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultRestart,
-	faultRouteAdd, faultRouteRemove, faultLock}
+	faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType}
 
 // recovery is how long the system took to dispatch a canary inserted right
 // after a fault.
@@ -154,7 +158,7 @@ func (fr *faultRunner) next() string {
 		return true
 	}
 	var fresh []string
-	for _, k := range []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultLock} {
+	for _, k := range []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultLock, faultRebuild, faultIDType} {
 		if fr.h.faults.count(k) == 0 && applicable(k) {
 			fresh = append(fresh, k)
 		}
@@ -164,12 +168,16 @@ func (fr *faultRunner) next() string {
 	}
 	var k string
 	switch r := fr.rng.Float64(); {
-	case r < 0.35:
+	case r < 0.3:
 		k = faultKill9
-	case r < 0.55:
+	case r < 0.5:
 		k = faultTerminate
-	case r < 0.7:
+	case r < 0.6:
 		k = faultLock
+	case r < 0.65:
+		k = faultRebuild
+	case r < 0.7:
+		k = faultIDType
 	case r < 0.85:
 		k = faultBridges2
 	default:
@@ -284,6 +292,14 @@ func (fr *faultRunner) do(ctx context.Context, kind string) {
 			h.errs.add("table_lock: %v", err)
 		}
 		detail = fmt.Sprintf("held %s (waited %s for it)", hold.Round(time.Millisecond), waited.Round(time.Millisecond))
+
+	case faultRebuild, faultIDType:
+		var err error
+		detail, err = h.changeTable(ctx, kind)
+		if err != nil {
+			h.errs.add("%s: %v", kind, err)
+		}
+		measure()
 
 	default:
 		panic("unknown fault " + kind)
@@ -404,4 +420,59 @@ func (h *harness) lockEvents(ctx context.Context, hold time.Duration, acquired f
 	acquired(time.Now())
 	time.Sleep(hold)
 	return tx.Commit(qctx)
+}
+
+// changeTable changes the events table under load, in one transaction with
+// the capture trigger's install, as a migration would: table_rebuild copies
+// it into a new table (a new oid) and drops the old one; id_type flips its
+// id column between bigint and integer. Every event committed before,
+// during or after must still be dispatched exactly once.
+func (h *harness) changeTable(ctx context.Context, kind string) (string, error) {
+	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tx, err := h.ctl.Begin(qctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(qctx, "SET LOCAL lock_timeout = '20s'; LOCK TABLE app.events IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return "", err
+	}
+	var detail string
+	switch kind {
+	case faultRebuild:
+		var oid uint32
+		if _, err := tx.Exec(qctx, `ALTER SEQUENCE app.events_id_seq OWNED BY NONE;
+			CREATE TABLE app.events_rebuilt (LIKE app.events INCLUDING ALL);
+			INSERT INTO app.events_rebuilt SELECT * FROM app.events;
+			DROP TABLE app.events;
+			ALTER TABLE app.events_rebuilt RENAME TO events;
+			ALTER SEQUENCE app.events_id_seq OWNED BY app.events.id`); err != nil {
+			return "", err
+		}
+		if err := tx.QueryRow(qctx, "SELECT 'app.events'::regclass::oid").Scan(&oid); err != nil {
+			return "", err
+		}
+		detail = fmt.Sprintf("rebuilt as oid %d", oid)
+	case faultIDType:
+		var typ string
+		if err := tx.QueryRow(qctx, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.events'::regclass AND attname = 'id'").Scan(&typ); err != nil {
+			return "", err
+		}
+		to := "integer"
+		if typ == "integer" {
+			to = "bigint"
+		}
+		if _, err := tx.Exec(qctx, "ALTER TABLE app.events ALTER COLUMN id TYPE "+to); err != nil {
+			return "", err
+		}
+		detail = "id column " + typ + " -> " + to
+	}
+	// Installed again in the same transaction: a new table needs its
+	// trigger before the first insert commits, and a new id type needs the
+	// producers' sessions to plan the trigger again.
+	if _, err := trigger.Install(qctx, tx, trigger.Options{Schema: "notified", Table: table, Channel: channel}); err != nil {
+		return "", err
+	}
+	return detail, tx.Commit(qctx)
 }
