@@ -23,7 +23,7 @@ import (
 // run yet) and after ANALYZE. It takes a few minutes and a few hundred MB,
 // so it runs only when asked:
 //
-//	NOTIFIED_REPLAY_SCALE=1 go test -run TestReplayScale -v -timeout 30m ./bridge/
+//	TEST_REPLAY_SCALE=1 go test -run TestReplayScale -v -timeout 30m ./bridge/
 //
 // It logs the median and range of three runs of each: a dry run, a real
 // replay (190,000 jobs), and the baseline for the real replay: the same
@@ -31,8 +31,8 @@ import (
 // InsertManyFastTx, 1,000 events per transaction, on one connection, from
 // the same state (river_job emptied before each run).
 func TestReplayScale(t *testing.T) {
-	if os.Getenv("NOTIFIED_REPLAY_SCALE") == "" {
-		t.Skip("set NOTIFIED_REPLAY_SCALE=1 to measure replays of 100,000 events of 1,000,000")
+	if os.Getenv("TEST_REPLAY_SCALE") == "" {
+		t.Skip("set TEST_REPLAY_SCALE=1 to measure replays of 100,000 events of 1,000,000")
 	}
 	const history, from, to = 1_000_000, 400_001, 500_000
 	ctx := context.Background()
