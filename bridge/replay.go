@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,9 +27,10 @@ import (
 type ReplaySelector struct {
 	// IDs are event ids.
 	IDs []string `json:"ids,omitempty"`
-	// FromID and ToID bound the id, inclusive, as the id column's type
-	// orders it; either may be empty. Events whose row is gone are not
-	// selected by a range.
+	// FromID and ToID bound the id, inclusive, compared as values of the id
+	// column's type: numbers for smallint, integer and bigint, uuids, and
+	// text in the column's collation. Either may be empty. Events whose row
+	// is gone are not selected by a range.
 	FromID string `json:"from_id,omitempty"`
 	ToID   string `json:"to_id,omitempty"`
 	// Names are event names.
@@ -56,6 +58,7 @@ func (s ReplaySelector) empty() bool {
 // ReplayOptions say how to replay.
 type ReplayOptions struct {
 	// Handlers, when not empty, limits the new jobs to these handler kinds.
+	// Each must have a route for the name of at least one selected event.
 	Handlers []string
 	// DryRun computes what would be enqueued and changes nothing.
 	DryRun bool
@@ -68,14 +71,15 @@ type ReplayOptions struct {
 	BatchSize int
 	// Progress, when set, is called after each batch.
 	Progress func(ReplayProgress)
-	// PlanLimit caps ReplayResult.Planned; 0 means no cap.
+	// PlanLimit caps ReplayResult.Planned and ReplayResult.Skipped; 0 means
+	// no cap. The counts are never capped.
 	PlanLimit int
 }
 
 // ReplayProgress is how far a replay has got.
 type ReplayProgress struct {
-	Selected int // events selected in all
-	Done     int // events handled so far
+	Selected int // events selected in all (the snapshot)
+	Done     int // events handled so far: enqueued for or skipped
 	Jobs     int // jobs enqueued (or, in a dry run, planned) so far
 	Skipped  int // events skipped so far
 }
@@ -87,13 +91,34 @@ type PlannedEvent struct {
 	Handlers  []string `json:"handlers"`
 }
 
+// SkipCause says in one word why a selected event got no job.
+type SkipCause string
+
+// The causes of a skipped event.
+const (
+	// SkipInvalidID: the recorded id is not an id of the events table (a
+	// payload recorded as rejected).
+	SkipInvalidID SkipCause = "invalid_id"
+	// SkipNoRow: the events table has no row with the id (any more).
+	SkipNoRow SkipCause = "no_row"
+	// SkipNullName: the row's name column is NULL.
+	SkipNullName SkipCause = "null_name"
+	// SkipNoRoute: no route for the event's name (to the chosen handlers).
+	SkipNoRoute SkipCause = "no_route"
+)
+
 // SkippedEvent is one selected event a replay could not enqueue jobs for.
 type SkippedEvent struct {
-	EventID string `json:"event_id"`
-	Reason  string `json:"reason"`
+	EventID string    `json:"event_id"`
+	Cause   SkipCause `json:"cause"`
+	Reason  string    `json:"reason"`
 }
 
-// ReplayResult says what a replay did, or in a dry run would do.
+// ReplayResult says what a replay did, or in a dry run would do. Its figures
+// are about the snapshot of ids the selector matched when the replay began:
+// once it has finished, Selected = Events + SkippedCount, Jobs is the sum of
+// JobsByHandler and SkippedCount the sum of SkippedByCause, whatever was
+// dispatched meanwhile.
 type ReplayResult struct {
 	// ReplayID is the replay's row in notified_replay (0 in a dry run).
 	ReplayID int64 `json:"replay_id"`
@@ -103,28 +128,167 @@ type ReplayResult struct {
 	// Events is how many of them got jobs, and Jobs how many jobs.
 	Events int `json:"events"`
 	Jobs   int `json:"jobs"`
+	// JobsByHandler is how many jobs each handler kind got.
+	JobsByHandler map[string]int `json:"jobs_by_handler"`
 	// Planned lists the events that got jobs and their handlers (up to
 	// ReplayOptions.PlanLimit).
 	Planned []PlannedEvent `json:"planned"`
 	// Skipped lists the events that got none, with why (up to PlanLimit).
 	Skipped      []SkippedEvent `json:"skipped"`
 	SkippedCount int            `json:"skipped_count"`
-	Took         float64        `json:"took_seconds"`
+	// SkippedByCause is how many events were skipped for each cause.
+	SkippedByCause map[SkipCause]int `json:"skipped_by_cause"`
+	Took           float64           `json:"took_seconds"`
 }
 
 // ErrNothingSelected is returned by Replay for a selector with no field set.
 var ErrNothingSelected = errors.New("no events selected")
+
+// ErrNoReason is returned by Replay, unless it is a dry run, when
+// ReplayOptions.Reason is empty.
+var ErrNoReason = errors.New("a replay needs a reason, for the record")
+
+// SelectorError says that a field of the ReplaySelector is not valid.
+type SelectorError struct {
+	// Field is the field's name: IDs, FromID or ToID.
+	Field string
+	// Err says what is wrong with its value.
+	Err error
+}
+
+func (e *SelectorError) Error() string { return "ReplaySelector." + e.Field + ": " + e.Err.Error() }
+
+func (e *SelectorError) Unwrap() error { return e.Err }
+
+// ErrNothingToReplay is matched (errors.Is) by the *NothingToReplayError
+// Replay returns when it would enqueue no job at all.
+var ErrNothingToReplay = errors.New("nothing to replay")
+
+// ErrUnknownHandler is matched (errors.Is) by the *UnknownHandlerError
+// Replay returns for a handler that would get no job.
+var ErrUnknownHandler = errors.New("unknown handler")
+
+// NothingToReplayError says that a replay enqueued, or in a dry run would
+// enqueue, no job: the selector matched no recorded event, or every event it
+// matched was skipped. Nothing is recorded in notified_replay.
+type NothingToReplayError struct {
+	// Channel is the channel whose records were searched.
+	Channel string
+	// Selected is how many recorded events the selector matched (0: none).
+	Selected int
+	// Skipped is, when Selected > 0, why they were skipped: events by cause.
+	Skipped map[SkipCause]int
+}
+
+func (e *NothingToReplayError) Error() string {
+	if e.Selected == 0 {
+		return fmt.Sprintf("%s: the selector matches no event recorded on channel %q", ErrNothingToReplay, e.Channel)
+	}
+	causes := make([]string, 0, len(e.Skipped))
+	for _, c := range slices.Sorted(maps.Keys(e.Skipped)) {
+		causes = append(causes, fmt.Sprintf("%s %d", c, e.Skipped[c]))
+	}
+	return fmt.Sprintf("%s: all %d selected events were skipped (%s)", ErrNothingToReplay, e.Selected, strings.Join(causes, ", "))
+}
+
+// Is makes errors.Is(err, ErrNothingToReplay) hold.
+func (e *NothingToReplayError) Is(target error) bool { return target == ErrNothingToReplay }
+
+// UnknownHandlerError says that a handler of ReplayOptions.Handlers would get
+// no job: no route has its kind, or no route sends the names of the selected
+// events to it. Replay checks before it enqueues or records anything.
+type UnknownHandlerError struct {
+	// Handler is the kind.
+	Handler string
+	// Selected is how many events the selector matched, and Names their
+	// distinct names (sorted), when the handler has routes but none for
+	// these names; both are empty when no route has the handler at all.
+	Selected int
+	Names    []string
+}
+
+func (e *UnknownHandlerError) Error() string {
+	if e.Selected == 0 {
+		return fmt.Sprintf("%s: no route has handler %q (ReplayOptions.Handlers)", ErrUnknownHandler, e.Handler)
+	}
+	return fmt.Sprintf("%s: handler %q (ReplayOptions.Handlers) has no route for the names of the %d selected events (%s)",
+		ErrUnknownHandler, e.Handler, e.Selected, strings.Join(e.Names, ", "))
+}
+
+// Is makes errors.Is(err, ErrUnknownHandler) hold.
+func (e *UnknownHandlerError) Is(target error) bool { return target == ErrUnknownHandler }
 
 // Replay dispatches the selected events again as new jobs, one per route the
 // event's name has today (limited to opts.Handlers), whatever their outcome
 // when they arrived: an event that was unrouted gets the routes added since.
 // The event's row is read again from the events table. The replay is
 // recorded in notified_replay, and its jobs carry its id in their metadata,
-// so the history shows who replayed what, when and why. Each batch of events
-// is one transaction: an interrupted replay keeps the batches it committed,
-// and its record shows how far it got (finished_at stays NULL).
+// so the history shows who replayed what, when and why.
+//
+// It goes in steps:
+//
+//  1. Check the selector and options, and that every handler of
+//     opts.Handlers has a route (else *UnknownHandlerError).
+//  2. Take the snapshot: one statement reads the ids of the recorded events
+//     the selector matches. Every figure of the result is about these ids;
+//     events dispatched while the replay runs are not in it. None matched:
+//     *NothingToReplayError.
+//  3. With opts.Handlers, check that each handler has a route for the name
+//     of at least one selected event (else *UnknownHandlerError).
+//  4. In batches of opts.BatchSize ids, in the id column's order: read the
+//     rows again, route them, and in one transaction insert their jobs. The
+//     first batch that has jobs records the replay; each batch records how
+//     far it got, so an interrupted replay keeps the batches it committed,
+//     and its record says so (finished_at stays NULL).
+//  5. If no batch had a job, nothing was recorded: *NothingToReplayError,
+//     with the result saying why each event was skipped.
+//
+// A dry run takes the same steps and changes nothing.
 func Replay(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelector, opts ReplayOptions) (*ReplayResult, error) {
 	start := time.Now()
+	r, err := newReplayer(ctx, pool, cfg, sel, opts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.run(ctx)
+	if res != nil {
+		res.Took = time.Since(start).Seconds()
+	}
+	return res, err
+}
+
+// jobStates are River's job states.
+var jobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
+
+// replayQuerier runs queries: the pool, or a batch's transaction.
+type replayQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type replayer struct {
+	cfg   Config
+	pool  *pgxpool.Pool
+	table *eventTable
+	sel   ReplaySelector
+	opts  ReplayOptions
+	q     replayQueries
+	river *river.Client[pgx.Tx]
+
+	// snapshot selects the ids, with args, and their rows' names when
+	// snapshotNames.
+	snapshot      string
+	args          pgx.NamedArgs
+	snapshotNames bool
+	jobKinds      map[string][]string // event id -> handlers, from sel.Jobs
+
+	routes map[string][]routes.Route // event name -> routes to the chosen handlers
+
+	startedAt time.Time // by the database's clock
+	replayID  int64     // 0 until a batch records the replay
+}
+
+// newReplayer checks the selector and options and builds the snapshot query.
+func newReplayer(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelector, opts ReplayOptions) (*replayer, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -133,7 +297,7 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelec
 		return nil, fmt.Errorf("%w: choose events by id, id range, name, time, outcome, job state or job", ErrNothingSelected)
 	}
 	if !opts.DryRun && strings.TrimSpace(opts.Reason) == "" {
-		return nil, errors.New("a replay needs a reason, for the record: say why with --reason")
+		return nil, fmt.Errorf("%w: set ReplayOptions.Reason (not needed for a DryRun)", ErrNoReason)
 	}
 	for _, o := range sel.Outcomes {
 		switch Outcome(o) {
@@ -157,325 +321,275 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelec
 	if err != nil {
 		return nil, err
 	}
-	r := &replayer{cfg: cfg, pool: pool, table: table, sel: sel, opts: opts}
+	r := &replayer{cfg: cfg, pool: pool, table: table, sel: sel, opts: opts, q: newReplayQueries(cfg.Schema, table)}
 	if r.opts.BatchSize <= 0 {
 		r.opts.BatchSize = cfg.BatchSize
 	}
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
-	res, err := r.run(ctx)
-	if res != nil {
-		res.Took = time.Since(start).Seconds()
-	}
-	return res, err
-}
-
-// jobStates are River's job states.
-var jobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
-
-type replayer struct {
-	cfg   Config
-	pool  *pgxpool.Pool
-	table *eventTable
-	sel   ReplaySelector
-	opts  ReplayOptions
-	river *river.Client[pgx.Tx]
-
-	ids       []string            // canonical sel.IDs
-	jobKinds  map[string][]string // event id -> handlers, from sel.Jobs
-	where     string
-	args      []any
-	replayID  int64
-	selectSQL string
-}
-
-// prepare validates and canonicalizes the selector and builds its query.
-func (r *replayer) prepare(ctx context.Context) error {
-	for _, id := range r.sel.IDs {
-		key, err := r.table.parseID(id)
-		if err != nil {
-			return fmt.Errorf("replay event %s: %w", quoteShort(id), err)
-		}
-		r.ids = append(r.ids, key)
-	}
-	bound := func(s, what string) (*string, error) {
-		if s == "" {
-			return nil, nil
-		}
-		key, err := r.table.parseID(s)
-		if err != nil {
-			return nil, fmt.Errorf("replay %s: %w", what, err)
-		}
-		return &key, nil
-	}
-	from, err := bound(r.sel.FromID, "--from-id")
-	if err != nil {
-		return err
-	}
-	to, err := bound(r.sel.ToID, "--to-id")
-	if err != nil {
-		return err
-	}
-	dispatch := migrations.Qualify(r.cfg.Schema, "notified_dispatch")
-	jobsView := migrations.Qualify(r.cfg.Schema, "notified_jobs")
-	riverJob := migrations.Qualify(r.cfg.Schema, "river_job")
-	notifiedJob := migrations.Qualify(r.cfg.Schema, "notified_job")
-	conds := []string{"d.channel = $1"}
-	r.args = []any{r.cfg.Channel}
-	arg := func(v any) string {
-		r.args = append(r.args, v)
-		return fmt.Sprintf("$%d", len(r.args))
-	}
-	if len(r.ids) > 0 {
-		conds = append(conds, "d.event_id = ANY("+arg(r.ids)+"::text[])")
-	}
-	if from != nil || to != nil {
-		var rc []string
-		if from != nil {
-			rc = append(rc, "e."+r.table.idCol+" >= "+arg(*from))
-		}
-		if to != nil {
-			rc = append(rc, "e."+r.table.idCol+" <= "+arg(*to))
-		}
-		conds = append(conds, "d.event_id IN (SELECT e."+r.table.idCol+"::text FROM "+r.table.ident+" e WHERE "+strings.Join(rc, " AND ")+")")
-	}
-	if len(r.sel.Names) > 0 {
-		conds = append(conds, "d.event_name = ANY("+arg(r.sel.Names)+"::text[])")
-	}
-	if !r.sel.Since.IsZero() {
-		conds = append(conds, "d.dispatched_at >= "+arg(r.sel.Since))
-	}
-	if !r.sel.Until.IsZero() {
-		conds = append(conds, "d.dispatched_at < "+arg(r.sel.Until))
-	}
-	if len(r.sel.Outcomes) > 0 {
-		conds = append(conds, "d.outcome = ANY("+arg(r.sel.Outcomes)+"::text[])")
-	}
-	if len(r.sel.JobStates) > 0 {
-		kinds := "TRUE"
-		if len(r.opts.Handlers) > 0 {
-			kinds = "j.kind = ANY(" + arg(r.opts.Handlers) + "::text[])"
-		}
-		// The newest job of its handler for its event is in the state.
-		conds = append(conds, `d.event_id IN (SELECT j.event_id FROM `+jobsView+` j
-			WHERE j.channel = $1 AND j.state = ANY(`+arg(r.sel.JobStates)+`::text[]) AND `+kinds+`
-			  AND NOT EXISTS (SELECT 1 FROM `+riverJob+` l
-				WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', j.channel, 'event_id', j.event_id))
-				  AND l.kind = j.kind AND l.id > j.job_id)
-			  AND NOT EXISTS (SELECT 1 FROM `+notifiedJob+` l
-				WHERE l.channel = j.channel AND l.event_id = j.event_id AND l.kind = j.kind AND l.job_id > j.job_id))`)
-	}
-	if len(r.sel.Jobs) > 0 {
-		rows, err := r.pool.Query(ctx, `SELECT event_id, kind FROM `+jobsView+` WHERE channel = $1 AND job_id = ANY($2)`,
-			r.cfg.Channel, r.sel.Jobs)
-		if err != nil {
-			return fmt.Errorf("look up jobs to replay: %w", err)
-		}
-		r.jobKinds = map[string][]string{}
-		var id, kind string
-		if _, err := pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
-			if !slices.Contains(r.jobKinds[id], kind) {
-				r.jobKinds[id] = append(r.jobKinds[id], kind)
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("look up jobs to replay: %w", err)
-		}
-		keys := make([]string, 0, len(r.jobKinds))
-		for k := range r.jobKinds {
-			keys = append(keys, k)
-		}
-		conds = append(conds, "d.event_id = ANY("+arg(keys)+"::text[])")
-	}
-	r.where = strings.Join(conds, " AND ")
-	r.selectSQL = "SELECT d.event_id FROM " + dispatch + " d WHERE " + r.where +
-		// Pages follow the primary key; the first page has no lower bound,
-		// so that a recorded empty payload ("") is selected too.
-		" AND ($" + fmt.Sprint(len(r.args)+1) + "::text IS NULL OR d.event_id > $" + fmt.Sprint(len(r.args)+1) + ")" +
-		" ORDER BY d.event_id LIMIT $" + fmt.Sprint(len(r.args)+2)
-	return nil
+	return r, nil
 }
 
 func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
-	res := &ReplayResult{DryRun: r.opts.DryRun, Planned: []PlannedEvent{}, Skipped: []SkippedEvent{}}
-	dispatch := migrations.Qualify(r.cfg.Schema, "notified_dispatch")
-	if err := r.pool.QueryRow(ctx, "SELECT count(*) FROM "+dispatch+" d WHERE "+r.where, r.args...).Scan(&res.Selected); err != nil {
-		return nil, fmt.Errorf("count events to replay: %w", err)
+	// 1. Every handler has a route. The routes read here serve the whole
+	// replay, so that what steps 1 and 3 check is what the batches do.
+	all, err := r.readRoutes(ctx, r.pool)
+	if err != nil {
+		return nil, err
 	}
+	r.routes = map[string][]routes.Route{}
+	for _, rt := range all {
+		if len(r.opts.Handlers) == 0 || slices.Contains(r.opts.Handlers, rt.Kind) {
+			r.routes[rt.Event] = append(r.routes[rt.Event], rt)
+		}
+	}
+	for _, h := range r.opts.Handlers {
+		if !slices.ContainsFunc(all, func(rt routes.Route) bool { return rt.Kind == h }) {
+			return nil, &UnknownHandlerError{Handler: h}
+		}
+	}
+	if !r.opts.DryRun {
+		if err := r.pool.QueryRow(ctx, "SELECT now()").Scan(&r.startedAt); err != nil {
+			return nil, fmt.Errorf("read the database's clock: %w", err)
+		}
+	}
+
+	// 2. The snapshot.
+	keys, names, err := r.takeSnapshot(ctx, len(r.opts.Handlers) > 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, &NothingToReplayError{Channel: r.cfg.Channel}
+	}
+
+	// 3. Every handler has a route for some selected event, by the names
+	// the events' rows have now.
+	for _, h := range r.opts.Handlers {
+		if !slices.ContainsFunc(all, func(rt routes.Route) bool { return rt.Kind == h && slices.Contains(names, rt.Event) }) {
+			return nil, &UnknownHandlerError{Handler: h, Selected: len(keys), Names: names}
+		}
+	}
+
+	// 4. Batches.
+	res := &ReplayResult{DryRun: r.opts.DryRun, Selected: len(keys), JobsByHandler: map[string]int{},
+		Planned: []PlannedEvent{}, Skipped: []SkippedEvent{}, SkippedByCause: map[SkipCause]int{}}
 	if !r.opts.DryRun {
 		client, err := river.NewClient(riverpgxv5.New(r.pool), &river.Config{Schema: r.cfg.Schema, Logger: r.cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("river client: %w", err)
 		}
 		r.river = client
-		selJSON, err := json.Marshal(r.sel)
-		if err != nil {
-			return nil, fmt.Errorf("encode selector: %w", err)
-		}
-		var handlers []string
-		if len(r.opts.Handlers) > 0 {
-			handlers = r.opts.Handlers
-		}
-		if err := r.pool.QueryRow(ctx, `INSERT INTO `+migrations.Qualify(r.cfg.Schema, "notified_replay")+`
-				(channel, requested_by, reason, selector, handlers) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			r.cfg.Channel, r.opts.RequestedBy, r.opts.Reason, selJSON, handlers).Scan(&r.replayID); err != nil {
-			return nil, fmt.Errorf("record replay: %w", err)
-		}
-		res.ReplayID = r.replayID
 	}
-	var after *string
-	done := 0
-	for {
-		rows, err := r.pool.Query(ctx, r.selectSQL, append(slices.Clone(r.args), after, r.opts.BatchSize)...)
-		if err != nil {
-			return res, fmt.Errorf("select events to replay: %w", err)
-		}
-		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return res, fmt.Errorf("select events to replay: %w", err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-		after = &keys[len(keys)-1]
-		if err := r.batch(ctx, keys, res); err != nil {
+	for done := 0; done < len(keys); {
+		batch := keys[done:min(done+r.opts.BatchSize, len(keys))]
+		if err := r.batch(ctx, batch, res); err != nil {
+			res.ReplayID = r.replayID
 			return res, err
 		}
-		done += len(keys)
+		done += len(batch)
 		if r.opts.Progress != nil {
 			r.opts.Progress(ReplayProgress{Selected: res.Selected, Done: done, Jobs: res.Jobs, Skipped: res.SkippedCount})
 		}
 	}
+
+	// 5. Nothing enqueued: nothing was recorded.
+	if res.Jobs == 0 {
+		return res, &NothingToReplayError{Channel: r.cfg.Channel, Selected: res.Selected, Skipped: maps.Clone(res.SkippedByCause)}
+	}
 	if !r.opts.DryRun {
-		if _, err := r.pool.Exec(ctx, `UPDATE `+migrations.Qualify(r.cfg.Schema, "notified_replay")+
-			` SET finished_at = now() WHERE id = $1`, r.replayID); err != nil {
+		if _, err := r.pool.Exec(ctx, r.q.finish, r.replayID); err != nil {
 			return res, fmt.Errorf("record end of replay %d: %w", r.replayID, err)
 		}
 	}
 	return res, nil
 }
 
-// batch replays one batch of events in one transaction. If it fails, res is
-// left as it was.
-func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) error {
-	before := *res
-	before.Planned, before.Skipped = slices.Clip(res.Planned), slices.Clip(res.Skipped)
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		skip := func(id, reason string) {
-			res.SkippedCount++
-			if r.opts.PlanLimit <= 0 || len(res.Skipped) < r.opts.PlanLimit {
-				res.Skipped = append(res.Skipped, SkippedEvent{EventID: id, Reason: reason})
-			}
-		}
-		var ids []string
-		for _, k := range keys {
-			if _, err := r.table.parseID(k); err != nil {
-				skip(k, "not a valid id: "+err.Error())
-				continue
-			}
-			ids = append(ids, k)
-		}
-		found := map[string]eventRow{}
-		if len(ids) > 0 {
-			rows, err := tx.Query(ctx, r.table.fetchSQL(), ids)
-			if err != nil {
-				return fmt.Errorf("fetch events from %s: %w", r.table.display, err)
-			}
-			var id string
-			var ev eventRow
-			if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
-				found[id] = eventRow{name: ev.name, data: slices.Clone(ev.data)}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("fetch events from %s: %w", r.table.display, err)
-			}
-		}
-		rows, err := tx.Query(ctx, newQueries(r.cfg.Schema).routes)
-		if err != nil {
-			return fmt.Errorf("read routes: %w", err)
-		}
-		all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (routes.Route, error) {
-			var rt routes.Route
-			err := row.Scan(&rt.Event, &rt.Kind, &rt.Queue, &rt.Priority, &rt.MaxAttempts)
-			return rt, err
-		})
-		if err != nil {
-			return fmt.Errorf("read routes: %w", err)
-		}
-		byName := map[string][]routes.Route{}
-		for _, rt := range all {
-			byName[rt.Event] = append(byName[rt.Event], rt)
-		}
+// readRoutes reads every route.
+func (r *replayer) readRoutes(ctx context.Context, db replayQuerier) ([]routes.Route, error) {
+	rows, err := db.Query(ctx, r.q.routes)
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (routes.Route, error) {
+		var rt routes.Route
+		err := row.Scan(&rt.Event, &rt.Kind, &rt.Queue, &rt.Priority, &rt.MaxAttempts)
+		return rt, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	return all, nil
+}
 
+// plannedJobs is one event of a batch that gets jobs.
+type plannedJobs struct {
+	id, name string
+	data     []byte
+	routes   []routes.Route
+}
+
+// batch replays one batch of events, in one transaction unless it is a dry
+// run. If it fails, res is left as it was.
+func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) error {
+	if r.opts.DryRun {
+		planned, skipped, err := r.plan(ctx, r.pool, keys)
+		if err != nil {
+			return err
+		}
+		r.tally(res, planned, skipped)
+		return nil
+	}
+
+	var planned []plannedJobs
+	var skipped []SkippedEvent
+	recorded := r.replayID != 0
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		var err error
+		if planned, skipped, err = r.plan(ctx, tx, keys); err != nil {
+			return err
+		}
+		if len(planned) == 0 && r.replayID == 0 {
+			return nil // nothing to record yet
+		}
+		events, jobCount := res.Events+len(planned), res.Jobs
 		var params []river.InsertManyParams
-		events := 0
-		for _, id := range ids {
-			ev, ok := found[id]
-			if !ok {
-				skip(id, fmt.Sprintf("no row in %s with %s = %s", r.table.display, r.cfg.IDColumn, id))
-				continue
+		for _, p := range planned {
+			jobCount += len(p.routes)
+		}
+		skippedCount := res.SkippedCount + len(skipped)
+		if r.replayID == 0 {
+			selJSON, err := json.Marshal(r.sel)
+			if err != nil {
+				return fmt.Errorf("encode selector: %w", err)
 			}
-			if ev.name == nil {
-				skip(id, fmt.Sprintf("name column %s is NULL", r.cfg.NameColumn))
-				continue
+			var handlers []string
+			if len(r.opts.Handlers) > 0 {
+				handlers = r.opts.Handlers
 			}
-			var chosen []routes.Route
-			for _, rt := range byName[*ev.name] {
-				if len(r.opts.Handlers) > 0 && !slices.Contains(r.opts.Handlers, rt.Kind) {
-					continue
-				}
-				if r.jobKinds != nil && !slices.Contains(r.jobKinds[id], rt.Kind) {
-					continue
-				}
-				chosen = append(chosen, rt)
+			if err := tx.QueryRow(ctx, r.q.record, r.cfg.Channel, r.opts.RequestedBy, r.opts.Reason, selJSON, handlers,
+				r.startedAt).Scan(&r.replayID); err != nil {
+				return fmt.Errorf("record replay: %w", err)
 			}
-			if len(chosen) == 0 {
-				reason := fmt.Sprintf("no route for event name %q", *ev.name)
-				if len(r.opts.Handlers) > 0 || r.jobKinds != nil {
-					reason = fmt.Sprintf("event name %q has no route to the chosen handlers", *ev.name)
-				}
-				skip(id, reason)
-				continue
-			}
-			events++
-			handlers := make([]string, len(chosen))
-			for i, rt := range chosen {
-				handlers[i] = rt.Kind
-			}
-			if r.opts.PlanLimit <= 0 || len(res.Planned) < r.opts.PlanLimit {
-				res.Planned = append(res.Planned, PlannedEvent{EventID: id, EventName: *ev.name, Handlers: handlers})
-			}
-			if r.opts.DryRun {
-				res.Jobs += len(chosen)
-				continue
-			}
-			src := jobs.Source{EventID: id, EventName: *ev.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
+		}
+		for _, p := range planned {
+			src := jobs.Source{EventID: p.id, EventName: p.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
 			var err error
-			if params, err = appendJobParams(params, src, ev.data, chosen); err != nil {
+			if params, err = appendJobParams(params, src, p.data, p.routes); err != nil {
 				return err
 			}
-		}
-		res.Events += events
-		if r.opts.DryRun {
-			return nil
 		}
 		if len(params) > 0 {
 			n, err := r.river.InsertManyFastTx(ctx, tx, params)
 			if err != nil {
 				return fmt.Errorf("insert %d replayed jobs: %w", len(params), err)
 			}
-			res.Jobs += n
+			if n != len(params) {
+				return fmt.Errorf("insert %d replayed jobs: River inserted %d", len(params), n)
+			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+migrations.Qualify(r.cfg.Schema, "notified_replay")+`
-			SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
-			r.replayID, res.Events, res.Jobs, res.SkippedCount); err != nil {
+		if _, err := tx.Exec(ctx, r.q.progress, r.replayID, events, jobCount, skippedCount); err != nil {
 			return fmt.Errorf("record progress of replay %d: %w", r.replayID, err)
 		}
 		return nil
 	})
 	if err != nil {
-		*res = before
+		if !recorded {
+			r.replayID = 0 // the record was rolled back with the batch
+		}
+		return err
 	}
-	return err
+	res.ReplayID = r.replayID
+	r.tally(res, planned, skipped)
+	return nil
+}
+
+// plan reads the rows of a batch's ids and decides which
+// events get which jobs and which are skipped, and why. In a dry run only
+// the rows' names are read.
+func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([]plannedJobs, []SkippedEvent, error) {
+	var skipped []SkippedEvent
+	skip := func(id string, cause SkipCause, reason string) {
+		skipped = append(skipped, SkippedEvent{EventID: id, Cause: cause, Reason: reason})
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, err := r.table.parseID(k); err != nil {
+			skip(k, SkipInvalidID, "not a valid id: "+err.Error())
+			continue
+		}
+		ids = append(ids, k)
+	}
+	found := make(map[string]eventRow, len(ids))
+	if len(ids) > 0 {
+		query := r.q.rows
+		if r.opts.DryRun {
+			query = r.q.rowNames
+		}
+		rows, err := db.Query(ctx, query, ids)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.display, err)
+		}
+		var id string
+		var ev eventRow
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
+			found[id] = eventRow{name: ev.name, data: slices.Clone(ev.data)}
+			return nil
+		}); err != nil {
+			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.display, err)
+		}
+	}
+	var planned []plannedJobs
+	for _, id := range ids {
+		ev, ok := found[id]
+		switch {
+		case !ok:
+			skip(id, SkipNoRow, fmt.Sprintf("no row in %s with %s = %s", r.table.display, r.cfg.IDColumn, id))
+			continue
+		case ev.name == nil:
+			skip(id, SkipNullName, fmt.Sprintf("name column %s is NULL", r.cfg.NameColumn))
+			continue
+		}
+		var chosen []routes.Route
+		for _, rt := range r.routes[*ev.name] {
+			if r.jobKinds == nil || slices.Contains(r.jobKinds[id], rt.Kind) {
+				chosen = append(chosen, rt)
+			}
+		}
+		if len(chosen) == 0 {
+			reason := fmt.Sprintf("no route for event name %q", *ev.name)
+			if len(r.opts.Handlers) > 0 || r.jobKinds != nil {
+				reason = fmt.Sprintf("event name %q has no route to the chosen handlers", *ev.name)
+			}
+			skip(id, SkipNoRoute, reason)
+			continue
+		}
+		planned = append(planned, plannedJobs{id: id, name: *ev.name, data: ev.data, routes: chosen})
+	}
+	return planned, skipped, nil
+}
+
+// tally adds a batch's events to res.
+func (r *replayer) tally(res *ReplayResult, planned []plannedJobs, skipped []SkippedEvent) {
+	room := func(n int) bool { return r.opts.PlanLimit <= 0 || n < r.opts.PlanLimit }
+	for _, p := range planned {
+		res.Events++
+		res.Jobs += len(p.routes)
+		handlers := make([]string, len(p.routes))
+		for i, rt := range p.routes {
+			handlers[i] = rt.Kind
+			res.JobsByHandler[rt.Kind]++
+		}
+		if room(len(res.Planned)) {
+			res.Planned = append(res.Planned, PlannedEvent{EventID: p.id, EventName: p.name, Handlers: handlers})
+		}
+	}
+	for _, s := range skipped {
+		res.SkippedCount++
+		res.SkippedByCause[s.Cause]++
+		if room(len(res.Skipped)) {
+			res.Skipped = append(res.Skipped, s)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func (tb *testBundle) replay(t *testing.T, sel bridge.ReplaySelector, opts bridg
 	res, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, sel, opts)
 	require.NoError(t, err)
 	require.NotNil(t, res)
+	requireAddsUp(t, res)
 	return res
 }
 
@@ -63,6 +65,47 @@ func (tb *testBundle) dryRun(t *testing.T, sel bridge.ReplaySelector, opts bridg
 		ids = append(ids, p.EventID)
 	}
 	return ids
+}
+
+// replayNothing runs a replay that must enqueue nothing, and asserts that
+// it recorded nothing and returned a *NothingToReplayError, which it returns
+// with the result (nil when nothing was selected).
+func (tb *testBundle) replayNothing(t *testing.T, sel bridge.ReplaySelector, opts bridge.ReplayOptions) (*bridge.ReplayResult, *bridge.NothingToReplayError) {
+	t.Helper()
+	jobs, replays := tb.count(t, "river_job"), tb.count(t, "notified_replay")
+	res, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, sel, opts)
+	require.ErrorIs(t, err, bridge.ErrNothingToReplay)
+	var nothing *bridge.NothingToReplayError
+	require.ErrorAs(t, err, &nothing)
+	require.Equal(t, tb.db.Channel, nothing.Channel)
+	if nothing.Selected == 0 {
+		require.Nil(t, res)
+	} else {
+		require.Equal(t, nothing.Selected, res.Selected)
+		require.Equal(t, res.Selected, res.SkippedCount)
+		require.Equal(t, res.SkippedByCause, nothing.Skipped)
+		require.Zero(t, res.Events)
+		require.Zero(t, res.Jobs)
+		require.Zero(t, res.ReplayID)
+	}
+	require.Equal(t, jobs, tb.count(t, "river_job"), "jobs")
+	require.Equal(t, replays, tb.count(t, "notified_replay"), "replays recorded")
+	return res, nothing
+}
+
+// requireAddsUp asserts that the figures of a finished replay add up.
+func requireAddsUp(t *testing.T, res *bridge.ReplayResult) {
+	t.Helper()
+	require.Equal(t, res.Selected, res.Events+res.SkippedCount, "selected = enqueued for + skipped")
+	jobs, skipped := 0, 0
+	for _, n := range res.JobsByHandler {
+		jobs += n
+	}
+	for _, n := range res.SkippedByCause {
+		skipped += n
+	}
+	require.Equal(t, res.Jobs, jobs, "jobs = sum by handler: %v", res.JobsByHandler)
+	require.Equal(t, res.SkippedCount, skipped, "skipped = sum by cause: %v", res.SkippedByCause)
 }
 
 // replayedKinds returns the sorted kinds of the jobs replay id created, by
@@ -316,13 +359,13 @@ func TestReplayByOutcomes(t *testing.T) {
 	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k"}, ids[2]: {"k"}})
 	tb.requireRecord(t, res, opts, `{"outcomes": ["dispatched"]}`)
 
-	// Still no route for the unrouted event: it is selected and skipped.
-	res = tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"unrouted"}}, opts)
+	// Still no route for the unrouted event: it is selected and skipped,
+	// and as nothing is enqueued, nothing is recorded.
+	res, nothing := tb.replayNothing(t, bridge.ReplaySelector{Outcomes: []string{"unrouted"}}, opts)
 	require.Equal(t, 1, res.Selected)
-	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Reason: `no route for event name "u"`}}, res.Skipped)
-	require.Equal(t, 1, res.SkippedCount)
-	tb.requireReplayed(t, res, map[string][]string{})
-	tb.requireRecord(t, res, opts, `{"outcomes": ["unrouted"]}`)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Cause: bridge.SkipNoRoute, Reason: `no route for event name "u"`}}, res.Skipped)
+	require.Equal(t, map[bridge.SkipCause]int{bridge.SkipNoRoute: 1}, nothing.Skipped)
+	require.EqualError(t, nothing, "nothing to replay: all 1 selected events were skipped (no_route 1)")
 }
 
 func TestReplayByJobStatesSelectsNewestJobOfHandler(t *testing.T) {
@@ -353,7 +396,7 @@ func TestReplayByJobStatesSelectsNewestJobOfHandler(t *testing.T) {
 
 	// Only the jobs of the chosen handlers count.
 	discarded := bridge.ReplaySelector{JobStates: []string{"discarded"}}
-	require.Empty(t, tb.dryRun(t, discarded, bridge.ReplayOptions{Handlers: []string{"k1"}}))
+	tb.replayNothing(t, discarded, bridge.ReplayOptions{DryRun: true, Handlers: []string{"k1"}})
 
 	opts := replayOpts("k1 fixed")
 	opts.Handlers = []string{"k1"}
@@ -364,10 +407,8 @@ func TestReplayByJobStatesSelectsNewestJobOfHandler(t *testing.T) {
 	tb.requireRecord(t, res, opts, `{"job_states": ["cancelled"]}`)
 
 	// Their newest k1 job is now the replayed one, which is available.
-	require.Empty(t, tb.dryRun(t, cancelledSel, bridge.ReplayOptions{Handlers: []string{"k1"}}))
-	res = tb.replay(t, cancelledSel, opts)
-	require.Zero(t, res.Selected)
-	tb.requireReplayed(t, res, map[string][]string{})
+	tb.replayNothing(t, cancelledSel, bridge.ReplayOptions{DryRun: true, Handlers: []string{"k1"}})
+	tb.replayNothing(t, cancelledSel, opts)
 
 	// Without Handlers, any handler's newest job counts and the event is
 	// replayed for all its routes.
@@ -375,7 +416,7 @@ func TestReplayByJobStatesSelectsNewestJobOfHandler(t *testing.T) {
 	res = tb.replay(t, discarded, opts)
 	require.Equal(t, 1, res.Selected)
 	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k1", "k2"}})
-	require.Empty(t, tb.dryRun(t, discarded, bridge.ReplayOptions{}))
+	tb.replayNothing(t, discarded, bridge.ReplayOptions{DryRun: true})
 }
 
 func TestReplayByJobsReplaysOnlyTheirKinds(t *testing.T) {
@@ -427,10 +468,10 @@ func TestReplaySelectorsCombineWithAND(t *testing.T) {
 		{"names and since", bridge.ReplaySelector{Names: []string{"a"}, Since: cutoff}, []string{"3", "5"}},
 		{"range and until", bridge.ReplaySelector{FromID: "2", ToID: "5", Until: cutoff}, []string{"2"}},
 		{"job state and names", bridge.ReplaySelector{JobStates: []string{"cancelled"}, Names: []string{"a"}}, []string{"3"}},
-		{"names and outcome", bridge.ReplaySelector{Names: []string{"a"}, Outcomes: []string{"unrouted"}}, []string{}},
 	} {
 		require.Equal(t, c.want, tb.dryRun(t, c.sel, bridge.ReplayOptions{}), c.name)
 	}
+	tb.replayNothing(t, bridge.ReplaySelector{Names: []string{"a"}, Outcomes: []string{"unrouted"}}, bridge.ReplayOptions{DryRun: true})
 }
 
 func TestReplayDryRunChangesNothing(t *testing.T) {
@@ -462,17 +503,19 @@ func TestReplayDryRunChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	res.Took = 0
 	require.Equal(t, &bridge.ReplayResult{
-		DryRun:   true,
-		Selected: 4,
-		Events:   3,
-		Jobs:     5,
+		DryRun:        true,
+		Selected:      4,
+		Events:        3,
+		Jobs:          5,
+		JobsByHandler: map[string]int{"k1": 3, "k2": 2},
 		Planned: []bridge.PlannedEvent{
 			{EventID: "1", EventName: "a", Handlers: []string{"k1", "k2"}},
 			{EventID: "2", EventName: "b", Handlers: []string{"k1"}},
 			{EventID: "3", EventName: "a", Handlers: []string{"k1", "k2"}},
 		},
-		Skipped:      []bridge.SkippedEvent{{EventID: "4", Reason: `no route for event name "none"`}},
-		SkippedCount: 1,
+		Skipped:        []bridge.SkippedEvent{{EventID: "4", Cause: bridge.SkipNoRoute, Reason: `no route for event name "none"`}},
+		SkippedCount:   1,
+		SkippedByCause: map[bridge.SkipCause]int{bridge.SkipNoRoute: 1},
 	}, res)
 	require.Equal(t, []bridge.ReplayProgress{{Selected: 4, Done: 4, Jobs: 5, Skipped: 1}}, progress)
 	require.Equal(t, before, snapshot())
@@ -483,8 +526,10 @@ func TestReplayDryRunChangesNothing(t *testing.T) {
 	require.Equal(t, 2, res.Events)
 	require.Equal(t, 2, res.Jobs)
 	require.Equal(t, []bridge.PlannedEvent{{EventID: "1", EventName: "a", Handlers: []string{"k2"}}}, res.Planned)
-	require.Equal(t, []bridge.SkippedEvent{{EventID: "2", Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: "2", Cause: bridge.SkipNoRoute, Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
 	require.Equal(t, 2, res.SkippedCount)
+	require.Equal(t, map[bridge.SkipCause]int{bridge.SkipNoRoute: 2}, res.SkippedByCause)
+	require.Equal(t, map[string]int{"k2": 2}, res.JobsByHandler)
 	require.Equal(t, before, snapshot())
 }
 
@@ -535,16 +580,10 @@ func TestReplayHandlersLimitJobKinds(t *testing.T) {
 	opts.Handlers = []string{"k1", "k2"}
 	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a", "b"}}, opts)
 	require.Equal(t, 2, res.Selected)
-	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Cause: bridge.SkipNoRoute, Reason: `event name "b" has no route to the chosen handlers`}}, res.Skipped)
 	require.Equal(t, 1, res.SkippedCount)
+	require.Equal(t, map[string]int{"k1": 1, "k2": 1}, res.JobsByHandler)
 	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k1", "k2"}})
-	tb.requireRecord(t, res, opts, `{"names": ["a", "b"]}`)
-
-	// A handler no route has: every event is skipped.
-	opts.Handlers = []string{"nope"}
-	res = tb.replay(t, bridge.ReplaySelector{Names: []string{"a", "b"}}, opts)
-	require.Equal(t, 2, res.SkippedCount)
-	tb.requireReplayed(t, res, map[string][]string{})
 	tb.requireRecord(t, res, opts, `{"names": ["a", "b"]}`)
 }
 
@@ -573,25 +612,25 @@ func TestReplaySkipsEventsItCannotReplay(t *testing.T) {
 	res := tb.replay(t, bridge.ReplaySelector{IDs: []string{deleted, nullName, nulledSince, ok}}, opts)
 	require.Equal(t, 4, res.Selected)
 	require.Equal(t, []bridge.SkippedEvent{
-		{EventID: deleted, Reason: "no row in " + tb.db.Events() + " with id = 1"},
-		{EventID: nullName, Reason: "name column name is NULL"},
-		{EventID: nulledSince, Reason: "name column name is NULL"},
+		{EventID: deleted, Cause: bridge.SkipNoRow, Reason: "no row in " + tb.db.Events() + " with id = 1"},
+		{EventID: nullName, Cause: bridge.SkipNullName, Reason: "name column name is NULL"},
+		{EventID: nulledSince, Cause: bridge.SkipNullName, Reason: "name column name is NULL"},
 	}, res.Skipped)
 	require.Equal(t, 3, res.SkippedCount)
+	require.Equal(t, map[bridge.SkipCause]int{bridge.SkipNoRow: 1, bridge.SkipNullName: 2}, res.SkippedByCause)
 	tb.requireReplayed(t, res, map[string][]string{ok: {"k"}})
 	tb.requireRecord(t, res, opts, `{"ids": ["1", "2", "3", "4"]}`)
 
-	res = tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"rejected", "missing"}}, opts)
+	// Every event skipped: nothing is enqueued, nothing recorded. Payloads
+	// that are not ids come first, then ids in order.
+	res, nothing := tb.replayNothing(t, bridge.ReplaySelector{Outcomes: []string{"rejected", "missing"}}, opts)
 	require.Equal(t, 3, res.Selected)
-	// Within a batch, payloads that are not ids are listed first.
-	require.ElementsMatch(t, []bridge.SkippedEvent{
-		{EventID: nullName, Reason: "name column name is NULL"},
-		{EventID: "424242", Reason: "no row in " + tb.db.Events() + " with id = 424242"},
-		{EventID: "abc", Reason: `not a valid id: payload "abc" is not a valid bigint id`},
+	require.Equal(t, []bridge.SkippedEvent{
+		{EventID: "abc", Cause: bridge.SkipInvalidID, Reason: `not a valid id: payload "abc" is not a valid bigint id`},
+		{EventID: nullName, Cause: bridge.SkipNullName, Reason: "name column name is NULL"},
+		{EventID: "424242", Cause: bridge.SkipNoRow, Reason: "no row in " + tb.db.Events() + " with id = 424242"},
 	}, res.Skipped)
-	require.Equal(t, 3, res.SkippedCount)
-	tb.requireReplayed(t, res, map[string][]string{})
-	tb.requireRecord(t, res, opts, `{"outcomes": ["rejected", "missing"]}`)
+	require.EqualError(t, nothing, "nothing to replay: all 3 selected events were skipped (invalid_id 1, no_row 1, null_name 1)")
 }
 
 func TestReplaySkipsEmptyPayloadRecordedAsRejected(t *testing.T) {
@@ -603,10 +642,9 @@ func TestReplaySkipsEmptyPayloadRecordedAsRejected(t *testing.T) {
 	var progress []bridge.ReplayProgress
 	opts := replayOpts("empty")
 	opts.Progress = func(p bridge.ReplayProgress) { progress = append(progress, p) }
-	res := tb.replay(t, bridge.ReplaySelector{Outcomes: []string{"rejected"}}, opts)
+	res, _ := tb.replayNothing(t, bridge.ReplaySelector{Outcomes: []string{"rejected"}}, opts)
 	require.Equal(t, 1, res.Selected)
-	require.Equal(t, []bridge.SkippedEvent{{EventID: "", Reason: `not a valid id: payload "" is not a valid bigint id`}}, res.Skipped)
-	require.Equal(t, 1, res.SkippedCount)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: "", Cause: bridge.SkipInvalidID, Reason: `not a valid id: payload "" is not a valid bigint id`}}, res.Skipped)
 	require.Equal(t, []bridge.ReplayProgress{{Selected: 1, Done: 1, Skipped: 1}}, progress)
 }
 
@@ -635,8 +673,8 @@ func TestReplayErrors(t *testing.T) {
 			err: "no events selected: choose events by id, id range, name, time, outcome, job state or job"},
 		{name: "empty selector in dry run", opts: bridge.ReplayOptions{DryRun: true}, is: bridge.ErrNothingSelected,
 			err: "no events selected: choose events by id, id range, name, time, outcome, job state or job"},
-		{name: "no reason", sel: names, opts: bridge.ReplayOptions{Reason: " \t"},
-			err: "a replay needs a reason, for the record: say why with --reason"},
+		{name: "no reason", sel: names, opts: bridge.ReplayOptions{Reason: " \t"}, is: bridge.ErrNoReason,
+			err: "a replay needs a reason, for the record: set ReplayOptions.Reason (not needed for a DryRun)"},
 		{name: "bad outcome", sel: bridge.ReplaySelector{Outcomes: []string{"unrouted", "lost"}}, opts: replayOpts("r"),
 			err: `outcome "lost" is not one of dispatched, unrouted, missing, rejected`},
 		{name: "bad job state", sel: bridge.ReplaySelector{JobStates: []string{"failed"}}, opts: replayOpts("r"),
@@ -646,11 +684,11 @@ func TestReplayErrors(t *testing.T) {
 		{name: "since after until", sel: bridge.ReplaySelector{Since: day.Add(time.Hour), Until: day}, opts: replayOpts("r"),
 			err: "time range is empty: since 2024-01-02T01:00:00Z is not before until 2024-01-02T00:00:00Z"},
 		{name: "invalid id", sel: bridge.ReplaySelector{IDs: []string{"1", "abc"}}, opts: replayOpts("r"),
-			err: `replay event "abc": payload "abc" is not a valid bigint id`},
+			err: `ReplaySelector.IDs: payload "abc" is not a valid bigint id`},
 		{name: "invalid from id", sel: bridge.ReplaySelector{FromID: "x1"}, opts: replayOpts("r"),
-			err: `replay --from-id: payload "x1" is not a valid bigint id`},
+			err: `ReplaySelector.FromID: payload "x1" is not a valid bigint id`},
 		{name: "out of range to id", sel: bridge.ReplaySelector{ToID: "99999999999999999999"}, opts: replayOpts("r"),
-			err: `replay --to-id: payload "99999999999999999999" is out of range for id column type bigint`},
+			err: `ReplaySelector.ToID: payload "99999999999999999999" is out of range for id column type bigint`},
 		{name: "bad config", cfg: &badCfg, sel: names, opts: replayOpts("r"),
 			err: "batch size 20000 is out of range: use 1 to 10000"},
 		{name: "no events table", cfg: &noTable, sel: names, opts: replayOpts("r"), is: bridge.ErrTableNotFound},
@@ -667,6 +705,11 @@ func TestReplayErrors(t *testing.T) {
 		}
 		if c.is != nil {
 			require.ErrorIs(t, err, c.is, c.name)
+		}
+		if strings.HasPrefix(c.err, "ReplaySelector.") {
+			var selErr *bridge.SelectorError
+			require.ErrorAs(t, err, &selErr, c.name)
+			require.Equal(t, strings.TrimPrefix(strings.Split(c.err, ":")[0], "ReplaySelector."), selErr.Field, c.name)
 		}
 	}
 	require.Zero(t, tb.count(t, "notified_replay"))
@@ -703,7 +746,7 @@ func TestReplayInBatchesReportsProgress(t *testing.T) {
 	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a"}}, opts)
 	require.Equal(t, 10, res.Selected)
 	require.Equal(t, 1, res.SkippedCount)
-	// Events go in the order of their recorded (text) id: 1, 10, 2 | 3, 4, 5 | 6, 7, 8 | 9.
+	// Events go in the order of their ids, as numbers: 1, 2, 3 | 4, 5, 6 | 7, 8, 9 | 10.
 	require.Equal(t, []bridge.ReplayProgress{
 		{Selected: 10, Done: 3, Jobs: 3},
 		{Selected: 10, Done: 6, Jobs: 5, Skipped: 1},
@@ -773,6 +816,329 @@ func TestReplayUUIDIDs(t *testing.T) {
 	require.Equal(t, 2, res.Selected)
 	tb.requireReplayed(t, res, map[string][]string{ids[1]: {"k"}, ids[2]: {"k"}})
 
+	res = tb.replay(t, bridge.ReplaySelector{FromID: ids[0], ToID: "5a0eebc9-9c0b-4ef8-bb6d-6bb9bd380a11"}, opts)
+	require.Equal(t, 2, res.Selected)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}})
+
 	_, err = bridge.Replay(context.Background(), db.Pool, tb.cfg, bridge.ReplaySelector{IDs: []string{"5a0eebc9"}}, opts)
-	require.EqualError(t, err, `replay event "5a0eebc9": payload "5a0eebc9" is not a valid uuid id`)
+	require.EqualError(t, err, `ReplaySelector.IDs: payload "5a0eebc9" is not a valid uuid id`)
+}
+
+// recordHistory loads one event per id, named name, straight into the
+// events table (whose id column has type idType) and notified_dispatch as
+// dispatched: the way a long history arrives, in bulk, with the capture
+// trigger off and no ANALYZE since.
+func (tb *testBundle) recordHistory(t *testing.T, idType, name string, ids []string) {
+	t.Helper()
+	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+tb.db.Events()+" DISABLE TRIGGER USER")
+	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (id, name) SELECT i::"+idType+", $2 FROM unnest($1::text[]) AS i", ids, name)
+	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+tb.db.Events()+" ENABLE TRIGGER USER")
+	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch (channel, event_id, event_name, outcome, notified_at)
+		SELECT $1, e.id::text, e.name, 'dispatched', now() FROM `+tb.db.Events()+` e WHERE e.id::text = ANY($2::text[])`, tb.db.Channel, ids)
+}
+
+// setupIDType is a schema whose events table's id column has type idType.
+func setupIDType(t *testing.T, idType string) *testBundle {
+	t.Helper()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Events()+" (id "+idType+" PRIMARY KEY, name text, payload jsonb)")
+	_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
+	require.NoError(t, err)
+	return &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel,
+		PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}
+}
+
+func TestReplayIDRangeComparesIDsAsTheirType(t *testing.T) {
+	t.Parallel()
+	type rangeCase struct {
+		from, to string
+		want     []string // in the order replay goes, the column's
+	}
+	for _, c := range []struct {
+		idType string
+		ids    []string
+		ranges []rangeCase
+	}{
+		// As text, "9" sorts after "11": a range compared as text selects
+		// nothing from 9 to 11, and 10 and 11 from 10 to 9.
+		{"smallint", []string{"-1", "0", "1", "8", "9", "10", "11", "12", "32767"}, []rangeCase{
+			{"9", "11", []string{"9", "10", "11"}},
+			{"-1", "1", []string{"-1", "0", "1"}},
+			{"11", "", []string{"11", "12", "32767"}},
+			{"", "0", []string{"-1", "0"}},
+		}},
+		{"integer", []string{"8", "9", "10", "11", "100", "2147483647"}, []rangeCase{
+			{"9", "11", []string{"9", "10", "11"}},
+			{"10", "2147483647", []string{"10", "11", "100", "2147483647"}},
+		}},
+		{"bigint", []string{"8", "9", "10", "11", "4294967295", "4294967296", "4294967297", "9223372036854775806", "9223372036854775807"}, []rangeCase{
+			{"9", "11", []string{"9", "10", "11"}},
+			{"4294967296", "9223372036854775806", []string{"4294967296", "4294967297", "9223372036854775806"}},
+			{"9223372036854775807", "", []string{"9223372036854775807"}},
+		}},
+		// Text ids keep text's order: "10" <= "11" <= "12" <= "8" <= "9".
+		{"text", []string{"8", "9", "10", "11", "12"}, []rangeCase{
+			{"10", "11", []string{"10", "11"}},
+			{"11", "8", []string{"11", "12", "8"}},
+		}},
+		{"varchar(20)", []string{"8", "9", "10", "11", "12"}, []rangeCase{
+			{"10", "8", []string{"10", "11", "12", "8"}},
+		}},
+	} {
+		t.Run(strings.Fields(strings.ReplaceAll(c.idType, "(", " "))[0], func(t *testing.T) {
+			t.Parallel()
+			tb := setupIDType(t, c.idType)
+			tb.route(t, "a", "k")
+			tb.recordHistory(t, c.idType, "a", c.ids)
+			for _, rc := range c.ranges {
+				require.Equal(t, rc.want, tb.dryRun(t, bridge.ReplaySelector{FromID: rc.from, ToID: rc.to}, bridge.ReplayOptions{}),
+					"%s from %q to %q", c.idType, rc.from, rc.to)
+			}
+			if c.idType == "text" {
+				// 9 > 11 as text: an empty range, and nothing to replay.
+				tb.replayNothing(t, bridge.ReplaySelector{FromID: "9", ToID: "11"}, replayOpts("text range"))
+			}
+			want := map[string][]string{}
+			for _, id := range c.ranges[0].want {
+				want[id] = []string{"k"}
+			}
+			res := tb.replay(t, bridge.ReplaySelector{FromID: c.ranges[0].from, ToID: c.ranges[0].to}, replayOpts("range"))
+			tb.requireReplayed(t, res, want)
+		})
+	}
+
+	t.Run("out of the column's range", func(t *testing.T) {
+		t.Parallel()
+		tb := setupIDType(t, "smallint")
+		_, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, bridge.ReplaySelector{FromID: "1", ToID: "32768"}, replayOpts("r"))
+		require.EqualError(t, err, `ReplaySelector.ToID: payload "32768" is out of range for id column type smallint`)
+	})
+}
+
+// TestReplayRangeSnapshotPlan: the snapshot of an id range reads the range
+// from the events table's primary key and probes notified_dispatch's primary
+// key once per id, right after a bulk load (no statistics) as after ANALYZE:
+// it reads in proportion to the range, never the whole dispatch table.
+func TestReplayRangeSnapshotPlan(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	const events, from, to = 30_000, 10_001, 11_000
+	tb.route(t, "a", "k")
+	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+tb.db.Events()+" DISABLE TRIGGER USER")
+	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (name) SELECT 'a' FROM generate_series(1, $1::int)", events)
+	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch (channel, event_id, event_name, outcome, notified_at)
+		SELECT $1, id::text, name, 'dispatched', now() FROM `+tb.db.Events(), tb.db.Channel)
+	sql, args, err := bridge.ReplaySnapshotSQL(ctx, tb.db.Pool, tb.cfg, bridge.ReplaySelector{FromID: strconv.Itoa(from), ToID: strconv.Itoa(to)})
+	require.NoError(t, err)
+
+	for _, analyzed := range []bool{false, true} {
+		if analyzed {
+			testdb.Exec(t, tb.db.Pool, "ANALYZE "+tb.db.Events())
+			testdb.Exec(t, tb.db.Pool, "ANALYZE "+tb.db.Schema+".notified_dispatch")
+		}
+		tx, err := tb.db.Pool.Begin(ctx)
+		require.NoError(t, err)
+		plan := explain(t, tx, sql, args)
+		require.NoError(t, tx.Rollback(ctx))
+		t.Logf("analyzed %v: %d buffers, %v", analyzed, plan.buffers, plan.nodes)
+		require.False(t, plan.nodes["Seq Scan on notified_dispatch"], "analyzed %v: %v", analyzed, plan.nodes)
+		require.False(t, plan.nodes["Seq Scan on events"], "analyzed %v: %v", analyzed, plan.nodes)
+		require.True(t, plan.nodes["Index Only Scan on notified_dispatch"] || plan.nodes["Index Scan on notified_dispatch"],
+			"analyzed %v: each id's record is found by its primary key: %v", analyzed, plan.nodes)
+		// A probe is a descent of a B-tree of height 2 or 3 and a heap page.
+		require.LessOrEqual(t, plan.buffers, int64(6*(to-from+1)), "analyzed %v", analyzed)
+	}
+	res := tb.replay(t, bridge.ReplaySelector{FromID: strconv.Itoa(from), ToID: strconv.Itoa(to)}, bridge.ReplayOptions{DryRun: true})
+	require.Equal(t, to-from+1, res.Selected)
+}
+
+// TestReplaySnapshotIgnoresEventsDispatchedDuringIt: a replay works on the
+// ids selected when it began. Events dispatched while it runs, though they
+// match its selector, are neither replayed nor counted, and an event deleted
+// meanwhile is counted as skipped: its figures add up.
+func TestReplaySnapshotIgnoresEventsDispatchedDuringIt(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	tb.route(t, "a", "k1")
+	tb.route(t, "a", "k2")
+	tb.start(t, nil, tb.cfg)
+	named := func(n int) []string { return strings.Split(strings.Repeat("a", n), "") }
+	before := tb.insertEvents(t, named(40)...)
+	tb.waitRecorded(t, len(before))
+
+	// A producer inserts events named a all along; the running bridge
+	// dispatches them.
+	stop := make(chan struct{})
+	produced := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				produced <- nil
+				return
+			case <-tick.C:
+				if _, err := tb.db.Pool.Exec(ctx, "INSERT INTO "+tb.db.Events()+" (name) VALUES ('a')"); err != nil {
+					produced <- err
+					return
+				}
+			}
+		}
+	}()
+
+	var progress []bridge.ReplayProgress
+	var deleted string
+	opts := replayOpts("while dispatching")
+	opts.BatchSize = 10
+	opts.Progress = func(p bridge.ReplayProgress) {
+		progress = append(progress, p)
+		if len(progress) > 1 {
+			return
+		}
+		// After the first batch: 20 more events, dispatched before the next
+		// batch starts, and the row of an event not replayed yet deleted.
+		extra := tb.insertEvents(t, named(20)...)
+		testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
+			n := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = ANY($1)", extra)
+			return n == len(extra), fmt.Sprintf("%d of %d recorded", n, len(extra))
+		})
+		deleted = before[len(before)-1]
+		testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = $1", deleted)
+	}
+	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a"}}, opts)
+	close(stop)
+	require.NoError(t, <-produced)
+
+	// The snapshot: at least the 40 events recorded before, none of the 20
+	// dispatched during the replay.
+	require.GreaterOrEqual(t, res.Selected, len(before))
+	require.Equal(t, res.Selected, progress[0].Selected)
+	require.Equal(t, bridge.ReplayProgress{Selected: res.Selected, Done: res.Selected, Jobs: res.Jobs, Skipped: res.SkippedCount},
+		progress[len(progress)-1])
+	require.Equal(t, []bridge.SkippedEvent{{EventID: deleted, Cause: bridge.SkipNoRow,
+		Reason: "no row in " + tb.db.Events() + " with id = " + deleted}}, res.Skipped)
+	require.Equal(t, res.Selected-1, res.Events)
+	require.Equal(t, map[string]int{"k1": res.Events, "k2": res.Events}, res.JobsByHandler)
+	require.Equal(t, 2*res.Events, res.Jobs)
+
+	// Exactly the planned events got jobs, and the record says the same.
+	want := map[string][]string{}
+	for _, p := range res.Planned {
+		want[p.EventID] = []string{"k1", "k2"}
+	}
+	require.Len(t, want, res.Events)
+	for _, id := range before[:len(before)-1] {
+		require.Contains(t, want, id)
+	}
+	tb.requireReplayed(t, res, want)
+	tb.requireRecord(t, res, opts, `{"names": ["a"]}`)
+	require.Greater(t, tb.count(t, "notified_dispatch"), res.Selected+19, "events were dispatched during the replay")
+}
+
+func TestReplayNothingToReplayRecordsNothing(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a", "a")
+	tb.dispatchAndStop(t, len(ids))
+
+	for _, sel := range []bridge.ReplaySelector{
+		{IDs: []string{"999999999"}},
+		{Names: []string{"nobody_sends_this"}},
+		{FromID: "3"},
+		{FromID: "2", ToID: "1"},
+		{IDs: []string{ids[0]}, Outcomes: []string{"unrouted"}},
+	} {
+		for _, dry := range []bool{false, true} {
+			opts := replayOpts("nothing")
+			opts.DryRun = dry
+			_, nothing := tb.replayNothing(t, sel, opts)
+			require.Zero(t, nothing.Selected, "%+v", sel)
+			require.EqualError(t, nothing, fmt.Sprintf("nothing to replay: the selector matches no event recorded on channel %q", tb.db.Channel))
+		}
+	}
+	require.Zero(t, tb.count(t, "notified_replay"))
+}
+
+func TestReplayUnknownHandlerRecordsNothing(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k_a")
+	tb.route(t, "b", "k_b")
+	tb.route(t, "b", "k_ab")
+	tb.route(t, "a", "k_ab")
+	ids := tb.insertEvents(t, "a", "a", "b")
+	tb.dispatchAndStop(t, len(ids))
+	jobs := tb.count(t, "river_job")
+	// Event 1 is named b now: replay routes by the row's name.
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Events()+" SET name = 'b' WHERE id = $1", ids[0])
+
+	names := bridge.ReplaySelector{Names: []string{"a"}} // events 1 and 2, named a when dispatched
+	for _, c := range []struct {
+		handlers []string
+		want     bridge.UnknownHandlerError
+		err      string
+	}{
+		{[]string{"nonexistent"}, bridge.UnknownHandlerError{Handler: "nonexistent"},
+			`unknown handler: no route has handler "nonexistent" (ReplayOptions.Handlers)`},
+		{[]string{"k_a", "nonexistent"}, bridge.UnknownHandlerError{Handler: "nonexistent"},
+			`unknown handler: no route has handler "nonexistent" (ReplayOptions.Handlers)`},
+		{[]string{"k_b"}, bridge.UnknownHandlerError{Handler: "k_b", Selected: 1, Names: []string{"a"}},
+			`unknown handler: handler "k_b" (ReplayOptions.Handlers) has no route for the names of the 1 selected events (a)`},
+		{[]string{"k_ab", "k_b"}, bridge.UnknownHandlerError{Handler: "k_b", Selected: 1, Names: []string{"a"}}, ""},
+	} {
+		for _, dry := range []bool{false, true} {
+			opts := replayOpts("handlers")
+			opts.Handlers, opts.DryRun = c.handlers, dry
+			sel := names
+			if c.want.Selected == 1 {
+				sel = bridge.ReplaySelector{IDs: []string{ids[1]}}
+			}
+			res, err := bridge.Replay(context.Background(), tb.db.Pool, tb.cfg, sel, opts)
+			require.Nil(t, res)
+			require.ErrorIs(t, err, bridge.ErrUnknownHandler, "%v", c.handlers)
+			var unknown *bridge.UnknownHandlerError
+			require.ErrorAs(t, err, &unknown)
+			require.Equal(t, c.want, *unknown, "%v", c.handlers)
+			if c.err != "" {
+				require.EqualError(t, err, c.err)
+			}
+		}
+	}
+	require.Zero(t, tb.count(t, "notified_replay"))
+	require.Equal(t, jobs, tb.count(t, "river_job"))
+
+	// k_b has a route for b, the name event 1 has now.
+	opts := replayOpts("renamed")
+	opts.Handlers = []string{"k_b"}
+	res := tb.replay(t, names, opts)
+	require.Equal(t, 2, res.Selected)
+	require.Equal(t, []bridge.SkippedEvent{{EventID: ids[1], Cause: bridge.SkipNoRoute,
+		Reason: `event name "a" has no route to the chosen handlers`}}, res.Skipped)
+	tb.requireReplayed(t, res, map[string][]string{ids[0]: {"k_b"}})
+}
+
+// TestReplayRecordsFromItsFirstJob: batches whose events are all skipped
+// record nothing by themselves; the record, made by the first batch with
+// jobs, counts them all the same.
+func TestReplayRecordsFromItsFirstJob(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "a", "k")
+	ids := tb.insertEvents(t, "a", "a", "a", "a", "a")
+	tb.dispatchAndStop(t, len(ids))
+	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = ANY($1::bigint[])", ids[:3])
+
+	var records []int
+	opts := replayOpts("first job")
+	opts.BatchSize = 2
+	opts.Progress = func(bridge.ReplayProgress) { records = append(records, tb.count(t, "notified_replay")) }
+	res := tb.replay(t, bridge.ReplaySelector{Names: []string{"a"}}, opts)
+	require.Equal(t, []int{0, 1, 1}, records, "replays recorded after each batch")
+	require.Equal(t, []int{5, 2, 2, 3}, []int{res.Selected, res.Events, res.Jobs, res.SkippedCount})
+	tb.requireReplayed(t, res, map[string][]string{ids[3]: {"k"}, ids[4]: {"k"}})
+	tb.requireRecord(t, res, opts, `{"names": ["a"]}`)
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,29 +102,54 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 	}
 	progress := newProgress(c.App.ErrWriter)
 	opts.Progress = progress.update
-	res, err := bridge.Replay(c.Context, pool, tableConfig(c), sel, opts)
+	cfg := tableConfig(c)
+	res, err := bridge.Replay(c.Context, pool, cfg, sel, opts)
 	progress.done()
 	if err != nil {
 		if res != nil && res.ReplayID != 0 {
 			return fmt.Errorf("replay %d stopped after %d events and %d jobs (committed; finished_at stays empty): %w",
 				res.ReplayID, res.Events, res.Jobs, err)
 		}
-		return err
+		if errors.Is(err, bridge.ErrNothingToReplay) && res != nil {
+			// Every event was skipped: show which and why, then fail.
+			if perr := printReplay(c, cfg, res); perr != nil {
+				return perr
+			}
+		}
+		return replayError(err, cfg, sel, handlers, opts.DryRun)
 	}
+	return printReplay(c, cfg, res)
+}
+
+// printReplay prints what a replay did, as JSON with --json.
+func printReplay(c *cli.Context, cfg bridge.Config, res *bridge.ReplayResult) error {
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, res)
 	}
 	w := c.App.Writer
 	verb := "enqueued"
-	if res.DryRun {
+	switch {
+	case res.DryRun:
 		verb = "would enqueue"
 		fmt.Fprintln(w, "dry run: nothing was changed")
-	} else {
+	case res.ReplayID != 0:
 		fmt.Fprintf(w, "replay %d recorded\n", res.ReplayID)
+	default:
+		fmt.Fprintln(w, "nothing was recorded")
 	}
 	fmt.Fprintf(w, "%s selected: %s %s for %s, %d skipped (%s)\n",
 		plural(res.Selected, "event"), verb, plural(res.Jobs, "job"), plural(res.Events, "event"), res.SkippedCount,
 		fmtDur(time.Duration(res.Took*float64(time.Second))))
+	if len(res.JobsByHandler) > 0 {
+		var parts []string
+		for _, h := range slices.Sorted(maps.Keys(res.JobsByHandler)) {
+			parts = append(parts, fmt.Sprintf("%s %d", h, res.JobsByHandler[h]))
+		}
+		fmt.Fprintf(w, "jobs by handler: %s\n", strings.Join(parts, ", "))
+	}
+	if len(res.SkippedByCause) > 0 {
+		fmt.Fprintf(w, "skipped: %s\n", skipCauses(res.SkippedByCause, cfg.Table))
+	}
 	if len(res.Planned) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -149,6 +178,121 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 		}
 	}
 	return nil
+}
+
+// selectorFlags are the flags of ReplaySelector's fields.
+var selectorFlags = map[string]string{"IDs": "--id", "FromID": "--from-id", "ToID": "--to-id"}
+
+// replayError says a replay's error in the command line's terms: flags
+// rather than Go fields, and what to check.
+func replayError(err error, cfg bridge.Config, sel bridge.ReplaySelector, handlers []string, dryRun bool) error {
+	recorded := "; nothing was recorded"
+	if dryRun {
+		recorded = ""
+	}
+	var (
+		selErr  *bridge.SelectorError
+		unknown *bridge.UnknownHandlerError
+		nothing *bridge.NothingToReplayError
+	)
+	switch {
+	case errors.Is(err, bridge.ErrNoReason):
+		return errors.New("a replay needs a reason, for the record: say why with --reason")
+	case errors.As(err, &selErr) && selectorFlags[selErr.Field] != "":
+		return fmt.Errorf("replay %s: %w", selectorFlags[selErr.Field], selErr.Err)
+	case errors.As(err, &unknown) && unknown.Selected == 0:
+		return fmt.Errorf("nothing to replay: --handler %s: no route has this handler%s: check its spelling against `notified-bridge routes list`",
+			unknown.Handler, recorded)
+	case errors.As(err, &unknown):
+		return fmt.Errorf("nothing to replay for --handler %s: no route sends the names of the %s selected (%s) to it%s: "+
+			"check the routes with `notified-bridge routes list`, and the selectors: %s",
+			unknown.Handler, plural(unknown.Selected, "event"), strings.Join(shortList(unknown.Names, 5), ", "), recorded,
+			describeSelection(sel, handlers))
+	case errors.As(err, &nothing) && nothing.Selected == 0:
+		return fmt.Errorf("nothing to replay: no event recorded on channel %q matches %s%s: "+
+			"replay selects only events the bridge has recorded (`notified-bridge history ID` shows one), "+
+			"matching every selector given; check them, and --channel",
+			nothing.Channel, describeSelection(sel, handlers), recorded)
+	case errors.As(err, &nothing):
+		all := "all " + plural(nothing.Selected, "selected event") + " were skipped"
+		if nothing.Selected == 1 {
+			all = "the selected event was skipped"
+		}
+		return fmt.Errorf("nothing to replay: %s (%s)%s: see why for each event in the output",
+			all, skipCauses(nothing.Skipped, cfg.Table), recorded)
+	}
+	return err
+}
+
+// skipCauses says how many events were skipped for each cause.
+func skipCauses(byCause map[bridge.SkipCause]int, table string) string {
+	words := map[bridge.SkipCause]string{
+		bridge.SkipInvalidID: "not a valid id",
+		bridge.SkipNoRow:     "no row in " + table,
+		bridge.SkipNullName:  "name is NULL",
+		bridge.SkipNoRoute:   "no route for the name",
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(byCause)) {
+		w := words[c]
+		if w == "" {
+			w = string(c)
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", byCause[c], w))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describeSelection spells the selector as the flags that set it.
+func describeSelection(sel bridge.ReplaySelector, handlers []string) string {
+	var parts []string
+	add := func(flag string, values []string) {
+		for i, v := range values {
+			if i == 5 {
+				parts = append(parts, fmt.Sprintf("(and %d more %s)", len(values)-i, flag))
+				break
+			}
+			parts = append(parts, flag+" "+shorten(v, 40))
+		}
+	}
+	add("--id", sel.IDs)
+	add("--from-id", nonEmpty(sel.FromID))
+	add("--to-id", nonEmpty(sel.ToID))
+	add("--name", sel.Names)
+	if !sel.Since.IsZero() {
+		add("--since", []string{sel.Since.Format(time.RFC3339)})
+	}
+	if !sel.Until.IsZero() {
+		add("--until", []string{sel.Until.Format(time.RFC3339)})
+	}
+	add("--outcome", sel.Outcomes)
+	add("--job-state", sel.JobStates)
+	if len(sel.JobStates) > 0 {
+		add("--handler", handlers)
+	}
+	if len(sel.Jobs) > 0 {
+		jobs := make([]string, len(sel.Jobs))
+		for i, j := range sel.Jobs {
+			jobs[i] = strconv.FormatInt(j, 10)
+		}
+		parts = append(parts, "jobs "+strings.Join(shortList(jobs, 5), ", "))
+	}
+	return strings.Join(parts, " ")
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// shortList is the first n values, then "..." when there are more.
+func shortList(values []string, n int) []string {
+	if len(values) <= n {
+		return values
+	}
+	return append(slices.Clip(values[:n]), "...")
 }
 
 // requester names who runs the command, for the replay's record.

@@ -15,21 +15,39 @@ import (
 
 // replayJSON is the output of `replay --json` and `dead-letters retry --json`.
 type replayJSON struct {
-	ReplayID int64 `json:"replay_id"`
-	DryRun   bool  `json:"dry_run"`
-	Selected int   `json:"selected"`
-	Events   int   `json:"events"`
-	Jobs     int   `json:"jobs"`
-	Planned  []struct {
+	ReplayID      int64          `json:"replay_id"`
+	DryRun        bool           `json:"dry_run"`
+	Selected      int            `json:"selected"`
+	Events        int            `json:"events"`
+	Jobs          int            `json:"jobs"`
+	JobsByHandler map[string]int `json:"jobs_by_handler"`
+	Planned       []struct {
 		EventID   string   `json:"event_id"`
 		EventName string   `json:"event_name"`
 		Handlers  []string `json:"handlers"`
 	} `json:"planned"`
 	Skipped []struct {
 		EventID string `json:"event_id"`
+		Cause   string `json:"cause"`
 		Reason  string `json:"reason"`
 	} `json:"skipped"`
-	SkippedCount int `json:"skipped_count"`
+	SkippedCount   int            `json:"skipped_count"`
+	SkippedByCause map[string]int `json:"skipped_by_cause"`
+}
+
+// requireAddsUp asserts that a finished replay's figures add up.
+func (r replayJSON) requireAddsUp(t *testing.T) {
+	t.Helper()
+	require.Equal(t, r.Selected, r.Events+r.SkippedCount, "selected = enqueued for + skipped")
+	jobs, skipped := 0, 0
+	for _, n := range r.JobsByHandler {
+		jobs += n
+	}
+	for _, n := range r.SkippedByCause {
+		skipped += n
+	}
+	require.Equal(t, r.Jobs, jobs, "jobs by handler %v", r.JobsByHandler)
+	require.Equal(t, r.SkippedCount, skipped, "skipped by cause %v", r.SkippedByCause)
 }
 
 // replayRecords counts the rows a replay writes.
@@ -67,7 +85,7 @@ func TestReplaySelectors(t *testing.T) {
 		{[]string{"--since", rfc(3 * time.Hour), "--until", rfc(time.Hour)}, []string{f.order}},
 		{[]string{"--since", rfc(time.Hour)}, []string{f.signup1, f.signup2, f.noise}},
 		{[]string{"--until", time.Now().Add(24 * time.Hour).Format("2006-01-02")}, all},
-		{[]string{"--outcome", "unrouted"}, []string{f.noise}},
+		{[]string{"--outcome", "dispatched", "--name", "order_placed"}, []string{f.order}},
 		{[]string{"--outcome", "dispatched", "--outcome", "unrouted"}, all},
 		{[]string{"--job-state", "discarded"}, []string{f.signup1}},
 		{[]string{"--job-state", "discarded", "--handler", "send_welcome"}, []string{f.signup1}},
@@ -75,6 +93,13 @@ func TestReplaySelectors(t *testing.T) {
 		{[]string{"--job-state", "available", "--handler", "sync_crm"}, []string{f.signup1, f.signup2}},
 	}
 	for _, tc := range cases {
+		if tc.want == nil {
+			// Nothing selected: a warning, exit code 1, nothing on stdout.
+			stdout, stderr, code := run(t, f.db, f.argv("replay", append([]string{"--dry-run"}, tc.args...)...)...)
+			requireUserError(t, stderr, code, "nothing to replay: no event recorded on channel "+strconv.Quote(f.db.Channel)+" matches ")
+			require.Empty(t, stdout)
+			continue
+		}
 		var res replayJSON
 		f.mustJSON(t, &res, "replay", append([]string{"--dry-run"}, tc.args...)...)
 		require.True(t, res.DryRun, "%q", tc.args)
@@ -90,7 +115,13 @@ func TestReplaySelectors(t *testing.T) {
 		require.Equal(t, len(tc.want), res.Selected, "replay %q selects", tc.args)
 		require.Equal(t, len(res.Planned), res.Events, "%q", tc.args)
 		require.Equal(t, len(res.Skipped), res.SkippedCount, "%q", tc.args)
+		res.requireAddsUp(t)
 	}
+
+	// The unrouted event, skipped: nothing to replay.
+	stdout, stderr, code := run(t, f.db, f.argv("replay", "--dry-run", "--outcome", "unrouted")...)
+	requireUserError(t, stderr, code, "nothing to replay: the selected event was skipped (1 no route for the name): see why for each event in the output")
+	require.Contains(t, stdout, "\n1 event selected: would enqueue 0 jobs for 0 events, 1 skipped (")
 
 	// What a dry run would enqueue, per handler; the unrouted event is
 	// skipped with its reason.
@@ -99,6 +130,9 @@ func TestReplaySelectors(t *testing.T) {
 	require.Equal(t, 4, res.Selected)
 	require.Equal(t, 2, res.Events)
 	require.Equal(t, 2, res.Jobs)
+	require.Equal(t, map[string]int{"sync_crm": 2}, res.JobsByHandler)
+	require.Equal(t, map[string]int{"no_route": 2}, res.SkippedByCause)
+	res.requireAddsUp(t)
 	for _, p := range res.Planned {
 		require.Equal(t, []string{"sync_crm"}, p.Handlers)
 	}
@@ -114,6 +148,8 @@ func TestReplaySelectors(t *testing.T) {
 	lines := strings.Split(out, "\n")
 	require.Equal(t, "dry run: nothing was changed", lines[0])
 	require.Regexp(t, `^3 events selected: would enqueue 4 jobs for 2 events, 1 skipped \(.+\)$`, lines[1])
+	require.Equal(t, "jobs by handler: send_welcome 2, sync_crm 2", lines[2])
+	require.Equal(t, "skipped: 1 no route for the name", lines[3])
 	require.Equal(t, []string{"EVENT", "NAME", "HANDLERS"}, line(t, out, "EVENT"))
 	require.Equal(t, []string{f.signup1, "user_signed_up", "send_welcome,", "sync_crm"}, line(t, out, f.signup1, "user_signed_up"))
 	require.Equal(t, []string{f.signup2, "user_signed_up", "send_welcome,", "sync_crm"}, line(t, out, f.signup2, "user_signed_up"))
@@ -171,9 +207,9 @@ func TestReplay(t *testing.T) {
 
 	// The newest send_welcome job is no longer discarded; the history shows
 	// the replay.
-	var none replayJSON
-	f.mustJSON(t, &none, "replay", "--job-state", "discarded", "--dry-run")
-	require.Zero(t, none.Selected)
+	f.fail(t, `nothing to replay: no event recorded on channel "`+f.db.Channel+`" matches --job-state discarded: `+
+		"replay selects only events the bridge has recorded (`notified-bridge history ID` shows one), "+
+		"matching every selector given; check them, and --channel", "replay", "--job-state", "discarded", "--dry-run")
 	var ev eventJSON
 	f.mustJSON(t, &ev, "history", f.signup1)
 	require.Equal(t, []handlerState{{"send_welcome", "discarded"}, {"sync_crm", "available"}, {"send_welcome", "available"}},
@@ -188,7 +224,7 @@ func TestReplay(t *testing.T) {
 	// its job.
 	mustRun(t, f.db, "routes", "add", "page_viewed", "track_view")
 	out := f.must(t, "replay", "--outcome", "unrouted", "--reason", "route added")
-	require.Regexp(t, `^replay \d+ recorded\n1 event selected: enqueued 1 job for 1 event, 0 skipped \(.+\)\n\n`, out)
+	require.Regexp(t, `^replay \d+ recorded\n1 event selected: enqueued 1 job for 1 event, 0 skipped \(.+\)\njobs by handler: track_view 1\n\n`, out)
 	require.Equal(t, []string{f.noise, "page_viewed", "track_view"}, line(t, out, f.noise, "page_viewed"))
 	f.job(t, f.noise, "track_view")
 	ev = eventJSON{}
@@ -219,11 +255,13 @@ func TestReplay(t *testing.T) {
 	testdb.Exec(t, f.db.Pool, "DELETE FROM "+tbl(f.db, "events")+" WHERE id = $1", f.order)
 	jobs, _ = f.replayRecords(t)
 	res = replayJSON{}
-	f.mustJSON(t, &res, "replay", "--id", f.order, "--reason", "row deleted")
-	require.Equal(t, []int{1, 0, 0, 1}, []int{res.Selected, res.Events, res.Jobs, res.SkippedCount})
+	f.mustJSON(t, &res, "replay", "--id", f.order, "--id", f.signup1, "--handler", "send_welcome", "--reason", "row deleted")
+	require.Equal(t, []int{2, 1, 1, 1}, []int{res.Selected, res.Events, res.Jobs, res.SkippedCount})
 	require.Equal(t, f.order, res.Skipped[0].EventID)
+	require.Equal(t, "no_row", res.Skipped[0].Cause)
 	require.Equal(t, "no row in "+f.db.Events()+" with id = "+f.order, res.Skipped[0].Reason)
-	require.Equal(t, jobs, f.jobs(t))
+	res.requireAddsUp(t)
+	require.Equal(t, jobs+1, f.jobs(t))
 }
 
 func TestReplayErrors(t *testing.T) {
@@ -251,8 +289,10 @@ func TestReplayErrors(t *testing.T) {
 		{`outcome "bogus" is not one of dispatched, unrouted, missing, rejected`, []string{"--outcome", "bogus", "--reason", "r"}},
 		{`job state "bogus" is not one of available, cancelled, completed, discarded, pending, retryable, running, scheduled`,
 			[]string{"--job-state", "bogus", "--reason", "r"}},
-		{`replay event "abc": payload "abc" is not a valid bigint id`, []string{"--id", "abc", "--reason", "r"}},
+		{`replay --id: payload "abc" is not a valid bigint id`, []string{"--id", "abc", "--reason", "r"}},
 		{`replay --from-id: payload "x" is not a valid bigint id`, []string{"--from-id", "x", "--reason", "r"}},
+		{`replay --to-id: payload "99999999999999999999" is out of range for id column type bigint`,
+			[]string{"--to-id", "99999999999999999999", "--reason", "r"}},
 		{"--batch-size 0 is out of range: use 1 to 10000", []string{"--id", f.signup1, "--batch-size", "0", "--reason", "r"}},
 	} {
 		f.fail(t, tc.want, "replay", tc.args...)
@@ -264,12 +304,73 @@ func TestReplayErrors(t *testing.T) {
 	gotJobs, gotReplays := f.replayRecords(t)
 	require.Equal(t, jobs, gotJobs, "refused replays enqueue nothing")
 	require.Equal(t, replays, gotReplays, "refused replays record nothing")
+}
 
-	// A replay that selects nothing is still recorded, with its reason.
+// TestReplayNothingToReplay: a replay that would enqueue nothing (no event
+// selected, a handler without a route for them, every event skipped) warns
+// with what to check, records nothing and exits with code 1, dry run or not,
+// with --json or not.
+func TestReplayNothingToReplay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	testdb.Exec(t, f.db.Pool, "DELETE FROM "+tbl(f.db, "events")+" WHERE id = $1", f.order)
+	jobs, replays := f.replayRecords(t)
+	check := "replay selects only events the bridge has recorded (`notified-bridge history ID` shows one), " +
+		"matching every selector given; check them, and --channel"
+	channel := strconv.Quote(f.db.Channel)
+
+	for _, tc := range []struct {
+		want string // after "nothing to replay", with %s for "; nothing was recorded"
+		args []string
+	}{
+		{`: no event recorded on channel ` + channel + ` matches --id 999999999%s: ` + check,
+			[]string{"--id", "999999999"}},
+		{`: no event recorded on channel ` + channel + ` matches --from-id ` + f.noise + `0 --name user_signed_up%s: ` + check,
+			[]string{"--from-id", f.noise + "0", "--name", "user_signed_up"}},
+		{`: --handler nonexistent: no route has this handler%s: check its spelling against ` + "`notified-bridge routes list`",
+			[]string{"--handler", "nonexistent", "--name", "user_signed_up"}},
+		{` for --handler ship_order: no route sends the names of the 2 events selected (user_signed_up) to it%s: ` +
+			"check the routes with `notified-bridge routes list`, and the selectors: --name user_signed_up",
+			[]string{"--handler", "sync_crm", "--handler", "ship_order", "--name", "user_signed_up"}},
+	} {
+		for _, mode := range [][]string{{"--reason", "r"}, {"--reason", "r", "--json"}, {"--dry-run"}} {
+			recorded := "; nothing was recorded"
+			if mode[0] == "--dry-run" {
+				recorded = ""
+			}
+			f.fail(t, "nothing to replay"+fmt.Sprintf(tc.want, recorded), "replay", append(mode, tc.args...)...)
+		}
+	}
+
+	// Every selected event skipped: the output says which and why.
+	skipped := "nothing to replay: all 2 selected events were skipped (1 no route for the name, 1 no row in " + f.db.Events() +
+		")%s: see why for each event in the output"
+	for _, mode := range [][]string{{"--reason", "r"}, {"--dry-run"}} {
+		stdout, stderr, code := run(t, f.db, f.argv("replay", append(mode, "--id", f.order, "--id", f.noise)...)...)
+		recorded, header := "; nothing was recorded", "nothing was recorded"
+		if mode[0] == "--dry-run" {
+			recorded, header = "", "dry run: nothing was changed"
+		}
+		requireUserError(t, stderr, code, fmt.Sprintf(skipped, recorded))
+		lines := strings.Split(stdout, "\n")
+		require.Equal(t, header, lines[0])
+		require.Regexp(t, `^2 events selected: (would enqueue|enqueued) 0 jobs for 0 events, 2 skipped \(.+\)$`, lines[1])
+		require.Equal(t, "skipped: 1 no route for the name, 1 no row in "+f.db.Events(), lines[2])
+		require.Equal(t, []string{f.order, "no", "row", "in", f.db.Events(), "with", "id", "=", f.order}, line(t, stdout, f.order, "no"))
+		require.Equal(t, []string{f.noise, "no", "route", "for", "event", "name", `"page_viewed"`}, line(t, stdout, f.noise, "no"))
+	}
+	stdout, stderr, code := run(t, f.db, f.argv("replay", "--json", "--reason", "r", "--id", f.order)...)
+	requireUserError(t, stderr, code, "nothing to replay: the selected event was skipped (1 no row in "+f.db.Events()+
+		"); nothing was recorded: see why for each event in the output")
 	var res replayJSON
-	out := f.must(t, "replay", "--json", "--name", "nobody_sends_this", "--reason", "just checking")
-	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	require.Positive(t, res.ReplayID)
-	require.Equal(t, []int{0, 0, 0}, []int{res.Selected, res.Events, res.Jobs})
-	require.Equal(t, jobs, f.jobs(t))
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
+	require.Equal(t, []int{1, 0, 0, 1}, []int{res.Selected, res.Events, res.Jobs, res.SkippedCount})
+	require.Zero(t, res.ReplayID)
+	require.Equal(t, map[string]int{"no_row": 1}, res.SkippedByCause)
+	require.Equal(t, "no_row", res.Skipped[0].Cause)
+
+	gotJobs, gotReplays := f.replayRecords(t)
+	require.Equal(t, jobs, gotJobs, "nothing to replay enqueues nothing")
+	require.Equal(t, replays, gotReplays, "nothing to replay records nothing")
+	require.Zero(t, replays)
 }
