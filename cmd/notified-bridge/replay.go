@@ -143,7 +143,7 @@ func printReplay(c *cli.Context, cfg bridge.Config, res *bridge.ReplayResult) er
 	if len(res.JobsByHandler) > 0 {
 		var parts []string
 		for _, h := range slices.Sorted(maps.Keys(res.JobsByHandler)) {
-			parts = append(parts, fmt.Sprintf("%s %d", h, res.JobsByHandler[h]))
+			parts = append(parts, fmt.Sprintf("%s %d", termsafe.String(h), res.JobsByHandler[h]))
 		}
 		fmt.Fprintf(w, "jobs by handler: %s\n", strings.Join(parts, ", "))
 	}
@@ -228,7 +228,7 @@ func replayError(err error, cfg bridge.Config, sel bridge.ReplaySelector, handle
 func skipCauses(byCause map[bridge.SkipCause]int, table string) string {
 	words := map[bridge.SkipCause]string{
 		bridge.SkipInvalidID: "not a valid id",
-		bridge.SkipNoRow:     "no row in " + table,
+		bridge.SkipNoRow:     "no row in " + termsafe.String(table),
 		bridge.SkipNullName:  "name is NULL",
 		bridge.SkipNoRoute:   "no route for the name",
 	}
