@@ -84,6 +84,16 @@ func (tb *testBundle) route(t testing.TB, event, kind string) {
 	require.NoError(t, routes.NewStore(tb.db.Pool, tb.db.Schema).Add(context.Background(), routes.Route{Event: event, Kind: kind}))
 }
 
+// startLogged runs a bridge with the bundle's configuration until the test
+// ends, logging at info and above, as JSON, into the buffer it returns.
+func (tb *testBundle) startLogged(t testing.TB) (*bridge.Bridge, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := tb.cfg
+	cfg.Logger = jsonLogger(logs)
+	return tb.start(t, nil, cfg), logs
+}
+
 // start runs a bridge until the test ends.
 func (tb *testBundle) start(t testing.TB, pool *pgxpool.Pool, cfg bridge.Config) *bridge.Bridge {
 	t.Helper()
@@ -313,10 +323,7 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.route(t, "ok", "k")
-	var logs syncBuffer
-	cfg := tb.cfg
-	cfg.Logger = jsonLogger(&logs)
-	b := tb.start(t, nil, cfg)
+	b, logs := tb.startLogged(t)
 
 	payloads := []string{"abc", "", " ", "1.5", "99999999999999999999", "1; drop table events", "1' or '1'='1",
 		"-5", strings.Repeat("7", 7999)}
@@ -344,7 +351,7 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 	require.Equal(t, 3, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Events()))
 	require.Contains(t, logs.String(), `"msg":"notifications ignored: they name no event of the events table"`)
 	require.Contains(t, logs.String(), `"reason":"not_an_id"`)
-	requireNoErrorLogs(t, &logs)
+	requireNoErrorLogs(t, logs)
 }
 
 func TestBadOutboxRowsDoNotAffectTheirBatch(t *testing.T) {

@@ -76,10 +76,7 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	tb := poisonTable(t)
 	goodIDs, bad := insertPoisoned(t, tb, 400)
 
-	var logs syncBuffer
-	cfg := tb.cfg
-	cfg.Logger = jsonLogger(&logs)
-	b := tb.start(t, nil, cfg)
+	b, logs := tb.startLogged(t)
 	total := len(goodIDs) + len(bad)
 	tb.waitRecorded(t, total)
 
@@ -109,13 +106,13 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	require.NoError(t, err, "readiness %+v", r)
 
 	// Each bad event was logged with its id; no error was logged.
-	logged := outcomeLogs(t, &logs)
+	logged := outcomeLogs(t, logs)
 	for id := range bad {
 		require.Len(t, logged[id], 1, "warning for event %s", id)
 		require.Equal(t, "rejected", logged[id][0].Outcome)
 	}
 	require.Contains(t, logs.String(), "dispatching it in halves")
-	requireNoErrorLogs(t, &logs)
+	requireNoErrorLogs(t, logs)
 }
 
 // TestPoisonRowAloneIsRejectedAtOnce: a batch of one bad event is recorded

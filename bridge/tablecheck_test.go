@@ -50,10 +50,7 @@ func TestRecreatedTableIsReportedUntilItsTriggerIsInstalled(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.route(t, "ok", "k")
-	var logs syncBuffer
-	cfg := tb.cfg
-	cfg.Logger = jsonLogger(&logs)
-	b := tb.start(t, nil, cfg)
+	b, logs := tb.startLogged(t)
 	first := tb.insertEvents(t, "ok")
 	tb.waitRecorded(t, 1)
 	waitReady(t, b)
@@ -102,10 +99,7 @@ func TestIDColumnTypeChangeIsFollowedWithoutRestart(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.route(t, "ok", "k")
-	var logs syncBuffer
-	cfg := tb.cfg
-	cfg.Logger = jsonLogger(&logs)
-	b := tb.start(t, nil, cfg)
+	b, logs := tb.startLogged(t)
 	before := tb.insertEvents(t, "ok")
 	tb.waitRecorded(t, 1)
 
@@ -123,7 +117,7 @@ func TestIDColumnTypeChangeIsFollowedWithoutRestart(t *testing.T) {
 	}
 	tb.requireExactlyOnce(t, map[string][]string{before[0]: {"k"}, "order-7": {"k"}, "12345": {"k"}})
 	require.Contains(t, logs.String(), "events table's id column changed type")
-	requireNoErrorLogs(t, &logs)
+	requireNoErrorLogs(t, logs)
 	require.Equal(t, int64(0), b.Stats().Rejected)
 	waitReady(t, b)
 }

@@ -12,16 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// notifyMargin is how long before a lossy fault a hand-sent NOTIFY may still
-// be waiting in a bridge's memory to be put in the outbox; NOTIFYs sent from
-// then until every bridge listens again may be lost (a NOTIFY is only as
-// durable as the listeners of the moment).
-const notifyMargin = 5 * time.Second
-
-// batchTimeout bounds how long a dispatch transaction lives (the bridge's
-// 30 s per batch, plus a second of slack): a dispatch that read the routes
-// after a change began less than this before it.
-const batchTimeout = 31 * time.Second
+// batchTimeout bounds how long a dispatch transaction lives (five times the
+// bridge's 30 s statement timeout, plus a second of slack): a dispatch that
+// read the routes after a change began less than this before it.
+const batchTimeout = 151 * time.Second
 
 // result is the verdict of a run.
 type result struct {
@@ -464,10 +458,6 @@ func setsText(sets [][]route) string {
 		parts = append(parts, kindsOf(s))
 	}
 	return strings.Join(parts, " or ")
-}
-
-func kindText(k notifyKind) string {
-	return [...]string{"existing", "fresh", "nonexistent", "rolled back", "before commit", "end phase"}[k]
 }
 
 // collect runs a query and calls scan for each row.
