@@ -98,6 +98,11 @@ type Config struct {
 	// every PollInterval. For connections through a transaction-pooling
 	// proxy (PgBouncer), where LISTEN does not work.
 	PollOnly bool
+	// NoCaptureTrigger says that events are announced without the capture
+	// trigger (with publish, notify, or the outbox insert in the producer's
+	// SQL): a table with no capture trigger is then not reported as a
+	// problem. The table's oid and columns are still checked.
+	NoCaptureTrigger bool
 	// Version is reported in notified_bridge (see `notified-bridge status`).
 	Version string
 	// Logger receives the bridge's logs; nil means slog.Default().

@@ -116,7 +116,7 @@ func (b *Bridge) checkTable(st *tableState, seen tableSeen) error {
 		return errTableUnusable
 	case *seen.oid != t.oid || seen.idType == nil || *seen.idType != t.idTypeOID || !seen.nameOK:
 		return b.reinspect(st, *seen.oid)
-	case !seen.trigger:
+	case !seen.trigger && !b.cfg.NoCaptureTrigger:
 		b.tableProblem(fmt.Sprintf("events table %s has no enabled capture trigger for channel %q: new events are not captured. "+
 			"Install it (notified-bridge install-trigger), then announce the ids inserted meanwhile (notified-bridge notify ID)", t.display, b.cfg.Channel))
 		return nil

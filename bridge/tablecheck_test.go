@@ -148,3 +148,16 @@ func TestNewRefusesSystemTablesAndLookalikeTypes(t *testing.T) {
 	_, err = bridge.New(ctx, db.Pool, bridge.Config{Schema: db.Schema, Table: db.Schema + ".lookalike", Channel: db.Channel})
 	require.ErrorIs(t, err, bridge.ErrIDType)
 }
+
+// TestNoCaptureTriggerIsReadyWithoutTheTrigger: a table announced without
+// the capture trigger (publish, notify) is not a problem when the bridge is
+// told so.
+func TestNoCaptureTriggerIsReadyWithoutTheTrigger(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, setupOpts{noTrigger: true})
+	cfg := tb.cfg
+	cfg.NoCaptureTrigger = true
+	b := tb.start(t, nil, cfg)
+	waitReady(t, b)
+	require.Equal(t, 1.0, gauge(t, b, "notified_events_table_ok"))
+}

@@ -41,6 +41,8 @@ func runCommand() *cli.Command {
 				Usage: "row data, as JSON, one dispatch transaction reads at most; the rows past it wait for the next batch"},
 			&cli.Int64Flag{Name: "large-row-bytes", EnvVars: []string{"NOTIFIED_LARGE_ROW_BYTES"}, Value: bridge.DefaultLargeRowBytes,
 				Usage: "rows larger than this, as JSON, are never read by the bridge: their jobs are inserted by the server"},
+			&cli.BoolFlag{Name: "no-capture-trigger", EnvVars: []string{"NOTIFIED_NO_CAPTURE_TRIGGER"},
+				Usage: "events are announced without the capture trigger (publish, notify, or the outbox insert in the producers' SQL): do not report the table's missing trigger"},
 			flagRetention,
 			flagHTTPAddr,
 			&cli.BoolFlag{Name: "ui", EnvVars: []string{"NOTIFIED_UI"}, Value: true,
@@ -61,7 +63,7 @@ func runCommand() *cli.Command {
 			cfg := bridge.Config{
 				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
 				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
-				PollOnly:  c.Bool("poll-only"),
+				PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
 				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
 				BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
 				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
