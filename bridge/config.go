@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -9,15 +8,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/migrations"
 )
 
 // Defaults, kept from the Python listener where it had one.
 const (
-	DefaultTable        = "events"
-	DefaultIDColumn     = "id"
-	DefaultNameColumn   = "name"
-	DefaultChannel      = "events"
+	DefaultTable        = ident.DefaultTable
+	DefaultIDColumn     = ident.DefaultIDColumn
+	DefaultNameColumn   = ident.DefaultNameColumn
+	DefaultChannel      = ident.DefaultChannel
 	DefaultPollInterval = 5 * time.Second
 	DefaultBatchSize    = 1000
 	DefaultConcurrency  = 2
@@ -197,51 +197,14 @@ func (c Config) validate() error {
 
 // ValidateChannel reports whether channel can be used as a NOTIFY channel:
 // Postgres silently truncates names longer than 63 bytes.
-func ValidateChannel(channel string) error {
-	if channel == "" {
-		return errors.New("channel is empty: set --channel or NOTIFIED_CHANNEL")
-	}
-	if strings.ContainsRune(channel, 0) {
-		return fmt.Errorf("channel %q contains a NUL byte", channel)
-	}
-	if len(channel) > 63 {
-		return fmt.Errorf("channel %q is longer than 63 bytes, which Postgres truncates: use a shorter channel", channel)
-	}
-	return nil
-}
+func ValidateChannel(channel string) error { return ident.ValidateChannel(channel) }
 
 // ParseTableName splits a configured table name into its schema (possibly
 // empty) and table parts: "events" or "app.events". Each part is used as
 // written, case and punctuation included, and is always quoted. A schema
-// part that names one of Postgres' system schemas (see
-// migrations.IsSystemSchema) is refused with an error wrapping
-// migrations.ErrSystemSchema: no events table belongs there.
-func ParseTableName(name string) ([]string, error) {
-	if strings.TrimSpace(name) == "" {
-		return nil, errors.New("events table name is empty: set --table or NOTIFIED_EVENTS_TABLE_NAME")
-	}
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return nil, fmt.Errorf("events table name %q has more than one dot: use table or schema.table", name)
-	}
-	for _, p := range parts {
-		if p == "" {
-			return nil, fmt.Errorf("events table name %q has an empty part: use table or schema.table", name)
-		}
-		if len(p) > 63 {
-			return nil, fmt.Errorf("events table name %q has a part longer than 63 bytes, which Postgres truncates: use the name as it is in the catalog", name)
-		}
-		if strings.ContainsRune(p, 0) {
-			return nil, fmt.Errorf("events table name %q contains a NUL byte", name)
-		}
-	}
-	if len(parts) == 2 && migrations.IsSystemSchema(parts[0]) {
-		//lint:ignore ST1005 the message names the Go field, Table, as River's do
-		return nil, fmt.Errorf("Table %q is in %q, a %w of Postgres (information_schema, pg_*): use an events table in a schema of your own",
-			name, parts[0], migrations.ErrSystemSchema)
-	}
-	return parts, nil
-}
+// part that names one of Postgres' system schemas is refused with an error
+// wrapping migrations.ErrSystemSchema.
+func ParseTableName(name string) ([]string, error) { return ident.ParseTableName(name) }
 
 // ParseInterval reads a poll interval as the Python listener's
 // NOTIFIED_CHANNEL_SELECT_TIMEOUT did (a number of seconds, "5" or "0.5") or

@@ -15,12 +15,13 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/notified/notified/internal/ident"
 )
 
 //go:embed *.sql
@@ -91,32 +92,16 @@ var SchemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,45}$`)
 
 // ErrSystemSchema is wrapped by the errors that refuse one of Postgres' own
 // schemas (see IsSystemSchema).
-var ErrSystemSchema = errors.New("system schema")
+var ErrSystemSchema = ident.ErrSystemSchema
 
 // IsSystemSchema reports whether schema is one Postgres keeps for itself:
-// information_schema, or a name starting with pg_ (pg_catalog, pg_toast, and
-// the pg_temp_N and pg_toast_temp_N of each session), a prefix CREATE SCHEMA
-// refuses as "unacceptable schema name". Names are compared as written, as
-// Postgres does for the quoted identifiers notified uses: PG_CATALOG and
-// Information_Schema are ordinary schemas, which Postgres lets a role with
-// CREATE on the database make.
-func IsSystemSchema(schema string) bool {
-	return schema == "information_schema" || strings.HasPrefix(schema, "pg_")
-}
+// information_schema, or a name starting with pg_.
+func IsSystemSchema(schema string) bool { return ident.IsSystemSchema(schema) }
 
 // ValidateSchema reports whether schema can be used; the empty string means
 // the connection's current schema. It refuses the system schemas (see
 // IsSystemSchema), where notified's and River's tables have no place.
-func ValidateSchema(schema string) error {
-	if IsSystemSchema(schema) {
-		//lint:ignore ST1005 the message names the Go field, Schema, as River's do
-		return fmt.Errorf("Schema %q is a %w of Postgres (information_schema, pg_*): use a schema of your own, such as notified", schema, ErrSystemSchema)
-	}
-	if schema == "" || SchemaRE.MatchString(schema) {
-		return nil
-	}
-	return fmt.Errorf("schema %q is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit", schema)
-}
+func ValidateSchema(schema string) error { return ident.ValidateSchema(schema) }
 
 // ResolveSchema returns schema, or the connection's current schema when schema
 // is empty.
@@ -328,12 +313,7 @@ func Latest() int {
 
 // Qualify returns the quoted name of notified's table name in schema, or the
 // unqualified quoted name when schema is empty.
-func Qualify(schema, name string) string {
-	if schema == "" {
-		return pgx.Identifier{name}.Sanitize()
-	}
-	return pgx.Identifier{schema, name}.Sanitize()
-}
+func Qualify(schema, name string) string { return ident.Qualify(schema, name) }
 
 // ErrNotMigrated says the schema lacks notified's tables.
 var ErrNotMigrated = errors.New("notified's tables are missing or out of date")

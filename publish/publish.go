@@ -15,8 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/notified/notified/bridge"
-	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/internal/ident"
 )
 
 // Execer is a pool, a connection or a transaction.
@@ -33,18 +32,18 @@ type Publisher struct {
 // New returns a publisher for channel (empty: "events") whose outbox is in
 // schema (empty: the connection's current schema).
 func New(schema, channel string) (*Publisher, error) {
-	if err := migrations.ValidateSchema(schema); err != nil {
+	if err := ident.ValidateSchema(schema); err != nil {
 		return nil, err
 	}
 	if channel == "" {
-		channel = bridge.DefaultChannel
+		channel = ident.DefaultChannel
 	}
-	if err := bridge.ValidateChannel(channel); err != nil {
+	if err := ident.ValidateChannel(channel); err != nil {
 		return nil, err
 	}
 	return &Publisher{
 		channel: channel,
-		sql: "WITH o AS (INSERT INTO " + migrations.Qualify(schema, "notified_outbox") +
+		sql: "WITH o AS (INSERT INTO " + ident.Qualify(schema, "notified_outbox") +
 			" (channel, event_id) VALUES ($1, $2)) SELECT pg_notify($1, $2)",
 	}, nil
 }

@@ -204,7 +204,7 @@ func TestInstallRefusesATypeNamedLikeABuiltIn(t *testing.T) {
 	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Events()+" (id "+schema+".int8 PRIMARY KEY, name text)")
 	_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: db.Events(), Channel: db.Channel})
 	require.ErrorIs(t, err, bridge.ErrIDType)
-	require.ErrorContains(t, err, `id column "id" of `+db.Events()+" is "+db.Schema+".int8, not the built-in smallint, integer, bigint, uuid, text or varchar")
+	require.ErrorContains(t, err, `id column "id" of `+db.Events()+" is "+db.Schema+".int8: use smallint, integer, bigint, uuid, text or varchar")
 	require.Zero(t, countTriggers(t, db, db.Events()))
 }
 

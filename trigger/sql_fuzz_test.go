@@ -16,8 +16,8 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/fuzzcorpus"
+	idents "github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/testdb"
-	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/trigger"
 )
 
@@ -67,7 +67,7 @@ func FuzzTriggerSQL(f *testing.F) {
 		// resolved schema River accepts, a channel Postgres keeps whole.
 		table, channel, idColumn = or(table, "events"), or(channel, "events"), or(idColumn, "id")
 		parts, perr := bridge.ParseTableName(table)
-		wantOK := perr == nil && schema != "" && migrations.SchemaRE.MatchString(schema) &&
+		wantOK := perr == nil && schema != "" && idents.SchemaValid(schema) &&
 			channel != "" && len(channel) <= 63 && !strings.ContainsRune(channel, 0)
 		if err != nil {
 			require.False(t, wantOK, "%q refused: %v", o, err)
