@@ -169,34 +169,107 @@ const (
 // insert one job per route, then commit. A failure anywhere rolls all of it
 // back, and the rows are claimed again later.
 func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult, error) {
-	last := time.Now() // for the step timings in the batch's log line
+	res := &batchResult{}
+	steps := b.startSteps(res)
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin dispatch: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	st := b.table.Load()
 
-	// 1. Claim rows and read the routes, in one round trip. The commit may
-	// skip waiting for its WAL flush: what it consumes, the outbox row, was
-	// made durable by the producer's commit, so a crash before the flush
-	// loses the whole dispatch (claim, record and jobs) and the rows are
-	// dispatched again. Custom plans keep the claim on its index as the
-	// tables grow.
-	//
-	// The outbox fills and empties faster than autovacuum analyzes it, so
-	// its statistics are usually stale; with them the planner would sort
-	// the whole backlog for each claim. Sorts and bitmap scans are off for
-	// the claim alone, which leaves the primary key's ordered scan: a claim
-	// reads about BatchSize entries, whatever the backlog.
-	//
-	// While the GIN cleaner flushes River's pending lists, the transaction
-	// leaves the flushing to it (see gin.go).
-	//
-	// A statement that runs longer than BatchTimeout is cancelled by the
-	// server (SQLSTATE 57014), and the batch is split (see isolate.go); a
-	// lock on the events table held longer than a quarter of it (an ALTER
-	// TABLE, say) fails the batch as a whole (SQLSTATE 55P03), to be
-	// retried.
+	// 1. Claim outbox rows (FOR UPDATE SKIP LOCKED), read the routes and
+	// check the events table, in one round trip.
+	c, err := b.claim(ctx, tx, st, sel)
+	if err != nil {
+		return nil, err
+	}
+	res.claimed, res.claimedAt = len(c.rows), time.Now()
+	if len(c.rows) == 0 {
+		_ = steps.done("claim", "")
+		return res, nil
+	}
+	if err := steps.done("claim", stepClaimed); err != nil {
+		return nil, err
+	}
+
+	// 2. Parse each payload as an id of the id column's type.
+	p := parseClaimed(st.t, c.rows)
+	res.dupes = p.dupes
+
+	// 3. Fetch the rows, measured by the server before they are read. An
+	// event isolated as bad (sel.poison) is not fetched again.
+	var found map[string]eventRow
+	if sel.poison == nil {
+		if found, res.held, err = b.fetch(ctx, tx, st, p.ids, c.seqs); err != nil {
+			return nil, err
+		}
+	}
+	if err := steps.done("fetch", stepFetched); err != nil {
+		return nil, err
+	}
+
+	// 4. Decide each event's outcome; put back the rows not visible yet and
+	// those past the batch's byte budget.
+	d := decide(p, found, c.routes, sel.poison, b.decideRules(st))
+	if err := b.putAside(ctx, tx, d, res); err != nil {
+		return nil, err
+	}
+
+	// 5. Record the outcomes; only the keys recorded now get jobs.
+	fresh, err := b.record(ctx, tx, d.records)
+	if err != nil {
+		return nil, err
+	}
+	res.dupes += len(d.records) - len(fresh)
+	res.recorded = fresh
+	if err := steps.done("record", stepRecorded); err != nil {
+		return nil, err
+	}
+
+	// 6. Insert one job per route of each dispatched event.
+	if res.jobs, err = b.insertJobs(ctx, tx, st, fresh, c.seqs); err != nil {
+		return nil, err
+	}
+	if err := steps.done("insert", stepInserted); err != nil {
+		return nil, err
+	}
+
+	// 7. Commit: claim, outcomes and jobs become visible together.
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit dispatch of %d events: %w", len(c.rows), err)
+	}
+	_ = steps.done("commit", "")
+	return res, nil
+}
+
+// claimed is what step 1 of a dispatch transaction read.
+type claimed struct {
+	rows   []claimedRow // in seq order
+	seqs   []int64
+	routes map[string][]routes.Route // by event name
+}
+
+// dispatchOptions are the settings of a dispatch transaction, before its
+// claim. The commit may skip waiting for its WAL flush: what it consumes, the
+// outbox row, was made durable by the producer's commit, so a crash before
+// the flush loses the whole dispatch (claim, record and jobs) and the rows
+// are dispatched again. Custom plans keep the claim on its index as the
+// tables grow.
+//
+// The outbox fills and empties faster than autovacuum analyzes it, so its
+// statistics are usually stale; with them the planner would sort the whole
+// backlog for each claim. Sorts and bitmap scans are off for the claim
+// alone, which leaves the primary key's ordered scan: a claim reads about
+// BatchSize entries, whatever the backlog.
+//
+// A statement that runs longer than BatchTimeout is cancelled by the server
+// (SQLSTATE 57014), and the batch is split (see isolate.go); a lock on the
+// events table held longer than a quarter of it (an ALTER TABLE, say) fails
+// the batch as a whole (SQLSTATE 55P03), to be retried. While the GIN
+// cleaner flushes River's pending lists, the transaction leaves the flushing
+// to it (see gin.go).
+func (b *Bridge) dispatchOptions() string {
 	options := `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
 		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
 		set_config('statement_timeout', '` + strconv.FormatInt(b.cfg.BatchTimeout.Milliseconds(), 10) + `', true),
@@ -204,246 +277,299 @@ func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult
 	if b.ginCleaning.Load() {
 		options += `, set_config('gin_pending_list_limit', '` + ginPendingLimit + `', true)`
 	}
+	return options
+}
+
+// afterClaimOptions turn sorts and bitmap scans back on after the claim. The
+// fetch looks rows up by primary key; an events table that grew since it was
+// last analyzed (or never was) looks small to the planner, which would then
+// read all of it for each batch: sequential scans are off for the rest of
+// the transaction, whose other statements do not scan.
+const afterClaimOptions = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)"
+
+// claim runs step 1: the claim, the routes and the table check, pipelined.
+// The table is checked after the claim, so that a row claimed here was
+// inserted into the table as the check sees it. A changed table rolls the
+// claim back (see tablecheck.go).
+func (b *Bridge) claim(ctx context.Context, tx pgx.Tx, st *tableState, sel selection) (*claimed, error) {
 	batch := &pgx.Batch{}
-	batch.Queue(options)
+	batch.Queue(b.dispatchOptions())
 	if sel.seqs != nil {
 		batch.Queue(b.q.claimSeqs, b.cfg.Channel, sel.seqs)
 	} else {
 		batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
 	}
-	// The fetch looks rows up by primary key. An events table that grew
-	// since it was last analyzed (or never was) looks small to the planner,
-	// which then reads all of it for each batch: sequential scans are off
-	// for the rest of the transaction, whose other statements do not scan.
-	batch.Queue("SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)")
+	batch.Queue(afterClaimOptions)
 	batch.Queue(b.q.routes)
-	// The events table is checked after the claim, so that a row claimed
-	// here was inserted into the table as the check sees it: the ids are
-	// parsed for the id column's type as it is now.
-	st := b.table.Load()
 	batch.Queue(checkTableSQL, st.t.ident, b.cfg.IDColumn, b.cfg.NameColumn, st.triggerMark)
 	br := tx.SendBatch(ctx, batch)
+	c, seen, err := readClaim(br, b.cfg.Channel)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("claim batch: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkTable(st, seen); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readClaim reads the results of claim's pipeline.
+func readClaim(br pgx.BatchResults, channel string) (*claimed, tableSeen, error) {
+	var seen tableSeen
 	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("set dispatch options: %w", err)
+		return nil, seen, fmt.Errorf("set dispatch options: %w", err)
 	}
 	rows, _ := br.Query()
-	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimedRow, error) {
+	claimedRows, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimedRow, error) {
 		var c claimedRow
 		err := row.Scan(&c.seq, &c.payload, &c.createdAt, &c.age)
 		return c, err
 	})
 	if err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("claim outbox rows of channel %q: %w", b.cfg.Channel, err)
+		return nil, seen, fmt.Errorf("claim outbox rows of channel %q: %w", channel, err)
 	}
 	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("reset planner options: %w", err)
+		return nil, seen, fmt.Errorf("reset planner options: %w", err)
 	}
 	rows, _ = br.Query()
-	allRoutes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (routes.Route, error) {
-		var r routes.Route
-		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts)
-		return r, err
-	})
+	allRoutes, err := pgx.CollectRows(rows, scanRoute)
 	if err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("read routes: %w", err)
+		return nil, seen, fmt.Errorf("read routes: %w", err)
 	}
-	seen, err := scanTableCheck(br.QueryRow())
-	if err != nil {
-		_ = br.Close()
-		return nil, err
+	if seen, err = scanTableCheck(br.QueryRow()); err != nil {
+		return nil, seen, err
 	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("claim batch: %w", err)
+	slices.SortFunc(claimedRows, func(x, y claimedRow) int { return cmp.Compare(x.seq, y.seq) })
+	c := &claimed{rows: claimedRows, seqs: make([]int64, len(claimedRows)), routes: map[string][]routes.Route{}}
+	for i, r := range claimedRows {
+		c.seqs[i] = r.seq
 	}
-	if err := b.checkTable(st, seen); err != nil {
-		return nil, err // rolls the claim back
+	for _, r := range allRoutes {
+		c.routes[r.Event] = append(c.routes[r.Event], r)
 	}
-	res := &batchResult{claimed: len(claimed), claimedAt: time.Now()}
-	mark := func(name string) {
-		now := time.Now()
-		res.steps = append(res.steps, stepTime{name, now.Sub(last)})
-		last = now
-	}
-	mark("claim")
-	if len(claimed) == 0 {
-		return res, nil
-	}
-	if err := b.hook(stepClaimed); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(claimed, func(x, y claimedRow) int { return cmp.Compare(x.seq, y.seq) })
-	seqs := make([]int64, len(claimed))
-	for i, c := range claimed {
-		seqs[i] = c.seq
-	}
+	return c, seen, nil
+}
 
-	// 2. Parse the ids; a payload that is not an id of this table is
-	// recorded as rejected and does not touch its neighbours.
-	var (
-		records = make([]outcomeRecord, 0, len(claimed))
-		ids     = make([]string, 0, len(claimed))
-		byKey   = make(map[string]claimedRow, len(claimed))
-	)
-	for _, c := range claimed {
-		id, perr := st.t.parseID(c.payload)
+// scanRoute reads a row of the routes query.
+func scanRoute(row pgx.CollectableRow) (routes.Route, error) {
+	var r routes.Route
+	err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts)
+	return r, err
+}
+
+// parsed is what step 2 made of the claimed payloads.
+type parsed struct {
+	ids      []string              // canonical ids, in claim order
+	byKey    map[string]claimedRow // the claimed row of each id or record key
+	rejected []outcomeRecord       // payloads that are not ids
+	dupes    int                   // payloads repeated in the batch
+}
+
+// parseClaimed parses each claimed payload as an id of t; a payload that is
+// not one is recorded as rejected and does not touch its neighbours.
+func parseClaimed(t *eventTable, rows []claimedRow) parsed {
+	p := parsed{ids: make([]string, 0, len(rows)), byKey: make(map[string]claimedRow, len(rows))}
+	for _, c := range rows {
+		id, perr := t.parseID(c.payload)
+		key := id
 		if perr != nil {
-			key := recordKey(c.payload)
-			if _, seen := byKey[key]; seen {
-				res.dupes++
-				continue
-			}
-			byKey[key] = c
+			key = recordKey(c.payload)
+		}
+		if _, seen := p.byKey[key]; seen {
+			p.dupes++
+			continue
+		}
+		p.byKey[key] = c
+		if perr != nil {
 			rec := rejected(key, nil, perr.Error(), c.createdAt)
 			rec.age = c.age
-			records = append(records, rec)
+			p.rejected = append(p.rejected, rec)
 			continue
 		}
-		if _, seen := byKey[id]; seen {
-			res.dupes++
-			continue
-		}
-		byKey[id] = c
-		ids = append(ids, id)
+		p.ids = append(p.ids, id)
 	}
+	return p
+}
 
-	// 3. Fetch the rows, measured by the server before they are read: a
-	// batch holds at most MaxBatchBytes of row data, the rows past it go
-	// back to the outbox (step 4), and a row larger than LargeRowBytes is
-	// never read: its jobs are inserted by the server (step 6). An event
-	// isolated as bad (sel.poison) is not fetched again: it is recorded as
-	// rejected in step 4.
+// fetch runs step 3: it reads the rows of ids, measured by the server before
+// they are read. A batch holds at most MaxBatchBytes of row data, the rows
+// past it are marked deferred, and a row larger than LargeRowBytes is marked
+// large and not read: its jobs are inserted by the server. It returns the
+// rows by id and the bytes read.
+func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []string, seqs []int64) (map[string]eventRow, int64, error) {
 	found := make(map[string]eventRow, len(ids))
-	if len(ids) > 0 && sel.poison == nil {
-		rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes)
-		if err != nil {
-			return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
-		}
-		for rows.Next() {
-			var id string
-			var ev eventRow
-			if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data); err != nil {
-				rows.Close()
-				return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
-			}
-			res.held += int64(len(ev.data))
-			found[id] = ev
-		}
-		if err := rows.Err(); err != nil {
-			return nil, &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
-		}
+	if len(ids) == 0 {
+		return found, 0, nil
 	}
-	mark("fetch")
-	if err := b.hook(stepFetched); err != nil {
-		return nil, err
+	fail := func(err error) error {
+		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
 	}
+	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes)
+	if err != nil {
+		return nil, 0, fail(err)
+	}
+	defer rows.Close()
+	var held int64
+	for rows.Next() {
+		var id string
+		var ev eventRow
+		if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data); err != nil {
+			return nil, 0, fail(err)
+		}
+		held += int64(len(ev.data))
+		found[id] = ev
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fail(err)
+	}
+	return found, held, nil
+}
 
-	// 4. Decide each event's outcome.
-	routesByName := make(map[string][]routes.Route)
-	for _, r := range allRoutes {
-		routesByName[r.Event] = append(routesByName[r.Event], r)
-	}
-	var requeueIDs []string
-	var requeueCreated []time.Time
-	var deferred []claimedRow
-	for _, id := range ids {
-		c := byKey[id]
+// decideRules are what decide needs of the configuration.
+type decideRules struct {
+	grace                       time.Duration // MissingGrace
+	table, idColumn, nameColumn string        // for reasons
+}
+
+func (b *Bridge) decideRules(st *tableState) decideRules {
+	return decideRules{grace: b.cfg.MissingGrace, table: st.t.display, idColumn: b.cfg.IDColumn, nameColumn: b.cfg.NameColumn}
+}
+
+// decision is what step 4 decided for a batch.
+type decision struct {
+	records  []outcomeRecord // one per event, for notified_dispatch
+	requeue  []claimedRow    // no row visible yet: back to the outbox, tried again soon
+	deferred []claimedRow    // past the batch's byte budget: back to the outbox as they were
+}
+
+// decide gives each parsed event its outcome, from its row (found, by id)
+// and the routes of its name. It reads nothing and writes nothing: an event
+// whose row is past the batch's byte budget is deferred; one isolated as bad
+// (poison) is rejected with the database's error; one with no row is
+// requeued until it was announced grace ago, then missing; a NULL name is
+// rejected; a name with no route is unrouted; the rest are dispatched to
+// their name's routes.
+func decide(p parsed, found map[string]eventRow, routesByName map[string][]routes.Route, poison error, rules decideRules) decision {
+	d := decision{records: slices.Clip(p.rejected)}
+	for _, id := range p.ids {
+		c := p.byKey[id]
 		ev, ok := found[id]
-		n := len(records)
+		rec := outcomeRecord{key: id, createdAt: c.createdAt, age: c.age}
 		switch {
 		case ok && ev.placement == rowDeferred:
-			deferred = append(deferred, c)
-		case sel.poison != nil:
-			records = append(records, rejected(id, nil, poisonReason(st.t.display, id, sel.poison), c.createdAt))
-		case !ok && c.age < b.cfg.MissingGrace:
-			requeueIDs = append(requeueIDs, id)
-			requeueCreated = append(requeueCreated, c.createdAt)
+			d.deferred = append(d.deferred, c)
+			continue
+		case poison != nil:
+			rec.outcome, rec.reason = OutcomeRejected, ptr(poisonReason(rules.table, id, poison))
+		case !ok && c.age < rules.grace:
+			c.payload = id // requeued under its canonical id
+			d.requeue = append(d.requeue, c)
+			continue
 		case !ok:
-			reason := fmt.Sprintf("no row in %s with %s = %s after %s", st.t.display, b.cfg.IDColumn, id, b.cfg.MissingGrace)
-			records = append(records, outcomeRecord{key: id, outcome: OutcomeMissing, reason: &reason, createdAt: c.createdAt})
+			rec.outcome = OutcomeMissing
+			rec.reason = ptr(fmt.Sprintf("no row in %s with %s = %s after %s", rules.table, rules.idColumn, id, rules.grace))
 		case ev.name == nil:
-			records = append(records, rejected(id, nil, fmt.Sprintf("name column %s is NULL", b.cfg.NameColumn), c.createdAt))
+			rec.outcome, rec.reason = OutcomeRejected, ptr(fmt.Sprintf("name column %s is NULL", rules.nameColumn))
 		case len(routesByName[*ev.name]) == 0:
-			reason := fmt.Sprintf("no route for event name %q", *ev.name)
-			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeUnrouted, reason: &reason, createdAt: c.createdAt})
+			rec.name, rec.outcome = ev.name, OutcomeUnrouted
+			rec.reason = ptr(fmt.Sprintf("no route for event name %q", *ev.name))
 		default:
-			records = append(records, outcomeRecord{key: id, name: ev.name, outcome: OutcomeDispatched,
-				jobs: routesByName[*ev.name], createdAt: c.createdAt, data: ev.data, large: ev.placement == rowLarge})
+			rec.name, rec.outcome, rec.jobs = ev.name, OutcomeDispatched, routesByName[*ev.name]
+			rec.data, rec.large = ev.data, ev.placement == rowLarge
 		}
-		if len(records) > n {
-			records[n].age = c.age
-		}
+		d.records = append(d.records, rec)
 	}
-	if len(requeueIDs) > 0 {
-		if _, err := tx.Exec(ctx, b.q.requeue, b.cfg.Channel, requeueIDs, requeueCreated, b.retryDelay()); err != nil {
-			return nil, fmt.Errorf("requeue %d ids not visible yet: %w", len(requeueIDs), err)
-		}
-		res.requeued = len(requeueIDs)
-	}
-	if len(deferred) > 0 {
-		if err := b.putBack(ctx, tx, deferred); err != nil {
-			return nil, err
-		}
-		res.deferred = len(deferred)
-	}
+	return d
+}
 
-	// 5. Record the outcomes; only the keys recorded now get jobs.
-	fresh, err := b.record(ctx, tx, records)
-	if err != nil {
-		return nil, err
-	}
-	mark("record")
-	if err := b.hook(stepRecorded); err != nil {
-		return nil, err
-	}
-	res.dupes += len(records) - len(fresh)
-	res.recorded = fresh
+func ptr[T any](v T) *T { return &v }
 
-	// 6. Insert one job per route of each dispatched event; those of large
-	// rows by the server.
+// putAside returns to the outbox the rows decide left for later: those not
+// visible yet, tried again after retryDelay, and those past the batch's
+// byte budget, as they were.
+func (b *Bridge) putAside(ctx context.Context, tx pgx.Tx, d decision, res *batchResult) error {
+	if len(d.requeue) > 0 {
+		ids := make([]string, len(d.requeue))
+		created := make([]time.Time, len(d.requeue))
+		for i, c := range d.requeue {
+			ids[i], created[i] = c.payload, c.createdAt
+		}
+		if _, err := tx.Exec(ctx, b.q.requeue, b.cfg.Channel, ids, created, b.retryDelay()); err != nil {
+			return fmt.Errorf("requeue %d ids not visible yet: %w", len(ids), err)
+		}
+		res.requeued = len(ids)
+	}
+	if len(d.deferred) > 0 {
+		if err := b.putBack(ctx, tx, d.deferred); err != nil {
+			return err
+		}
+		res.deferred = len(d.deferred)
+	}
+	return nil
+}
+
+// insertJobs runs step 6: one River job per route of each dispatched event
+// in records, with River's InsertManyFastTx; those of large rows by the
+// server. It returns how many jobs it inserted.
+func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord, seqs []int64) (int, error) {
 	var params []river.InsertManyParams
 	var large []outcomeRecord
-	for _, r := range fresh {
-		if r.outcome != OutcomeDispatched {
-			continue
-		}
-		if r.large {
+	for _, r := range records {
+		switch {
+		case r.outcome != OutcomeDispatched:
+		case r.large:
 			large = append(large, r)
-			continue
-		}
-		src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
-		if params, err = appendJobParams(params, src, r.data, r.jobs); err != nil {
-			return nil, err
+		default:
+			var err error
+			src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
+			if params, err = appendJobParams(params, src, r.data, r.jobs); err != nil {
+				return 0, err
+			}
 		}
 	}
+	n := 0
 	if len(params) > 0 {
-		n, err := b.river.InsertManyFastTx(ctx, tx, params)
+		inserted, err := b.river.InsertManyFastTx(ctx, tx, params)
 		if err != nil {
-			return nil, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d jobs: %w", len(params), err)}
+			return 0, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d jobs: %w", len(params), err)}
 		}
-		res.jobs = n
+		n += inserted
 	}
 	if len(large) > 0 {
-		n, err := b.insertLarge(ctx, tx, st, large)
+		inserted, err := b.insertLarge(ctx, tx, st, large)
 		if err != nil {
-			return nil, &stepError{step: stepInsert, seqs: seqs, err: err}
+			return 0, &stepError{step: stepInsert, seqs: seqs, err: err}
 		}
-		res.jobs += n
+		n += inserted
 	}
-	mark("insert")
-	if err := b.hook(stepInserted); err != nil {
-		return nil, err
-	}
+	return n, nil
+}
 
-	// 7. Commit: claim, outcomes and jobs become visible together.
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit dispatch of %d events: %w", len(claimed), err)
+// steps times the steps of a dispatch transaction, for its log line, and
+// runs the test hook after each.
+type steps struct {
+	b    *Bridge
+	res  *batchResult
+	last time.Time
+}
+
+func (b *Bridge) startSteps(res *batchResult) *steps {
+	return &steps{b: b, res: res, last: time.Now()}
+}
+
+// done records how long the step name took and runs the test hook for
+// hookStep, if any.
+func (s *steps) done(name, hookStep string) error {
+	now := time.Now()
+	s.res.steps = append(s.res.steps, stepTime{name, now.Sub(s.last)})
+	s.last = now
+	if hookStep == "" {
+		return nil
 	}
-	mark("commit")
-	return res, nil
+	return s.b.hook(hookStep)
 }
 
 // appendJobParams appends the insert parameters of one job per route for an
