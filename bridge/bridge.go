@@ -65,13 +65,13 @@ type Bridge struct {
 	problemMu sync.Mutex
 	problem   string // what is wrong with the events table, if anything
 
-	listening   atomic.Bool
-	deaf        atomic.Bool  // the listener's probe notification never arrived
-	lastCatchUp atomic.Int64 // unix nanoseconds of the last complete drain
-	ginCleaning atomic.Bool  // the GIN cleaner works: dispatches leave flushing to it
-	ginDirty    atomic.Bool  // jobs were inserted since the last flush
-	stats       counters
-	metrics     *metrics
+	listening         atomic.Bool
+	notificationsLost atomic.Bool  // the listener's probe notification never arrived
+	lastCatchUp       atomic.Int64 // unix nanoseconds of the last complete drain
+	ginCleaning       atomic.Bool  // the GIN cleaner works: dispatches leave flushing to it
+	ginDirty          atomic.Bool  // jobs were inserted since the last flush
+	stats             counters
+	metrics           *metrics
 
 	// testHook, when set, runs between the steps of the dispatch transaction;
 	// an error it returns aborts the transaction, as a crash would.
@@ -195,7 +195,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	ticker := time.NewTicker(b.cfg.PollInterval)
 	defer ticker.Stop()
 	failures := 0
-	var waiting []notice // notified payloads to adopt once adoptDelay has passed, oldest first
+	var waiting []waitingNotice // notified payloads to adopt once adoptDelay has passed, oldest first
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,31 +218,31 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		notified := b.takePending()
 		if err := b.drain(ctx); err != nil {
 			b.putBackPending(notified)
-			b.logFailure(ctx, "dispatch", err, &failures)
+			b.logFailure(ctx, msgDispatchFailed, err, &failures)
 			b.kick()
 			continue
 		}
 		now := time.Now()
-		var ripe []string
+		var due []string
 		for len(waiting) > 0 && now.Sub(waiting[0].at) >= adoptDelay {
-			ripe = append(ripe, waiting[0].payload)
+			due = append(due, waiting[0].payload)
 			waiting = waiting[1:]
 		}
 		for _, p := range b.recent.without(notified) {
-			waiting = append(waiting, notice{p, now})
+			waiting = append(waiting, waitingNotice{p, now})
 		}
 		if len(waiting) > 0 {
 			time.AfterFunc(adoptDelay-now.Sub(waiting[0].at), b.kick)
 		}
-		adopted, err := b.adopt(ctx, ripe)
+		adopted, err := b.adopt(ctx, due)
 		if err != nil {
-			b.logFailure(ctx, "adopt notified ids", err, &failures)
+			b.logFailure(ctx, msgAdoptFailed, err, &failures)
 			b.kick()
 			continue
 		}
 		if adopted > 0 {
 			if err := b.drain(ctx); err != nil {
-				b.logFailure(ctx, "dispatch", err, &failures)
+				b.logFailure(ctx, msgDispatchFailed, err, &failures)
 				b.kick()
 				continue
 			}
@@ -255,7 +255,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 // adoptOnStop adopts, as the bridge stops, the notified ids that have not
 // been adopted yet, so that a hand-sent NOTIFY received before the stop is
 // in the outbox for the next bridge.
-func (b *Bridge) adoptOnStop(ctx context.Context, waiting []notice) {
+func (b *Bridge) adoptOnStop(ctx context.Context, waiting []waitingNotice) {
 	pending := make([]string, 0, len(waiting))
 	for _, n := range waiting {
 		pending = append(pending, n.payload)
@@ -273,8 +273,8 @@ func (b *Bridge) adoptOnStop(ctx context.Context, waiting []notice) {
 // NOTIFY for an id with no outbox row.
 const adoptDelay = 250 * time.Millisecond
 
-// notice is a notified payload waiting for adoption.
-type notice struct {
+// waitingNotice is a notified payload waiting for adoption.
+type waitingNotice struct {
 	payload string
 	at      time.Time // when the drain after its notification ended
 }
@@ -289,17 +289,26 @@ func (b *Bridge) helperLoop(ctx context.Context) {
 		case <-b.helpers:
 		}
 		if err := b.drain(ctx); err != nil {
-			b.logFailure(ctx, "dispatch", err, &failures)
+			b.logFailure(ctx, msgDispatchFailed, err, &failures)
 			continue
 		}
 		failures = 0
 	}
 }
 
-// logFailure logs err and waits a backoff that grows with consecutive
-// failures, so that an unreachable database costs one line per interval, not
-// a tight loop.
-func (b *Bridge) logFailure(ctx context.Context, what string, err error, failures *int) {
+// Log messages that operators alert on; each is a constant, with the
+// details as attributes.
+const (
+	msgDispatchFailed = "dispatch failed; retrying"
+	msgAdoptFailed    = "adopt notified ids failed; retrying"
+	msgEventRejected  = "event rejected"
+	msgEventMissing   = "event missing"
+)
+
+// logFailure logs err under msg and waits a backoff that grows with
+// consecutive failures, so that an unreachable database costs one line per
+// interval, not a tight loop.
+func (b *Bridge) logFailure(ctx context.Context, msg string, err error, failures *int) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -309,7 +318,7 @@ func (b *Bridge) logFailure(ctx context.Context, what string, err error, failure
 	// and Ready reports it until it is fixed.
 	if !errors.Is(err, errTableUnusable) {
 		b.metrics.errors.Inc()
-		b.log.Error(what+" failed; retrying", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
+		b.log.Error(msg, slog.String("error", err.Error()), slog.Duration("retry_in", delay))
 	}
 	sleep(ctx, delay)
 }
@@ -361,7 +370,7 @@ func (b *Bridge) runBatch(ctx context.Context, sel selection) (*batchResult, err
 	if err != nil {
 		return nil, err
 	}
-	b.account(res)
+	b.afterCommit(res)
 	return res, nil
 }
 
@@ -370,8 +379,9 @@ func (b *Bridge) runBatch(ctx context.Context, sel selection) (*batchResult, err
 // which may take up to BatchTimeout.
 const batchDeadline = 5
 
-// account updates counters and logs after a committed batch.
-func (b *Bridge) account(res *batchResult) {
+// afterCommit updates counters, metrics and logs after a committed batch,
+// and schedules the retry of the ids it requeued.
+func (b *Bridge) afterCommit(res *batchResult) {
 	if res.claimed == 0 {
 		return
 	}
@@ -396,7 +406,11 @@ func (b *Bridge) account(res *batchResult) {
 		}
 		switch r.outcome {
 		case OutcomeMissing, OutcomeRejected:
-			b.log.Warn("event "+string(r.outcome), slog.String("event_id", r.key), slog.String("reason", *r.reason))
+			msg := msgEventRejected
+			if r.outcome == OutcomeMissing {
+				msg = msgEventMissing
+			}
+			b.log.Warn(msg, slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeUnrouted:
 			b.log.Debug("event unrouted", slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeDispatched:
@@ -682,7 +696,7 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 			if n.Channel == probe {
 				if !probed {
 					probed = true
-					b.deaf.Store(false)
+					b.notificationsLost.Store(false)
 					b.listening.Store(true)
 					b.metrics.listener.Set(1)
 					b.log.Info("listening")
@@ -698,7 +712,7 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 		if !timedOut {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		if !probed && !time.Now().Before(probeDeadline) && !b.deaf.Swap(true) {
+		if !probed && !time.Now().Before(probeDeadline) && !b.notificationsLost.Swap(true) {
 			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy "+
 				"(PgBouncer in transaction mode); events are dispatched only every poll interval. "+
 				"Connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only",

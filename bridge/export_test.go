@@ -13,7 +13,7 @@ func DispatchOnce(ctx context.Context, b *Bridge) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b.account(res)
+	b.afterCommit(res)
 	return res.claimed, nil
 }
 

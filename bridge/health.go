@@ -41,7 +41,7 @@ func (b *Bridge) Ready(ctx context.Context) (Readiness, error) {
 	}
 	switch {
 	case b.cfg.PollOnly:
-	case b.deaf.Load():
+	case b.notificationsLost.Load():
 		r.Reasons = append(r.Reasons, "the listener receives no notifications (a transaction-pooling proxy such as PgBouncer in transaction mode?): "+
 			"connect directly or in session mode, or use --poll-only")
 	case !r.Listening:

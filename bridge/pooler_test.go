@@ -124,7 +124,7 @@ func TestListenerThroughTransactionPoolerIsReported(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	// LISTEN succeeds through the pooler, but the probe never arrives.
-	r := waitReadiness(t, b, 20*time.Second, "deaf listener reported", func(r bridge.Readiness, err error) bool {
+	r := waitReadiness(t, b, 20*time.Second, "listener that receives no notifications reported", func(r bridge.Readiness, err error) bool {
 		return hasReason(r, "the listener receives no notifications")
 	})
 	require.False(t, r.Ready)
