@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
@@ -20,16 +21,17 @@ import (
 // Outcome is what became of an event, as recorded in notified_dispatch.
 type Outcome string
 
-// The outcomes an event can have.
+// The outcomes an event can have, as history names them.
 const (
 	// OutcomeDispatched: one job was inserted per route of the event's name.
-	OutcomeDispatched Outcome = "dispatched"
+	OutcomeDispatched Outcome = history.OutcomeDispatched
 	// OutcomeUnrouted: the event's name had no route when it was dispatched.
-	OutcomeUnrouted Outcome = "unrouted"
+	OutcomeUnrouted Outcome = history.OutcomeUnrouted
 	// OutcomeMissing: no row had the id, even after the grace period.
-	OutcomeMissing Outcome = "missing"
-	// OutcomeRejected: the payload is not a valid id, or the row's name is NULL.
-	OutcomeRejected Outcome = "rejected"
+	OutcomeMissing Outcome = history.OutcomeMissing
+	// OutcomeRejected: the payload is not a valid id, the row's name is
+	// NULL, or the row cannot become a job.
+	OutcomeRejected Outcome = history.OutcomeRejected
 )
 
 // queries holds the SQL of the dispatch path, built once from the
