@@ -74,11 +74,13 @@ func TestLookupEventUUID(t *testing.T) {
 	require.EqualError(t, err, `payload "a0eebc99" is not a valid uuid id`)
 }
 
-func TestCanonicalID(t *testing.T) {
+// TestLookupEventCanonicalID: the id of a lookup is the text the bridge
+// records for the payload, whether or not the row exists.
+func TestLookupEventCanonicalID(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
-	for _, table := range []string{"uuids (id uuid PRIMARY KEY)", "texts (id text PRIMARY KEY)", "ints (id integer PRIMARY KEY)"} {
+	for _, table := range []string{"uuids (id uuid PRIMARY KEY, name text)", "texts (id text PRIMARY KEY, name text)", "ints (id integer PRIMARY KEY, name text)"} {
 		testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+"."+table)
 	}
 	cfg := func(table string) bridge.Config {
@@ -97,16 +99,17 @@ func TestCanonicalID(t *testing.T) {
 		{table: "ints", payload: "2147483647", want: "2147483647"},
 		{table: "ints", payload: "2147483648", err: `payload "2147483648" is out of range for id column type integer`},
 	} {
-		got, err := bridge.CanonicalID(ctx, db.Pool, cfg(c.table), c.payload)
+		ev, err := bridge.LookupEvent(ctx, db.Pool, cfg(c.table), c.payload)
 		if c.err != "" {
 			require.EqualError(t, err, c.err, "%s %q", c.table, c.payload)
-			require.Empty(t, got)
+			require.Nil(t, ev)
 			continue
 		}
 		require.NoError(t, err, "%s %q", c.table, c.payload)
-		require.Equal(t, c.want, got, "%s %q", c.table, c.payload)
+		require.Equal(t, c.want, ev.ID, "%s %q", c.table, c.payload)
+		require.False(t, ev.Found)
 	}
 
-	_, err := bridge.CanonicalID(ctx, db.Pool, cfg("nope"), "1")
+	_, err := bridge.LookupEvent(ctx, db.Pool, cfg("nope"), "1")
 	require.ErrorIs(t, err, bridge.ErrTableNotFound)
 }

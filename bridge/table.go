@@ -342,18 +342,6 @@ type EventRow struct {
 	Data json.RawMessage
 }
 
-// CanonicalID returns the text the bridge records for the id payload of the
-// configured events table (e.g. "42" for "042" in an integer column), or why
-// payload is not an id of that table.
-func CanonicalID(ctx context.Context, db queryRower, cfg Config, payload string) (string, error) {
-	cfg = cfg.withDefaults()
-	t, err := inspectTable(ctx, db, cfg.Table, cfg.IDColumn, "")
-	if err != nil {
-		return "", err
-	}
-	return t.parseID(payload)
-}
-
 // LookupEvent reads the row of the configured events table whose id is
 // payload.
 func LookupEvent(ctx context.Context, db queryRower, cfg Config, payload string) (*EventRow, error) {
