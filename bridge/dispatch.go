@@ -594,35 +594,13 @@ func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []by
 // jobMetadata is the River metadata of a job the bridge inserts: its source
 // event (and replay, if any) under jobs.MetadataKey.
 func jobMetadata(src jobs.Source) ([]byte, error) {
-	var meta []byte
-	if src.ReplayID == 0 && jsonSafe(src.EventID) && jsonSafe(src.EventName) && jsonSafe(src.Channel) {
-		meta = make([]byte, 0, 64+len(src.EventID)+len(src.EventName)+len(src.Channel))
-		meta = append(meta, `{"notified":{"event_id":"`...)
-		meta = append(meta, src.EventID...)
-		meta = append(meta, `","event_name":"`...)
-		meta = append(meta, src.EventName...)
-		meta = append(meta, `","channel":"`...)
-		meta = append(meta, src.Channel...)
-		meta = append(meta, `"}}`...)
-	} else {
-		var err error
-		if meta, err = json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src}); err != nil {
-			return nil, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
-		}
+	meta, err := json.Marshal(struct {
+		Source jobs.Source `json:"notified"`
+	}{src})
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
 	}
 	return meta, nil
-}
-
-// jsonSafe reports whether s encodes in JSON as itself between quotes, as
-// encoding/json would write it (which also escapes <, > and &).
-func jsonSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // retryDelay is how long an id whose row is not visible waits before it is
@@ -636,33 +614,28 @@ func rejected(key string, name *string, reason string, createdAt time.Time) outc
 }
 
 // encodeRouteSets encodes the route sets of records for
-// notified_dispatch.jobs. Most events of a batch share a few route sets: each
-// distinct set is sent, and parsed, once, and each record refers to its set
-// by a 1-based index.
+// notified_dispatch.jobs, as history reads them. Most events of a batch share
+// a few names, and so a few route sets: each distinct set is encoded once per
+// name and sent, and parsed, once; each record refers to its set by a
+// 1-based index.
 func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err error) {
 	index = make([]int32, len(records))
 	setIndex := map[string]int32{}
-	// Records of a batch share their route slices (one per event name):
-	// each slice is encoded once.
-	type sliceKey struct {
-		first *routes.Route
-		n     int
-	}
-	memo := map[sliceKey]int32{}
+	byName := map[string]int32{} // the events of one name share its routes
 	for i, r := range records {
-		sk := sliceKey{}
+		name := ""
 		if len(r.jobs) > 0 {
-			sk = sliceKey{&r.jobs[0], len(r.jobs)}
+			name = *r.name
 		}
-		if idx, ok := memo[sk]; ok {
+		if idx, ok := byName[name]; ok {
 			index[i] = idx
 			continue
 		}
-		rj := make([]routeJSON, len(r.jobs))
+		rs := make([]history.Route, len(r.jobs))
 		for j, route := range r.jobs {
-			rj[j] = routeJSON{Kind: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
+			rs[j] = history.Route{Handler: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
 		}
-		buf, err := json.Marshal(rj)
+		buf, err := json.Marshal(rs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode routes of event %s: %w", r.key, err)
 		}
@@ -672,18 +645,10 @@ func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err
 			idx = int32(len(sets))
 			setIndex[string(buf)] = idx
 		}
-		memo[sk] = idx
+		byName[name] = idx
 		index[i] = idx
 	}
 	return index, sets, nil
-}
-
-// routeJSON is how a route is recorded in notified_dispatch.jobs.
-type routeJSON struct {
-	Kind        string `json:"kind"`
-	Queue       string `json:"queue"`
-	Priority    int    `json:"priority"`
-	MaxAttempts int    `json:"max_attempts"`
 }
 
 // record inserts outcome rows and returns those whose key was not recorded

@@ -12,7 +12,7 @@ import (
 	"github.com/notified/notified/routes"
 )
 
-// TestJobMetadataIsTheJSONEncoding: the metadata built without reflection is
+// TestJobMetadataIsTheJSONEncoding: the metadata is
 // byte for byte what encoding/json writes, whatever the ids and names hold.
 func TestJobMetadataIsTheJSONEncoding(t *testing.T) {
 	t.Parallel()
