@@ -339,6 +339,9 @@ func modelCommands(cmds []*cli.Command) map[string]*cliCommand {
 func modelFlags(flags []cli.Flag) []*cliFlag {
 	var out []*cliFlag
 	for _, f := range flags {
+		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
+			continue // a command's copy of a global flag: resolve reads m.global
+		}
 		mf := &cliFlag{names: slices.Clone(f.Names()), takesValue: true}
 		if df, ok := f.(cli.DocGenerationFlag); ok {
 			mf.envVars = slices.Clone(df.GetEnvVars())
@@ -373,22 +376,29 @@ type invocation struct {
 }
 
 // resolve reads args as urfave/cli does: global flags, the command and any
-// subcommand, then the command's flags and arguments (this CLI also reads
-// flags written after arguments). Global flags must come before the command:
-// urfave/cli rejects them after it.
+// subcommand, then the command's flags (global ones too) and arguments. The
+// first argument ends the flags: a flag after it is a mistake.
 func (m *cliModel) resolve(args []string) (invocation, []string) {
 	inv := invocation{given: map[string]string{}}
 	var problems []string
 	flags, where := m.global, m.name
 	commands := m.commands
+	afterArgs := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			break
 		}
+		if len(a) > 1 && a[0] == '-' && inv.command != nil && commands == nil && afterArgs {
+			problems = append(problems, fmt.Sprintf("flag %s of %s follows its arguments: it must come before them", a, where))
+			continue
+		}
 		if len(a) > 1 && a[0] == '-' {
 			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			f := findModelFlag(flags, name)
+			if f == nil && inv.command != nil {
+				f = findModelFlag(m.global, name)
+			}
 			if f == nil {
 				problems = append(problems, fmt.Sprintf("flag --%s is not a flag of %s", name, where))
 				continue
@@ -401,6 +411,7 @@ func (m *cliModel) resolve(args []string) (invocation, []string) {
 			continue
 		}
 		if commands == nil { // a positional argument
+			afterArgs = true
 			continue
 		}
 		c, ok := commands[a]
@@ -410,6 +421,7 @@ func (m *cliModel) resolve(args []string) (invocation, []string) {
 				return inv, problems
 			}
 			commands = nil // the command's first argument
+			afterArgs = true
 			continue
 		}
 		inv.command = c

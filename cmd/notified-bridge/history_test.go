@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db := testdb.New(t)
 	mustRun(t, db, "install-trigger", "--table", db.Events(), "--channel", db.Channel)
-	mustRun(t, db, "routes", "add", "user_signed_up", "send_welcome", "--max-attempts", "3")
+	mustRun(t, db, "routes", "add", "--max-attempts", "3", "user_signed_up", "send_welcome")
 	mustRun(t, db, "routes", "add", "user_signed_up", "sync_crm")
 	mustRun(t, db, "routes", "add", "order_placed", "ship_order")
 	f := &fixture{db: db}
@@ -217,7 +217,7 @@ func TestHistory(t *testing.T) {
 
 	// JSON, with the flag after the id.
 	var ev eventJSON
-	out = f.must(t, "history", f.signup1, "--json")
+	out = f.must(t, "history", "--json", f.signup1)
 	require.NoError(t, json.Unmarshal([]byte(out), &ev), out)
 	require.Equal(t, f.db.Channel, ev.Channel)
 	require.Equal(t, f.signup1, ev.ID)
@@ -277,7 +277,7 @@ func TestHistory(t *testing.T) {
 	// Unknown ids and a missing argument.
 	notFound := fmt.Sprintf("event not found: no event 999999 on channel %q has been notified (or its history is past the retention)", f.db.Channel)
 	f.fail(t, notFound, "history", "999999")
-	f.fail(t, notFound, "history", "999999", "--json")
+	f.fail(t, notFound, "history", "--json", "999999")
 	f.fail(t, fmt.Sprintf("event not found: no event not-an-id on channel %q has been notified (or its history is past the retention)", f.db.Channel),
 		"history", "not-an-id")
 	f.fail(t, "history takes one argument, the event id, e.g. history 42", "history")
@@ -428,7 +428,7 @@ func TestDeadLetters(t *testing.T) {
 	require.Equal(t, []string{"JOB", strconv.FormatInt(ship, 10), strconv.FormatInt(crm, 10), strconv.FormatInt(w2, 10), strconv.FormatInt(w1, 10)},
 		[]string{strings.Fields(lines[2])[0], strings.Fields(lines[3])[0], strings.Fields(lines[4])[0], strings.Fields(lines[5])[0], strings.Fields(lines[6])[0]},
 		"newest first")
-	require.True(t, strings.HasSuffix(out, "\nre-run them with `notified-bridge dead-letters retry [JOB_ID...] --reason ...`\n"), out)
+	require.True(t, strings.HasSuffix(out, "\nre-run them with `notified-bridge dead-letters retry --reason ... [JOB_ID...]`\n"), out)
 
 	var dead []jobJSON
 	f.mustJSON(t, &dead, "dead-letters")
@@ -470,7 +470,7 @@ func TestDeadLetters(t *testing.T) {
 	// event's other handler has a dead letter too.
 	before := f.jobs(t)
 	// Flags after the job id work as before it.
-	out = f.must(t, "dead-letters retry", strconv.FormatInt(w1, 10), "--reason", "smtp fixed")
+	out = f.must(t, "dead-letters retry", "--reason", "smtp fixed", strconv.FormatInt(w1, 10))
 	require.Regexp(t, `^replay \d+ recorded\n1 event selected: enqueued 1 job for 1 event, 0 skipped \(`, out)
 	require.Equal(t, []string{f.signup1, "user_signed_up", "send_welcome"}, line(t, out, f.signup1, "user_signed_up"))
 	require.Equal(t, before+1, f.jobs(t))

@@ -29,7 +29,7 @@ func TestJSONOutputOfSetUpCommands(t *testing.T) {
 		Priority           int
 		MaxAttempts        int `json:"max_attempts"`
 	}
-	out = mustRun(t, db, "routes", "add", "user_signed_up", "send_email", "--queue", "mail", "--json")
+	out = mustRun(t, db, "routes", "add", "--queue", "mail", "--json", "user_signed_up", "send_email")
 	require.NoError(t, json.Unmarshal([]byte(out), &added), out)
 	require.Equal(t, "user_signed_up", added.Event)
 	require.Equal(t, "send_email", added.Kind)
@@ -41,7 +41,7 @@ func TestJSONOutputOfSetUpCommands(t *testing.T) {
 		Event, Kind string
 		Removed     bool
 	}
-	out = mustRun(t, db, "routes", "remove", "user_signed_up", "send_email", "--json")
+	out = mustRun(t, db, "routes", "remove", "--json", "user_signed_up", "send_email")
 	require.NoError(t, json.Unmarshal([]byte(out), &removed), out)
 	require.Equal(t, "user_signed_up", removed.Event)
 	require.Equal(t, "send_email", removed.Kind)

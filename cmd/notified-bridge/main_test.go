@@ -378,8 +378,8 @@ func TestRoutes(t *testing.T) {
 	require.Equal(t, "no routes: add one with `notified-bridge routes add EVENT KIND`\n", mustRun(t, db, "routes", "list"))
 	require.Equal(t, "[]\n", mustRun(t, db, "routes", "list", "--json"))
 
-	// Flags after the positional arguments.
-	out := mustRun(t, db, "routes", "add", "user_signed_up", "send_welcome", "--queue", "mail", "--priority", "2", "--max-attempts", "3")
+	// Options go before the arguments.
+	out := mustRun(t, db, "routes", "add", "--queue", "mail", "--priority", "2", "--max-attempts", "3", "user_signed_up", "send_welcome")
 	require.Equal(t, "route added: user_signed_up -> send_welcome (queue mail, priority 2, max attempts 3)\n", out)
 
 	type route struct {
@@ -403,8 +403,7 @@ func TestRoutes(t *testing.T) {
 	require.Equal(t, []string{"EVENT", "KIND", "QUEUE", "PRIORITY", "MAX", "ATTEMPTS"}, strings.Fields(table[0]))
 	require.Equal(t, []string{"user_signed_up", "send_welcome", "mail", "2", "3"}, strings.Fields(table[1]))
 
-	// Flags before the positional arguments work too, and adding again
-	// updates the options.
+	// Adding again updates the options.
 	mustRun(t, db, "routes", "add", "--queue", "urgent", "--priority", "4", "--max-attempts", "10", "user_signed_up", "send_welcome")
 	require.Equal(t, []route{{"user_signed_up", "send_welcome", "urgent", 4, 10}}, list())
 
@@ -421,20 +420,23 @@ func TestRoutes(t *testing.T) {
 	_, stderr, code := run(t, db, "routes", "remove", "user_signed_up", "send_welcome")
 	requireUserError(t, stderr, code, "no route user_signed_up -> send_welcome")
 
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--priority", "9")
+	_, stderr, code = run(t, db, "routes", "add", "--priority", "9", "e", "h")
 	requireUserError(t, stderr, code, "priority 9 is out of range")
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--queue", "Bad Queue")
+	_, stderr, code = run(t, db, "routes", "add", "--queue", "Bad Queue", "e", "h")
 	requireUserError(t, stderr, code, `queue "Bad Queue" is invalid`)
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--max-attempts", "-1")
+	_, stderr, code = run(t, db, "routes", "add", "--max-attempts", "-1", "e", "h")
 	requireUserError(t, stderr, code, "max attempts -1 is out of range")
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--priority", "high")
+	_, stderr, code = run(t, db, "routes", "add", "--priority", "high", "e", "h")
 	requireUserError(t, stderr, code, "priority")
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--priority", "0")
+	_, stderr, code = run(t, db, "routes", "add", "--priority", "0", "e", "h")
 	requireUserError(t, stderr, code, "priority 0 is out of range")
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--max-attempts", "0")
+	_, stderr, code = run(t, db, "routes", "add", "--max-attempts", "0", "e", "h")
 	requireUserError(t, stderr, code, "max attempts 0 is out of range")
-	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--bogus", "1")
+	_, stderr, code = run(t, db, "routes", "add", "--bogus", "1", "e", "h")
 	requireUserError(t, stderr, code, "routes add: flag provided but not defined: -bogus")
+	// Options after the arguments are not read: the error says where they go.
+	_, stderr, code = run(t, db, "routes", "add", "e", "h", "--queue", "q")
+	requireUserError(t, stderr, code, `routes add: "--queue" after the arguments: options go before them`)
 
 	// Wrong argument counts.
 	_, stderr, code = run(t, db, "routes", "add", "only_event")
@@ -553,7 +555,7 @@ func TestRunDispatchesEvents(t *testing.T) {
 
 	mustRun(t, db, "migrate")
 	mustRun(t, db, "install-trigger", "--table", db.Events(), "--channel", db.Channel)
-	mustRun(t, db, "routes", "add", "user_signed_up", "send_welcome", "--queue", "mail", "--priority", "2", "--max-attempts", "5")
+	mustRun(t, db, "routes", "add", "--queue", "mail", "--priority", "2", "--max-attempts", "5", "user_signed_up", "send_welcome")
 	mustRun(t, db, "routes", "add", "order_placed", "ship_order")
 
 	b := startBridge(t, db)
@@ -817,9 +819,12 @@ func TestNotify(t *testing.T) {
 	require.Equal(t, 1, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_dispatch")+
 		" WHERE channel = $1 AND event_id = $2 AND outcome = 'dispatched'", db.Channel, id))
 
-	// Again, with the flag after the id: the bridge takes the outbox row and
-	// inserts no second job.
-	out = mustRun(t, db, "notify", id, "--channel", db.Channel)
+	// A flag after the id is refused: options go before the arguments.
+	_, stderr, code := run(t, db, "notify", id, "--channel", db.Channel)
+	requireUserError(t, stderr, code, `notify: "--channel" after the arguments: options go before them`)
+
+	// Again: the bridge takes the outbox row and inserts no second job.
+	out = mustRun(t, db, "notify", "--channel", db.Channel, id)
 	require.Equal(t, fmt.Sprintf("notified %s on channel %q\n", id, db.Channel), out)
 	testdb.WaitFor(t, 15*time.Second, func() (bool, string) {
 		n := count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_outbox"))
@@ -865,7 +870,7 @@ func TestNotify(t *testing.T) {
 	require.Equal(t, 0, b.stop(t))
 	require.Equal(t, 2, count(t, db, "SELECT count(*) FROM "+tbl(db, "river_job")))
 
-	_, stderr, code := run(t, db, "notify")
+	_, stderr, code = run(t, db, "notify")
 	requireUserError(t, stderr, code, "notify takes one argument")
 }
 

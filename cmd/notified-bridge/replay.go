@@ -47,12 +47,9 @@ func replayCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "events per transaction"},
 		},
 		Action: func(c *cli.Context) error {
-			args, err := arguments(c)
-			if err != nil {
-				return err
-			}
-			if len(args) > 0 {
-				return fmt.Errorf("replay: unexpected argument %q: select events with --id %s", args[0], args[0])
+			if c.Args().Present() {
+				arg := c.Args().First()
+				return unexpectedArgument(c, arg, "select events with --id "+arg)
 			}
 			sel := bridge.ReplaySelector{
 				IDs: c.StringSlice("id"), FromID: c.String("from-id"), ToID: c.String("to-id"),

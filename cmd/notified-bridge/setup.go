@@ -29,10 +29,8 @@ func setupCommand() *cli.Command {
 				Usage: "route EVENT=KIND to add (repeatable; in the environment, comma-separated)"},
 		},
 		Action: func(c *cli.Context) error {
-			if args, err := arguments(c); err != nil {
-				return err
-			} else if len(args) > 0 {
-				return fmt.Errorf("setup: unexpected argument %q: routes go in --route EVENT=KIND", args[0])
+			if c.Args().Present() {
+				return unexpectedArgument(c, c.Args().First(), "routes go in --route EVENT=KIND")
 			}
 			var rs []routes.Route
 			for _, spec := range c.StringSlice("route") {

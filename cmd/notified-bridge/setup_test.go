@@ -25,7 +25,7 @@ func TestSetup(t *testing.T) {
 
 	// Idempotent: running it again changes nothing and succeeds, and a
 	// route's options set since are kept.
-	mustRun(t, db, "routes", "add", "order_placed", "call_webhook", "--queue", "hooks")
+	mustRun(t, db, "routes", "add", "--queue", "hooks", "order_placed", "call_webhook")
 	var res struct {
 		Migrate struct{ Versions []int }
 		Trigger string
