@@ -422,7 +422,7 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 		writeEvent(o.Out, ev)
 	}
 	if o.DatabaseURL != "" {
-		cli := fmt.Sprintf("notified-bridge --schema %s history ID --table %s.events --channel %s", schema, schema, channel)
+		cli := fmt.Sprintf("notified-bridge --schema %s history --table %s.events --channel %s ID", schema, schema, channel)
 		if o.Keep {
 			fmt.Fprintf(o.Out, "\nthe same with the CLI: %s\n", cli)
 		} else {
