@@ -13,8 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/notified/notified/bench"
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/bench"
 )
 
 func benchCommand() *cli.Command {

@@ -32,7 +32,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/example"
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 const (

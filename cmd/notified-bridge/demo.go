@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/notified/notified/demo"
+	"github.com/notified/notified/internal/demo"
 )
 
 func demoCommand() *cli.Command {

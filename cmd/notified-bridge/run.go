@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/bridge"
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 var flagHTTPAddr = &cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},

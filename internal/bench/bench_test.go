@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/bench"
+	"github.com/notified/notified/internal/bench"
 	"github.com/notified/notified/internal/testdb"
 )
 

@@ -23,7 +23,7 @@ import (
 
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/testdb"
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 // startTimeout bounds Chromium's start, and browserTimeout what the test

@@ -17,7 +17,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 // send makes one request to ts with the Host header host, basic auth when

@@ -22,9 +22,9 @@ import (
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/internal/web"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
-	"github.com/notified/notified/web"
 )
 
 // testBundle is one test's database, with the capture trigger installed on

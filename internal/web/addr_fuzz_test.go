@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 // addrSeeds are --http-addr values: loopback in every spelling Go reads,

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/demo"
+	"github.com/notified/notified/internal/demo"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/testdb"
 )

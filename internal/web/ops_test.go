@@ -14,7 +14,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
-	"github.com/notified/notified/web"
+	"github.com/notified/notified/internal/web"
 )
 
 // opsServer serves the ops endpoints of a bridge built for the test, and
