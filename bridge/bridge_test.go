@@ -733,16 +733,16 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{"missing table", func(c *bridge.Config) { c.Table = db.Schema + ".nope" }, bridge.ErrTableNotFound, `"` + db.Schema + `.nope" does not exist`},
 		{"hostile table", func(c *bridge.Config) { c.Table = `events"; drop table x; --` }, bridge.ErrTableNotFound, "does not exist"},
 		{"case hint", func(c *bridge.Config) { c.Table = db.Schema + ".MyEvents" }, bridge.ErrTableNotFound, "did you mean " + db.Schema + ".myevents"},
-		{"missing id column", func(c *bridge.Config) { c.IDColumn = "nope" }, bridge.ErrColumnNotFound, `no id column "nope": set --id-field`},
+		{"missing id column", func(c *bridge.Config) { c.IDColumn = "nope" }, bridge.ErrColumnNotFound, `no id column "nope": set IDColumn`},
 		{"hostile id column", func(c *bridge.Config) { c.IDColumn = `id"; drop table x; --` }, bridge.ErrColumnNotFound, "no id column"},
-		{"missing name column", func(c *bridge.Config) { c.NameColumn = "kind" }, bridge.ErrColumnNotFound, `no name column "kind": set --name-field`},
+		{"missing name column", func(c *bridge.Config) { c.NameColumn = "kind" }, bridge.ErrColumnNotFound, `no name column "kind": set NameColumn`},
 		{"unsupported id type", func(c *bridge.Config) { c.Table = db.Schema + ".numeric_ids" }, bridge.ErrIDType, "is numeric: use smallint"},
 		{"too many dots", func(c *bridge.Config) { c.Table = "a.b.c" }, nil, "more than one dot"},
 		{"empty table part", func(c *bridge.Config) { c.Table = "a." }, nil, "empty part"},
-		{"negative poll interval", func(c *bridge.Config) { c.PollInterval = -time.Second }, nil, "poll interval -1s is negative"},
-		{"batch size", func(c *bridge.Config) { c.BatchSize = 20000 }, nil, "batch size 20000 is out of range"},
-		{"concurrency", func(c *bridge.Config) { c.Concurrency = -1 }, nil, "concurrency -1 is out of range"},
-		{"schema", func(c *bridge.Config) { c.Schema = "bad-schema" }, nil, `schema "bad-schema" is not valid`},
+		{"negative poll interval", func(c *bridge.Config) { c.PollInterval = -time.Second }, nil, "PollInterval -1s is negative"},
+		{"batch size", func(c *bridge.Config) { c.BatchSize = 20000 }, nil, "BatchSize 20000 is out of range"},
+		{"concurrency", func(c *bridge.Config) { c.Concurrency = -1 }, nil, "Concurrency -1 is out of range"},
+		{"schema", func(c *bridge.Config) { c.Schema = "bad-schema" }, nil, `Schema "bad-schema" is not valid`},
 		{"long channel", func(c *bridge.Config) { c.Channel = strings.Repeat("c", 64) }, nil, "longer than 63 bytes"},
 		{"unmigrated", func(c *bridge.Config) { c.Schema = unmigrated.Schema; c.Table = unmigrated.Events() }, nil, "run `notified-bridge migrate --schema " + unmigrated.Schema + "` first"},
 	} {
@@ -806,7 +806,7 @@ func TestValidateChannel(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, bridge.ValidateChannel("MyEvents-2"))
 	require.NoError(t, bridge.ValidateChannel(strings.Repeat("c", 63)))
-	require.EqualError(t, bridge.ValidateChannel(""), "channel is empty: set --channel or NOTIFIED_CHANNEL")
+	require.EqualError(t, bridge.ValidateChannel(""), "Channel is empty: name the NOTIFY channel the producers send on")
 	require.EqualError(t, bridge.ValidateChannel(strings.Repeat("c", 64)),
 		`channel "`+strings.Repeat("c", 64)+`" is longer than 63 bytes, which Postgres truncates: use a shorter channel`)
 }

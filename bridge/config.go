@@ -172,13 +172,13 @@ func (c Config) validate() error {
 	}
 	switch {
 	case c.PollInterval < 0:
-		return fmt.Errorf("poll interval %s is negative: use a positive duration such as 5s or 500ms", c.PollInterval)
+		return fmt.Errorf("PollInterval %s is negative: use a positive duration such as 5s or 500ms", c.PollInterval)
 	case c.BatchSize < 1 || c.BatchSize > 10000:
-		return fmt.Errorf("batch size %d is out of range: use 1 to 10000", c.BatchSize)
+		return fmt.Errorf("BatchSize %d is out of range: use 1 to 10000", c.BatchSize)
 	case c.Concurrency < 1 || c.Concurrency > 64:
-		return fmt.Errorf("concurrency %d is out of range: use 1 to 64", c.Concurrency)
+		return fmt.Errorf("Concurrency %d is out of range: use 1 to 64", c.Concurrency)
 	case c.MissingGrace < 0:
-		return fmt.Errorf("missing grace %s is negative: use a duration such as 30s", c.MissingGrace)
+		return fmt.Errorf("MissingGrace %s is negative: use a duration such as 30s", c.MissingGrace)
 	case c.MaxBatchBytes < 1024:
 		return fmt.Errorf("MaxBatchBytes %d is too small: use at least 1024", c.MaxBatchBytes)
 	case c.LargeRowBytes < 1 || c.LargeRowBytes > c.MaxBatchBytes:
@@ -186,11 +186,11 @@ func (c Config) validate() error {
 	case c.BatchTimeout < 100*time.Millisecond:
 		return fmt.Errorf("BatchTimeout %s is too short: use at least 100ms", c.BatchTimeout)
 	case c.PingInterval < 0:
-		return fmt.Errorf("ping interval %s is negative", c.PingInterval)
+		return fmt.Errorf("PingInterval %s is negative", c.PingInterval)
 	case c.Retention < 0 && c.Retention != KeepForever:
-		return fmt.Errorf("retention %s is negative: use a duration such as 720h, or KeepForever", c.Retention)
+		return fmt.Errorf("Retention %s is negative: use a duration such as 720h, or KeepForever", c.Retention)
 	case c.PruneInterval < 0:
-		return fmt.Errorf("prune interval %s is negative", c.PruneInterval)
+		return fmt.Errorf("PruneInterval %s is negative", c.PruneInterval)
 	}
 	return ValidateChannel(c.Channel)
 }

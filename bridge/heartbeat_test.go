@@ -106,9 +106,9 @@ func TestConfigRejectsNegativeRetention(t *testing.T) {
 	cfg := tb.cfg
 	cfg.Retention = -2 * time.Hour
 	_, err := bridge.New(context.Background(), tb.db.Pool, cfg)
-	require.ErrorContains(t, err, "retention -2h0m0s is negative")
+	require.ErrorContains(t, err, "Retention -2h0m0s is negative")
 	cfg.Retention = 0
 	cfg.PruneInterval = -time.Second
 	_, err = bridge.New(context.Background(), tb.db.Pool, cfg)
-	require.ErrorContains(t, err, "prune interval -1s is negative")
+	require.ErrorContains(t, err, "PruneInterval -1s is negative")
 }

@@ -690,7 +690,7 @@ func TestReplayErrors(t *testing.T) {
 		{name: "out of range to id", sel: bridge.ReplaySelector{ToID: "99999999999999999999"}, opts: replayOpts("r"),
 			err: `ReplaySelector.ToID: payload "99999999999999999999" is out of range for id column type bigint`},
 		{name: "bad config", cfg: &badCfg, sel: names, opts: replayOpts("r"),
-			err: "batch size 20000 is out of range: use 1 to 10000"},
+			err: "BatchSize 20000 is out of range: use 1 to 10000"},
 		{name: "no events table", cfg: &noTable, sel: names, opts: replayOpts("r"), is: bridge.ErrTableNotFound},
 	} {
 		cfg := tb.cfg

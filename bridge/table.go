@@ -77,7 +77,7 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 		return nil, fmt.Errorf("look up events table %s: %w", table, err)
 	}
 	if oid == nil {
-		hint := "create it, or set --table / NOTIFIED_EVENTS_TABLE_NAME to an existing table (schema.table for another schema)"
+		hint := "create it, or set Table to an existing table (schema.table for another schema)"
 		var folded *string
 		lower := make([]string, len(parts))
 		for i, p := range parts {
@@ -116,7 +116,7 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 		WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
 		*oid, idColumn).Scan(&idType, &idTypeName, &t.idTypeOID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: table %s has no id column %q: set --id-field / NOTIFIED_ID_FIELD_NAME to the column the notification payload names", ErrColumnNotFound, table, idColumn)
+		return nil, fmt.Errorf("%w: table %s has no id column %q: set IDColumn to the column the notification payload names", ErrColumnNotFound, table, idColumn)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up id column %q of %s: %w", idColumn, table, err)
@@ -136,7 +136,7 @@ func inspectTable(ctx context.Context, db queryRower, table, idColumn, nameColum
 	err = db.QueryRow(ctx, `SELECT true FROM pg_attribute
 		WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped`, *oid, nameColumn).Scan(&nameOK)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: table %s has no name column %q: set --name-field / NOTIFIED_NAME_FIELD_NAME to the column that holds the event name", ErrColumnNotFound, table, nameColumn)
+		return nil, fmt.Errorf("%w: table %s has no name column %q: set NameColumn to the column that holds the event name", ErrColumnNotFound, table, nameColumn)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up name column %q of %s: %w", nameColumn, table, err)

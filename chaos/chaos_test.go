@@ -322,8 +322,8 @@ func (h *harness) setup(t *testing.T) {
 	h.cli(t, args...)
 	for _, r := range initialRoutes {
 		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 {
-			h.cli(t, "routes", "add", r.Event, r.Kind, "--queue", r.Queue,
-				"--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts))
+			h.cli(t, "routes", "add", "--queue", r.Queue,
+				"--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts), r.Event, r.Kind)
 		}
 	}
 	var n int

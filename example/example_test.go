@@ -508,7 +508,7 @@ func TestRegisterValidatesConfig(t *testing.T) {
 		{"ftp webhook", func(c *example.Config) { c.WebhookURL = "ftp://example.com/x" }, `example: webhook URL "ftp://example.com/x" is not an absolute http or https URL`},
 		{"bad sender", func(c *example.Config) { c.MailFrom = "nobody" }, `example: sender "nobody" is not a mail address: set --mail-from or $EXAMPLE_MAIL_FROM`},
 		{"negative timeout", func(c *example.Config) { c.WebhookTimeout = -time.Second }, "example: webhook timeout -1s is negative"},
-		{"bad schema", func(c *example.Config) { c.Schema = "a-b" }, `example: schema "a-b" is not valid`},
+		{"bad schema", func(c *example.Config) { c.Schema = "a-b" }, `example: Schema "a-b" is not valid`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -116,7 +116,7 @@ func ResolveSchema(ctx context.Context, db interface {
 		return "", fmt.Errorf("resolve current schema: %w", err)
 	}
 	if current == nil {
-		return "", errors.New("resolve current schema: the search_path names no existing schema; pass --schema")
+		return "", errors.New("resolve current schema: the search_path names no existing schema; set the schema")
 	}
 	if IsSystemSchema(*current) {
 		return "", fmt.Errorf("resolve current schema: the connection's current schema (the first existing one of its search_path) is %q, a %w of Postgres: set Schema, or put a schema of your own first in the search_path", *current, ErrSystemSchema)

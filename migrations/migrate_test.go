@@ -229,7 +229,7 @@ func TestValidateSchema(t *testing.T) {
 		require.Error(t, err, "%q", bad)
 		require.Contains(t, err.Error(), "is not valid: use letters, digits and underscores, at most 46 characters")
 	}
-	require.ErrorContains(t, migrations.ValidateSchema("bad-name"), `schema "bad-name" is not valid`)
+	require.ErrorContains(t, migrations.ValidateSchema("bad-name"), `Schema "bad-name" is not valid`)
 }
 
 // systemSchemaSeeds are schema names around Postgres' own: the system
@@ -346,9 +346,9 @@ func TestInvalidSchemaRejected(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := migrations.Migrate(ctx, pool, "bad-name")
-	require.ErrorContains(t, err, `schema "bad-name" is not valid`)
+	require.ErrorContains(t, err, `Schema "bad-name" is not valid`)
 	_, err = migrations.Down(ctx, pool, "1abc", 0)
-	require.ErrorContains(t, err, `schema "1abc" is not valid`)
+	require.ErrorContains(t, err, `Schema "1abc" is not valid`)
 
 	var exists bool
 	require.NoError(t, pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bad-name')").Scan(&exists))
@@ -407,7 +407,7 @@ func TestResolveSchemaWithoutCurrentSchema(t *testing.T) {
 	}()
 
 	_, err = migrations.ResolveSchema(ctx, conn, "")
-	require.ErrorContains(t, err, "the search_path names no existing schema; pass --schema")
+	require.ErrorContains(t, err, "the search_path names no existing schema; set the schema")
 
 	got, err := migrations.ResolveSchema(ctx, conn, "given")
 	require.NoError(t, err)

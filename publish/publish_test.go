@@ -148,7 +148,7 @@ func TestNewErrors(t *testing.T) {
 	for _, schema := range []string{"bad-name", "1abc", strings.Repeat("s", 47)} {
 		_, err := publish.New(schema, "events")
 		require.Error(t, err, "%q", schema)
-		require.Contains(t, err.Error(), `schema "`+schema+`" is not valid`)
+		require.Contains(t, err.Error(), `Schema "`+schema+`" is not valid`)
 	}
 
 	_, err := publish.New("s", strings.Repeat("c", 64))

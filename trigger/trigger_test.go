@@ -104,10 +104,10 @@ func TestSQLErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no schema", trigger.Options{Table: "events"}, "trigger SQL needs a resolved schema"},
-		{"invalid schema", trigger.Options{Schema: "bad-name"}, `schema "bad-name" is not valid`},
+		{"invalid schema", trigger.Options{Schema: "bad-name"}, `Schema "bad-name" is not valid`},
 		{"table with two dots", trigger.Options{Schema: "s", Table: "a.b.c"}, `events table name "a.b.c" has more than one dot`},
 		{"table with an empty part", trigger.Options{Schema: "s", Table: "a."}, `events table name "a." has an empty part`},
-		{"blank table", trigger.Options{Schema: "s", Table: "  "}, "events table name is empty"},
+		{"blank table", trigger.Options{Schema: "s", Table: "  "}, "Table is empty"},
 		{"channel of 64 bytes", trigger.Options{Schema: "s", Channel: strings.Repeat("c", 64)}, "is longer than 63 bytes, which Postgres truncates"},
 	}
 	for _, tt := range tests {

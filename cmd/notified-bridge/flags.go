@@ -147,7 +147,7 @@ func setUp(c *cli.Context) error {
 	}
 	slog.SetDefault(logger)
 	if err := migrations.ValidateSchema(c.String("schema")); err != nil {
-		return fmt.Errorf("--schema / NOTIFIED_SCHEMA: %w", err)
+		return err // names Schema, which main prints as --schema
 	}
 	return nil
 }

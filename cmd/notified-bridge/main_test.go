@@ -308,7 +308,7 @@ func TestMigrateInvalidSchema(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoMigrate: true, NoEventsTable: true})
 	stdout, stderr, code := runEnv(t, envWithURL(db.URL), "--schema", "bad-schema!", "migrate")
-	requireUserError(t, stderr, code, `--schema / NOTIFIED_SCHEMA: schema "bad-schema!"`, "not valid")
+	requireUserError(t, stderr, code, `--schema / NOTIFIED_SCHEMA "bad-schema!" is not valid`)
 	require.Empty(t, stdout)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bad-schema!'"))
 }
@@ -329,13 +329,13 @@ func TestMigrateRefusesSystemSchemas(t *testing.T) {
 		want string
 	}{
 		{"information_schema", envWithURL(db.URL), []string{"--schema", "information_schema", "migrate"},
-			`--schema / NOTIFIED_SCHEMA: Schema "information_schema" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+			`--schema / NOTIFIED_SCHEMA "information_schema" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 		{"pg_catalog after the command", envWithURL(db.URL), []string{"migrate", "--schema", "pg_catalog"},
-			`--schema / NOTIFIED_SCHEMA: Schema "pg_catalog" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+			`--schema / NOTIFIED_SCHEMA "pg_catalog" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 		{"NOTIFIED_SCHEMA=pg_temp_1", append(envWithURL(db.URL), "NOTIFIED_SCHEMA=pg_temp_1"), []string{"routes", "list"},
-			`--schema / NOTIFIED_SCHEMA: Schema "pg_temp_1" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+			`--schema / NOTIFIED_SCHEMA "pg_temp_1" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 		{"current schema from the search_path", envWithURL(systemPath.String()), []string{"migrate"},
-			`resolve current schema: the connection's current schema (the first existing one of its search_path) is "information_schema", a system schema of Postgres: set Schema, or put a schema of your own first in the search_path`},
+			`resolve current schema: the connection's current schema (the first existing one of its search_path) is "information_schema", a system schema of Postgres: set --schema / NOTIFIED_SCHEMA, or put a schema of your own first in the search_path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -354,7 +354,7 @@ func TestMigrateRefusesSystemSchemas(t *testing.T) {
 func TestEventsTableInASystemSchemaRefused(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoEventsTable: true})
-	const want = `Table "pg_catalog.pg_class" is in "pg_catalog", a system schema of Postgres (information_schema, pg_*): use an events table in a schema of your own`
+	const want = `--table / NOTIFIED_EVENTS_TABLE_NAME "pg_catalog.pg_class" is in "pg_catalog", a system schema of Postgres (information_schema, pg_*): use an events table in a schema of your own`
 	for _, args := range [][]string{
 		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid"},
 		{"install-trigger", "--table", "pg_catalog.pg_class", "--id-field", "oid", "--print"},
@@ -365,7 +365,7 @@ func TestEventsTableInASystemSchemaRefused(t *testing.T) {
 		require.Empty(t, stdout)
 	}
 	stdout, stderr, code := run(t, db, "run", "--table", "information_schema.tables", "--channel", db.Channel)
-	requireUserError(t, stderr, code, `Table "information_schema.tables" is in "information_schema", a system schema`)
+	requireUserError(t, stderr, code, `--table / NOTIFIED_EVENTS_TABLE_NAME "information_schema.tables" is in "information_schema", a system schema`)
 	require.Empty(t, stdout)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pg_catalog.pg_class'::regclass"))
 	require.Zero(t, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_bridge")), "no bridge registered")
@@ -699,7 +699,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"poll interval not a number", nil, runArgs("--poll-interval", "abc"), []string{"--poll-interval", `"abc"`}},
 		{"missing grace zero", nil, runArgs("--missing-grace", "0s"), []string{"--missing-grace", "must be positive"}},
 		{"batch size zero", nil, runArgs("--batch-size", "0"), []string{"--batch-size 0 must be at least 1"}},
-		{"batch size too large", nil, runArgs("--batch-size", "100000"), []string{"batch size 100000 is out of range: use 1 to 10000"}},
+		{"batch size too large", nil, runArgs("--batch-size", "100000"), []string{"--batch-size / NOTIFIED_BATCH_SIZE 100000 is out of range: use 1 to 10000"}},
 		{"concurrency zero", nil, runArgs("--concurrency", "0"), []string{"--concurrency 0 must be at least 1"}},
 		{"concurrency from env", append(envWithURL(db.URL), "NOTIFIED_CONCURRENCY=-3"), runArgs(), []string{"--concurrency -3 must be at least 1"}},
 		{"table missing", nil, runArgs("--table", db.Schema+".no_such_table"), []string{"no_such_table", "does not exist"}},

@@ -50,13 +50,12 @@ func IsSystemSchema(schema string) bool {
 // IsSystemSchema), where notified's and River's tables have no place.
 func ValidateSchema(schema string) error {
 	if IsSystemSchema(schema) {
-		//lint:ignore ST1005 the message names the Go field, Schema, as River's do
 		return fmt.Errorf("Schema %q is a %w of Postgres (information_schema, pg_*): use a schema of your own, such as notified", schema, ErrSystemSchema)
 	}
 	if schema == "" || schemaRE.MatchString(schema) {
 		return nil
 	}
-	return fmt.Errorf("schema %q is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit", schema)
+	return fmt.Errorf("Schema %q is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit", schema)
 }
 
 // Qualify returns the quoted name of notified's table name in schema, or the
@@ -72,7 +71,7 @@ func Qualify(schema, name string) string {
 // Postgres silently truncates names longer than 63 bytes.
 func ValidateChannel(channel string) error {
 	if channel == "" {
-		return errors.New("channel is empty: set --channel or NOTIFIED_CHANNEL")
+		return errors.New("Channel is empty: name the NOTIFY channel the producers send on")
 	}
 	if strings.ContainsRune(channel, 0) {
 		return fmt.Errorf("channel %q contains a NUL byte", channel)
@@ -91,7 +90,7 @@ func ValidateChannel(channel string) error {
 // ErrSystemSchema: no events table belongs there.
 func ParseTableName(name string) ([]string, error) {
 	if strings.TrimSpace(name) == "" {
-		return nil, errors.New("events table name is empty: set --table or NOTIFIED_EVENTS_TABLE_NAME")
+		return nil, errors.New("Table is empty: name the events table, as table or schema.table")
 	}
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -109,7 +108,6 @@ func ParseTableName(name string) ([]string, error) {
 		}
 	}
 	if len(parts) == 2 && IsSystemSchema(parts[0]) {
-		//lint:ignore ST1005 the message names the Go field, Table, as River's do
 		return nil, fmt.Errorf("Table %q is in %q, a %w of Postgres (information_schema, pg_*): use an events table in a schema of your own",
 			name, parts[0], ErrSystemSchema)
 	}

@@ -86,7 +86,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	if (opts.User == "") != (opts.Password == "") {
-		return nil, errors.New("web UI: set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
+		return nil, errors.New("web UI: set both User and Password, or neither")
 	}
 	if opts.Events.Channel == "" {
 		opts.Events.Channel = bridge.DefaultChannel

@@ -260,8 +260,7 @@ func TestOnlyOneCredential(t *testing.T) {
 				User: c.user, Password: c.password})
 			require.Error(t, err)
 			require.Nil(t, s)
-			require.Contains(t, err.Error(), "NOTIFIED_UI_USER")
-			require.Contains(t, err.Error(), "NOTIFIED_UI_PASSWORD")
+			require.EqualError(t, err, "web UI: set both User and Password, or neither")
 		})
 	}
 }
