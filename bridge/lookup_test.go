@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -112,4 +113,37 @@ func TestLookupEventCanonicalID(t *testing.T) {
 
 	_, err := bridge.LookupEvent(ctx, db.Pool, cfg("nope"), "1")
 	require.ErrorIs(t, err, bridge.ErrTableNotFound)
+}
+
+// TestViewEvent: an event's history with its current row merged in, found by
+// any spelling of its id; without a readable table, the history alone and
+// why the row is missing.
+func TestViewEvent(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.route(t, "signup", "k")
+	tb.start(t, nil, tb.cfg)
+	ids := tb.insertEvents(t, "signup")
+	tb.waitRecorded(t, 1)
+	store := history.NewStore(tb.db.Pool, tb.db.Schema)
+	ctx := context.Background()
+
+	v, err := bridge.ViewEvent(ctx, tb.db.Pool, store, tb.cfg, "00"+ids[0])
+	require.NoError(t, err)
+	require.NoError(t, v.RowErr)
+	require.Equal(t, ids[0], v.Event.ID)
+	require.True(t, v.Row.Found)
+	require.JSONEq(t, string(v.Row.Data), string(v.Event.Data))
+	require.Len(t, v.Event.Jobs, 1)
+
+	cfg := tb.cfg
+	cfg.Table = tb.db.Schema + ".no_such_table"
+	v, err = bridge.ViewEvent(ctx, tb.db.Pool, store, cfg, ids[0])
+	require.NoError(t, err)
+	require.ErrorIs(t, v.RowErr, bridge.ErrTableNotFound)
+	require.Nil(t, v.Row)
+	require.Equal(t, "signup", *v.Event.Name)
+
+	_, err = bridge.ViewEvent(ctx, tb.db.Pool, store, tb.cfg, "424242")
+	require.ErrorIs(t, err, history.ErrNotFound)
 }

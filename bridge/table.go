@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/migrations"
 )
 
@@ -366,4 +367,40 @@ func LookupEvent(ctx context.Context, db queryRower, cfg Config, payload string)
 	}
 	ev.Found, ev.Data = true, data
 	return ev, nil
+}
+
+// EventView is one event as the CLI and the web UI show it: its history, and
+// its row as it is now, when the events table can be read.
+type EventView struct {
+	// Event is the event's history. Its Data is the row's current data, and
+	// its Name the row's name when the event was not dispatched yet.
+	Event *history.Event
+	// Row is the events table's row, or nil when RowErr says why it could
+	// not be read.
+	Row    *EventRow
+	RowErr error
+}
+
+// ViewEvent reads the history of the event announced as payload on cfg's
+// channel and merges in its row. The payload is read as an id of the events
+// table (042 is event 42) when the table can be read, as it is otherwise.
+// It returns history.ErrNotFound when no such event was announced.
+func ViewEvent(ctx context.Context, db queryRower, store *history.Store, cfg Config, payload string) (*EventView, error) {
+	cfg = cfg.withDefaults()
+	row, rowErr := LookupEvent(ctx, db, cfg, payload)
+	id := payload
+	if rowErr == nil {
+		id = row.ID
+	}
+	ev, err := store.Event(ctx, cfg.Channel, id)
+	if err != nil {
+		return nil, err
+	}
+	if row != nil && row.Found {
+		ev.Data = row.Data
+		if ev.Name == nil { // not dispatched yet: the row knows
+			ev.Name = row.Name
+		}
+	}
+	return &EventView{Event: ev, Row: row, RowErr: rowErr}, nil
 }

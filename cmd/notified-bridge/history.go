@@ -39,29 +39,14 @@ func historyCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			cfg := tableConfig(c)
-			id := args[0]
-			// The bridge records ids in their canonical text (042 is 42);
-			// when the events table can be read, look the event up that way
-			// and show its row too.
-			row, lookupErr := bridge.LookupEvent(c.Context, pool, cfg, id)
-			if lookupErr == nil {
-				id = row.ID
-			}
-			ev, err := history.NewStore(pool, c.String("schema")).Event(c.Context, c.String("channel"), id)
+			v, err := bridge.ViewEvent(c.Context, pool, history.NewStore(pool, c.String("schema")), tableConfig(c), args[0])
 			if err != nil {
 				return err
 			}
-			if row != nil && row.Found {
-				ev.Data = row.Data
-				if ev.Name == nil { // not dispatched yet: the row knows
-					ev.Name = row.Name
-				}
-			}
 			if c.Bool("json") {
-				return printJSON(c.App.Writer, ev)
+				return printJSON(c.App.Writer, v.Event)
 			}
-			printEvent(c.App.Writer, ev, row, lookupErr)
+			printEvent(c.App.Writer, v.Event, v.Row, v.RowErr)
 			return nil
 		},
 	}

@@ -311,11 +311,7 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 	if ch := r.URL.Query().Get("channel"); ch != "" {
 		cfg.Channel = ch
 	}
-	row, lookupErr := bridge.LookupEvent(r.Context(), s.opts.Pool, cfg, id)
-	if lookupErr == nil {
-		id = row.ID
-	}
-	ev, err := s.store.Event(r.Context(), cfg.Channel, id)
+	v, err := bridge.ViewEvent(r.Context(), s.opts.Pool, s.store, cfg, id)
 	switch {
 	case errors.Is(err, history.ErrNotFound):
 		return nil, http.StatusNotFound, err
@@ -323,13 +319,7 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 		s.log.Error("web UI: read event history", slog.String("event_id", id), slog.String("error", err.Error()))
 		return nil, http.StatusInternalServerError, errors.New("could not read the event's history: see the bridge's log")
 	}
-	if row != nil && row.Found {
-		ev.Data = row.Data
-		if ev.Name == nil { // not dispatched yet: the row knows
-			ev.Name = row.Name
-		}
-	}
-	return ev, http.StatusOK, nil
+	return v.Event, http.StatusOK, nil
 }
 
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
