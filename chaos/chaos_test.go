@@ -83,6 +83,9 @@ var (
 // running as subprocesses on a Postgres of its own, then checks that no
 // event was lost or duplicated.
 func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the chaos suite runs real bridges under faults for about a minute: go test -short skips it")
+	}
 	seed := *flagSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())

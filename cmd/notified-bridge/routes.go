@@ -12,115 +12,123 @@ import (
 
 func routesCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "routes",
-		Usage: "add, list and remove routes from event names to handler kinds",
-		Subcommands: []*cli.Command{
-			{
-				Name:      "add",
-				Usage:     "route events named EVENT to the handler kind KIND (updates options if the route exists)",
-				ArgsUsage: "EVENT KIND",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
-					&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
-					&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
-					flagJSON,
-				},
-				Action: func(c *cli.Context) error {
-					args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
-					if err != nil {
-						return err
-					}
-					r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
-						Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts")}
-					// The Go API reads 0 as "the default"; on the command line
-					// an explicit 0 is a mistake.
-					if r.Priority == 0 {
-						return fmt.Errorf("route %s -> %s: priority 0 is out of range: use 1 (highest) to 4", r.Event, r.Kind)
-					}
-					if r.MaxAttempts == 0 {
-						return fmt.Errorf("route %s -> %s: max attempts 0 is out of range: use 1 to 32767", r.Event, r.Kind)
-					}
-					if err := r.Validate(); err != nil {
-						return err
-					}
-					pool, err := connectMigrated(c)
-					if err != nil {
-						return err
-					}
-					defer pool.Close()
-					if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, r)
-					}
-					fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
-						termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts)
-					return nil
-				},
-			},
-			{
-				Name:  "list",
-				Usage: "list every route",
-				Flags: []cli.Flag{flagJSON},
-				Action: func(c *cli.Context) error {
-					pool, err := connectMigrated(c)
-					if err != nil {
-						return err
-					}
-					defer pool.Close()
-					rs, err := routes.NewStore(pool, c.String("schema")).List(c.Context)
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						if rs == nil {
-							rs = []routes.Route{}
-						}
-						return printJSON(c.App.Writer, rs)
-					}
-					if len(rs) == 0 {
-						fmt.Fprintln(c.App.Writer, "no routes: add one with `notified-bridge routes add EVENT KIND`")
-						return nil
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS")
-					for _, r := range rs {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
-							r.Priority, r.MaxAttempts)
-					}
-					return tw.Flush()
-				},
-			},
-			{
-				Name:      "remove",
-				Usage:     "remove the route from EVENT to KIND",
-				ArgsUsage: "EVENT KIND",
-				Flags:     []cli.Flag{flagJSON},
-				Action: func(c *cli.Context) error {
-					args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
-					if err != nil {
-						return err
-					}
-					pool, err := connectMigrated(c)
-					if err != nil {
-						return err
-					}
-					defer pool.Close()
-					ok, err := routes.NewStore(pool, c.String("schema")).Remove(c.Context, args[0], args[1])
-					if err != nil {
-						return err
-					}
-					if !ok {
-						return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", args[0], args[1])
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, map[string]any{"event": args[0], "kind": args[1], "removed": true})
-					}
-					fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", termsafe.String(args[0]), termsafe.String(args[1]))
-					return nil
-				},
-			},
+		Name:        "routes",
+		Usage:       "add, list and remove routes from event names to handler kinds",
+		Subcommands: []*cli.Command{routesAddCommand(), routesListCommand(), routesRemoveCommand()},
+	}
+}
+
+func routesAddCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "add",
+		Usage:     "route events named EVENT to the handler kind KIND (updates options if the route exists)",
+		ArgsUsage: "EVENT KIND",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
+			&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
+			&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
+			flagJSON,
+		},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
+			if err != nil {
+				return err
+			}
+			r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
+				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts")}
+			// The Go API reads 0 as "the default"; on the command line
+			// an explicit 0 is a mistake.
+			if r.Priority == 0 {
+				return fmt.Errorf("route %s -> %s: priority 0 is out of range: use 1 (highest) to 4", r.Event, r.Kind)
+			}
+			if r.MaxAttempts == 0 {
+				return fmt.Errorf("route %s -> %s: max attempts 0 is out of range: use 1 to 32767", r.Event, r.Kind)
+			}
+			if err := r.Validate(); err != nil {
+				return err
+			}
+			pool, err := connectMigrated(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, r)
+			}
+			fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
+				termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts)
+			return nil
+		},
+	}
+}
+
+func routesListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list every route",
+		Flags: []cli.Flag{flagJSON},
+		Action: func(c *cli.Context) error {
+			pool, err := connectMigrated(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rs, err := routes.NewStore(pool, c.String("schema")).List(c.Context)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if rs == nil {
+					rs = []routes.Route{}
+				}
+				return printJSON(c.App.Writer, rs)
+			}
+			if len(rs) == 0 {
+				fmt.Fprintln(c.App.Writer, "no routes: add one with `notified-bridge routes add EVENT KIND`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
+					r.Priority, r.MaxAttempts)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func routesRemoveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "remove",
+		Usage:     "remove the route from EVENT to KIND",
+		ArgsUsage: "EVENT KIND",
+		Flags:     []cli.Flag{flagJSON},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
+			if err != nil {
+				return err
+			}
+			pool, err := connectMigrated(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			ok, err := routes.NewStore(pool, c.String("schema")).Remove(c.Context, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", args[0], args[1])
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, map[string]any{"event": args[0], "kind": args[1], "removed": true})
+			}
+			fmt.Fprintf(c.App.Writer, "route removed: %s -> %s\n", termsafe.String(args[0]), termsafe.String(args[1]))
+			return nil
 		},
 	}
 }

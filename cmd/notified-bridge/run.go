@@ -55,83 +55,112 @@ func runCommand() *cli.Command {
 				Usage: "another `HOST` name (on any port; HOST:PORT for one port) the web UI answers to in the Host header, e.g. a reverse proxy's; " +
 					"the host of --http-addr and, for loopback or every interface, localhost, 127.0.0.1 and [::1] always are (repeatable, or comma-separated)"},
 		},
-		Action: func(c *cli.Context) error {
-			interval, err := bridge.ParseInterval(c.String("poll-interval"))
-			if err != nil {
-				return fmt.Errorf("--poll-interval / NOTIFIED_CHANNEL_SELECT_TIMEOUT: %w", err)
-			}
-			cfg := bridge.Config{
-				Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
-				NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
-				PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
-				BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
-				BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
-				Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
-			}
-			switch {
-			case cfg.Retention == 0:
-				cfg.Retention = bridge.KeepForever
-			case cfg.Retention < 0:
-				return fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
-			}
-			httpAddr, user, password := c.String("http-addr"), c.String("ui-user"), c.String("ui-password")
-			withUI := c.Bool("ui")
-			var allowedHosts []string
-			for _, h := range c.StringSlice("ui-allowed-host") {
-				if h != "" { // "a,,b", a trailing comma, an empty variable
-					allowedHosts = append(allowedHosts, h)
-				}
-			}
-			if httpAddr != "" && withUI {
-				if (user == "") != (password == "") {
-					return errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
-				}
-				if err := web.CheckAddr(httpAddr, user != "", c.Bool("insecure-ui")); err != nil {
-					return err
-				}
-				if err := web.CheckAllowedHosts(allowedHosts); err != nil {
-					return fmt.Errorf("--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: %w", err)
-				}
-			}
-			if cfg.MissingGrace <= 0 {
-				return fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
-			}
-			// bridge.Config reads 0 as "the default"; typed here it is a mistake.
-			if cfg.BatchSize < 1 {
-				return fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
-			}
-			if cfg.Concurrency < 1 {
-				return fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
-			}
-			pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			b, err := bridge.New(c.Context, pool, cfg)
-			if err != nil {
-				return err
-			}
-			if httpAddr == "" {
-				return b.Run(c.Context)
-			}
-			ctx, cancel := context.WithCancel(c.Context)
-			defer cancel()
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), b)
-			mux := web.Ops(b, reg)
-			if withUI {
-				ui, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: user, Password: password,
-					Addr: httpAddr, AllowedHosts: allowedHosts, AllowedHostsSetting: "--ui-allowed-host (NOTIFIED_UI_ALLOWED_HOSTS)",
-					Logger: slog.Default()})
-				if err != nil {
-					return err
-				}
-				mux.Handle("/", ui)
-			}
-			return serveWhileRunning(c.Context, ctx, cancel, b, httpAddr, mux)
-		},
+		Action: runBridge,
 	}
+}
+
+// runBridge is run's action: the bridge, and the HTTP server when
+// --http-addr is set.
+func runBridge(c *cli.Context) error {
+	cfg, err := runConfig(c)
+	if err != nil {
+		return err
+	}
+	ui, err := uiConfig(c)
+	if err != nil {
+		return err
+	}
+	pool, err := connect(c, int32(max(cfg.Concurrency, 1)+2))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	b, err := bridge.New(c.Context, pool, cfg)
+	if err != nil {
+		return err
+	}
+	if ui.addr == "" {
+		return b.Run(c.Context)
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), b)
+	mux := web.Ops(b, reg)
+	if ui.enabled {
+		h, err := web.New(ctx, web.Options{Pool: pool, Events: cfg, User: ui.user, Password: ui.password,
+			Addr: ui.addr, AllowedHosts: ui.allowedHosts, AllowedHostsSetting: "--ui-allowed-host (NOTIFIED_UI_ALLOWED_HOSTS)",
+			Logger: slog.Default()})
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", h)
+	}
+	return serveWhileRunning(c.Context, ctx, cancel, b, ui.addr, mux)
+}
+
+// runConfig is the bridge's configuration from run's flags.
+func runConfig(c *cli.Context) (bridge.Config, error) {
+	interval, err := bridge.ParseInterval(c.String("poll-interval"))
+	if err != nil {
+		return bridge.Config{}, fmt.Errorf("--poll-interval / NOTIFIED_CHANNEL_SELECT_TIMEOUT: %w", err)
+	}
+	cfg := bridge.Config{
+		Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
+		NameColumn: c.String("name-field"), Channel: c.String("channel"), PollInterval: interval,
+		PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
+		BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
+		BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
+		Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
+	}
+	switch {
+	case cfg.Retention == 0:
+		cfg.Retention = bridge.KeepForever
+	case cfg.Retention < 0:
+		return cfg, fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
+	}
+	if cfg.MissingGrace <= 0 {
+		return cfg, fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
+	}
+	// bridge.Config reads 0 as "the default"; typed here it is a mistake.
+	if cfg.BatchSize < 1 {
+		return cfg, fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
+	}
+	if cfg.Concurrency < 1 {
+		return cfg, fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
+	}
+	return cfg, nil
+}
+
+// uiSettings are run's HTTP flags.
+type uiSettings struct {
+	addr           string // empty: no HTTP server
+	enabled        bool   // the web UI, beside /healthz, /readyz and /metrics
+	user, password string
+	allowedHosts   []string
+}
+
+// uiConfig reads and checks run's HTTP flags.
+func uiConfig(c *cli.Context) (uiSettings, error) {
+	ui := uiSettings{addr: c.String("http-addr"), enabled: c.Bool("ui"), user: c.String("ui-user"), password: c.String("ui-password")}
+	for _, h := range c.StringSlice("ui-allowed-host") {
+		if h != "" { // "a,,b", a trailing comma, an empty variable
+			ui.allowedHosts = append(ui.allowedHosts, h)
+		}
+	}
+	if ui.addr == "" || !ui.enabled {
+		return ui, nil
+	}
+	if (ui.user == "") != (ui.password == "") {
+		return ui, errors.New("set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither")
+	}
+	if err := web.CheckAddr(ui.addr, ui.user != "", c.Bool("insecure-ui")); err != nil {
+		return ui, err
+	}
+	if err := web.CheckAllowedHosts(ui.allowedHosts); err != nil {
+		return ui, fmt.Errorf("--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: %w", err)
+	}
+	return ui, nil
 }
 
 // serveWhileRunning runs the bridge and the HTTP server together: they stop
