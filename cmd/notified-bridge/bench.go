@@ -40,7 +40,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch schema afterwards, to look at with psql"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to this file (go tool pprof)"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile at the end of the run to this file"},
-			flagJSON,
+			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := positional(c, 0, "bench takes no arguments"); err != nil {

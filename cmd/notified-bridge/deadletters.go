@@ -17,21 +17,21 @@ import (
 
 func deadLettersCommand() *cli.Command {
 	filterFlags := []cli.Flag{
-		flagChannel,
+		flagChannel(),
 		&cli.StringSliceFlag{Name: "handler", Usage: "only jobs of this handler kind (repeatable)"},
 		&cli.StringFlag{Name: "since", Usage: "only jobs finalized since `TIME`: RFC 3339, a date, or an age such as 24h"},
 	}
 	return &cli.Command{
 		Name:  "dead-letters",
 		Usage: "list jobs that ended discarded or cancelled and were not retried since; `dead-letters retry` re-runs them",
-		Flags: append(slicesClone(filterFlags), flagJSON,
+		Flags: append(slicesClone(filterFlags), flagJSON(),
 			&cli.IntFlag{Name: "limit", Value: 100, Usage: "show at most this many jobs (0: all)"}),
 		Action: listDeadLetters,
 		Subcommands: []*cli.Command{{
 			Name:      "retry",
 			Usage:     "re-run dead letters as new jobs: the given JOB_IDs, or all that match --handler/--since (with --all)",
 			ArgsUsage: "[JOB_ID...]",
-			Flags: append(slicesClone(filterFlags), flagJSON, flagTable, flagIDField, flagNameField,
+			Flags: append(slicesClone(filterFlags), flagJSON(), flagTable(), flagIDField(), flagNameField(),
 				&cli.BoolFlag{Name: "all", Usage: "retry every dead letter that matches --handler and --since"},
 				&cli.StringFlag{Name: "reason", Usage: "why, recorded with the replay (required unless --dry-run)"},
 				&cli.BoolFlag{Name: "dry-run", Usage: "show what would be enqueued and change nothing"},

@@ -43,31 +43,47 @@ func globalFlags() []cli.Flag {
 	}
 }
 
-// Flags shared by several commands.
-var (
-	flagTable = &cli.StringFlag{
+// Flags shared by several commands. Each call makes a new flag: urfave/cli
+// writes into a flag when it parses, so a flag must not be shared between
+// commands or apps.
+func flagTable() cli.Flag {
+	return &cli.StringFlag{
 		Name: "table", EnvVars: []string{"NOTIFIED_EVENTS_TABLE_NAME"}, Value: bridge.DefaultTable,
 		Usage: "events table, optionally schema-qualified (schema.table)",
 	}
-	flagIDField = &cli.StringFlag{
+}
+
+func flagIDField() cli.Flag {
+	return &cli.StringFlag{
 		Name: "id-field", EnvVars: []string{"NOTIFIED_ID_FIELD_NAME"}, Value: bridge.DefaultIDColumn,
 		Usage: "id column of the events table; the notification payload is its value",
 	}
-	flagNameField = &cli.StringFlag{
+}
+
+func flagNameField() cli.Flag {
+	return &cli.StringFlag{
 		Name: "name-field", EnvVars: []string{"NOTIFIED_NAME_FIELD_NAME"}, Value: bridge.DefaultNameColumn,
 		Usage: "column of the events table that holds the event name",
 	}
-	flagChannel = &cli.StringFlag{
+}
+
+func flagChannel() cli.Flag {
+	return &cli.StringFlag{
 		Name: "channel", EnvVars: []string{"NOTIFIED_CHANNEL"}, Value: bridge.DefaultChannel,
 		Usage: "NOTIFY channel, spelled exactly as producers pass it to pg_notify",
 	}
-	flagJSON      = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
-	flagRetention = &cli.DurationFlag{
+}
+
+func flagJSON() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"} }
+
+func flagRetention() cli.Flag {
+	return &cli.DurationFlag{
 		Name: "retention", EnvVars: []string{"NOTIFIED_RETENTION"}, Value: bridge.DefaultRetention,
 		Usage: "how long to keep history (dispatch records, job outcomes, replays); 0 keeps it forever",
 	}
-	demoTimeout = 2 * time.Minute
-)
+}
+
+const demoTimeout = 2 * time.Minute
 
 // commandCopy is a global flag as a command declares it: hidden (the app's
 // help lists it) and without environment variables, so that it is set only

@@ -28,7 +28,7 @@ func historyCommand() *cli.Command {
 		Name:      "history",
 		Usage:     "show what became of an event: its outcome, its row, and every handler's job",
 		ArgsUsage: "EVENT_ID",
-		Flags:     []cli.Flag{flagChannel, flagTable, flagIDField, flagNameField, flagJSON},
+		Flags:     []cli.Flag{flagChannel(), flagTable(), flagIDField(), flagNameField(), flagJSON()},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c, 1, "history takes one argument, the event id, e.g. history 42")
 			if err != nil {

@@ -13,7 +13,7 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "create or upgrade River's and notified's tables (idempotent)",
-		Flags: []cli.Flag{flagJSON},
+		Flags: []cli.Flag{flagJSON()},
 		Action: func(c *cli.Context) error {
 			pool, err := connect(c, 2)
 			if err != nil {

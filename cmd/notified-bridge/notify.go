@@ -14,7 +14,7 @@ func notifyCommand() *cli.Command {
 		Name:      "notify",
 		Usage:     "announce an existing event by id, durably (outbox row and pg_notify), like NotifyClient",
 		ArgsUsage: "ID",
-		Flags:     []cli.Flag{flagChannel, flagJSON},
+		Flags:     []cli.Flag{flagChannel(), flagJSON()},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c, 1, "notify takes one argument, the event id")
 			if err != nil {

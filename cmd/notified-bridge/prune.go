@@ -13,7 +13,7 @@ func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "prune",
 		Usage: "delete history older than --retention now (running bridges also prune every hour)",
-		Flags: []cli.Flag{flagRetention, flagJSON},
+		Flags: []cli.Flag{flagRetention(), flagJSON()},
 		Action: func(c *cli.Context) error {
 			retention := c.Duration("retention")
 			if retention < 0 {

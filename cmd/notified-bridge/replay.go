@@ -32,7 +32,7 @@ func replayCommand() *cli.Command {
 			"  notified-bridge replay --outcome unrouted --name order_paid --reason 'route added' --dry-run\n" +
 			"  notified-bridge replay --handler send_email --job-state discarded --reason 'SMTP was down'",
 		Flags: []cli.Flag{
-			flagChannel, flagTable, flagIDField, flagNameField, flagJSON,
+			flagChannel(), flagTable(), flagIDField(), flagNameField(), flagJSON(),
 			&cli.StringSliceFlag{Name: "id", Usage: "an event id (repeatable)"},
 			&cli.StringFlag{Name: "from-id", Usage: "lowest event id of a range, inclusive"},
 			&cli.StringFlag{Name: "to-id", Usage: "highest event id of a range, inclusive"},

@@ -27,7 +27,7 @@ func routesAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
 			&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
 			&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
-			flagJSON,
+			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
@@ -69,7 +69,7 @@ func routesListCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list every route",
-		Flags: []cli.Flag{flagJSON},
+		Flags: []cli.Flag{flagJSON()},
 		Action: func(c *cli.Context) error {
 			pool, err := connectMigrated(c)
 			if err != nil {
@@ -106,7 +106,7 @@ func routesRemoveCommand() *cli.Command {
 		Name:      "remove",
 		Usage:     "remove the route from EVENT to KIND",
 		ArgsUsage: "EVENT KIND",
-		Flags:     []cli.Flag{flagJSON},
+		Flags:     []cli.Flag{flagJSON()},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
 			if err != nil {

@@ -16,15 +16,17 @@ import (
 	"github.com/notified/notified/internal/web"
 )
 
-var flagHTTPAddr = &cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
-	Usage: "serve /healthz, /readyz, /metrics and the web UI (River UI under /riverui/, event history under /events/ID) on `ADDR`, e.g. 127.0.0.1:8080; off when empty"}
+func flagHTTPAddr() cli.Flag {
+	return &cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
+		Usage: "serve /healthz, /readyz, /metrics and the web UI (River UI under /riverui/, event history under /events/ID) on `ADDR`, e.g. 127.0.0.1:8080; off when empty"}
+}
 
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "listen and dispatch events as River jobs until SIGINT or SIGTERM",
 		Flags: []cli.Flag{
-			flagTable, flagIDField, flagNameField, flagChannel,
+			flagTable(), flagIDField(), flagNameField(), flagChannel(),
 			&cli.StringFlag{Name: "poll-interval", EnvVars: []string{"NOTIFIED_CHANNEL_SELECT_TIMEOUT"}, Value: "5",
 				Usage: "how often to catch up without a notification: seconds (5, 0.5) or a duration (500ms)"},
 			&cli.BoolFlag{Name: "poll-only", EnvVars: []string{"NOTIFIED_POLL_ONLY"},
@@ -43,8 +45,8 @@ func runCommand() *cli.Command {
 				Usage: "rows larger than this, as JSON, are never read by the bridge: their jobs are inserted by the server"},
 			&cli.BoolFlag{Name: "no-capture-trigger", EnvVars: []string{"NOTIFIED_NO_CAPTURE_TRIGGER"},
 				Usage: "events are announced without the capture trigger (publish, notify, or the outbox insert in the producers' SQL): do not report the table's missing trigger"},
-			flagRetention,
-			flagHTTPAddr,
+			flagRetention(),
+			flagHTTPAddr(),
 			&cli.BoolFlag{Name: "ui", EnvVars: []string{"NOTIFIED_UI"}, Value: true,
 				Usage: "serve the web UI on --http-addr; with --ui=false only /healthz, /readyz and /metrics are served"},
 			&cli.BoolFlag{Name: "insecure-ui", EnvVars: []string{"NOTIFIED_INSECURE_UI"},

@@ -24,7 +24,7 @@ func setupCommand() *cli.Command {
 		Name:  "setup",
 		Usage: "one-shot set-up for deployments: migrate, install the capture trigger, and add routes (each step idempotent)",
 		Flags: []cli.Flag{
-			flagTable, flagChannel, flagIDField, flagJSON,
+			flagTable(), flagChannel(), flagIDField(), flagJSON(),
 			&cli.StringSliceFlag{Name: "route", EnvVars: []string{"NOTIFIED_ROUTES"},
 				Usage: "route EVENT=KIND to add (repeatable; in the environment, comma-separated)"},
 		},

@@ -19,7 +19,7 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show the backlog, recent throughput, jobs per handler, failing handlers and running bridges",
 		Flags: []cli.Flag{
-			flagChannel, flagJSON,
+			flagChannel(), flagJSON(),
 			&cli.DurationFlag{Name: "window", Value: 24 * time.Hour, Usage: "how far back to count finished jobs"},
 		},
 		Action: func(c *cli.Context) error {

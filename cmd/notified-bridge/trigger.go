@@ -17,13 +17,13 @@ func installTriggerCommand() *cli.Command {
 		Name:  "install-trigger",
 		Usage: "install the capture trigger: pg_notify(channel, id::text) plus an outbox row, after each insert",
 		Flags: []cli.Flag{
-			flagTable, flagChannel, flagIDField,
+			flagTable(), flagChannel(), flagIDField(),
 			&cli.BoolFlag{Name: "restart-sequence",
 				Usage: "when ids the id column's sequence will produce are already recorded for the channel (a recreated table), restart the sequence past them, in the install's transaction"},
 			&cli.BoolFlag{Name: "allow-recorded-ids",
 				Usage: "install even when ids the id column's sequence will produce are already recorded for the channel: their events will be skipped as already dispatched"},
 			&cli.BoolFlag{Name: "print", Usage: "print the SQL instead of running it"},
-			flagJSON,
+			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
 			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
