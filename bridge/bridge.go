@@ -23,13 +23,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
 )
 
@@ -82,14 +82,14 @@ type Bridge struct {
 // migrated, the events table and its columns exist) and returns a bridge that
 // dispatches with connections from pool.
 func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := migrations.Check(ctx, pool, cfg.Schema); err != nil {
 		return nil, err
 	}
-	table, err := inspectTable(ctx, pool, cfg.Table, cfg.IDColumn, cfg.NameColumn)
+	table, err := cfg.eventsTable().Inspect(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -483,7 +483,7 @@ func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, ex
 	seen := make(map[string]bool, len(pending))
 	t := b.table.Load().t
 	for _, p := range pending {
-		id, err := t.parseID(p)
+		id, err := t.ParseID(p)
 		if err != nil {
 			if notIDs == 0 {
 				example = err.Error()
@@ -615,7 +615,7 @@ func (b *Bridge) ignore(reason string, n int, example string) {
 	b.ignoredLogged = time.Now()
 	for r, count := range b.ignoredSince {
 		b.log.Warn("notifications ignored: they name no event of the events table",
-			slog.String("reason", r), slog.Int("notifications", count), slog.String("example", quoteShort(b.ignoredExample[r])),
+			slog.String("reason", r), slog.Int("notifications", count), slog.String("example", termsafe.QuoteShort(b.ignoredExample[r])),
 			slog.Duration("since", ignoredLogInterval))
 		delete(b.ignoredSince, r)
 		delete(b.ignoredExample, r)
@@ -651,7 +651,7 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 	cc := b.pool.Config().ConnConfig.Copy()
 	// Name the connection after the channel, so operators (and tests) can
 	// tell which backend listens for what.
-	cc.RuntimeParams["application_name"] = truncate("notified-bridge listener "+b.cfg.Channel, 63)
+	cc.RuntimeParams["application_name"] = termsafe.Truncate("notified-bridge listener "+b.cfg.Channel, 63)
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect listener: %w", err)
@@ -732,17 +732,6 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 // probeTimeout is how long the listener waits for its probe notification
 // before it reports that notifications do not reach it.
 const probeTimeout = 5 * time.Second
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
 
 // backoff is an exponential delay with jitter for the n-th consecutive
 // failure, from 100ms up to ceiling.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/migrations"
 )
@@ -37,6 +38,19 @@ const (
 	DefaultRetention = 30 * 24 * time.Hour
 	// DefaultPruneInterval is how often a bridge prunes history.
 	DefaultPruneInterval = time.Hour
+)
+
+// MaxIDLength is the longest id, in bytes, the bridge accepts for a text id
+// column. Longer payloads are recorded as rejected.
+const MaxIDLength = eventstable.MaxIDLength
+
+// ErrTableNotFound and the other Err* values below are wrapped by the errors
+// New returns for an events table it cannot dispatch from.
+var (
+	ErrTableNotFound  = eventstable.ErrTableNotFound
+	ErrColumnNotFound = eventstable.ErrColumnNotFound
+	ErrIDType         = eventstable.ErrIDType
+	ErrNoPrivilege    = eventstable.ErrNoPrivilege
 )
 
 // KeepForever, as Config.Retention, keeps history forever.
@@ -109,8 +123,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Table == "" {
 		c.Table = DefaultTable
 	}
@@ -162,8 +176,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first thing wrong with c, after defaults.
-func (c Config) validate() error {
+// eventsTable is the events table c names.
+func (c Config) eventsTable() eventstable.Spec {
+	return eventstable.Spec{Table: c.Table, IDColumn: c.IDColumn, NameColumn: c.NameColumn}
+}
+
+// Validate reports the first thing wrong with c, whose defaults are set
+// (New sets them and validates; so does a replay).
+func (c Config) Validate() error {
 	if err := migrations.ValidateSchema(c.Schema); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/fuzzcorpus"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
@@ -98,7 +99,7 @@ func pgTruncate(s string) string {
 // TestTableNamesCreateExactlyThatTable takes every accepted name of the
 // FuzzParseTableName seed corpus to a real Postgres: CREATE TABLE with the
 // quoted identifier creates exactly one relation, named as configured, that
-// to_regclass finds and bridge.CheckTable accepts, and a sentinel table
+// to_regclass finds and eventstable.Spec.Inspect accepts, and a sentinel table
 // survives. Each name is tried in a transaction that is rolled back.
 func TestTableNamesCreateExactlyThatTable(t *testing.T) {
 	t.Parallel()
@@ -115,7 +116,7 @@ func TestTableNamesCreateExactlyThatTable(t *testing.T) {
 	tried := 0
 	for _, name := range names {
 		parts, err := bridge.ParseTableName(name)
-		if err != nil || !pgStorable(name) {
+		if err != nil || !fuzzcorpus.PGStorable(name) {
 			continue
 		}
 		tried++
@@ -180,17 +181,18 @@ func TestTableNamesCreateExactlyThatTable(t *testing.T) {
 
 			// The bridge's own lookups find it, and read its rows, through
 			// the same quoting, with hostile column names too.
-			cfg := bridge.Config{Table: name, IDColumn: idCol, NameColumn: nameCol}
-			require.NoError(t, bridge.CheckTable(ctx, tx, name, idCol, nameCol), "%+v", cfg)
-			ev, err := bridge.LookupEvent(ctx, tx, cfg, "007")
-			require.NoError(t, err, "%+v", cfg)
+			spec := eventstable.Spec{Table: name, IDColumn: idCol, NameColumn: nameCol}
+			table, err := spec.Inspect(ctx, tx)
+			require.NoError(t, err, "%+v", spec)
+			ev, err := table.Lookup(ctx, tx, "007")
+			require.NoError(t, err, "%+v", spec)
 			require.Equal(t, "7", ev.ID)
-			require.False(t, ev.Found, "%+v", cfg)
+			require.False(t, ev.Found, "%+v", spec)
 			_, err = tx.Exec(ctx, "INSERT INTO "+ident+" VALUES (7, 'e')")
 			require.NoError(t, err)
-			ev, err = bridge.LookupEvent(ctx, tx, cfg, "7")
-			require.NoError(t, err, "%+v", cfg)
-			require.True(t, ev.Found, "%+v", cfg)
+			ev, err = table.Lookup(ctx, tx, "7")
+			require.NoError(t, err, "%+v", spec)
+			require.True(t, ev.Found, "%+v", spec)
 			require.Equal(t, "e", *ev.Name)
 			require.JSONEq(t, fmt.Sprintf(`{%q: 7, %q: "e"}`, pgTruncate(idCol), pgTruncate(nameCol)), string(ev.Data))
 

@@ -13,6 +13,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
@@ -113,7 +115,7 @@ type claimedRow struct {
 type eventRow struct {
 	name      *string
 	data      []byte
-	placement int // rowInline, rowLarge or rowDeferred
+	placement int // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
 }
 
 // outcomeRecord is one row for notified_dispatch.
@@ -128,15 +130,6 @@ type outcomeRecord struct {
 	data      []byte
 	large     bool // the row is over LargeRowBytes: data is not read
 }
-
-// jobArgs is the args of a job the bridge inserts: a jobs.Payload whose kind
-// comes from the route.
-type jobArgs struct {
-	kind string
-	jobs.Payload
-}
-
-func (a jobArgs) Kind() string { return a.kind }
 
 // batchResult says what one dispatch transaction did.
 type batchResult struct {
@@ -303,7 +296,7 @@ func (b *Bridge) claim(ctx context.Context, tx pgx.Tx, st *tableState, sel selec
 	}
 	batch.Queue(afterClaimOptions)
 	batch.Queue(b.q.routes)
-	batch.Queue(checkTableSQL, st.t.ident, b.cfg.IDColumn, b.cfg.NameColumn, st.triggerMark)
+	batch.Queue(checkTableSQL, st.t.Ident, b.cfg.IDColumn, b.cfg.NameColumn, st.triggerMark)
 	br := tx.SendBatch(ctx, batch)
 	c, seen, err := readClaim(br, b.cfg.Channel)
 	if cerr := br.Close(); err == nil && cerr != nil {
@@ -372,13 +365,13 @@ type parsed struct {
 
 // parseClaimed parses each claimed payload as an id of t; a payload that is
 // not one is recorded as rejected and does not touch its neighbours.
-func parseClaimed(t *eventTable, rows []claimedRow) parsed {
+func parseClaimed(t *eventstable.Table, rows []claimedRow) parsed {
 	p := parsed{ids: make([]string, 0, len(rows)), byKey: make(map[string]claimedRow, len(rows))}
 	for _, c := range rows {
-		id, perr := t.parseID(c.payload)
+		id, perr := t.ParseID(c.payload)
 		key := id
 		if perr != nil {
-			key = recordKey(c.payload)
+			key = eventstable.RecordKey(c.payload)
 		}
 		if _, seen := p.byKey[key]; seen {
 			p.dupes++
@@ -407,7 +400,7 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 		return found, 0, nil
 	}
 	fail := func(err error) error {
-		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.display, err)}
+		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.Display, err)}
 	}
 	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes)
 	if err != nil {
@@ -437,7 +430,7 @@ type decideRules struct {
 }
 
 func (b *Bridge) decideRules(st *tableState) decideRules {
-	return decideRules{grace: b.cfg.MissingGrace, table: st.t.display, idColumn: b.cfg.IDColumn, nameColumn: b.cfg.NameColumn}
+	return decideRules{grace: b.cfg.MissingGrace, table: st.t.Display, idColumn: b.cfg.IDColumn, nameColumn: b.cfg.NameColumn}
 }
 
 // decision is what step 4 decided for a batch.
@@ -461,7 +454,7 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 		ev, ok := found[id]
 		rec := outcomeRecord{key: id, createdAt: c.createdAt, age: c.age}
 		switch {
-		case ok && ev.placement == rowDeferred:
+		case ok && ev.placement == eventstable.RowDeferred:
 			d.deferred = append(d.deferred, c)
 			continue
 		case poison != nil:
@@ -480,7 +473,7 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 			rec.reason = ptr(fmt.Sprintf("no route for event name %q", *ev.name))
 		default:
 			rec.name, rec.outcome, rec.jobs = ev.name, OutcomeDispatched, routesByName[*ev.name]
-			rec.data, rec.large = ev.data, ev.placement == rowLarge
+			rec.data, rec.large = ev.data, ev.placement == eventstable.RowLarge
 		}
 		d.records = append(d.records, rec)
 	}
@@ -527,7 +520,7 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 		default:
 			var err error
 			src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
-			if params, err = appendJobParams(params, src, r.data, r.jobs); err != nil {
+			if params, err = jobparams.Append(params, src, r.data, r.jobs); err != nil {
 				return 0, err
 			}
 		}
@@ -572,35 +565,6 @@ func (s *steps) done(name, hookStep string) error {
 		return nil
 	}
 	return s.b.hook(hookStep)
-}
-
-// appendJobParams appends the insert parameters of one job per route for an
-// event: args are the event's Payload, and the metadata names its source
-// (and the replay, if any), so River UI shows where a job came from.
-func appendJobParams(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route) ([]river.InsertManyParams, error) {
-	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
-	meta, err := jobMetadata(src)
-	if err != nil {
-		return params, err
-	}
-	opts := make([]river.InsertOpts, len(rs))
-	for i, route := range rs {
-		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
-		params = append(params, river.InsertManyParams{Args: jobArgs{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
-	}
-	return params, nil
-}
-
-// jobMetadata is the River metadata of a job the bridge inserts: its source
-// event (and replay, if any) under jobs.MetadataKey.
-func jobMetadata(src jobs.Source) ([]byte, error) {
-	meta, err := json.Marshal(struct {
-		Source jobs.Source `json:"notified"`
-	}{src})
-	if err != nil {
-		return nil, fmt.Errorf("encode metadata of event %s: %w", src.EventID, err)
-	}
-	return meta, nil
 }
 
 // retryDelay is how long an id whose row is not visible waits before it is
@@ -716,19 +680,11 @@ func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, rec
 	batch := &pgx.Batch{}
 	want := 0
 	for _, r := range records {
-		meta, err := jobMetadata(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel})
+		args, err := jobparams.LargeRowArgs(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}, r.jobs)
 		if err != nil {
 			return 0, err
 		}
-		kinds := make([]string, len(r.jobs))
-		queues := make([]string, len(r.jobs))
-		priorities := make([]int16, len(r.jobs))
-		attempts := make([]int16, len(r.jobs))
-		for i, route := range r.jobs {
-			kinds[i], queues[i] = route.Kind, route.Queue
-			priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
-		}
-		batch.Queue(st.insertLarge, r.key, r.key, *r.name, b.cfg.Channel, meta, kinds, queues, priorities, attempts)
+		batch.Queue(st.insertLarge, args...)
 		want += len(r.jobs)
 	}
 	br := tx.SendBatch(ctx, batch)

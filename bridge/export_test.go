@@ -1,6 +1,10 @@
 package bridge
 
-import "context"
+import (
+	"context"
+
+	"github.com/notified/notified/internal/eventstable"
+)
 
 // SetTestHook makes every dispatch transaction of b call hook between its
 // steps; an error from hook aborts the transaction as a crash would.
@@ -23,11 +27,11 @@ var Steps = []string{stepClaimed, stepFetched, stepRecorded, stepInserted}
 // ParseIDForTest parses a payload as an id of a column whose type is
 // typname (int2, int4, int8, uuid, text, varchar) spelled formatted.
 func ParseIDForTest(typname, formatted, payload string) (string, error) {
-	t := &eventTable{}
-	if !t.setIDType(typname, formatted) {
+	t, err := eventstable.ForIDType(typname, formatted)
+	if err != nil {
 		return "", ErrIDType
 	}
-	return t.parseID(payload)
+	return t.ParseID(payload)
 }
 
 // ClaimSQL and FetchSQL are the queries of the dispatch transaction's claim
@@ -36,17 +40,6 @@ func ClaimSQL(b *Bridge) string { return b.q.claim }
 
 // FetchSQL is the query that reads a batch's rows from the events table.
 func FetchSQL(b *Bridge) string { return b.table.Load().fetch }
-
-// TruncateForTest cuts s to at most n bytes at a rune boundary, as the bridge
-// does for messages and keys.
-func TruncateForTest(s string, n int) string { return truncate(s, n) }
-
-// QuoteShortForTest quotes s for a message, cut to 64 bytes.
-func QuoteShortForTest(s string) string { return quoteShort(s) }
-
-// RecordKeyForTest returns the key payload is recorded under in
-// notified_dispatch.
-func RecordKeyForTest(payload string) string { return recordKey(payload) }
 
 // WaitingNotifiedIDs returns how many notified ids with no row the bridge
 // is waiting for.

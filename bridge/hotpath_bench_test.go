@@ -6,6 +6,8 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/routes"
 )
@@ -21,8 +23,7 @@ const hotBatch = 1000
 // the ids to adopt: half of them were dispatched by this bridge just
 // before, as in a burst.
 func BenchmarkDecodeNotifications(b *testing.B) {
-	t := &eventTable{}
-	t.setIDType("int8", "bigint")
+	t, _ := eventstable.ForIDType("int8", "bigint")
 	br := &Bridge{recent: newRecentSet(1 << 16)}
 	br.table.Store(&tableState{t: t})
 	payloads := make([]string, hotBatch)
@@ -60,7 +61,7 @@ func BenchmarkBuildJobParams(b *testing.B) {
 		var err error
 		for i := range data {
 			src := jobs.Source{EventID: strconv.Itoa(i), EventName: "signup", Channel: "events"}
-			if params, err = appendJobParams(params, src, data[i], rs); err != nil {
+			if params, err = jobparams.Append(params, src, data[i], rs); err != nil {
 				b.Fatal(err)
 			}
 		}

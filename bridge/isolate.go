@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/notified/notified/internal/termsafe"
 )
 
 // A batch fails as a whole when one of its events cannot become a job: a
@@ -88,7 +90,7 @@ func poisonReason(table, id string, cause error) string {
 			msg = "dispatching it alone ran past the batch timeout: " + msg
 		}
 	}
-	return fmt.Sprintf("row %s of %s cannot become a job: %s; fix the row and replay the event", id, table, truncate(msg, 512))
+	return fmt.Sprintf("row %s of %s cannot become a job: %s; fix the row and replay the event", id, table, termsafe.Truncate(msg, 512))
 }
 
 // isolate dispatches the outbox rows of a batch that failed with cause, a

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/migrations"
 )
 
@@ -27,7 +29,7 @@ import (
 // tableState is the events table as last inspected, with the queries built
 // for it. It is replaced as a whole when the table changes.
 type tableState struct {
-	t *eventTable
+	t *eventstable.Table
 	// fetch reads a batch's rows, measured; insertLarge inserts the jobs
 	// of a row too large to read; adopt puts notified ids that have a row
 	// and no dispatch record into the outbox.
@@ -37,21 +39,21 @@ type tableState struct {
 	triggerMark string
 }
 
-func newTableState(cfg Config, t *eventTable) *tableState {
+func newTableState(cfg Config, t *eventstable.Table) *tableState {
 	outbox := migrations.Qualify(cfg.Schema, "notified_outbox")
 	dispatch := migrations.Qualify(cfg.Schema, "notified_dispatch")
 	return &tableState{
 		t:           t,
-		fetch:       t.fetchBoundedSQL(),
-		insertLarge: t.insertLargeSQL(migrations.Qualify(cfg.Schema, "river_job")),
+		fetch:       t.FetchBoundedSQL(),
+		insertLarge: jobparams.LargeRowSQL(migrations.Qualify(cfg.Schema, "river_job"), t),
 		// A notified id is put in the outbox only when the events table
 		// has its row and it is not recorded yet: a NOTIFY can be sent by
 		// any role that can connect, and must not be able to fill
 		// notified's tables. It returns how many ids were put in the
 		// outbox and the ids that have no row (yet).
 		adopt: `WITH ids AS (
-				SELECT p, EXISTS (SELECT 1 FROM ` + t.ident + ` AS e WHERE e.` + t.idCol + ` = p) AS found
-				FROM unnest($2::` + t.arrayType() + `) AS p
+				SELECT p, EXISTS (SELECT 1 FROM ` + t.Ident + ` AS e WHERE e.` + t.IDCol + ` = p) AS found
+				FROM unnest($2::` + t.ArrayType() + `) AS p
 			), ins AS (
 				INSERT INTO ` + outbox + ` (channel, event_id)
 				SELECT $1, ids.p::text FROM ids
@@ -112,13 +114,13 @@ func (b *Bridge) checkTable(st *tableState, seen tableSeen) error {
 	switch {
 	case seen.oid == nil:
 		b.tableProblem(fmt.Sprintf("events table %s does not exist (dropped or renamed?): create it and install its capture trigger (notified-bridge install-trigger); "+
-			"events still in the outbox wait until then", t.display))
+			"events still in the outbox wait until then", t.Display))
 		return errTableUnusable
-	case *seen.oid != t.oid || seen.idType == nil || *seen.idType != t.idTypeOID || !seen.nameOK:
+	case *seen.oid != t.OID || seen.idType == nil || *seen.idType != t.IDTypeOID || !seen.nameOK:
 		return b.reinspect(st, *seen.oid)
 	case !seen.trigger && !b.cfg.NoCaptureTrigger:
 		b.tableProblem(fmt.Sprintf("events table %s has no enabled capture trigger for channel %q: new events are not captured. "+
-			"Install it (notified-bridge install-trigger), then announce the ids inserted meanwhile (notified-bridge notify ID)", t.display, b.cfg.Channel))
+			"Install it (notified-bridge install-trigger), then announce the ids inserted meanwhile (notified-bridge notify ID)", t.Display, b.cfg.Channel))
 		return nil
 	}
 	b.tableProblem("")
@@ -130,23 +132,23 @@ func (b *Bridge) checkTable(st *tableState, seen tableSeen) error {
 func (b *Bridge) reinspect(old *tableState, oid uint32) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.BatchTimeout)
 	defer cancel()
-	t, err := inspectTable(ctx, b.pool, b.cfg.Table, b.cfg.IDColumn, b.cfg.NameColumn)
+	t, err := b.cfg.eventsTable().Inspect(ctx, b.pool)
 	if err != nil {
-		b.tableProblem(fmt.Sprintf("events table %s changed and cannot be dispatched from: %v", old.t.display, err))
+		b.tableProblem(fmt.Sprintf("events table %s changed and cannot be dispatched from: %v", old.t.Display, err))
 		return errTableUnusable
 	}
-	if t.oid != old.t.oid {
+	if t.OID != old.t.OID {
 		b.log.Warn("events table was dropped and created again; reading the new one",
-			slog.String("table", t.display), slog.Uint64("old_oid", uint64(old.t.oid)), slog.Uint64("oid", uint64(oid)))
+			slog.String("table", t.Display), slog.Uint64("old_oid", uint64(old.t.OID)), slog.Uint64("oid", uint64(oid)))
 	}
-	if t.typeName != old.t.typeName {
+	if t.TypeName != old.t.TypeName {
 		// Postgres keeps the capture trigger's plans per session: a
 		// session that inserted an event before the change fails its next
 		// insert ("type of parameter ... does not match that when
 		// preparing the plan") until the function is replaced.
 		b.log.Warn("events table's id column changed type; ids are read as the new type. Install the capture trigger again "+
 			"(notified-bridge install-trigger), or producer sessions that inserted before the change fail their inserts",
-			slog.String("table", t.display), slog.String("old_type", old.t.typeName), slog.String("type", t.typeName))
+			slog.String("table", t.Display), slog.String("old_type", old.t.TypeName), slog.String("type", t.TypeName))
 	}
 	b.table.CompareAndSwap(old, newTableState(b.cfg, t))
 	return errTableChanged

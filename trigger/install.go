@@ -9,7 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/migrations"
 )
 
@@ -190,7 +191,7 @@ func resolve(ctx context.Context, db queryRower, o Options) (*install, error) {
 	if err := migrations.Check(ctx, db, o.Schema); err != nil {
 		return nil, err
 	}
-	if err := bridge.CheckTable(ctx, db, o.Table, o.IDColumn, ""); err != nil {
+	if err := checkTable(ctx, db, o.Table, o.IDColumn); err != nil {
 		return nil, err
 	}
 	table, err := catalogName(ctx, db, o.Table)
@@ -205,12 +206,12 @@ func resolve(ctx context.Context, db queryRower, o Options) (*install, error) {
 		&in.col.typeOID, &in.col.typeName, &seqOID, &seqSchema, &seqName, &in.col.installed); err != nil {
 		return nil, fmt.Errorf("look up id column %q of %s: %w", o.IDColumn, in.tableName(), err)
 	}
-	// bridge.CheckTable goes by the type's name, which a type of another
+	// eventstable.Inspect goes by the type's name, which a type of another
 	// schema may share. The trigger checks the type again on every insert,
 	// since the table's owner may change it later.
 	if !slices.Contains(supportedTypes, in.col.typeOID) {
 		return nil, fmt.Errorf("%w: id column %q of %s is %s, not the built-in smallint, integer, bigint, uuid, text or varchar",
-			bridge.ErrIDType, o.IDColumn, in.tableName(), in.col.typeName)
+			eventstable.ErrIDType, o.IDColumn, in.tableName(), in.col.typeName)
 	}
 	if seqOID != nil {
 		in.col.sequence = &sequenceRef{oid: *seqOID, ident: pgx.Identifier{*seqSchema, *seqName}.Sanitize()}
@@ -247,7 +248,7 @@ func (in *install) report(found *recorded) (*Report, error) {
 // catalogName returns the schema and name of table as the catalog spells
 // them.
 func catalogName(ctx context.Context, db queryRower, table string) ([]string, error) {
-	parts, err := bridge.ParseTableName(table)
+	parts, err := ident.ParseTableName(table)
 	if err != nil {
 		return nil, err
 	}
@@ -256,4 +257,11 @@ func catalogName(ctx context.Context, db queryRower, table string) ([]string, er
 		return nil, fmt.Errorf("resolve table %s: %w", table, err)
 	}
 	return []string{nsp, rel}, nil
+}
+
+// checkTable reports what is wrong, if anything, with the events table
+// and its id column.
+func checkTable(ctx context.Context, db eventstable.QueryRower, table, idColumn string) error {
+	_, err := eventstable.Spec{Table: table, IDColumn: idColumn, NoNameColumn: true}.Inspect(ctx, db)
+	return err
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/migrations"
 )
 
@@ -44,13 +44,13 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Table == "" {
-		o.Table = bridge.DefaultTable
+		o.Table = ident.DefaultTable
 	}
 	if o.Channel == "" {
-		o.Channel = bridge.DefaultChannel
+		o.Channel = ident.DefaultChannel
 	}
 	if o.IDColumn == "" {
-		o.IDColumn = bridge.DefaultIDColumn
+		o.IDColumn = ident.DefaultIDColumn
 	}
 	return o
 }
@@ -62,7 +62,7 @@ func (o Options) withDefaults() Options {
 // Name gives the installed name when Table is schema-qualified.
 func Name(o Options) string {
 	o = o.withDefaults()
-	parts, err := bridge.ParseTableName(o.Table)
+	parts, err := ident.ParseTableName(o.Table)
 	if err != nil {
 		parts = []string{o.Table}
 	}
@@ -78,7 +78,7 @@ func name(table []string, idColumn, channel string) string {
 // resolved (not empty).
 func SQL(o Options) (string, error) {
 	o = o.withDefaults()
-	parts, err := bridge.ParseTableName(o.Table)
+	parts, err := ident.ParseTableName(o.Table)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func sqlFor(o Options, table []string) (string, error) {
 	if err := migrations.ValidateSchema(o.Schema); err != nil {
 		return "", err
 	}
-	if err := bridge.ValidateChannel(o.Channel); err != nil {
+	if err := ident.ValidateChannel(o.Channel); err != nil {
 		return "", err
 	}
 	trg := name(table, o.IDColumn, o.Channel)

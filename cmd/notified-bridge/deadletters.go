@@ -10,9 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/termsafe"
+	"github.com/notified/notified/replay"
 )
 
 func deadLettersCommand() *cli.Command {
@@ -150,7 +150,7 @@ func retryDeadLetters(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, "no dead letters to retry")
 		return nil
 	}
-	sel := bridge.ReplaySelector{}
+	sel := replay.Selector{}
 	for _, j := range dead {
 		sel.Jobs = append(sel.Jobs, j.ID)
 	}

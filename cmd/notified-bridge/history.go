@@ -16,6 +16,10 @@ import (
 
 // tableConfig is the events table part of the bridge's configuration, from
 // the flags shared with run.
+func eventsTable(c *cli.Context) history.EventsTable {
+	return history.EventsTable{Table: c.String("table"), IDColumn: c.String("id-field"), NameColumn: c.String("name-field")}
+}
+
 func tableConfig(c *cli.Context) bridge.Config {
 	return bridge.Config{
 		Schema: c.String("schema"), Table: c.String("table"), IDColumn: c.String("id-field"),
@@ -39,14 +43,14 @@ func historyCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			v, err := bridge.ViewEvent(c.Context, pool, history.NewStore(pool, c.String("schema")), tableConfig(c), args[0])
+			v, err := history.NewStore(pool, c.String("schema")).View(c.Context, eventsTable(c), c.String("channel"), args[0])
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, v.Event)
 			}
-			printEvent(c.App.Writer, v.Event, v.Row, v.RowErr)
+			printEvent(c.App.Writer, v)
 			return nil
 		},
 	}
@@ -55,7 +59,8 @@ func historyCommand() *cli.Command {
 // printEvent prints an event's history for people. Everything that came
 // from the database goes through termsafe: producers choose event names and
 // ids, workers write job errors and outputs.
-func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr error) {
+func printEvent(w io.Writer, v *history.EventView) {
+	ev := v.Event
 	name := "(no name)"
 	if ev.Name != nil {
 		name = termsafe.String(*ev.Name)
@@ -78,12 +83,12 @@ func printEvent(w io.Writer, ev *history.Event, row *bridge.EventRow, lookupErr 
 		fmt.Fprintf(tw, "routed to\t%s\n", strings.Join(kinds, ", "))
 	}
 	switch {
-	case lookupErr != nil:
-		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(oneLine(lookupErr)))
-	case row != nil && row.Found:
+	case v.RowErr != nil:
+		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(oneLine(v.RowErr)))
+	case v.RowFound:
 		// JSON escapes C0 controls but not C1 or bidi controls.
-		fmt.Fprintf(tw, "row\t%s\n", shorten(termsafe.String(string(row.Data)), 200))
-	case row != nil:
+		fmt.Fprintf(tw, "row\t%s\n", shorten(termsafe.String(string(ev.Data)), 200))
+	default:
 		fmt.Fprintf(tw, "row\tno longer in the events table\n")
 	}
 	_ = tw.Flush()

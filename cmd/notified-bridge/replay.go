@@ -18,6 +18,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/termsafe"
+	"github.com/notified/notified/replay"
 )
 
 func replayCommand() *cli.Command {
@@ -51,7 +52,7 @@ func replayCommand() *cli.Command {
 				arg := c.Args().First()
 				return unexpectedArgument(c, arg, "select events with --id "+arg)
 			}
-			sel := bridge.ReplaySelector{
+			sel := replay.Selector{
 				IDs: c.StringSlice("id"), FromID: c.String("from-id"), ToID: c.String("to-id"),
 				Names: c.StringSlice("name"), Outcomes: c.StringSlice("outcome"), JobStates: c.StringSlice("job-state"),
 			}
@@ -83,14 +84,14 @@ func replayCommand() *cli.Command {
 
 // runReplay replays and prints the outcome; flags reason, dry-run, json
 // and the events table's are read from c.
-func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, handlers []string) error {
+func runReplay(c *cli.Context, pool *pgxpool.Pool, sel replay.Selector, handlers []string) error {
 	if handlers == nil {
 		handlers = c.StringSlice("handler")
 		if len(sel.Jobs) > 0 {
 			handlers = nil // dead letters name their handlers
 		}
 	}
-	opts := bridge.ReplayOptions{
+	opts := replay.Options{
 		Handlers: handlers, DryRun: c.Bool("dry-run"), Reason: c.String("reason"), RequestedBy: requester(),
 		BatchSize: c.Int("batch-size"), PlanLimit: 0,
 	}
@@ -100,14 +101,14 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 	progress := newProgress(c.App.ErrWriter)
 	opts.Progress = progress.update
 	cfg := tableConfig(c)
-	res, err := bridge.Replay(c.Context, pool, cfg, sel, opts)
+	res, err := replay.Run(c.Context, pool, cfg, sel, opts)
 	progress.done()
 	if err != nil {
 		if res != nil && res.ReplayID != 0 {
 			return fmt.Errorf("replay %d stopped after %d events and %d jobs (committed; finished_at stays empty): %w",
 				res.ReplayID, res.Events, res.Jobs, err)
 		}
-		if errors.Is(err, bridge.ErrNothingToReplay) && res != nil {
+		if errors.Is(err, replay.ErrNothingToReplay) && res != nil {
 			// Every event was skipped: show which and why, then fail.
 			if perr := printReplay(c, cfg, res); perr != nil {
 				return perr
@@ -119,7 +120,7 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel bridge.ReplaySelector, ha
 }
 
 // printReplay prints what a replay did, as JSON with --json.
-func printReplay(c *cli.Context, cfg bridge.Config, res *bridge.ReplayResult) error {
+func printReplay(c *cli.Context, cfg bridge.Config, res *replay.Result) error {
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, res)
 	}
@@ -182,18 +183,18 @@ var selectorFlags = map[string]string{"IDs": "--id", "FromID": "--from-id", "ToI
 
 // replayError says a replay's error in the command line's terms: flags
 // rather than Go fields, and what to check.
-func replayError(err error, cfg bridge.Config, sel bridge.ReplaySelector, handlers []string, dryRun bool) error {
+func replayError(err error, cfg bridge.Config, sel replay.Selector, handlers []string, dryRun bool) error {
 	recorded := "; nothing was recorded"
 	if dryRun {
 		recorded = ""
 	}
 	var (
-		selErr  *bridge.SelectorError
-		unknown *bridge.UnknownHandlerError
-		nothing *bridge.NothingToReplayError
+		selErr  *replay.SelectorError
+		unknown *replay.UnknownHandlerError
+		nothing *replay.NothingToReplayError
 	)
 	switch {
-	case errors.Is(err, bridge.ErrNoReason):
+	case errors.Is(err, replay.ErrNoReason):
 		return errors.New("a replay needs a reason, for the record: say why with --reason")
 	case errors.As(err, &selErr) && selectorFlags[selErr.Field] != "":
 		return fmt.Errorf("replay %s: %w", selectorFlags[selErr.Field], selErr.Err)
@@ -222,12 +223,12 @@ func replayError(err error, cfg bridge.Config, sel bridge.ReplaySelector, handle
 }
 
 // skipCauses says how many events were skipped for each cause.
-func skipCauses(byCause map[bridge.SkipCause]int, table string) string {
-	words := map[bridge.SkipCause]string{
-		bridge.SkipInvalidID: "not a valid id",
-		bridge.SkipNoRow:     "no row in " + termsafe.String(table),
-		bridge.SkipNullName:  "name is NULL",
-		bridge.SkipNoRoute:   "no route for the name",
+func skipCauses(byCause map[replay.SkipCause]int, table string) string {
+	words := map[replay.SkipCause]string{
+		replay.SkipInvalidID: "not a valid id",
+		replay.SkipNoRow:     "no row in " + termsafe.String(table),
+		replay.SkipNullName:  "name is NULL",
+		replay.SkipNoRoute:   "no route for the name",
 	}
 	var parts []string
 	for _, c := range slices.Sorted(maps.Keys(byCause)) {
@@ -241,7 +242,7 @@ func skipCauses(byCause map[bridge.SkipCause]int, table string) string {
 }
 
 // describeSelection spells the selector as the flags that set it.
-func describeSelection(sel bridge.ReplaySelector, handlers []string) string {
+func describeSelection(sel replay.Selector, handlers []string) string {
 	var parts []string
 	add := func(flag string, values []string) {
 		for i, v := range values {
@@ -318,7 +319,7 @@ func newProgress(w io.Writer) *progress {
 	return &progress{w: w, on: isTerminal(w), start: time.Now()}
 }
 
-func (p *progress) update(r bridge.ReplayProgress) {
+func (p *progress) update(r replay.Progress) {
 	if !p.on || time.Since(p.last) < 200*time.Millisecond && r.Done < r.Selected {
 		return
 	}

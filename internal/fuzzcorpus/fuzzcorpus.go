@@ -140,3 +140,9 @@ func OneLinePrintable(s string) bool {
 	}
 	return true
 }
+
+// PGStorable reports whether Postgres can store s as text or a name at all:
+// valid UTF-8 (the test database's encoding) without NUL bytes.
+func PGStorable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}

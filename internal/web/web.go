@@ -311,7 +311,8 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 	if ch := r.URL.Query().Get("channel"); ch != "" {
 		cfg.Channel = ch
 	}
-	v, err := bridge.ViewEvent(r.Context(), s.opts.Pool, s.store, cfg, id)
+	table := history.EventsTable{Table: cfg.Table, IDColumn: cfg.IDColumn, NameColumn: cfg.NameColumn}
+	v, err := s.store.View(r.Context(), table, cfg.WithDefaults().Channel, id)
 	switch {
 	case errors.Is(err, history.ErrNotFound):
 		return nil, http.StatusNotFound, err

@@ -1,4 +1,4 @@
-package bridge
+package replay
 
 import (
 	"context"
@@ -15,16 +15,20 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 )
 
-// ReplaySelector selects events the bridge has recorded (dispatched,
+// Selector selects events the bridge has recorded (dispatched,
 // unrouted, missing or rejected) to dispatch again. Its fields combine: an
 // event is selected when it matches every field that is set. At least one
 // must be set.
-type ReplaySelector struct {
+type Selector struct {
 	// IDs are event ids.
 	IDs []string `json:"ids,omitempty"`
 	// FromID and ToID bound the id, inclusive, compared as values of the id
@@ -43,20 +47,20 @@ type ReplaySelector struct {
 	Outcomes []string `json:"outcomes,omitempty"`
 	// JobStates selects events whose newest job of a handler is in one of
 	// these River states (e.g. discarded, cancelled); with
-	// ReplayOptions.Handlers, of one of those handlers.
+	// Options.Handlers, of one of those handlers.
 	JobStates []string `json:"job_states,omitempty"`
 	// Jobs selects the events of these jobs, and replays each event only
 	// for the handlers of its listed jobs (how dead letters are retried).
 	Jobs []int64 `json:"jobs,omitempty"`
 }
 
-func (s ReplaySelector) empty() bool {
+func (s Selector) empty() bool {
 	return len(s.IDs) == 0 && s.FromID == "" && s.ToID == "" && len(s.Names) == 0 && s.Since.IsZero() &&
 		s.Until.IsZero() && len(s.Outcomes) == 0 && len(s.JobStates) == 0 && len(s.Jobs) == 0
 }
 
-// ReplayOptions say how to replay.
-type ReplayOptions struct {
+// Options say how to replay.
+type Options struct {
 	// Handlers, when not empty, limits the new jobs to these handler kinds.
 	// Each must have a route for the name of at least one selected event.
 	Handlers []string
@@ -70,14 +74,14 @@ type ReplayOptions struct {
 	// Config.BatchSize.
 	BatchSize int
 	// Progress, when set, is called after each batch.
-	Progress func(ReplayProgress)
-	// PlanLimit caps ReplayResult.Planned and ReplayResult.Skipped; 0 means
+	Progress func(Progress)
+	// PlanLimit caps Result.Planned and Result.Skipped; 0 means
 	// no cap. The counts are never capped.
 	PlanLimit int
 }
 
-// ReplayProgress is how far a replay has got.
-type ReplayProgress struct {
+// Progress is how far a replay has got.
+type Progress struct {
 	Selected int // events selected in all (the snapshot)
 	Done     int // events handled so far: enqueued for or skipped
 	Jobs     int // jobs enqueued (or, in a dry run, planned) so far
@@ -114,12 +118,12 @@ type SkippedEvent struct {
 	Reason  string    `json:"reason"`
 }
 
-// ReplayResult says what a replay did, or in a dry run would do. Its figures
+// Result says what a replay did, or in a dry run would do. Its figures
 // are about the snapshot of ids the selector matched when the replay began:
 // once it has finished, Selected = Events + SkippedCount, Jobs is the sum of
 // JobsByHandler and SkippedCount the sum of SkippedByCause, whatever was
 // dispatched meanwhile.
-type ReplayResult struct {
+type Result struct {
 	// ReplayID is the replay's row in notified_replay (0 in a dry run).
 	ReplayID int64 `json:"replay_id"`
 	DryRun   bool  `json:"dry_run"`
@@ -131,7 +135,7 @@ type ReplayResult struct {
 	// JobsByHandler is how many jobs each handler kind got.
 	JobsByHandler map[string]int `json:"jobs_by_handler"`
 	// Planned lists the events that got jobs and their handlers (up to
-	// ReplayOptions.PlanLimit).
+	// Options.PlanLimit).
 	Planned []PlannedEvent `json:"planned"`
 	// Skipped lists the events that got none, with why (up to PlanLimit).
 	Skipped      []SkippedEvent `json:"skipped"`
@@ -141,14 +145,14 @@ type ReplayResult struct {
 	Took           float64           `json:"took_seconds"`
 }
 
-// ErrNothingSelected is returned by Replay for a selector with no field set.
+// ErrNothingSelected is returned by Run for a selector with no field set.
 var ErrNothingSelected = errors.New("no events selected")
 
-// ErrNoReason is returned by Replay, unless it is a dry run, when
-// ReplayOptions.Reason is empty.
+// ErrNoReason is returned by Run, unless it is a dry run, when
+// Options.Reason is empty.
 var ErrNoReason = errors.New("a replay needs a reason, for the record")
 
-// SelectorError says that a field of the ReplaySelector is not valid.
+// SelectorError says that a field of the Selector is not valid.
 type SelectorError struct {
 	// Field is the field's name: IDs, FromID or ToID.
 	Field string
@@ -156,16 +160,16 @@ type SelectorError struct {
 	Err error
 }
 
-func (e *SelectorError) Error() string { return "ReplaySelector." + e.Field + ": " + e.Err.Error() }
+func (e *SelectorError) Error() string { return "Selector." + e.Field + ": " + e.Err.Error() }
 
 func (e *SelectorError) Unwrap() error { return e.Err }
 
 // ErrNothingToReplay is matched (errors.Is) by the *NothingToReplayError
-// Replay returns when it would enqueue no job at all.
+// Run returns when it would enqueue no job at all.
 var ErrNothingToReplay = errors.New("nothing to replay")
 
 // ErrUnknownHandler is matched (errors.Is) by the *UnknownHandlerError
-// Replay returns for a handler that would get no job.
+// Run returns for a handler that would get no job.
 var ErrUnknownHandler = errors.New("unknown handler")
 
 // NothingToReplayError says that a replay enqueued, or in a dry run would
@@ -194,9 +198,9 @@ func (e *NothingToReplayError) Error() string {
 // Is makes errors.Is(err, ErrNothingToReplay) hold.
 func (e *NothingToReplayError) Is(target error) bool { return target == ErrNothingToReplay }
 
-// UnknownHandlerError says that a handler of ReplayOptions.Handlers would get
+// UnknownHandlerError says that a handler of Options.Handlers would get
 // no job: no route has its kind, or no route sends the names of the selected
-// events to it. Replay checks before it enqueues or records anything.
+// events to it. Run checks before it enqueues or records anything.
 type UnknownHandlerError struct {
 	// Handler is the kind.
 	Handler string
@@ -209,16 +213,16 @@ type UnknownHandlerError struct {
 
 func (e *UnknownHandlerError) Error() string {
 	if e.Selected == 0 {
-		return fmt.Sprintf("%s: no route has handler %q (ReplayOptions.Handlers)", ErrUnknownHandler, e.Handler)
+		return fmt.Sprintf("%s: no route has handler %q (Options.Handlers)", ErrUnknownHandler, e.Handler)
 	}
-	return fmt.Sprintf("%s: handler %q (ReplayOptions.Handlers) has no route for the names of the %d selected events (%s)",
+	return fmt.Sprintf("%s: handler %q (Options.Handlers) has no route for the names of the %d selected events (%s)",
 		ErrUnknownHandler, e.Handler, e.Selected, strings.Join(e.Names, ", "))
 }
 
 // Is makes errors.Is(err, ErrUnknownHandler) hold.
 func (e *UnknownHandlerError) Is(target error) bool { return target == ErrUnknownHandler }
 
-// Replay dispatches the selected events again as new jobs, one per route the
+// Run dispatches the selected events again as new jobs, one per route the
 // event's name has today (limited to opts.Handlers), whatever their outcome
 // when they arrived: an event that was unrouted gets the routes added since.
 // The event's row is read again from the events table. The replay is
@@ -244,7 +248,7 @@ func (e *UnknownHandlerError) Is(target error) bool { return target == ErrUnknow
 //     with the result saying why each event was skipped.
 //
 // A dry run takes the same steps and changes nothing.
-func Replay(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelector, opts ReplayOptions) (*ReplayResult, error) {
+func Run(ctx context.Context, pool *pgxpool.Pool, cfg bridge.Config, sel Selector, opts Options) (*Result, error) {
 	start := time.Now()
 	r, err := newReplayer(ctx, pool, cfg, sel, opts)
 	if err != nil {
@@ -266,11 +270,11 @@ type replayQuerier interface {
 }
 
 type replayer struct {
-	cfg   Config
+	cfg   bridge.Config
 	pool  *pgxpool.Pool
-	table *eventTable
-	sel   ReplaySelector
-	opts  ReplayOptions
+	table *eventstable.Table
+	sel   Selector
+	opts  Options
 	q     replayQueries
 	river *river.Client[pgx.Tx]
 
@@ -288,20 +292,20 @@ type replayer struct {
 }
 
 // newReplayer checks the selector and options and builds the snapshot query.
-func newReplayer(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel ReplaySelector, opts ReplayOptions) (*replayer, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+func newReplayer(ctx context.Context, pool *pgxpool.Pool, cfg bridge.Config, sel Selector, opts Options) (*replayer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if sel.empty() {
 		return nil, fmt.Errorf("%w: choose events by id, id range, name, time, outcome, job state or job", ErrNothingSelected)
 	}
 	if !opts.DryRun && strings.TrimSpace(opts.Reason) == "" {
-		return nil, fmt.Errorf("%w: set ReplayOptions.Reason (not needed for a DryRun)", ErrNoReason)
+		return nil, fmt.Errorf("%w: set Options.Reason (not needed for a DryRun)", ErrNoReason)
 	}
 	for _, o := range sel.Outcomes {
-		switch Outcome(o) {
-		case OutcomeDispatched, OutcomeUnrouted, OutcomeMissing, OutcomeRejected:
+		switch o {
+		case history.OutcomeDispatched, history.OutcomeUnrouted, history.OutcomeMissing, history.OutcomeRejected:
 		default:
 			return nil, fmt.Errorf("outcome %q is not one of dispatched, unrouted, missing, rejected", o)
 		}
@@ -317,7 +321,7 @@ func newReplayer(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel Replay
 	if err := migrations.Check(ctx, pool, cfg.Schema); err != nil {
 		return nil, err
 	}
-	table, err := inspectTable(ctx, pool, cfg.Table, cfg.IDColumn, cfg.NameColumn)
+	table, err := eventstable.Spec{Table: cfg.Table, IDColumn: cfg.IDColumn, NameColumn: cfg.NameColumn}.Inspect(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -331,10 +335,10 @@ func newReplayer(ctx context.Context, pool *pgxpool.Pool, cfg Config, sel Replay
 	return r, nil
 }
 
-func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
+func (r *replayer) run(ctx context.Context) (*Result, error) {
 	// 1. Every handler has a route. The routes read here serve the whole
 	// replay, so that what steps 1 and 3 check is what the batches do.
-	all, err := r.readRoutes(ctx, r.pool)
+	all, err := routes.NewStore(r.pool, r.cfg.Schema).List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +377,7 @@ func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
 	}
 
 	// 4. Batches.
-	res := &ReplayResult{DryRun: r.opts.DryRun, Selected: len(keys), JobsByHandler: map[string]int{},
+	res := &Result{DryRun: r.opts.DryRun, Selected: len(keys), JobsByHandler: map[string]int{},
 		Planned: []PlannedEvent{}, Skipped: []SkippedEvent{}, SkippedByCause: map[SkipCause]int{}}
 	if !r.opts.DryRun {
 		client, err := river.NewClient(riverpgxv5.New(r.pool), &river.Config{Schema: r.cfg.Schema, Logger: r.cfg.Logger})
@@ -390,7 +394,7 @@ func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
 		}
 		done += len(batch)
 		if r.opts.Progress != nil {
-			r.opts.Progress(ReplayProgress{Selected: res.Selected, Done: done, Jobs: res.Jobs, Skipped: res.SkippedCount})
+			r.opts.Progress(Progress{Selected: res.Selected, Done: done, Jobs: res.Jobs, Skipped: res.SkippedCount})
 		}
 	}
 
@@ -406,21 +410,11 @@ func (r *replayer) run(ctx context.Context) (*ReplayResult, error) {
 	return res, nil
 }
 
-// readRoutes reads every route.
-func (r *replayer) readRoutes(ctx context.Context, db replayQuerier) ([]routes.Route, error) {
-	rows, err := db.Query(ctx, r.q.routes)
-	if err != nil {
-		return nil, fmt.Errorf("read routes: %w", err)
-	}
-	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (routes.Route, error) {
-		var rt routes.Route
-		err := row.Scan(&rt.Event, &rt.Kind, &rt.Queue, &rt.Priority, &rt.MaxAttempts)
-		return rt, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read routes: %w", err)
-	}
-	return all, nil
+// row is an event's row as a batch reads it: its name and, unless in a dry
+// run, its data.
+type row struct {
+	name *string
+	data []byte
 }
 
 // plannedJobs is one event of a batch that gets jobs.
@@ -432,7 +426,7 @@ type plannedJobs struct {
 
 // batch replays one batch of events, in one transaction unless it is a dry
 // run. If it fails, res is left as it was.
-func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) error {
+func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error {
 	if r.opts.DryRun {
 		planned, skipped, err := r.plan(ctx, r.pool, keys)
 		if err != nil {
@@ -476,7 +470,7 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *ReplayResult) 
 		for _, p := range planned {
 			src := jobs.Source{EventID: p.id, EventName: p.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
 			var err error
-			if params, err = appendJobParams(params, src, p.data, p.routes); err != nil {
+			if params, err = jobparams.Append(params, src, p.data, p.routes); err != nil {
 				return err
 			}
 		}
@@ -515,13 +509,13 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 	}
 	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
-		if _, err := r.table.parseID(k); err != nil {
+		if _, err := r.table.ParseID(k); err != nil {
 			skip(k, SkipInvalidID, "not a valid id: "+err.Error())
 			continue
 		}
 		ids = append(ids, k)
 	}
-	found := make(map[string]eventRow, len(ids))
+	found := make(map[string]row, len(ids))
 	if len(ids) > 0 {
 		query := r.q.rows
 		if r.opts.DryRun {
@@ -529,15 +523,15 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 		}
 		rows, err := db.Query(ctx, query, ids)
 		if err != nil {
-			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.display, err)
+			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
 		}
 		var id string
-		var ev eventRow
+		var ev row
 		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
-			found[id] = eventRow{name: ev.name, data: slices.Clone(ev.data)}
+			found[id] = row{name: ev.name, data: slices.Clone(ev.data)}
 			return nil
 		}); err != nil {
-			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.display, err)
+			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
 		}
 	}
 	var planned []plannedJobs
@@ -545,7 +539,7 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 		ev, ok := found[id]
 		switch {
 		case !ok:
-			skip(id, SkipNoRow, fmt.Sprintf("no row in %s with %s = %s", r.table.display, r.cfg.IDColumn, id))
+			skip(id, SkipNoRow, fmt.Sprintf("no row in %s with %s = %s", r.table.Display, r.cfg.IDColumn, id))
 			continue
 		case ev.name == nil:
 			skip(id, SkipNullName, fmt.Sprintf("name column %s is NULL", r.cfg.NameColumn))
@@ -571,7 +565,7 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 }
 
 // tally adds a batch's events to res.
-func (r *replayer) tally(res *ReplayResult, planned []plannedJobs, skipped []SkippedEvent) {
+func (r *replayer) tally(res *Result, planned []plannedJobs, skipped []SkippedEvent) {
 	room := func(n int) bool { return r.opts.PlanLimit <= 0 || n < r.opts.PlanLimit }
 	for _, p := range planned {
 		res.Events++

@@ -1,4 +1,4 @@
-package bridge
+package replay
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/migrations"
 )
 
@@ -20,7 +21,6 @@ type replayQueries struct {
 	riverJob string // quoted river_job
 	jobTable string // quoted notified_job
 
-	routes   string // every route
 	rows     string // the rows of ids $1: id, name, the row as JSON
 	rowNames string // the same without the row (NULL), for a dry run
 	names    string // the distinct names of the rows of ids $1
@@ -30,39 +30,23 @@ type replayQueries struct {
 	finish   string // sets a replay's finished_at
 }
 
-func newReplayQueries(schema string, t *eventTable) replayQueries {
+func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 	replay := migrations.Qualify(schema, "notified_replay")
 	jobsView := migrations.Qualify(schema, "notified_jobs")
-	ids := "ANY($1::" + t.idArrayType() + ")"
 	return replayQueries{
 		dispatch: migrations.Qualify(schema, "notified_dispatch"),
 		jobsView: jobsView,
 		riverJob: migrations.Qualify(schema, "river_job"),
 		jobTable: migrations.Qualify(schema, "notified_job"),
 
-		routes: newQueries(schema).routes,
-		rows:   t.fetchSQL(),
-		rowNames: "SELECT e." + t.idCol + "::text, e." + t.nameCol + "::text, NULL::text FROM " + t.ident +
-			" AS e WHERE e." + t.idCol + " = " + ids,
-		names: "SELECT DISTINCT e." + t.nameCol + "::text FROM " + t.ident + " AS e WHERE e." + t.idCol + " = " + ids +
-			" AND e." + t.nameCol + " IS NOT NULL",
-		jobsOf: `SELECT event_id, kind FROM ` + jobsView + ` WHERE channel = @channel AND job_id = ANY(@jobs)`,
+		rows:     t.FetchSQL(),
+		rowNames: t.RowNamesSQL(),
+		names:    t.NamesSQL(),
+		jobsOf:   `SELECT event_id, kind FROM ` + jobsView + ` WHERE channel = @channel AND job_id = ANY(@jobs)`,
 		record: `INSERT INTO ` + replay + ` (channel, requested_by, reason, selector, handlers, started_at)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 		progress: `UPDATE ` + replay + ` SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
 		finish:   `UPDATE ` + replay + ` SET finished_at = now() WHERE id = $1`,
-	}
-}
-
-// idArrayType is the array type the bridge passes ids of this table as.
-func (t *eventTable) idArrayType() string {
-	switch t.kind {
-	case idInteger:
-		return "bigint[]"
-	case idUUID:
-		return "uuid[]"
-	default:
-		return "text[]"
 	}
 }
 
@@ -112,12 +96,12 @@ func (q replayQueries) snapshotByRecord(conds []string) string {
 // join, an unanalyzed table once had the planner compare every dispatch
 // record with every id of the range, for minutes. It returns the ids, and
 // the names their rows have now.
-func (q replayQueries) snapshotByRange(t *eventTable, rangeConds, conds []string) string {
-	return `SELECT d.event_id, e.` + t.nameCol + `::text FROM ` + t.ident + ` AS e
+func (q replayQueries) snapshotByRange(t *eventstable.Table, rangeConds, conds []string) string {
+	return `SELECT d.event_id, e.` + t.NameCol + `::text FROM ` + t.Ident + ` AS e
 		CROSS JOIN LATERAL (
 			SELECT x.channel, x.event_id, x.event_name, x.outcome, x.dispatched_at
 			FROM ` + q.dispatch + ` x
-			WHERE x.channel = @channel AND x.event_id = e.` + t.idCol + `::text
+			WHERE x.channel = @channel AND x.event_id = e.` + t.IDCol + `::text
 			LIMIT 1
 		) d
 		WHERE ` + strings.Join(append(rangeConds, conds...), " AND ")
@@ -130,7 +114,7 @@ func (r *replayer) prepare(ctx context.Context) error {
 	if len(r.sel.IDs) > 0 {
 		ids := make([]string, 0, len(r.sel.IDs))
 		for _, id := range r.sel.IDs {
-			key, err := r.table.parseID(id)
+			key, err := r.table.ParseID(id)
 			if err != nil {
 				return &SelectorError{Field: "IDs", Err: err}
 			}
@@ -183,11 +167,11 @@ func (r *replayer) prepare(ctx context.Context) error {
 		if b.value == "" {
 			continue
 		}
-		v, err := r.table.rangeBound(b.value)
+		v, err := r.table.RangeBound(b.value)
 		if err != nil {
 			return &SelectorError{Field: b.field, Err: err}
 		}
-		rangeConds = append(rangeConds, "e."+r.table.idCol+" "+b.op+" @"+b.arg+"::"+r.table.boundType())
+		rangeConds = append(rangeConds, "e."+r.table.IDCol+" "+b.op+" @"+b.arg+"::"+r.table.BoundType())
 		r.args[b.arg] = v
 	}
 	if len(rangeConds) > 0 {
@@ -216,36 +200,6 @@ func (r *replayer) lookUpJobs(ctx context.Context) error {
 		return fmt.Errorf("look up jobs to replay: %w", err)
 	}
 	return nil
-}
-
-// boundType is the SQL type a range bound is compared as: the id column's
-// own, so that numbers compare as numbers and the column's index serves.
-func (t *eventTable) boundType() string {
-	switch t.kind {
-	case idInteger:
-		return "bigint"
-	case idUUID:
-		return "uuid"
-	default:
-		return "text"
-	}
-}
-
-// rangeBound parses a range bound as an id of the table: an int64 for an
-// integer column, else the canonical text.
-func (t *eventTable) rangeBound(s string) (any, error) {
-	key, err := t.parseID(s)
-	if err != nil {
-		return nil, err
-	}
-	if t.kind == idInteger {
-		n, err := strconv.ParseInt(key, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("id %s: %w", quoteShort(key), err)
-		}
-		return n, nil
-	}
-	return key, nil
 }
 
 // takeSnapshot selects the ids and, with names, the distinct names their
@@ -279,15 +233,15 @@ func (r *replayer) takeSnapshot(ctx context.Context, withNames bool) (keys, name
 		}
 		ids := make([]string, 0, len(keys))
 		for _, k := range keys {
-			if _, err := r.table.parseID(k); err == nil {
+			if _, err := r.table.ParseID(k); err == nil {
 				ids = append(ids, k)
 			}
 		}
 		if rows, err = tx.Query(ctx, r.q.names, ids); err != nil {
-			return fmt.Errorf("read the names of the selected events from %s: %w", r.table.display, err)
+			return fmt.Errorf("read the names of the selected events from %s: %w", r.table.Display, err)
 		}
 		if names, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return fmt.Errorf("read the names of the selected events from %s: %w", r.table.display, err)
+			return fmt.Errorf("read the names of the selected events from %s: %w", r.table.Display, err)
 		}
 		return nil
 	})
@@ -303,7 +257,7 @@ func (r *replayer) takeSnapshot(ctx context.Context, withNames bool) (keys, name
 // recorded keys that are not ids of the table (rejected payloads) come
 // first, in byte order.
 func (r *replayer) sortIDs(keys []string) {
-	if r.table.kind != idInteger {
+	if r.table.Kind != eventstable.IDInteger {
 		slices.Sort(keys)
 		return
 	}
@@ -314,7 +268,7 @@ func (r *replayer) sortIDs(keys []string) {
 	}
 	parsed := make([]key, len(keys))
 	for i, k := range keys {
-		_, err := r.table.parseID(k)
+		_, err := r.table.ParseID(k)
 		parsed[i] = key{text: k, valid: err == nil}
 		if parsed[i].valid {
 			parsed[i].n, _ = strconv.ParseInt(k, 10, 64)

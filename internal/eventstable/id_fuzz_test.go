@@ -1,4 +1,4 @@
-package bridge_test
+package eventstable_test
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/fuzzcorpus"
+	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -67,7 +68,7 @@ func FuzzParseID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, payload string) {
 		typ := idTypes[int(kind)%len(idTypes)]
-		got, err := bridge.ParseIDForTest(typ.typname, typ.formatted, payload)
+		got, err := parseID(typ.typname, typ.formatted, payload)
 
 		want, ok := referenceID(typ, payload)
 		if err != nil {
@@ -77,7 +78,7 @@ func FuzzParseID(f *testing.F) {
 		}
 		require.True(t, ok, "%s %q accepted as %q, the reference refuses it", typ.typname, payload, got)
 		require.Equal(t, want, got, "%s %q", typ.typname, payload)
-		require.LessOrEqual(t, len(got), bridge.MaxIDLength)
+		require.LessOrEqual(t, len(got), eventstable.MaxIDLength)
 		switch {
 		case typ.integer:
 			n, err := strconv.ParseInt(got, 10, 64)
@@ -91,7 +92,7 @@ func FuzzParseID(f *testing.F) {
 		}
 
 		// The canonical form is a fixed point.
-		again, err := bridge.ParseIDForTest(typ.typname, typ.formatted, got)
+		again, err := parseID(typ.typname, typ.formatted, got)
 		require.NoError(t, err, "%s canonical %q of %q", typ.typname, got, payload)
 		require.Equal(t, got, again, "%s canonical %q of %q", typ.typname, got, payload)
 	})
@@ -102,7 +103,7 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 // referenceID is what parseID should answer, written independently of it:
 // the canonical text Postgres gives for id::text, or false.
 func referenceID(typ idType, payload string) (string, bool) {
-	if len(payload) > bridge.MaxIDLength {
+	if len(payload) > eventstable.MaxIDLength {
 		return "", false
 	}
 	switch {
@@ -148,7 +149,7 @@ func requireIDError(t *testing.T, typ idType, payload string, err error) {
 	require.True(t, fuzzcorpus.OneLinePrintable(msg), "error for %s %q is not one oneLinePrintable line: %q", typ.typname, payload, msg)
 	require.LessOrEqual(t, len(msg), 400, "error for %s %q is long: %q", typ.typname, payload, msg)
 	switch {
-	case len(payload) > bridge.MaxIDLength:
+	case len(payload) > eventstable.MaxIDLength:
 		require.Contains(t, msg, fmt.Sprintf("payload is %d bytes", len(payload)))
 	case payload == "" && !typ.integer && typ.typname != "uuid":
 		require.Equal(t, "payload is empty", msg)
@@ -174,13 +175,13 @@ func FuzzRecordKey(f *testing.F) {
 	for _, p := range idPayloadSeeds {
 		f.Add(p)
 	}
-	f.Add(strings.Repeat("x", bridge.MaxIDLength))
+	f.Add(strings.Repeat("x", eventstable.MaxIDLength))
 	f.Add(strings.Repeat("é", 513))
 	f.Fuzz(func(t *testing.T, payload string) {
-		key := bridge.RecordKeyForTest(payload)
-		require.Equal(t, key, bridge.RecordKeyForTest(payload), "not deterministic")
-		require.LessOrEqual(t, len(key), bridge.MaxIDLength)
-		if len(payload) <= bridge.MaxIDLength {
+		key := eventstable.RecordKey(payload)
+		require.Equal(t, key, eventstable.RecordKey(payload), "not deterministic")
+		require.LessOrEqual(t, len(key), eventstable.MaxIDLength)
+		if len(payload) <= eventstable.MaxIDLength {
 			require.Equal(t, payload, key)
 		} else {
 			sum := sha256.Sum256([]byte(payload))
@@ -192,7 +193,7 @@ func FuzzRecordKey(f *testing.F) {
 			require.True(t, utf8.ValidString(key), "key %q of valid UTF-8 is not", key)
 		}
 		// A different payload, however long, has a different key.
-		require.NotEqual(t, key, bridge.RecordKeyForTest(payload+"x"))
+		require.NotEqual(t, key, eventstable.RecordKey(payload+"x"))
 	})
 }
 
@@ -206,7 +207,7 @@ func FuzzTruncate(f *testing.F) {
 	f.Add("😀😀", uint16(0))
 	f.Fuzz(func(t *testing.T, s string, n16 uint16) {
 		n := int(n16) % (len(s) + 2)
-		got := bridge.TruncateForTest(s, n)
+		got := termsafe.Truncate(s, n)
 		require.True(t, strings.HasPrefix(s, got))
 		require.LessOrEqual(t, len(got), n)
 		if len(s) <= n {
@@ -219,11 +220,11 @@ func FuzzTruncate(f *testing.F) {
 			if len(got) < len(s) {
 				// Nothing more fits: the next rune would pass n.
 				_, size := utf8.DecodeRuneInString(s[len(got):])
-				require.Greater(t, len(got)+size, n, "truncate(%q, %d) = %q stops early", s, n, got)
+				require.Greater(t, len(got)+size, n, "termsafe.Truncate(%q, %d) = %q stops early", s, n, got)
 			}
 		}
 
-		q := bridge.QuoteShortForTest(s)
+		q := termsafe.QuoteShort(s)
 		require.Equal(t, quotedShort(s), q)
 		require.True(t, fuzzcorpus.OneLinePrintable(q), "%q", q)
 		require.LessOrEqual(t, len(q), 2+4*64+len("... ( bytes)")+20)
@@ -254,11 +255,11 @@ func TestParseIDMatchesPostgres(t *testing.T) {
 	checked := 0
 	for _, s := range seeds {
 		typ := idTypes[int(s.kind)%len(idTypes)]
-		got, err := bridge.ParseIDForTest(typ.typname, typ.formatted, s.payload)
+		got, err := parseID(typ.typname, typ.formatted, s.payload)
 		if err != nil {
 			continue
 		}
-		if !pgStorable(s.payload) {
+		if !fuzzcorpus.PGStorable(s.payload) {
 			// Accepted for a text column although no text value can hold
 			// it; a notification's payload never carries such bytes.
 			continue
@@ -270,4 +271,14 @@ func TestParseIDMatchesPostgres(t *testing.T) {
 		checked++
 	}
 	require.Greater(t, checked, 30)
+}
+
+// parseID parses payload as an id of a column of type typname spelled
+// formatted.
+func parseID(typname, formatted, payload string) (string, error) {
+	t, err := eventstable.ForIDType(typname, formatted)
+	if err != nil {
+		return "", err
+	}
+	return t.ParseID(payload)
 }

@@ -1,4 +1,4 @@
-package bridge_test
+package eventstable_test
 
 import (
 	"context"
@@ -7,20 +7,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/bridge"
-	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/testdb"
 )
 
-func TestLookupEvent(t *testing.T) {
+func TestLookup(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
-	cfg := bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel}
+	spec := eventstable.Spec{Table: db.Events()}
 	testdb.Exec(t, db.Pool, "INSERT INTO "+db.Events()+` (id, name, payload) VALUES (7, 'signup', '{"email": "a@b.c"}'), (8, NULL, NULL)`)
 
 	// Found: the name and the row as JSON, under the canonical id.
-	ev, err := bridge.LookupEvent(ctx, db.Pool, cfg, "007")
+	ev, err := lookup(ctx, db.Pool, spec, "007")
 	require.NoError(t, err)
 	require.Equal(t, "7", ev.ID)
 	require.True(t, ev.Found)
@@ -33,60 +32,58 @@ func TestLookupEvent(t *testing.T) {
 	require.Len(t, row, 4)
 
 	// A row whose name is NULL is found, with a nil name.
-	ev, err = bridge.LookupEvent(ctx, db.Pool, cfg, "8")
+	ev, err = lookup(ctx, db.Pool, spec, "8")
 	require.NoError(t, err)
 	require.True(t, ev.Found)
 	require.Nil(t, ev.Name)
 
 	// Missing: not found, no error.
-	ev, err = bridge.LookupEvent(ctx, db.Pool, cfg, "42")
+	ev, err = lookup(ctx, db.Pool, spec, "42")
 	require.NoError(t, err)
-	require.Equal(t, &bridge.EventRow{ID: "42"}, ev)
+	require.Equal(t, &eventstable.Row{ID: "42"}, ev)
 
 	// Not an id of the table.
-	ev, err = bridge.LookupEvent(ctx, db.Pool, cfg, "abc")
+	ev, err = lookup(ctx, db.Pool, spec, "abc")
 	require.Nil(t, ev)
 	require.EqualError(t, err, `payload "abc" is not a valid bigint id`)
-	_, err = bridge.LookupEvent(ctx, db.Pool, cfg, "99999999999999999999")
+	_, err = lookup(ctx, db.Pool, spec, "99999999999999999999")
 	require.EqualError(t, err, `payload "99999999999999999999" is out of range for id column type bigint`)
 
 	// No such table.
-	cfg.Table = db.Schema + ".nope"
-	_, err = bridge.LookupEvent(ctx, db.Pool, cfg, "7")
-	require.ErrorIs(t, err, bridge.ErrTableNotFound)
+	spec.Table = db.Schema + ".nope"
+	_, err = lookup(ctx, db.Pool, spec, "7")
+	require.ErrorIs(t, err, eventstable.ErrTableNotFound)
 }
 
-func TestLookupEventUUID(t *testing.T) {
+func TestLookupUUID(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoEventsTable: true})
 	ctx := context.Background()
 	testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Events()+" (id uuid PRIMARY KEY, kind text)")
 	testdb.Exec(t, db.Pool, "INSERT INTO "+db.Events()+" VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'created')")
-	cfg := bridge.Config{Schema: db.Schema, Table: db.Events(), NameColumn: "kind", Channel: db.Channel}
+	spec := eventstable.Spec{Table: db.Events(), NameColumn: "kind"}
 
-	ev, err := bridge.LookupEvent(ctx, db.Pool, cfg, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")
+	ev, err := lookup(ctx, db.Pool, spec, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")
 	require.NoError(t, err)
 	require.Equal(t, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", ev.ID)
 	require.True(t, ev.Found)
 	require.Equal(t, "created", *ev.Name)
 	require.JSONEq(t, `{"id": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "kind": "created"}`, string(ev.Data))
 
-	_, err = bridge.LookupEvent(ctx, db.Pool, cfg, "a0eebc99")
+	_, err = lookup(ctx, db.Pool, spec, "a0eebc99")
 	require.EqualError(t, err, `payload "a0eebc99" is not a valid uuid id`)
 }
 
-// TestLookupEventCanonicalID: the id of a lookup is the text the bridge
+// TestLookupCanonicalID: the id of a lookup is the text the bridge
 // records for the payload, whether or not the row exists.
-func TestLookupEventCanonicalID(t *testing.T) {
+func TestLookupCanonicalID(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
 	for _, table := range []string{"uuids (id uuid PRIMARY KEY, name text)", "texts (id text PRIMARY KEY, name text)", "ints (id integer PRIMARY KEY, name text)"} {
 		testdb.Exec(t, db.Pool, "CREATE TABLE "+db.Schema+"."+table)
 	}
-	cfg := func(table string) bridge.Config {
-		return bridge.Config{Schema: db.Schema, Table: db.Schema + "." + table, Channel: db.Channel}
-	}
+	spec := func(table string) eventstable.Spec { return eventstable.Spec{Table: db.Schema + "." + table} }
 
 	for _, c := range []struct{ table, payload, want, err string }{
 		{table: "events", payload: "007", want: "7"},
@@ -100,7 +97,7 @@ func TestLookupEventCanonicalID(t *testing.T) {
 		{table: "ints", payload: "2147483647", want: "2147483647"},
 		{table: "ints", payload: "2147483648", err: `payload "2147483648" is out of range for id column type integer`},
 	} {
-		ev, err := bridge.LookupEvent(ctx, db.Pool, cfg(c.table), c.payload)
+		ev, err := lookup(ctx, db.Pool, spec(c.table), c.payload)
 		if c.err != "" {
 			require.EqualError(t, err, c.err, "%s %q", c.table, c.payload)
 			require.Nil(t, ev)
@@ -111,39 +108,15 @@ func TestLookupEventCanonicalID(t *testing.T) {
 		require.False(t, ev.Found)
 	}
 
-	_, err := bridge.LookupEvent(ctx, db.Pool, cfg("nope"), "1")
-	require.ErrorIs(t, err, bridge.ErrTableNotFound)
+	_, err := lookup(ctx, db.Pool, spec("nope"), "1")
+	require.ErrorIs(t, err, eventstable.ErrTableNotFound)
 }
 
-// TestViewEvent: an event's history with its current row merged in, found by
-// any spelling of its id; without a readable table, the history alone and
-// why the row is missing.
-func TestViewEvent(t *testing.T) {
-	t.Parallel()
-	tb := setup(t)
-	tb.route(t, "signup", "k")
-	tb.start(t, nil, tb.cfg)
-	ids := tb.insertEvents(t, "signup")
-	tb.waitRecorded(t, 1)
-	store := history.NewStore(tb.db.Pool, tb.db.Schema)
-	ctx := context.Background()
-
-	v, err := bridge.ViewEvent(ctx, tb.db.Pool, store, tb.cfg, "00"+ids[0])
-	require.NoError(t, err)
-	require.NoError(t, v.RowErr)
-	require.Equal(t, ids[0], v.Event.ID)
-	require.True(t, v.Row.Found)
-	require.JSONEq(t, string(v.Row.Data), string(v.Event.Data))
-	require.Len(t, v.Event.Jobs, 1)
-
-	cfg := tb.cfg
-	cfg.Table = tb.db.Schema + ".no_such_table"
-	v, err = bridge.ViewEvent(ctx, tb.db.Pool, store, cfg, ids[0])
-	require.NoError(t, err)
-	require.ErrorIs(t, v.RowErr, bridge.ErrTableNotFound)
-	require.Nil(t, v.Row)
-	require.Equal(t, "signup", *v.Event.Name)
-
-	_, err = bridge.ViewEvent(ctx, tb.db.Pool, store, tb.cfg, "424242")
-	require.ErrorIs(t, err, history.ErrNotFound)
+// lookup inspects the table spec names and reads the row of payload.
+func lookup(ctx context.Context, db eventstable.QueryRower, spec eventstable.Spec, payload string) (*eventstable.Row, error) {
+	t, err := spec.Inspect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return t.Lookup(ctx, db, payload)
 }

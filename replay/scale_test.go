@@ -1,4 +1,4 @@
-package bridge
+package replay
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/routes"
@@ -23,7 +26,7 @@ import (
 // run yet) and after ANALYZE. It takes a few minutes and a few hundred MB,
 // so it runs only when asked:
 //
-//	TEST_REPLAY_SCALE=1 go test -run TestReplayScale -v -timeout 30m ./bridge/
+//	TEST_REPLAY_SCALE=1 go test -run TestReplayScale -v -timeout 30m ./replay/
 //
 // It logs the median and range of three runs of each: a dry run, a real
 // replay (190,000 jobs), and the baseline for the real replay: the same
@@ -37,7 +40,7 @@ func TestReplayScale(t *testing.T) {
 	const history, from, to = 1_000_000, 400_001, 500_000
 	ctx := context.Background()
 	db := testdb.New(t)
-	cfg := Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel}
+	cfg := bridge.Config{Schema: db.Schema, Table: db.Events(), Channel: db.Channel}
 
 	start := time.Now()
 	// 90% user_signed_up (two routes), 10% order_placed (one route).
@@ -54,11 +57,11 @@ func TestReplayScale(t *testing.T) {
 	}
 	t.Logf("loaded %d events and dispatch records in %s", history, time.Since(start).Round(time.Second))
 
-	rng := ReplaySelector{FromID: strconv.Itoa(from), ToID: strconv.Itoa(to)}
+	rng := Selector{FromID: strconv.Itoa(from), ToID: strconv.Itoa(to)}
 	dryRuns := func(label string) {
 		var took []time.Duration
 		for range 3 {
-			res, err := Replay(ctx, db.Pool, cfg, rng, ReplayOptions{DryRun: true})
+			res, err := Run(ctx, db.Pool, cfg, rng, Options{DryRun: true})
 			require.NoError(t, err)
 			require.Equal(t, []int{to - from + 1, to - from + 1, 190_000}, []int{res.Selected, res.Events, res.Jobs})
 			took = append(took, time.Duration(res.Took*float64(time.Second)))
@@ -71,7 +74,7 @@ func TestReplayScale(t *testing.T) {
 	var replays, baseline []time.Duration
 	for i := range 3 {
 		emptyJobs()
-		res, err := Replay(ctx, db.Pool, cfg, rng, ReplayOptions{Reason: "scale " + strconv.Itoa(i), RequestedBy: "test"})
+		res, err := Run(ctx, db.Pool, cfg, rng, Options{Reason: "scale " + strconv.Itoa(i), RequestedBy: "test"})
 		require.NoError(t, err)
 		require.Equal(t, 190_000, res.Jobs)
 		replays = append(replays, time.Duration(res.Took*float64(time.Second)))
@@ -90,10 +93,10 @@ func TestReplayScale(t *testing.T) {
 // insertLikeReplay fetches the rows of ids from..to and inserts one job per
 // route, as a replay would, 1,000 events per transaction, and returns how
 // long it took.
-func insertLikeReplay(t *testing.T, db *testdb.DB, cfg Config, from, to int) time.Duration {
+func insertLikeReplay(t *testing.T, db *testdb.DB, cfg bridge.Config, from, to int) time.Duration {
 	ctx := context.Background()
 	start := time.Now()
-	table, err := inspectTable(ctx, db.Pool, cfg.Table, DefaultIDColumn, DefaultNameColumn)
+	table, err := eventstable.Spec{Table: cfg.Table}.Inspect(ctx, db.Pool)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{Schema: db.Schema})
 	require.NoError(t, err)
@@ -110,16 +113,16 @@ func insertLikeReplay(t *testing.T, db *testdb.DB, cfg Config, from, to int) tim
 			ids = append(ids, strconv.Itoa(id))
 		}
 		require.NoError(t, pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, table.fetchSQL(), ids)
+			rows, err := tx.Query(ctx, table.FetchSQL(), ids)
 			if err != nil {
 				return err
 			}
 			var params []river.InsertManyParams
 			var id string
-			var ev eventRow
+			var ev row
 			if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
 				src := jobs.Source{EventID: id, EventName: *ev.name, Channel: cfg.Channel, ReplayID: 1}
-				params, err = appendJobParams(params, src, slices.Clone(ev.data), byName[*ev.name])
+				params, err = jobparams.Append(params, src, slices.Clone(ev.data), byName[*ev.name])
 				return err
 			}); err != nil {
 				return err
