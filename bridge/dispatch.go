@@ -425,12 +425,12 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 
 // decideRules are what decide needs of the configuration.
 type decideRules struct {
-	grace                       time.Duration // MissingGrace
-	table, idColumn, nameColumn string        // for reasons
+	grace time.Duration      // MissingGrace
+	table *eventstable.Table // for reasons
 }
 
 func (b *Bridge) decideRules(st *tableState) decideRules {
-	return decideRules{grace: b.cfg.MissingGrace, table: st.t.Display, idColumn: b.cfg.IDColumn, nameColumn: b.cfg.NameColumn}
+	return decideRules{grace: b.cfg.MissingGrace, table: st.t}
 }
 
 // decision is what step 4 decided for a batch.
@@ -458,19 +458,19 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 			d.deferred = append(d.deferred, c)
 			continue
 		case poison != nil:
-			rec.outcome, rec.reason = OutcomeRejected, ptr(poisonReason(rules.table, id, poison))
+			rec.outcome, rec.reason = OutcomeRejected, ptr(poisonReason(rules.table.Display, id, poison))
 		case !ok && c.age < rules.grace:
 			c.payload = id // requeued under its canonical id
 			d.requeue = append(d.requeue, c)
 			continue
 		case !ok:
 			rec.outcome = OutcomeMissing
-			rec.reason = ptr(fmt.Sprintf("no row in %s with %s = %s after %s", rules.table, rules.idColumn, id, rules.grace))
+			rec.reason = ptr(rules.table.NoRowReason(id) + " after " + rules.grace.String())
 		case ev.name == nil:
-			rec.outcome, rec.reason = OutcomeRejected, ptr(fmt.Sprintf("name column %s is NULL", rules.nameColumn))
+			rec.outcome, rec.reason = OutcomeRejected, ptr(rules.table.NullNameReason())
 		case len(routesByName[*ev.name]) == 0:
 			rec.name, rec.outcome = ev.name, OutcomeUnrouted
-			rec.reason = ptr(fmt.Sprintf("no route for event name %q", *ev.name))
+			rec.reason = ptr(eventstable.NoRouteReason(*ev.name))
 		default:
 			rec.name, rec.outcome, rec.jobs = ev.name, OutcomeDispatched, routesByName[*ev.name]
 			rec.data, rec.large = ev.data, ev.placement == eventstable.RowLarge

@@ -17,7 +17,7 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	name := func(s string) *string { return &s }
 	signup := []routes.Route{{Event: "signup", Kind: "welcome", Queue: "default", Priority: 1, MaxAttempts: 25}}
-	rules := decideRules{grace: 30 * time.Second, table: "app.events", idColumn: "id", nameColumn: "name"}
+	rules := decideRules{grace: 30 * time.Second, table: &eventstable.Table{Display: "app.events", IDName: "id", NameName: "name"}}
 	created := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
 	young := claimedRow{seq: 1, payload: "007", createdAt: created, age: time.Second}
 	old := claimedRow{seq: 2, payload: "8", createdAt: created, age: time.Minute}

@@ -539,10 +539,10 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 		ev, ok := found[id]
 		switch {
 		case !ok:
-			skip(id, SkipNoRow, fmt.Sprintf("no row in %s with %s = %s", r.table.Display, r.cfg.IDColumn, id))
+			skip(id, SkipNoRow, r.table.NoRowReason(id))
 			continue
 		case ev.name == nil:
-			skip(id, SkipNullName, fmt.Sprintf("name column %s is NULL", r.cfg.NameColumn))
+			skip(id, SkipNullName, r.table.NullNameReason())
 			continue
 		}
 		var chosen []routes.Route
@@ -552,7 +552,7 @@ func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([
 			}
 		}
 		if len(chosen) == 0 {
-			reason := fmt.Sprintf("no route for event name %q", *ev.name)
+			reason := eventstable.NoRouteReason(*ev.name)
 			if len(r.opts.Handlers) > 0 || r.jobKinds != nil {
 				reason = fmt.Sprintf("event name %q has no route to the chosen handlers", *ev.name)
 			}

@@ -27,6 +27,8 @@ type Table struct {
 	Display   string // the name as configured, for messages
 	IDCol     string // quoted id column
 	NameCol   string // quoted name column (empty when not inspected)
+	IDName    string // the id column as configured, for messages
+	NameName  string // the name column as configured, for messages
 	Kind      IDKind
 	TypeName  string // the id column's type, as format_type spells it
 	OID       uint32 // the table's oid
@@ -152,7 +154,7 @@ func inspect(ctx context.Context, db QueryRower, table, idColumn, nameColumn str
 	if !builtinIDType[t.IDTypeOID] || !t.setIDType(idTypeName, idType) {
 		return nil, fmt.Errorf("%w: id column %q of %s is %s: use smallint, integer, bigint, uuid, text or varchar", ErrIDType, idColumn, table, idType)
 	}
-	t.IDCol = pgx.Identifier{idColumn}.Sanitize()
+	t.IDCol, t.IDName = pgx.Identifier{idColumn}.Sanitize(), idColumn
 	if nameColumn == "" {
 		return t, nil
 	}
@@ -166,7 +168,7 @@ func inspect(ctx context.Context, db QueryRower, table, idColumn, nameColumn str
 	if err != nil {
 		return nil, fmt.Errorf("look up name column %q of %s: %w", nameColumn, table, err)
 	}
-	t.NameCol = pgx.Identifier{nameColumn}.Sanitize()
+	t.NameCol, t.NameName = pgx.Identifier{nameColumn}.Sanitize(), nameColumn
 	return t, nil
 }
 
