@@ -9,8 +9,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +31,7 @@ import (
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/example"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
@@ -114,7 +113,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	// 2. notified's tables, a sample events table with the capture
 	// trigger, the example audit table and the routes.
-	schema := "notified_demo_" + randomHex(4)
+	schema := ident.RandomName("notified_demo_")
 	defer func() {
 		if o.Keep {
 			say("\nschema %s kept: look around with psql (DROP SCHEMA %s CASCADE when done)", schema, schema)
@@ -471,12 +470,6 @@ func oneLine(s string) string {
 		s = s[:119] + "…"
 	}
 	return s
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // flakyEndpoint is the webhook's receiving end: it answers 503 to the first
