@@ -454,20 +454,24 @@ func writeEvent(w io.Writer, ev *history.Event) {
 			}
 			detail = "output " + compact.String()
 			if j.LastError != nil {
-				detail += ", after: " + oneLine(*j.LastError)
+				detail += ", after: " + shorten(termsafe.OneLine(*j.LastError), errorWidth)
 			}
 		case j.LastError != nil:
-			detail = oneLine(*j.LastError)
+			detail = shorten(termsafe.OneLine(*j.LastError), errorWidth)
 		}
 		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, termsafe.String(j.Handler), termsafe.String(j.State),
 			j.Attempt, j.MaxAttempts, termsafe.String(detail))
 	}
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		s = s[:119] + "…"
+// errorWidth is how many bytes of a job's last error the demo shows.
+const errorWidth = 120
+
+// shorten keeps the first n-1 bytes of s and adds "…" when s is longer
+// than n bytes.
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
 	}
 	return s
 }
