@@ -119,8 +119,10 @@ func (r *runner) steady(ctx context.Context) error {
 		wg.Go(func() {
 			next := start.Add(interval * time.Duration(p) / time.Duration(r.o.Producers))
 			for next.Before(end) {
-				if err := sleep(ctx, time.Until(next)); err != nil {
+				select {
+				case <-ctx.Done():
 					return
+				case <-time.After(time.Until(next)):
 				}
 				if _, err := pool.Exec(ctx, insert, eventName, int(seq.Add(1))); err != nil {
 					errs <- fmt.Errorf("commit an event: %w", err)

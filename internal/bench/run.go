@@ -246,8 +246,10 @@ func (r *runner) waitListening(ctx context.Context) error {
 			if time.Now().After(deadline) {
 				return errors.New("the bridges did not start listening within 15s")
 			}
-			if err := sleep(ctx, 10*time.Millisecond); err != nil {
-				return err
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}
@@ -396,15 +398,4 @@ func (r *runner) baseline(ctx context.Context, jobs int) (*Baseline, error) {
 		return nil, fmt.Errorf("baseline: read the args size: %w", err)
 	}
 	return bl, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
