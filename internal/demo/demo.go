@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -403,19 +403,22 @@ func sampleEvents(n int) []sample {
 	return out
 }
 
+// describe counts the samples by name.
 func describe(s []sample) string {
 	count := map[string]int{}
 	for _, e := range s {
 		count[e.name]++
 	}
-	names := make([]string, 0, len(count))
-	for n := range count {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	return countsText(count)
+}
+
+// countsText lists counts by name in the names' order, as "2 order_placed,
+// 4 user_signed_up".
+func countsText[N int | int64](counts map[string]N) string {
+	names := slices.Sorted(maps.Keys(counts))
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("%d %s", count[n], n)
+		parts[i] = fmt.Sprintf("%d %s", counts[n], n)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -500,16 +503,7 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 	}
 	fmt.Fprintln(o.Out, "\njobs per handler")
 	for _, h := range st.Handlers {
-		keys := make([]string, 0, len(h.States))
-		for s := range h.States {
-			keys = append(keys, s)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, s := range keys {
-			parts[i] = fmt.Sprintf("%d %s", h.States[s], s)
-		}
-		fmt.Fprintf(o.Out, "  %-20s %s\n", termsafe.String(h.Handler), strings.Join(parts, ", "))
+		fmt.Fprintf(o.Out, "  %-20s %s\n", termsafe.String(h.Handler), countsText(h.States))
 	}
 	fmt.Fprintf(o.Out, "mails received by the sink: %d\n", len(sink.Messages()))
 
