@@ -236,29 +236,22 @@ func throughput(events, routes int, secs float64) Throughput {
 	return t
 }
 
-// eventAt is SQL for when event row alias a was committed: its commit time
-// where the server tracks it, else the insert's clock.
-func (r *runner) eventAt(a string) string {
-	if r.s.commit {
-		return "pg_xact_commit_timestamp(" + a + ".xmin)"
-	}
-	return a + ".created_at"
-}
+// eventAt is SQL for when event row alias a was committed.
+func (r *runner) eventAt(a string) string { return r.committedAt(a, "created_at") }
 
 // markAt is SQL for when the jobs of mark alias a were inserted.
-func (r *runner) markAt(a string) string {
-	if r.s.commit {
-		return "pg_xact_commit_timestamp(" + a + ".xmin)"
-	}
-	return a + ".at"
-}
+func (r *runner) markAt(a string) string { return r.committedAt(a, "at") }
 
 // handledAt is SQL for when the job of notified_job alias a was completed.
-func (r *runner) handledAt(a string) string {
+func (r *runner) handledAt(a string) string { return r.committedAt(a, "recorded_at") }
+
+// committedAt is SQL for when the row of alias a was committed: its commit
+// time where the server tracks it, else the clock its column stamped holds.
+func (r *runner) committedAt(a, stamped string) string {
 	if r.s.commit {
 		return "pg_xact_commit_timestamp(" + a + ".xmin)"
 	}
-	return a + ".recorded_at"
+	return a + "." + stamped
 }
 
 // startBridges starts o.Bridges bridges, each with a pool of its own as in
