@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/notified/notified/trigger"
 )
 
@@ -401,25 +403,35 @@ func (h *harness) changeRoute(ctx context.Context, kind string) (routeChange, er
 	}
 }
 
-// lockEvents holds ACCESS EXCLUSIVE on the events table for hold, in a
-// transaction; acquired runs as soon as the lock is held.
-func (h *harness) lockEvents(ctx context.Context, hold time.Duration, acquired func(time.Time)) error {
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// withEventsLocked runs fn in a transaction that holds ACCESS EXCLUSIVE on
+// the events table (waiting up to 20 s for it), then commits, all within
+// timeout: no producer or bridge reads or writes the table until fn returns
+// and the transaction ends.
+func (h *harness) withEventsLocked(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tx, err := h.ctl.Begin(qctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(qctx, "SET LOCAL lock_timeout = '20s'"); err != nil {
+	if _, err := tx.Exec(qctx, "SET LOCAL lock_timeout = '20s'; LOCK TABLE app.events IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(qctx, "LOCK TABLE app.events IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if err := fn(qctx, tx); err != nil {
 		return err
 	}
-	acquired(time.Now())
-	time.Sleep(hold)
 	return tx.Commit(qctx)
+}
+
+// lockEvents holds ACCESS EXCLUSIVE on the events table for hold, in a
+// transaction; acquired runs as soon as the lock is held.
+func (h *harness) lockEvents(ctx context.Context, hold time.Duration, acquired func(time.Time)) error {
+	return h.withEventsLocked(ctx, 30*time.Second, func(context.Context, pgx.Tx) error {
+		acquired(time.Now())
+		time.Sleep(hold)
+		return nil
+	})
 }
 
 // changeTable changes the events table under load, in one transaction with
@@ -428,51 +440,46 @@ func (h *harness) lockEvents(ctx context.Context, hold time.Duration, acquired f
 // id column between bigint and integer. Every event committed before,
 // during or after must still be dispatched exactly once.
 func (h *harness) changeTable(ctx context.Context, kind string) (string, error) {
-	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	tx, err := h.ctl.Begin(qctx)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(qctx, "SET LOCAL lock_timeout = '20s'; LOCK TABLE app.events IN ACCESS EXCLUSIVE MODE"); err != nil {
-		return "", err
-	}
 	var detail string
-	switch kind {
-	case faultRebuild:
-		var oid uint32
-		if _, err := tx.Exec(qctx, `ALTER SEQUENCE app.events_id_seq OWNED BY NONE;
-			CREATE TABLE app.events_rebuilt (LIKE app.events INCLUDING ALL);
-			INSERT INTO app.events_rebuilt SELECT * FROM app.events;
-			DROP TABLE app.events;
-			ALTER TABLE app.events_rebuilt RENAME TO events;
-			ALTER SEQUENCE app.events_id_seq OWNED BY app.events.id`); err != nil {
-			return "", err
+	err := h.withEventsLocked(ctx, 60*time.Second, func(ctx context.Context, tx pgx.Tx) error {
+		var change string
+		switch kind {
+		case faultRebuild:
+			var oid uint32
+			if _, err := tx.Exec(ctx, `ALTER SEQUENCE app.events_id_seq OWNED BY NONE;
+				CREATE TABLE app.events_rebuilt (LIKE app.events INCLUDING ALL);
+				INSERT INTO app.events_rebuilt SELECT * FROM app.events;
+				DROP TABLE app.events;
+				ALTER TABLE app.events_rebuilt RENAME TO events;
+				ALTER SEQUENCE app.events_id_seq OWNED BY app.events.id`); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, "SELECT 'app.events'::regclass::oid").Scan(&oid); err != nil {
+				return err
+			}
+			change = fmt.Sprintf("rebuilt as oid %d", oid)
+		case faultIDType:
+			var typ string
+			if err := tx.QueryRow(ctx, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.events'::regclass AND attname = 'id'").Scan(&typ); err != nil {
+				return err
+			}
+			to := "integer"
+			if typ == "integer" {
+				to = "bigint"
+			}
+			if _, err := tx.Exec(ctx, "ALTER TABLE app.events ALTER COLUMN id TYPE "+to); err != nil {
+				return err
+			}
+			change = "id column " + typ + " -> " + to
 		}
-		if err := tx.QueryRow(qctx, "SELECT 'app.events'::regclass::oid").Scan(&oid); err != nil {
-			return "", err
+		// Installed again in the same transaction: a new table needs its
+		// trigger before the first insert commits, and a new id type needs
+		// the producers' sessions to plan the trigger again.
+		if _, err := trigger.Install(ctx, tx, trigger.Options{Schema: "notified", Table: table, Channel: channel}); err != nil {
+			return err
 		}
-		detail = fmt.Sprintf("rebuilt as oid %d", oid)
-	case faultIDType:
-		var typ string
-		if err := tx.QueryRow(qctx, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.events'::regclass AND attname = 'id'").Scan(&typ); err != nil {
-			return "", err
-		}
-		to := "integer"
-		if typ == "integer" {
-			to = "bigint"
-		}
-		if _, err := tx.Exec(qctx, "ALTER TABLE app.events ALTER COLUMN id TYPE "+to); err != nil {
-			return "", err
-		}
-		detail = "id column " + typ + " -> " + to
-	}
-	// Installed again in the same transaction: a new table needs its
-	// trigger before the first insert commits, and a new id type needs the
-	// producers' sessions to plan the trigger again.
-	if _, err := trigger.Install(qctx, tx, trigger.Options{Schema: "notified", Table: table, Channel: channel}); err != nil {
-		return "", err
-	}
-	return detail, tx.Commit(qctx)
+		detail = change
+		return nil
+	})
+	return detail, err
 }

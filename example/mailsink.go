@@ -149,10 +149,7 @@ type session struct {
 // serve speaks SMTP on conn until QUIT or an error.
 func (s *MailSink) serve(conn net.Conn) {
 	tp := textproto.NewConn(conn)
-	reply := func(code int, text string) bool {
-		return tp.PrintfLine("%d %s", code, text) == nil
-	}
-	if !reply(220, "notified-mailsink ESMTP ready") {
+	if !reply(tp, 220, "notified-mailsink ESMTP ready") {
 		return
 	}
 	var sess session
@@ -162,81 +159,95 @@ func (s *MailSink) serve(conn net.Conn) {
 			return
 		}
 		verb, arg, _ := strings.Cut(line, " ")
-		switch strings.ToUpper(verb) {
-		case "EHLO":
-			sess = session{}
-			if tp.PrintfLine("250-notified-mailsink greets %s", arg) != nil || !reply(250, "8BITMIME") {
-				return
-			}
-		case "HELO":
-			sess = session{}
-			if !reply(250, "notified-mailsink") {
-				return
-			}
-		case "MAIL":
-			addr, ok := pathArg(arg, "FROM:")
-			switch {
-			case !ok:
-				reply(501, "5.5.4 syntax: MAIL FROM:<address>")
-			case sess.mailOpen:
-				reply(503, "5.5.1 sender already given")
-			default:
-				sess = session{from: addr, mailOpen: true}
-				reply(250, "2.1.0 OK")
-			}
-		case "RCPT":
-			addr, ok := pathArg(arg, "TO:")
-			switch {
-			case !ok:
-				reply(501, "5.5.4 syntax: RCPT TO:<address>")
-			case !sess.mailOpen:
-				reply(503, "5.5.1 need MAIL first")
-			default:
-				if code, msg, fail := s.takeFailure(); fail {
-					reply(code, msg)
-					continue
-				}
-				sess.to = append(sess.to, addr)
-				reply(250, "2.1.5 OK")
-			}
-		case "DATA":
-			if len(sess.to) == 0 {
-				reply(503, "5.5.1 need RCPT first")
-				continue
-			}
-			if !reply(354, "end data with <CR><LF>.<CR><LF>") {
-				return
-			}
-			data, err := io.ReadAll(io.LimitReader(tp.DotReader(), maxMailSize+1))
-			if err != nil {
-				return
-			}
-			if len(data) > maxMailSize {
-				// Read the rest of the message before answering.
-				if _, err := io.Copy(io.Discard, tp.DotReader()); err != nil {
-					return
-				}
-				reply(552, "5.3.4 message too big")
-				sess = session{}
-				continue
-			}
-			s.accepted(Mail{From: sess.from, To: sess.to, Data: string(data)})
-			sess = session{}
-			if !reply(250, "2.0.0 OK accepted") {
-				return
-			}
-		case "RSET":
-			sess = session{}
-			reply(250, "2.0.0 OK")
-		case "NOOP":
-			reply(250, "2.0.0 OK")
-		case "QUIT":
-			reply(221, "2.0.0 bye")
+		if !s.command(tp, &sess, strings.ToUpper(verb), arg) {
 			return
-		default:
-			reply(502, "5.5.2 command not implemented")
 		}
 	}
+}
+
+// reply sends one reply line and reports whether it was sent.
+func reply(tp *textproto.Conn, code int, text string) bool {
+	return tp.PrintfLine("%d %s", code, text) == nil
+}
+
+// command answers one SMTP command of sess and reports whether the
+// conversation goes on.
+func (s *MailSink) command(tp *textproto.Conn, sess *session, verb, arg string) bool {
+	switch verb {
+	case "EHLO":
+		*sess = session{}
+		return tp.PrintfLine("250-notified-mailsink greets %s", arg) == nil && reply(tp, 250, "8BITMIME")
+	case "HELO":
+		*sess = session{}
+		return reply(tp, 250, "notified-mailsink")
+	case "MAIL":
+		addr, ok := pathArg(arg, "FROM:")
+		switch {
+		case !ok:
+			reply(tp, 501, "5.5.4 syntax: MAIL FROM:<address>")
+		case sess.mailOpen:
+			reply(tp, 503, "5.5.1 sender already given")
+		default:
+			*sess = session{from: addr, mailOpen: true}
+			reply(tp, 250, "2.1.0 OK")
+		}
+	case "RCPT":
+		addr, ok := pathArg(arg, "TO:")
+		switch {
+		case !ok:
+			reply(tp, 501, "5.5.4 syntax: RCPT TO:<address>")
+		case !sess.mailOpen:
+			reply(tp, 503, "5.5.1 need MAIL first")
+		default:
+			if code, msg, fail := s.takeFailure(); fail {
+				reply(tp, code, msg)
+				return true
+			}
+			sess.to = append(sess.to, addr)
+			reply(tp, 250, "2.1.5 OK")
+		}
+	case "DATA":
+		return s.data(tp, sess)
+	case "RSET":
+		*sess = session{}
+		reply(tp, 250, "2.0.0 OK")
+	case "NOOP":
+		reply(tp, 250, "2.0.0 OK")
+	case "QUIT":
+		reply(tp, 221, "2.0.0 bye")
+		return false
+	default:
+		reply(tp, 502, "5.5.2 command not implemented")
+	}
+	return true
+}
+
+// data receives the message of sess after DATA, keeps it unless it is
+// larger than maxMailSize, and reports whether the conversation goes on.
+func (s *MailSink) data(tp *textproto.Conn, sess *session) bool {
+	if len(sess.to) == 0 {
+		reply(tp, 503, "5.5.1 need RCPT first")
+		return true
+	}
+	if !reply(tp, 354, "end data with <CR><LF>.<CR><LF>") {
+		return false
+	}
+	data, err := io.ReadAll(io.LimitReader(tp.DotReader(), maxMailSize+1))
+	if err != nil {
+		return false
+	}
+	if len(data) > maxMailSize {
+		// Read the rest of the message before answering.
+		if _, err := io.Copy(io.Discard, tp.DotReader()); err != nil {
+			return false
+		}
+		reply(tp, 552, "5.3.4 message too big")
+		*sess = session{}
+		return true
+	}
+	s.accepted(Mail{From: sess.from, To: sess.to, Data: string(data)})
+	*sess = session{}
+	return reply(tp, 250, "2.0.0 OK accepted")
 }
 
 // pathArg parses "FROM:<addr> PARAMS" or "TO:<addr> PARAMS" and returns addr.

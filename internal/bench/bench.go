@@ -15,8 +15,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/ident"
 )
 
 // Mode is what a run measures.
@@ -248,7 +247,7 @@ func (o Options) withDefaults() Options {
 		o.ProducerCostTime = 6 * time.Second
 	}
 	if o.Schema == "" {
-		o.Schema = "notified_bench_" + randomHex(4)
+		o.Schema = ident.RandomName("notified_bench_")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -311,10 +310,4 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options) (res *Result, err e
 	}()
 	r := &runner{o: o, pool: pool, s: s}
 	return r.run(ctx)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -2,8 +2,6 @@ package bench_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"runtime"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/internal/bench"
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -24,13 +23,7 @@ import (
 const runTimeout = 90 * time.Second
 
 // scratchName is a scratch schema name no other test uses.
-func scratchName(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return "bench_t_" + hex.EncodeToString(b)
-}
+func scratchName() string { return ident.RandomName("bench_t_") }
 
 func schemaExists(t *testing.T, pool *pgxpool.Pool, schema string) bool {
 	t.Helper()
@@ -98,7 +91,7 @@ func (p *phases) of(phase string) []bench.Progress {
 func TestBenchBurstWithTwoRoutesAndTwoBridgesVerifiesComparesAndDropsTheSchema(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	const events = 2500
 	res, err := run(t, pool, bench.Options{Events: events, Routes: 2, Bridges: 2,
 		ProducerCostTime: 450 * time.Millisecond, Schema: schema})
@@ -152,7 +145,7 @@ func TestBenchBurstWithTwoRoutesAndTwoBridgesVerifiesComparesAndDropsTheSchema(t
 func TestBenchSteadyMeasuresCommitToJobLatencyAndKeepsUp(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	res, err := run(t, pool, bench.Options{Mode: bench.Steady, Rate: 400, Duration: 2 * time.Second, Producers: 2,
 		NoProducerCost: true, Schema: schema})
 	require.NoError(t, err)
@@ -185,7 +178,7 @@ func TestBenchSteadyMeasuresCommitToJobLatencyAndKeepsUp(t *testing.T) {
 func TestBenchCatchupWithWorkHandlesEveryJobAfterTheBridgeInsertedIt(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	const events = 2000
 	res, err := run(t, pool, bench.Options{Mode: bench.Catchup, Events: events, Routes: 2, Work: true,
 		NoBaseline: true, NoProducerCost: true, Schema: schema})
@@ -213,7 +206,7 @@ func TestBenchSteadyWithWorkMeasuresHandledLatencyNoShorterThanInsertLatency(t *
 	t.Parallel()
 	pool := testdb.New(t).Pool
 	res, err := run(t, pool, bench.Options{Mode: bench.Steady, Rate: 300, Duration: 2 * time.Second, Producers: 2,
-		Work: true, NoBaseline: true, NoProducerCost: true, Schema: scratchName(t)})
+		Work: true, NoBaseline: true, NoProducerCost: true, Schema: scratchName()})
 	require.NoError(t, err)
 
 	require.True(t, res.Verified)
@@ -232,7 +225,7 @@ func TestBenchSteadyWithWorkMeasuresHandledLatencyNoShorterThanInsertLatency(t *
 func TestBenchKeepLeavesTheScratchSchemaWithItsJobs(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	const events = 2000
 	res, err := run(t, pool, bench.Options{Events: events, Routes: 3, Keep: true, NoBaseline: true, NoProducerCost: true, Schema: schema})
 	require.NoError(t, err)
@@ -262,7 +255,7 @@ func TestBenchDefaultSchemaIsNamedNotifiedBenchAndDropped(t *testing.T) {
 func TestBenchRunRefusesASchemaThatExistsAndLeavesItsTables(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	dropOnCleanup(t, pool, schema)
 	table := pgx.Identifier{schema, "precious"}.Sanitize()
 	testdb.Exec(t, pool, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
@@ -301,7 +294,7 @@ func TestBenchCancelledDuringAPhaseDropsTheSchema(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pool := testdb.New(t).Pool
-			schema := scratchName(t)
+			schema := scratchName()
 			dropOnCleanup(t, pool, schema)
 			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 			defer cancel()
@@ -330,7 +323,7 @@ func TestBenchCancelledDuringAPhaseDropsTheSchema(t *testing.T) {
 func TestBenchCancelledContextCreatesNoSchema(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := scratchName(t)
+	schema := scratchName()
 	dropOnCleanup(t, pool, schema)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -370,7 +363,7 @@ func TestBenchInvalidOptionsAreRefusedWithoutCreatingASchema(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
 			if o.Schema == "" {
-				o.Schema = scratchName(t)
+				o.Schema = scratchName()
 			}
 			res, err := run(t, pool, o)
 			require.Nil(t, res)
@@ -386,7 +379,7 @@ func TestBenchProgressReportsTheProducerCostBaselineAndModePhases(t *testing.T) 
 	pool := testdb.New(t).Pool
 	var p phases
 	res, err := run(t, pool, bench.Options{Mode: bench.Catchup, Events: 2000, ProducerCostTime: 300 * time.Millisecond,
-		Schema: scratchName(t), Progress: p.record})
+		Schema: scratchName(), Progress: p.record})
 	require.NoError(t, err)
 	require.True(t, res.Verified)
 
@@ -420,7 +413,7 @@ func TestBenchProgressReportsBurstAndHandlersFinishingWithWork(t *testing.T) {
 	pool := testdb.New(t).Pool
 	var p phases
 	res, err := run(t, pool, bench.Options{Events: 2000, Work: true, NoBaseline: true, NoProducerCost: true,
-		Schema: scratchName(t), Progress: p.record})
+		Schema: scratchName(), Progress: p.record})
 	require.NoError(t, err)
 	require.True(t, res.Verified)
 	require.Equal(t, []string{"burst", "handlers finishing"}, p.list())
@@ -435,7 +428,7 @@ func TestBenchBaselineInsertsAtMostAThousandJobsPerTransaction(t *testing.T) {
 	pool := testdb.New(t).Pool
 	var p phases
 	res, err := run(t, pool, bench.Options{Events: 2000, Routes: 3, NoProducerCost: true,
-		Schema: scratchName(t), Progress: p.record})
+		Schema: scratchName(), Progress: p.record})
 	require.NoError(t, err)
 	require.True(t, res.Verified)
 	require.Equal(t, 6000, res.Baseline.Jobs)
@@ -451,7 +444,7 @@ func TestBenchBaselineInsertsAtMostAThousandJobsPerTransaction(t *testing.T) {
 func TestBenchRunWorksInAMixedCaseSchema(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t).Pool
-	schema := "Bench_T_" + strings.TrimPrefix(scratchName(t), "bench_t_")
+	schema := "Bench_T_" + strings.TrimPrefix(scratchName(), "bench_t_")
 	res, err := run(t, pool, bench.Options{Events: 2000, NoBaseline: true, NoProducerCost: true, Schema: schema})
 	require.NoError(t, err)
 	require.True(t, res.Verified)

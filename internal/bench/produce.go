@@ -119,8 +119,10 @@ func (r *runner) steady(ctx context.Context) error {
 		wg.Go(func() {
 			next := start.Add(interval * time.Duration(p) / time.Duration(r.o.Producers))
 			for next.Before(end) {
-				if err := sleep(ctx, time.Until(next)); err != nil {
+				select {
+				case <-ctx.Done():
 					return
+				case <-time.After(time.Until(next)):
 				}
 				if _, err := pool.Exec(ctx, insert, eventName, int(seq.Add(1))); err != nil {
 					errs <- fmt.Errorf("commit an event: %w", err)
@@ -142,10 +144,7 @@ func (r *runner) steady(ctx context.Context) error {
 // latency reads the distribution of commit → jobs inserted over the steady
 // run's events, and whether the bridge kept up.
 func (r *runner) latency(ctx context.Context) (*Latency, error) {
-	jobAt := "bj.at"
-	if r.s.commit {
-		jobAt = "pg_xact_commit_timestamp(bj.xmin)"
-	}
+	jobAt := r.committedAt("bj", "at") // when bench_job bj's job was inserted
 	l, err := r.distribution(ctx, `SELECT extract(epoch FROM `+jobAt+` - `+r.eventAt("e")+`) * 1000 AS l
 		FROM `+r.s.jobs+` bj JOIN `+r.s.river+` j ON j.id = bj.job_id
 		JOIN `+r.s.events+` e ON e.id = (j.args->>'event_id')::bigint

@@ -70,83 +70,43 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 // measure runs the bridges (and workers) in the mode asked for and fills
 // in the bridge's figures.
 func (r *runner) measure(ctx context.Context, res *Result) error {
-	o := r.o
+	// The bridges, workers and producers run until stop; the figures are
+	// read from the database once they have stopped.
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		stop()
 		wg.Wait()
 	}()
-	if o.Work {
+	if r.o.Work {
 		w, err := r.startWorkers(runCtx)
 		if err != nil {
 			return err
 		}
 		defer w.stop(context.WithoutCancel(ctx))
 	}
-	if o.Mode == Steady {
+	if r.o.Mode == Steady {
 		if err := r.s.stampEachJob(ctx); err != nil {
 			return err
 		}
 	}
-	target := res.Events
-	var start string // SQL for the phase's start time, by the database's clock
 	rss := newRSSMeter()
-	switch o.Mode {
-	case Catchup:
-		if err := r.bulk(ctx, o.Events, "catchup: committing"); err != nil {
-			return err
-		}
-		if err := r.s.pool.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
-			return fmt.Errorf("read the database's clock: %w", err)
-		}
-		start = "'" + start + "'::timestamptz"
-		rss.reset()
-		if err := r.startBridges(runCtx, &wg); err != nil {
-			return err
-		}
-		if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
-			return err
-		}
-	case Burst, Steady:
-		rss.reset()
-		if err := r.startBridges(runCtx, &wg); err != nil {
-			return err
-		}
-		if err := r.waitListening(ctx); err != nil {
-			return err
-		}
-		start = "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)"
-		produce, want := func(ctx context.Context) error { return r.bulk(ctx, o.Events, "") }, target
-		if o.Mode == Steady {
-			produce, want = r.steady, -1 // all the producers commit
-		}
-		produced := make(chan error, 1)
-		wg.Go(func() { produced <- produce(runCtx) })
-		if err := r.wait(ctx, string(o.Mode), want, rss, produced); err != nil {
-			return err
-		}
-		if o.Mode != Steady {
-			break
-		}
-		target = int(r.committed.Load())
-		res.Events = target
-		lat, err := r.latency(ctx)
-		if err != nil {
-			return err
-		}
-		res.Latency = lat
+	phase := r.produceLive
+	if r.o.Mode == Catchup {
+		phase = r.drainBacklog
 	}
-	if o.Work {
-		if err := r.waitHandled(ctx, target*o.Routes, rss); err != nil {
+	start, err := phase(runCtx, &wg, rss, res.Events)
+	if err != nil {
+		return err
+	}
+	if r.o.Mode == Steady {
+		if err := r.measureSteady(ctx, res); err != nil {
 			return err
 		}
-		if o.Mode == Steady {
-			lat, err := r.handledLatency(ctx)
-			if err != nil {
-				return err
-			}
-			res.HandledLatency = lat
+	}
+	if r.o.Work {
+		if err := r.measureHandled(ctx, res, rss); err != nil {
+			return err
 		}
 	}
 	res.PeakRSSBytes = rss.peak()
@@ -157,25 +117,114 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 		res.Batches += st.Batches
 		res.SkippedClaims += st.Duplicates
 	}
+	return r.readThroughput(ctx, res, start)
+}
 
-	var secs float64
-	err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+r.markAt("m")+") FROM "+r.s.marks+" m) - "+start+")::float8").Scan(&secs)
+// drainBacklog commits target events while no bridge runs, then starts the
+// bridges, which stop when ctx is done, and waits until they have drained
+// the backlog. It returns SQL for the drain's start: the database's clock
+// as the bridges started.
+func (r *runner) drainBacklog(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (string, error) {
+	if err := r.bulk(ctx, r.o.Events, "catchup: committing"); err != nil {
+		return "", err
+	}
+	var start string
+	if err := r.s.pool.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
+		return "", fmt.Errorf("read the database's clock: %w", err)
+	}
+	rss.reset()
+	if err := r.startBridges(ctx, wg); err != nil {
+		return "", err
+	}
+	if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
+		return "", err
+	}
+	return "'" + start + "'::timestamptz", nil
+}
+
+// produceLive starts the bridges, then has the producers commit while the
+// bridges run, in bulk (target events) or at a steady rate, and waits until
+// every event committed is dispatched. The bridges and producers stop when
+// ctx is done. It returns SQL for the phase's start: the first event's
+// commit.
+func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (string, error) {
+	rss.reset()
+	if err := r.startBridges(ctx, wg); err != nil {
+		return "", err
+	}
+	if err := r.waitListening(ctx); err != nil {
+		return "", err
+	}
+	produce, want := func(ctx context.Context) error { return r.bulk(ctx, r.o.Events, "") }, target
+	if r.o.Mode == Steady {
+		produce, want = r.steady, -1 // all the producers commit
+	}
+	produced := make(chan error, 1)
+	wg.Go(func() { produced <- produce(ctx) })
+	if err := r.wait(ctx, string(r.o.Mode), want, rss, produced); err != nil {
+		return "", err
+	}
+	return "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)", nil
+}
+
+// measureSteady counts the events the steady producers committed and
+// measures their latency to their jobs.
+func (r *runner) measureSteady(ctx context.Context, res *Result) error {
+	res.Events = int(r.committed.Load())
+	lat, err := r.latency(ctx)
+	if err != nil {
+		return err
+	}
+	res.Latency = lat
+	return nil
+}
+
+// measureHandled waits for the workers to handle every job and, in steady
+// mode, measures the latency to the first handler.
+func (r *runner) measureHandled(ctx context.Context, res *Result, rss *rssMeter) error {
+	if err := r.waitHandled(ctx, res.Events*r.o.Routes, rss); err != nil {
+		return err
+	}
+	if r.o.Mode != Steady {
+		return nil
+	}
+	lat, err := r.handledLatency(ctx)
+	if err != nil {
+		return err
+	}
+	res.HandledLatency = lat
+	return nil
+}
+
+// readThroughput reads, by the database's clock, how long after start (SQL
+// for a time) the bridges inserted their last job and, with Work, the
+// workers completed theirs, and the jobs' args size.
+func (r *runner) readThroughput(ctx context.Context, res *Result, start string) error {
+	secs, err := r.secondsSince(ctx, start, r.markAt("m"), r.s.marks+" m")
 	if err != nil {
 		return fmt.Errorf("read the bridge's time: %w", err)
 	}
-	res.Bridge = throughput(target, o.Routes, secs)
-	if o.Work {
-		err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+r.handledAt("h")+") FROM "+r.s.ident("notified_job")+" h) - "+start+")::float8").Scan(&secs)
+	res.Bridge = throughput(res.Events, r.o.Routes, secs)
+	if r.o.Work {
+		secs, err := r.secondsSince(ctx, start, r.handledAt("h"), r.s.ident("notified_job")+" h")
 		if err != nil {
 			return fmt.Errorf("read the workers' time: %w", err)
 		}
-		h := throughput(target, o.Routes, secs)
+		h := throughput(res.Events, r.o.Routes, secs)
 		res.Handled = &h
 	}
 	if err := r.s.pool.QueryRow(ctx, "SELECT coalesce(avg(octet_length(args::text)), 0)::int FROM "+r.s.river).Scan(&res.ArgsBytes); err != nil {
 		return fmt.Errorf("read the jobs' args size: %w", err)
 	}
 	return nil
+}
+
+// secondsSince returns the seconds from start to the latest at (SQL for a
+// time) in from (a table and its alias).
+func (r *runner) secondsSince(ctx context.Context, start, at, from string) (float64, error) {
+	var secs float64
+	err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+at+") FROM "+from+") - "+start+")::float8").Scan(&secs)
+	return secs, err
 }
 
 func throughput(events, routes int, secs float64) Throughput {
@@ -187,29 +236,22 @@ func throughput(events, routes int, secs float64) Throughput {
 	return t
 }
 
-// eventAt is SQL for when event row alias a was committed: its commit time
-// where the server tracks it, else the insert's clock.
-func (r *runner) eventAt(a string) string {
-	if r.s.commit {
-		return "pg_xact_commit_timestamp(" + a + ".xmin)"
-	}
-	return a + ".created_at"
-}
+// eventAt is SQL for when event row alias a was committed.
+func (r *runner) eventAt(a string) string { return r.committedAt(a, "created_at") }
 
 // markAt is SQL for when the jobs of mark alias a were inserted.
-func (r *runner) markAt(a string) string {
-	if r.s.commit {
-		return "pg_xact_commit_timestamp(" + a + ".xmin)"
-	}
-	return a + ".at"
-}
+func (r *runner) markAt(a string) string { return r.committedAt(a, "at") }
 
 // handledAt is SQL for when the job of notified_job alias a was completed.
-func (r *runner) handledAt(a string) string {
+func (r *runner) handledAt(a string) string { return r.committedAt(a, "recorded_at") }
+
+// committedAt is SQL for when the row of alias a was committed: its commit
+// time where the server tracks it, else the clock its column stamped holds.
+func (r *runner) committedAt(a, stamped string) string {
 	if r.s.commit {
 		return "pg_xact_commit_timestamp(" + a + ".xmin)"
 	}
-	return a + ".recorded_at"
+	return a + "." + stamped
 }
 
 // startBridges starts o.Bridges bridges, each with a pool of its own as in
@@ -246,8 +288,10 @@ func (r *runner) waitListening(ctx context.Context) error {
 			if time.Now().After(deadline) {
 				return errors.New("the bridges did not start listening within 15s")
 			}
-			if err := sleep(ctx, 10*time.Millisecond); err != nil {
-				return err
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}
@@ -396,15 +440,4 @@ func (r *runner) baseline(ctx context.Context, jobs int) (*Baseline, error) {
 		return nil, fmt.Errorf("baseline: read the args size: %w", err)
 	}
 	return bl, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -115,8 +115,10 @@ func (r *runner) waitHandled(ctx context.Context, n int, rss *rssMeter) error {
 		} else if time.Since(lastProgress) > stallTimeout {
 			return fmt.Errorf("the workers completed %d of %d jobs and then nothing for %s", done, n, stallTimeout)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

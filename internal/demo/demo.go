@@ -9,17 +9,15 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +31,7 @@ import (
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/example"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/migrations"
@@ -69,6 +68,50 @@ var ErrNoPostgres = errors.New("no database: DATABASE_URL is not set and no Post
 // Run runs the demo until every job has finished (or Timeout), prints the
 // history, and cleans up. Cancelling ctx stops it cleanly.
 func Run(ctx context.Context, o Options) (err error) {
+	o = o.withDefaults()
+	cleanup := context.WithoutCancel(ctx)
+	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+
+	// 1. A database.
+	url := o.DatabaseURL
+	if url == "" {
+		cluster, err := startPostgres(ctx, say)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if serr := cluster.Stop(cleanup); serr != nil && err == nil {
+				err = fmt.Errorf("stop the throwaway Postgres: %w", serr)
+			}
+		}()
+		url = cluster.URL()
+	}
+	pool, err := connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// 2. notified's tables, a sample events table with the capture
+	// trigger, the example audit table and the routes.
+	schema := ident.RandomName("notified_demo_")
+	d := &demo{o: o, say: say, pool: pool, schema: schema, events: pgx.Identifier{schema, "events"}.Sanitize(),
+		// A channel of its own: a bridge already running on this
+		// database never hears the demo's notifications.
+		channel: schema}
+	defer func() {
+		if derr := d.removeSchema(cleanup); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if err := d.setUp(ctx); err != nil {
+		return err
+	}
+
+	return d.run(ctx) // steps 3 to 7
+}
+
+func (o Options) withDefaults() Options {
 	if o.Events <= 0 {
 		o.Events = 24
 	}
@@ -81,170 +124,247 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cleanup := context.WithoutCancel(ctx)
-	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+	return o
+}
 
-	// 1. A database.
-	url := o.DatabaseURL
-	if url == "" {
-		say("DATABASE_URL is not set: starting a throwaway Postgres from the binaries on this machine...")
-		cluster, err := pgcluster.Start(ctx)
-		if errors.Is(err, pgcluster.ErrNoBinaries) {
-			return ErrNoPostgres
-		}
-		if err != nil {
-			return fmt.Errorf("start a throwaway Postgres: %w", err)
-		}
-		defer func() {
-			if serr := cluster.Stop(cleanup); serr != nil && err == nil {
-				err = fmt.Errorf("stop the throwaway Postgres: %w", serr)
-			}
-		}()
-		say("  running on %s, in %s (removed on exit)", strings.TrimPrefix(cluster.URL(), "postgres://"), cluster.Dir())
-		url = cluster.URL()
+// startPostgres starts a throwaway server from the Postgres binaries on the
+// machine.
+func startPostgres(ctx context.Context, say func(format string, args ...any)) (*pgcluster.Cluster, error) {
+	say("DATABASE_URL is not set: starting a throwaway Postgres from the binaries on this machine...")
+	cluster, err := pgcluster.Start(ctx)
+	if errors.Is(err, pgcluster.ErrNoBinaries) {
+		return nil, ErrNoPostgres
 	}
+	if err != nil {
+		return nil, fmt.Errorf("start a throwaway Postgres: %w", err)
+	}
+	say("  running on %s, in %s (removed on exit)", strings.TrimPrefix(cluster.URL(), "postgres://"), cluster.Dir())
+	return cluster, nil
+}
+
+// connect opens a pool on url and checks that the database answers.
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
-	defer pool.Close()
 	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("connect to the database: %w", err)
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
+	return pool, nil
+}
 
-	// 2. notified's tables, a sample events table with the capture
-	// trigger, the example audit table and the routes.
-	schema := "notified_demo_" + randomHex(4)
-	defer func() {
-		if o.Keep {
-			say("\nschema %s kept: look around with psql (DROP SCHEMA %s CASCADE when done)", schema, schema)
-			return
-		}
-		if _, derr := pool.Exec(cleanup, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); derr != nil && err == nil {
-			err = fmt.Errorf("drop the demo schema %s: %w", schema, derr)
-		}
-	}()
-	say("setting up schema %s: River's and notified's tables, an events table with the capture trigger, routes", schema)
-	if _, err := migrations.Migrate(ctx, pool, schema); err != nil {
+// demo is one run's database, schema and channel.
+type demo struct {
+	o       Options
+	say     func(format string, args ...any)
+	pool    *pgxpool.Pool
+	schema  string
+	channel string
+	events  string // the quoted events table
+}
+
+// setUp creates the demo's schema with River's and notified's tables, an
+// events table with the capture trigger, the example audit table and the
+// example handlers' routes.
+func (d *demo) setUp(ctx context.Context) error {
+	d.say("setting up schema %s: River's and notified's tables, an events table with the capture trigger, routes", d.schema)
+	if _, err := migrations.Migrate(ctx, d.pool, d.schema); err != nil {
 		return err
 	}
-	events := pgx.Identifier{schema, "events"}.Sanitize()
-	if _, err := pool.Exec(ctx, `CREATE TABLE `+events+` (
+	if _, err := d.pool.Exec(ctx, `CREATE TABLE `+d.events+` (
 		id bigserial PRIMARY KEY, name text NOT NULL, email text, total numeric, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create the events table: %w", err)
 	}
-	// A channel of its own: a bridge already running on this database
-	// never hears the demo's notifications.
-	channel := schema
-	if _, err := trigger.Install(ctx, pool, trigger.Options{Schema: schema, Table: schema + ".events", Channel: channel}); err != nil {
+	if _, err := trigger.Install(ctx, d.pool, trigger.Options{Schema: d.schema, Table: d.schema + ".events", Channel: d.channel}); err != nil {
 		return err
 	}
-	if err := example.EnsureAuditTable(ctx, pool, schema); err != nil {
+	if err := example.EnsureAuditTable(ctx, d.pool, d.schema); err != nil {
 		return err
 	}
-	if err := routes.NewStore(pool, schema).Ensure(ctx, example.Routes()...); err != nil {
+	if err := routes.NewStore(d.pool, d.schema).Ensure(ctx, example.Routes()...); err != nil {
 		return err
 	}
 	for _, r := range example.Routes() {
-		say("  route %s -> %s", r.Event, r.Kind)
+		d.say("  route %s -> %s", r.Event, r.Kind)
 	}
+	return nil
+}
+
+// removeSchema drops the demo's schema, or with Keep says how to look at
+// it.
+func (d *demo) removeSchema(ctx context.Context) error {
+	if d.o.Keep {
+		d.say("\nschema %s kept: look around with psql (DROP SCHEMA %s CASCADE when done)", d.schema, d.schema)
+		return nil
+	}
+	if _, err := d.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{d.schema}.Sanitize()+" CASCADE"); err != nil {
+		return fmt.Errorf("drop the demo schema %s: %w", d.schema, err)
+	}
+	return nil
+}
+
+// run starts the outside world, the bridge and a worker, inserts the sample
+// events, shows them flow and then what happened. What it starts is stopped
+// when it returns.
+func (d *demo) run(ctx context.Context) error {
+	cleanup := context.WithoutCancel(ctx)
 
 	// 3. The outside world: a mail sink that greylists the first two
 	// mails, and a webhook endpoint that fails now and then.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	sink, err := example.StartMailSink(runCtx, "127.0.0.1:0")
+	var wg sync.WaitGroup
+	out, err := startOutside(runCtx, &wg)
 	if err != nil {
 		return err
 	}
-	defer sink.Close()
-	sink.FailNext(2, 451, "4.7.1 greylisted, try again later")
-	hook := newFlakyEndpoint()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("webhook endpoint: %w", err)
-	}
-	srv := &http.Server{Handler: hook, ReadHeaderTimeout: 5 * time.Second}
-	var wg sync.WaitGroup
+	defer out.sink.Close()
 	defer func() {
-		stop() // the bridge and the endpoint's server stop with runCtx
+		stop() // the bridge and the sample inserts stop with runCtx
 		wg.Wait()
 	}()
-	wg.Go(func() { _ = srv.Serve(ln) })
-	defer func() { _ = srv.Shutdown(cleanup) }()
-	say("mail sink on %s (greylists the first 2 mails), webhook endpoint on %s (503 on the first try of every third order, 404 for order totals of 404)",
-		sink.Addr(), ln.Addr())
+	defer func() { _ = out.hook.Shutdown(cleanup) }()
+	d.say("mail sink on %s (greylists the first 2 mails), webhook endpoint on %s (503 on the first try of every third order, 404 for order totals of 404)",
+		out.sink.Addr(), out.hookAddr)
 
 	// 4. The bridge and a worker.
-	b, err := bridge.New(ctx, pool, bridge.Config{Schema: schema, Table: schema + ".events", Channel: channel,
-		PollInterval: 500 * time.Millisecond, Retention: bridge.KeepForever, Logger: o.Logger})
+	b, err := d.startBridge(runCtx, &wg)
 	if err != nil {
 		return err
 	}
-	wg.Go(func() { _ = b.Run(runCtx) })
-	workers := river.NewWorkers()
-	if err := example.Register(workers, example.Config{Pool: pool, Schema: schema, SMTPAddr: sink.Addr(),
-		WebhookURL: "http://" + ln.Addr().String() + "/hooks/orders", WebhookTimeout: 2 * time.Second}); err != nil {
+	client, err := d.startWorker(runCtx, out)
+	if err != nil {
 		return err
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema: schema, Workers: workers, Logger: o.Logger,
+	defer stopWorker(cleanup, client)
+	if err := waitListening(ctx, b); err != nil {
+		return err
+	}
+
+	// 5. Sample events, committed the way applications do: a row per
+	// event, in a few transactions.
+	samples := sampleEvents(d.o.Events)
+	d.say("\ninserting %d events: %s", len(samples), describe(samples))
+	insertErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := d.insertSamples(runCtx, samples); err != nil {
+			insertErr <- err
+		}
+	})
+
+	// 6. Watch them flow, while they are inserted.
+	store := history.NewStore(d.pool, d.schema)
+	if err := watch(ctx, d.o, store, d.channel, len(samples), insertErr); err != nil {
+		return err
+	}
+
+	// 7. What happened.
+	return report(ctx, d.o, d.pool, store, d.schema, d.channel, out.sink)
+}
+
+// outside is the demo's outside world: a mail sink that greylists the
+// first two mails, and a webhook endpoint that fails now and then.
+type outside struct {
+	sink     *example.MailSink
+	hook     *http.Server
+	hookAddr string // host:port
+}
+
+// startOutside starts the mail sink, which closes when ctx is done, and the
+// webhook endpoint, served on a goroutine of wg until hook is shut down.
+func startOutside(ctx context.Context, wg *sync.WaitGroup) (*outside, error) {
+	sink, err := example.StartMailSink(ctx, "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sink.FailNext(2, 451, "4.7.1 greylisted, try again later")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = sink.Close()
+		return nil, fmt.Errorf("webhook endpoint: %w", err)
+	}
+	hook := &http.Server{Handler: newFlakyEndpoint(), ReadHeaderTimeout: 5 * time.Second}
+	wg.Go(func() { _ = hook.Serve(ln) })
+	return &outside{sink: sink, hook: hook, hookAddr: ln.Addr().String()}, nil
+}
+
+// startBridge starts a bridge on the demo's table and channel, running on a
+// goroutine of wg until ctx is done.
+func (d *demo) startBridge(ctx context.Context, wg *sync.WaitGroup) (*bridge.Bridge, error) {
+	b, err := bridge.New(ctx, d.pool, bridge.Config{Schema: d.schema, Table: d.schema + ".events", Channel: d.channel,
+		PollInterval: 500 * time.Millisecond, Retention: bridge.KeepForever, Logger: d.o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	wg.Go(func() { _ = b.Run(ctx) })
+	return b, nil
+}
+
+// startWorker starts a River client working the example handlers' jobs
+// against the outside world, retrying failed jobs after a second.
+func (d *demo) startWorker(ctx context.Context, out *outside) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	if err := example.Register(workers, example.Config{Pool: d.pool, Schema: d.schema, SMTPAddr: out.sink.Addr(),
+		WebhookURL: "http://" + out.hookAddr + "/hooks/orders", WebhookTimeout: 2 * time.Second}); err != nil {
+		return nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(d.pool), &river.Config{
+		Schema: d.schema, Workers: workers, Logger: d.o.Logger,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 		FetchCooldown:     50 * time.Millisecond,
 		FetchPollInterval: 100 * time.Millisecond,
 		RetryPolicy:       quickRetry{},
 	})
 	if err != nil {
-		return fmt.Errorf("river client: %w", err)
+		return nil, fmt.Errorf("river client: %w", err)
 	}
-	if err := client.Start(runCtx); err != nil {
-		return fmt.Errorf("start the worker: %w", err)
+	if err := client.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start the worker: %w", err)
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(cleanup, 10*time.Second)
-		defer cancel()
-		if serr := client.Stop(sctx); serr != nil {
-			_ = client.StopAndCancel(cleanup)
-		}
-	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return client, nil
+}
+
+// stopWorker gives the worker's running jobs 10s to finish, then cancels
+// them.
+func stopWorker(ctx context.Context, client *river.Client[pgx.Tx]) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := client.Stop(sctx); err != nil {
+		_ = client.StopAndCancel(ctx)
+	}
+}
+
+// waitListening waits up to 10s for b to listen for notifications.
+func waitListening(ctx context.Context, b *bridge.Bridge) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for !b.Listening() {
 		select {
-		case <-waitCtx.Done():
+		case <-ctx.Done():
 			return errors.New("the bridge did not start listening within 10s")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
+}
 
-	// 5. Sample events, committed the way applications do: a row per
-	// event, in a few transactions.
-	samples := sampleEvents(o.Events)
-	say("\ninserting %d events: %s", len(samples), describe(samples))
-	insertErr := make(chan error, 1)
-	wg.Go(func() {
-		for start := 0; start < len(samples); start += 6 {
-			batch := samples[start:min(start+6, len(samples))]
-			if err := insert(runCtx, pool, events, batch); err != nil {
-				insertErr <- err
-				return
-			}
-			select {
-			case <-runCtx.Done():
-				return
-			case <-time.After(150 * time.Millisecond):
-			}
+// insertSamples inserts samples six to a transaction, 150ms apart, until
+// they are all in or ctx is done.
+func (d *demo) insertSamples(ctx context.Context, samples []sample) error {
+	for start := 0; start < len(samples); start += 6 {
+		batch := samples[start:min(start+6, len(samples))]
+		if err := insert(ctx, d.pool, d.events, batch); err != nil {
+			return err
 		}
-	})
-
-	// 6. Watch them flow, while they are inserted.
-	store := history.NewStore(pool, schema)
-	if err := watch(ctx, o, store, channel, len(samples), insertErr); err != nil {
-		return err
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(150 * time.Millisecond):
+		}
 	}
-
-	// 7. What happened.
-	return report(ctx, o, pool, store, schema, channel, sink)
+	return nil
 }
 
 // quickRetry retries after one second, not River's backoff of attempt⁴
@@ -283,19 +403,22 @@ func sampleEvents(n int) []sample {
 	return out
 }
 
+// describe counts the samples by name.
 func describe(s []sample) string {
 	count := map[string]int{}
 	for _, e := range s {
 		count[e.name]++
 	}
-	names := make([]string, 0, len(count))
-	for n := range count {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	return countsText(count)
+}
+
+// countsText lists counts by name in the names' order, as "2 order_placed,
+// 4 user_signed_up".
+func countsText[N int | int64](counts map[string]N) string {
+	names := slices.Sorted(maps.Keys(counts))
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("%d %s", count[n], n)
+		parts[i] = fmt.Sprintf("%d %s", counts[n], n)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -380,16 +503,7 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 	}
 	fmt.Fprintln(o.Out, "\njobs per handler")
 	for _, h := range st.Handlers {
-		keys := make([]string, 0, len(h.States))
-		for s := range h.States {
-			keys = append(keys, s)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, s := range keys {
-			parts[i] = fmt.Sprintf("%d %s", h.States[s], s)
-		}
-		fmt.Fprintf(o.Out, "  %-20s %s\n", termsafe.String(h.Handler), strings.Join(parts, ", "))
+		fmt.Fprintf(o.Out, "  %-20s %s\n", termsafe.String(h.Handler), countsText(h.States))
 	}
 	fmt.Fprintf(o.Out, "mails received by the sink: %d\n", len(sink.Messages()))
 
@@ -455,28 +569,26 @@ func writeEvent(w io.Writer, ev *history.Event) {
 			}
 			detail = "output " + compact.String()
 			if j.LastError != nil {
-				detail += ", after: " + oneLine(*j.LastError)
+				detail += ", after: " + shorten(termsafe.OneLine(*j.LastError), errorWidth)
 			}
 		case j.LastError != nil:
-			detail = oneLine(*j.LastError)
+			detail = shorten(termsafe.OneLine(*j.LastError), errorWidth)
 		}
 		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, termsafe.String(j.Handler), termsafe.String(j.State),
 			j.Attempt, j.MaxAttempts, termsafe.String(detail))
 	}
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		s = s[:119] + "…"
+// errorWidth is how many bytes of a job's last error the demo shows.
+const errorWidth = 120
+
+// shorten keeps the first n-1 bytes of s and adds "…" when s is longer
+// than n bytes.
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
 	}
 	return s
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // flakyEndpoint is the webhook's receiving end: it answers 503 to the first

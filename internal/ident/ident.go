@@ -1,11 +1,14 @@
 // Package ident holds the names notified's configuration gives to database
 // objects (its schema, the events table, the NOTIFY channel), their
-// defaults, and the rules that make them safe to use quoted in SQL. It
-// imports nothing of notified's or River's, so that every package, the
+// defaults, and the rules that make them safe to use quoted in SQL; and the
+// random names of scratch schemas and databases (RandomName). It imports
+// nothing of notified's or River's, so that every package, the
 // producers' publish included, can check a name without linking the bridge.
 package ident
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -56,6 +59,17 @@ func ValidateSchema(schema string) error {
 		return nil
 	}
 	return fmt.Errorf("Schema %q is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit", schema)
+}
+
+// RandomName returns prefix followed by 8 random lowercase hex digits (32
+// bits from crypto/rand), for a scratch schema or database that no other run
+// or test uses: the demo's, the bench's, each test's. With a prefix of
+// letters, digits and underscores of at most 38 characters the result is a
+// valid schema name (see SchemaValid).
+func RandomName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // Qualify returns the quoted name of notified's table name in schema, or the

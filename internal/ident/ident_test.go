@@ -33,3 +33,12 @@ func TestQualify(t *testing.T) {
 	require.Equal(t, `"app"."notified_outbox"`, ident.Qualify("app", "notified_outbox"))
 	require.Equal(t, `"a""b"."t"`, ident.Qualify(`a"b`, "t"))
 }
+
+// TestRandomName gives a valid schema name that differs from call to call.
+func TestRandomName(t *testing.T) {
+	t.Parallel()
+	a, b := ident.RandomName("scratch_"), ident.RandomName("scratch_")
+	require.Regexp(t, `^scratch_[0-9a-f]{8}$`, a)
+	require.NotEqual(t, a, b)
+	require.True(t, ident.SchemaValid(ident.RandomName(strings.Repeat("x", 38))))
+}

@@ -9,6 +9,9 @@
 // makes such characters visible instead, at the point of printing. Stored
 // data is left as it is: JSON output, which escapes on its own, shows the
 // exact value.
+//
+// OneLine folds a multi-line message onto one line, for a table row or a log
+// line; it escapes nothing, so its result still goes through String.
 package termsafe
 
 import (
@@ -75,6 +78,14 @@ func String(s string) string {
 	}
 	return b.String()
 }
+
+// OneLine returns s with each run of white space replaced by one space and
+// none left at either end, so that a message of several lines (an error
+// wrapping a server's reply, a stack) reads on one line. White space is what
+// strings.Fields splits on: spaces, tabs, newlines and carriage returns, and
+// Unicode's spaces and its line and paragraph separators. Nothing else is
+// changed, escape sequences included: print the result through String.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // firstUnsafe returns the index of the first byte of s that String
 // escapes, or -1.

@@ -52,6 +52,28 @@ func ExampleString() {
 	// résumé envoyé 📨
 }
 
+func TestOneLineFoldsWhiteSpaceOnly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"   ", ""},
+		{"send mail: 451 4.7.1 greylisted", "send mail: 451 4.7.1 greylisted"},
+		{"  call webhook:\n\tanswered 503\r\n  busy  ", "call webhook: answered 503 busy"},
+		{"a\u2028b\u00a0c\u0085d", "a b c d"},
+		// Not white space: left for String to escape.
+		{"a\x1b[2J  b\x00c", "a\x1b[2J b\x00c"},
+	} {
+		require.Equal(t, tc.want, termsafe.OneLine(tc.in), "%q", tc.in)
+	}
+}
+
+func ExampleOneLine() {
+	err := "call webhook for event 7:\n\tanswered 503:\n\t\x1b[31mbusy\x1b[0m"
+	fmt.Println("job 12:", termsafe.String(termsafe.OneLine(err)))
+	// Output:
+	// job 12: call webhook for event 7: answered 503: \x1b[31mbusy\x1b[0m
+}
+
 // mustEscape is the reference for what must not reach a terminal, from Go's
 // Unicode tables: control characters (C0, DEL, C1), bidi controls, and the
 // line and paragraph separators.

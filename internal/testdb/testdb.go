@@ -5,8 +5,6 @@ package testdb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/migrations"
 )
@@ -142,7 +141,7 @@ func New(t testing.TB, opts ...Options) *DB {
 	}
 	pool := Pool(t)
 	ctx := context.Background()
-	schema := "t_" + strings.ToLower(sanitize(t.Name(), 24)) + "_" + randomHex(4)
+	schema := ident.RandomName("t_" + strings.ToLower(sanitize(t.Name(), 24)) + "_")
 	_, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -181,12 +180,6 @@ func sanitize(s string, n int) string {
 		}
 	}
 	return b.String()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // WaitFor polls cond every 20ms until it returns true or timeout passes, then
