@@ -146,9 +146,9 @@ func (b *Bridge) reinspect(old *tableState, oid uint32) error {
 		// session that inserted an event before the change fails its next
 		// insert ("type of parameter ... does not match that when
 		// preparing the plan") until the function is replaced.
-		b.log.Warn("events table's id column changed type; ids are read as the new type. Install the capture trigger again "+
-			"(notified-bridge install-trigger), or producer sessions that inserted before the change fail their inserts",
-			slog.String("table", t.Display), slog.String("old_type", old.t.TypeName), slog.String("type", t.TypeName))
+		b.log.Warn("events table's id column changed type; ids are read as the new type",
+			slog.String("table", t.Display), slog.String("old_type", old.t.TypeName), slog.String("type", t.TypeName),
+			slog.String("fix", "install the capture trigger again (notified-bridge install-trigger), or producer sessions that inserted before the change fail their inserts"))
 	}
 	b.table.CompareAndSwap(old, newTableState(b.cfg, t))
 	return errTableChanged
