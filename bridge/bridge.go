@@ -48,7 +48,7 @@ type Bridge struct {
 	helpers chan struct{} // wakes helper drainers while a backlog lasts
 
 	pendingMu sync.Mutex
-	pending   []string // payloads notified but not adopted yet
+	pending   []string // payloads notified and not taken by the drainer yet
 	recent    *recentSet
 
 	// Owned by the drainLoop goroutine: notified ids that had no row yet,
@@ -195,11 +195,11 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	ticker := time.NewTicker(b.cfg.PollInterval)
 	defer ticker.Stop()
 	failures := 0
-	var waiting []waitingNotice // notified payloads to adopt once adoptDelay has passed, oldest first
+	var waiting []waitingPayload // notified payloads to look up once outboxDelay has passed, oldest first
 	for {
 		select {
 		case <-ctx.Done():
-			b.adoptOnStop(ctx, waiting)
+			b.addToOutboxOnStop(ctx, waiting)
 			return
 		case <-b.wake:
 		case <-ticker.C:
@@ -208,8 +208,8 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		// committed, so the drain dispatched every one with an outbox row
 		// that no other bridge held; those this bridge recorded are
 		// dropped without a query. The others wait until another bridge's
-		// dispatch of them has committed (adoptDelay), and are then
-		// adopted unless recorded: adopting them at once would put a
+		// dispatch of them has committed (outboxDelay), and are then put
+		// in the outbox unless recorded: doing it at once would put a
 		// second outbox row for each id another bridge is dispatching. Ids
 		// notified during the drain wait for the next round.
 		//
@@ -224,23 +224,23 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		var due []string
-		for len(waiting) > 0 && now.Sub(waiting[0].at) >= adoptDelay {
+		for len(waiting) > 0 && now.Sub(waiting[0].at) >= outboxDelay {
 			due = append(due, waiting[0].payload)
 			waiting = waiting[1:]
 		}
 		for _, p := range b.recent.without(notified) {
-			waiting = append(waiting, waitingNotice{p, now})
+			waiting = append(waiting, waitingPayload{p, now})
 		}
 		if len(waiting) > 0 {
-			time.AfterFunc(adoptDelay-now.Sub(waiting[0].at), b.kick)
+			time.AfterFunc(outboxDelay-now.Sub(waiting[0].at), b.kick)
 		}
-		adopted, err := b.adopt(ctx, due)
+		added, err := b.addToOutbox(ctx, due)
 		if err != nil {
-			b.logFailure(ctx, msgAdoptFailed, err, &failures)
+			b.logFailure(ctx, msgAddToOutboxFailed, err, &failures)
 			b.kick()
 			continue
 		}
-		if adopted > 0 {
+		if added > 0 {
 			if err := b.drain(ctx); err != nil {
 				b.logFailure(ctx, msgDispatchFailed, err, &failures)
 				b.kick()
@@ -252,29 +252,29 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	}
 }
 
-// adoptOnStop adopts, as the bridge stops, the notified ids that have not
-// been adopted yet, so that a hand-sent NOTIFY received before the stop is
-// in the outbox for the next bridge.
-func (b *Bridge) adoptOnStop(ctx context.Context, waiting []waitingNotice) {
+// addToOutboxOnStop puts in the outbox, as the bridge stops, the notified
+// ids still waiting, so that a hand-sent NOTIFY received before the stop is
+// there for the next bridge.
+func (b *Bridge) addToOutboxOnStop(ctx context.Context, waiting []waitingPayload) {
 	pending := make([]string, 0, len(waiting))
 	for _, n := range waiting {
 		pending = append(pending, n.payload)
 	}
 	pending = append(pending, b.takePending()...)
-	if _, err := b.adopt(ctx, pending); err != nil {
-		b.log.Warn("could not adopt the last notified ids before stopping; ids notified by hand with no outbox row may be lost",
+	if _, err := b.addToOutbox(ctx, pending); err != nil {
+		b.log.Warn("could not put the last notified ids in the outbox before stopping; ids notified by hand with no outbox row may be lost",
 			slog.Int("ids", len(pending)), slog.String("error", err.Error()))
 	}
 }
 
-// adoptDelay is how long after a drain the notified ids it did not
-// dispatch wait before they are adopted: long enough for another bridge's
-// dispatch transaction to commit. It is also the latency of a hand-sent
-// NOTIFY for an id with no outbox row.
-const adoptDelay = 250 * time.Millisecond
+// outboxDelay is how long after a drain the notified ids it did not
+// dispatch wait before they are put in the outbox: long enough for another
+// bridge's dispatch transaction to commit. It is also the latency of a
+// hand-sent NOTIFY for an id with no outbox row.
+const outboxDelay = 250 * time.Millisecond
 
-// waitingNotice is a notified payload waiting for adoption.
-type waitingNotice struct {
+// waitingPayload is a notified payload waiting for outboxDelay to pass.
+type waitingPayload struct {
 	payload string
 	at      time.Time // when the drain after its notification ended
 }
@@ -300,9 +300,11 @@ func (b *Bridge) helperLoop(ctx context.Context) {
 // details as attributes.
 const (
 	msgDispatchFailed = "dispatch failed; retrying"
-	msgAdoptFailed    = "adopt notified ids failed; retrying"
-	msgEventRejected  = "event rejected"
-	msgEventMissing   = "event missing"
+	// msgAddToOutboxFailed keeps the word the documentation uses for
+	// putting notified ids in the outbox.
+	msgAddToOutboxFailed = "adopt notified ids failed; retrying"
+	msgEventRejected     = "event rejected"
+	msgEventMissing      = "event missing"
 )
 
 // logFailure logs err under msg and waits a backoff that grows with
@@ -394,26 +396,18 @@ func (b *Bridge) afterCommit(res *batchResult) {
 			keys = append(keys, r.key)
 		}
 		switch r.outcome {
-		case OutcomeDispatched:
-			dispatched++
+		case OutcomeMissing:
+			missing++
+			b.log.Warn(msgEventMissing, slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		case OutcomeRejected:
+			rejected++
+			b.log.Warn(msgEventRejected, slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeUnrouted:
 			unrouted++
 			unroutedNames[*r.name]++
-		case OutcomeMissing:
-			missing++
-		case OutcomeRejected:
-			rejected++
-		}
-		switch r.outcome {
-		case OutcomeMissing, OutcomeRejected:
-			msg := msgEventRejected
-			if r.outcome == OutcomeMissing {
-				msg = msgEventMissing
-			}
-			b.log.Warn(msg, slog.String("event_id", r.key), slog.String("reason", *r.reason))
-		case OutcomeUnrouted:
 			b.log.Debug("event unrouted", slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeDispatched:
+			dispatched++
 			if debug {
 				kinds := make([]string, len(r.jobs))
 				for i, route := range r.jobs {
@@ -465,8 +459,7 @@ func (b *Bridge) afterCommit(res *batchResult) {
 		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("deferred", res.deferred), slog.Int("duplicates", res.dupes))
 }
 
-// notified queues a notification's payload for adoption and wakes the
-// drainer.
+// notified queues a notification's payload for the drainer and wakes it.
 func (b *Bridge) notified(payload string) {
 	b.stats.notifications.Add(1)
 	b.metrics.notifications.Inc()
@@ -476,10 +469,10 @@ func (b *Bridge) notified(payload string) {
 	b.kick()
 }
 
-// decodePending sorts notified payloads into the ids to adopt, leaving out
-// repeats and the ids this bridge has recorded recently, and counts the
+// decodePending sorts notified payloads into the ids to look up, leaving
+// out repeats and the ids this bridge has recorded recently, and counts the
 // payloads that are not ids of the events table.
-func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, example string) {
+func (b *Bridge) decodePending(pending []string) (ids []string, notIDs int, example string) {
 	seen := make(map[string]bool, len(pending))
 	t := b.table.Load().t
 	for _, p := range pending {
@@ -495,9 +488,9 @@ func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, ex
 			continue
 		}
 		seen[id] = true
-		adopt = append(adopt, id)
+		ids = append(ids, id)
 	}
-	return adopt, notIDs, example
+	return ids, notIDs, example
 }
 
 // takePending returns the payloads notified since the last call.
@@ -509,7 +502,8 @@ func (b *Bridge) takePending() []string {
 	return pending
 }
 
-// putBackPending returns payloads whose adoption failed, to be tried again.
+// putBackPending returns payloads that could not be handled, to be tried
+// again.
 func (b *Bridge) putBackPending(pending []string) {
 	if len(pending) == 0 {
 		return
@@ -519,10 +513,10 @@ func (b *Bridge) putBackPending(pending []string) {
 	b.pendingMu.Unlock()
 }
 
-// adopt makes sure every notified id is dispatched even when no trigger
-// wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has just
-// recorded are skipped without a query; the rest are put in the outbox when
-// the events table has their row and they are not recorded yet.
+// addToOutbox makes sure every notified id is dispatched even when no
+// trigger wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has
+// just recorded are skipped without a query; the rest are put in the outbox
+// when the events table has their row and they are not recorded yet.
 //
 // Any role that can connect can NOTIFY any payload, so what a notification
 // carries is never written to notified's tables unless it names a row:
@@ -531,7 +525,7 @@ func (b *Bridge) putBackPending(pending []string) {
 // another connection may arrive before its row commits), at most
 // maxUnresolved of them at a time, then counted and logged. It returns how
 // many ids it put in the outbox.
-func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
+func (b *Bridge) addToOutbox(ctx context.Context, pending []string) (int, error) {
 	now := time.Now()
 	ids, notIDs, example := b.decodePending(pending)
 	if notIDs > 0 {
@@ -549,7 +543,7 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	adopted := 0
+	added := 0
 	for start := 0; start < len(ids); start += b.cfg.BatchSize {
 		chunk := ids[start:min(start+b.cfg.BatchSize, len(ids))]
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BatchTimeout)
@@ -559,9 +553,9 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 		cancel()
 		if err != nil {
 			b.putBackPending(ids[start:])
-			return adopted, fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
+			return added, fmt.Errorf("put %d notified ids in the outbox: %w", len(chunk), err)
 		}
-		adopted += int(n)
+		added += int(n)
 		missing := make(map[string]bool, len(noRow))
 		for _, id := range noRow {
 			missing[id] = true
@@ -585,7 +579,7 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 	if len(b.unresolved) > 0 {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
-	return adopted, nil
+	return added, nil
 }
 
 // maxUnresolved bounds the notified ids with no row that wait for their row
@@ -713,9 +707,9 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 		if !probed && !time.Now().Before(probeDeadline) && !b.notificationsLost.Swap(true) {
-			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy "+
-				"(PgBouncer in transaction mode); events are dispatched only every poll interval. "+
-				"Connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only",
+			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy such as PgBouncer in transaction mode",
+				slog.String("effect", "events are dispatched only every poll interval"),
+				slog.String("fix", "connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only"),
 				slog.Duration("poll_interval", b.cfg.PollInterval))
 		}
 		// Quiet for a while: make sure the server is still there, so a
