@@ -76,6 +76,8 @@ type Bridge struct {
 	// testHook, when set, runs between the steps of the dispatch transaction;
 	// an error it returns aborts the transaction, as a crash would.
 	testHook func(step string) error
+	// signals tell tests what the bridge did; unset in production.
+	signals testSignals
 }
 
 // New checks the configuration against the database (notified's tables are
@@ -228,7 +230,8 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 			due = append(due, waiting[0].payload)
 			waiting = waiting[1:]
 		}
-		for _, p := range b.recent.without(notified) {
+		fresh := b.recent.without(notified)
+		for _, p := range fresh {
 			waiting = append(waiting, waitingPayload{p, now})
 		}
 		if len(waiting) > 0 {
@@ -249,6 +252,7 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		b.caughtUp(time.Now())
 		failures = 0
+		b.signals.drained.send(drainRound{notifications: len(notified) - len(fresh) + len(due), addedToOutbox: added})
 	}
 }
 
@@ -457,6 +461,7 @@ func (b *Bridge) afterCommit(res *batchResult) {
 	b.log.Log(context.Background(), level, "batch dispatched", slog.Group("took", attrs...), slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
 		slog.Int("jobs", res.jobs), slog.Int64("unrouted", unrouted), slog.Int64("missing", missing),
 		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("deferred", res.deferred), slog.Int("duplicates", res.dupes))
+	b.signals.committed.send(len(res.recorded))
 }
 
 // notified queues a notification's payload for the drainer and wakes it.
@@ -603,17 +608,17 @@ func (b *Bridge) ignore(reason string, n int, example string) {
 	if b.ignoredExample[reason] == "" {
 		b.ignoredExample[reason] = example
 	}
-	if time.Since(b.ignoredLogged) < ignoredLogInterval {
-		return
+	if time.Since(b.ignoredLogged) >= ignoredLogInterval {
+		b.ignoredLogged = time.Now()
+		for r, count := range b.ignoredSince {
+			b.log.Warn("notifications ignored: they name no event of the events table",
+				slog.String("reason", r), slog.Int("notifications", count), slog.String("example", quoteShort(b.ignoredExample[r])),
+				slog.Duration("since", ignoredLogInterval))
+			delete(b.ignoredSince, r)
+			delete(b.ignoredExample, r)
+		}
 	}
-	b.ignoredLogged = time.Now()
-	for r, count := range b.ignoredSince {
-		b.log.Warn("notifications ignored: they name no event of the events table",
-			slog.String("reason", r), slog.Int("notifications", count), slog.String("example", quoteShort(b.ignoredExample[r])),
-			slog.Duration("since", ignoredLogInterval))
-		delete(b.ignoredSince, r)
-		delete(b.ignoredExample, r)
-	}
+	b.signals.ignored.send(ignoredNotifications{reason, n})
 }
 
 // ignoredLogInterval is the least time between two logs of ignored

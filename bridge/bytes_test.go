@@ -48,8 +48,9 @@ func TestBatchesAreBoundedByBytes(t *testing.T) {
 
 	cfg := tb.cfg
 	cfg.MaxBatchBytes, cfg.LargeRowBytes = budget, large
-	b := tb.start(t, nil, cfg)
+	b, sigs := tb.startWatched(t, cfg)
 	tb.waitRecorded(t, len(ids))
+	waitAccounted(t, sigs, len(ids))
 	want := map[string][]string{}
 	for _, id := range ids {
 		want[id] = []string{"k", "k2"}
