@@ -59,8 +59,6 @@ type Bridge struct {
 	ignoredSince    map[string]int
 	ignoredExample  map[string]string
 	ignoredLogged   time.Time
-	waitingIDs      atomic.Int64 // len(unresolved), for tests
-	maxHeld         atomic.Int64 // the most row data one batch has read, for tests
 
 	problemMu sync.Mutex
 	problem   string // what is wrong with the events table, if anything
@@ -436,12 +434,6 @@ func (b *Bridge) afterCommit(res *batchResult) {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
 	b.observe(res)
-	for {
-		held := b.maxHeld.Load()
-		if res.held <= held || b.maxHeld.CompareAndSwap(held, res.held) {
-			break
-		}
-	}
 	c := &b.stats
 	c.batches.Add(1)
 	c.dispatched.Add(dispatched)
@@ -580,7 +572,7 @@ func (b *Bridge) addToOutbox(ctx context.Context, pending []string) (int, error)
 			}
 		}
 	}
-	b.waitingIDs.Store(int64(len(b.unresolved)))
+	b.metrics.waiting.Set(float64(len(b.unresolved)))
 	if len(b.unresolved) > 0 {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}

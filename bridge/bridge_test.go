@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
@@ -488,6 +489,13 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	cfg.MissingGrace = 5 * time.Second
 	cfg.PollInterval = time.Hour // retries must not wait for a poll
 	b := tb.start(t, nil, cfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	waiting := func() float64 {
+		n, ok := metricValue(t, reg, "notified_notifications_waiting", map[string]string{"channel": tb.db.Channel})
+		require.True(t, ok)
+		return n
+	}
 
 	ctx := context.Background()
 	tx, err := tb.db.Pool.Begin(ctx)
@@ -498,12 +506,14 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	tb.notify(t, id)
 	// The bridge tried it, found no row, and waits for one.
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		return bridge.WaitingNotifiedIDs(b) == 1, "id not tried yet"
+		n := waiting()
+		return n == 1, fmt.Sprintf("%g notified ids waiting for their row", n)
 	})
 	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"),
 		"an id with no row is not written to the outbox")
 	require.NoError(t, tx.Commit(ctx))
 	tb.waitRecorded(t, 1)
+	require.Zero(t, waiting(), "the id found its row")
 	require.Equal(t, "dispatched", tb.outcomes(t)[id].Outcome)
 	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
 }

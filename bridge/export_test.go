@@ -56,13 +56,6 @@ func QuoteShortForTest(s string) string { return quoteShort(s) }
 // notified_dispatch.
 func RecordKeyForTest(payload string) string { return recordKey(payload) }
 
-// WaitingNotifiedIDs returns how many notified ids with no row the bridge
-// is waiting for.
-func WaitingNotifiedIDs(b *Bridge) int64 { return b.waitingIDs.Load() }
-
-// MaxHeldBytes returns the most row data one of b's batches has read.
-func MaxHeldBytes(b *Bridge) int64 { return b.maxHeld.Load() }
-
 // Signals record what a bridge did, for a test to wait on rather than sleep.
 type Signals struct {
 	// Drained: the main drainer finished a round, after the follow-up
