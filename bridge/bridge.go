@@ -68,7 +68,6 @@ type Bridge struct {
 	lastCatchUp       atomic.Int64 // unix nanoseconds of the last complete drain
 	ginCleaning       atomic.Bool  // the GIN cleaner works: dispatches leave flushing to it
 	ginDirty          atomic.Bool  // jobs were inserted since the last flush
-	stats             counters
 	metrics           *metrics
 
 	// testHook, when set, runs between the steps of the dispatch transaction;
@@ -118,34 +117,6 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 	return b, nil
 }
 
-// Stats are the bridge's counters since it started.
-type Stats struct {
-	Notifications int64 // notifications received
-	Batches       int64 // dispatch transactions committed
-	Dispatched    int64 // events that got jobs
-	Jobs          int64 // jobs inserted
-	Unrouted      int64 // events recorded as unrouted
-	Missing       int64 // events recorded as missing
-	Rejected      int64 // events recorded as rejected
-	Duplicates    int64 // claims skipped because the event was recorded before
-	Ignored       int64 // notifications that named no event: not an id, or no row
-	Reconnects    int64 // listener reconnects
-}
-
-type counters struct {
-	notifications, batches, dispatched, jobs, unrouted, missing, rejected, duplicates, ignored, reconnects atomic.Int64
-}
-
-// Stats returns a snapshot of the counters.
-func (b *Bridge) Stats() Stats {
-	c := &b.stats
-	return Stats{
-		Notifications: c.notifications.Load(), Batches: c.batches.Load(), Dispatched: c.dispatched.Load(),
-		Jobs: c.jobs.Load(), Unrouted: c.unrouted.Load(), Missing: c.missing.Load(), Rejected: c.rejected.Load(),
-		Duplicates: c.duplicates.Load(), Ignored: c.ignored.Load(), Reconnects: c.reconnects.Load(),
-	}
-}
-
 // Listening reports whether the listener is connected and LISTENing.
 func (b *Bridge) Listening() bool { return b.listening.Load() }
 
@@ -170,7 +141,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.kick() // catch up on start
 	wg.Wait()
-	b.log.Info("bridge stopped", slog.Int64("events_dispatched", b.stats.dispatched.Load()), slog.Int64("jobs_inserted", b.stats.jobs.Load()))
+	st := b.Stats()
+	b.log.Info("bridge stopped", slog.Int64("events_dispatched", st.Dispatched), slog.Int64("jobs_inserted", st.Jobs))
 	return nil
 }
 
@@ -383,7 +355,7 @@ func (b *Bridge) runBatch(ctx context.Context, sel selection) (*batchResult, err
 // which may take up to BatchTimeout.
 const batchDeadline = 5
 
-// afterCommit updates counters, metrics and logs after a committed batch,
+// afterCommit logs a committed batch and records it in the metrics,
 // and schedules the retry of the ids it requeued.
 func (b *Bridge) afterCommit(res *batchResult) {
 	if res.claimed == 0 {
@@ -434,14 +406,6 @@ func (b *Bridge) afterCommit(res *batchResult) {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
 	b.observe(res)
-	c := &b.stats
-	c.batches.Add(1)
-	c.dispatched.Add(dispatched)
-	c.unrouted.Add(unrouted)
-	c.missing.Add(missing)
-	c.rejected.Add(rejected)
-	c.jobs.Add(int64(res.jobs))
-	c.duplicates.Add(int64(res.dupes))
 	level := slog.LevelInfo
 	if len(res.recorded) == 0 {
 		level = slog.LevelDebug // only requeued or duplicate claims
@@ -458,7 +422,6 @@ func (b *Bridge) afterCommit(res *batchResult) {
 
 // notified queues a notification's payload for the drainer and wakes it.
 func (b *Bridge) notified(payload string) {
-	b.stats.notifications.Add(1)
 	b.metrics.notifications.Inc()
 	b.pendingMu.Lock()
 	b.pending = append(b.pending, payload)
@@ -595,7 +558,6 @@ const (
 // once per ignoredLogInterval, with an example.
 func (b *Bridge) ignore(reason string, n int, example string) {
 	b.metrics.ignored.WithLabelValues(reason).Add(float64(n))
-	b.stats.ignored.Add(int64(n))
 	b.ignoredSince[reason] += n
 	if b.ignoredExample[reason] == "" {
 		b.ignoredExample[reason] = example
@@ -628,7 +590,6 @@ func (b *Bridge) listen(ctx context.Context) {
 			return
 		}
 		failures++
-		b.stats.reconnects.Add(1)
 		b.metrics.reconnects.Inc()
 		delay := backoff(failures, 5*time.Second)
 		b.log.Warn("listener disconnected; reconnecting", slog.String("error", err.Error()), slog.Duration("retry_in", delay))

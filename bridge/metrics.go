@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/notified/notified/migrations"
 )
@@ -154,6 +155,71 @@ func (b *Bridge) observe(res *batchResult) {
 	for k, n := range byHandler {
 		m.jobs.WithLabelValues(k).Add(float64(n))
 	}
+}
+
+// Stats are the bridge's counters since New, as its metrics count them.
+type Stats struct {
+	Notifications int64 // notifications received
+	Batches       int64 // dispatch transactions committed that claimed outbox rows
+	Dispatched    int64 // events that got jobs
+	Jobs          int64 // jobs inserted
+	Unrouted      int64 // events recorded as unrouted
+	Missing       int64 // events recorded as missing
+	Rejected      int64 // events recorded as rejected
+	Duplicates    int64 // claims skipped because the event was recorded before
+	Ignored       int64 // notifications that named no event: not an id, or no row
+	Reconnects    int64 // listener reconnects
+}
+
+// Stats returns a snapshot of the counters, read from the bridge's
+// Prometheus metrics (notified_notifications_received_total and the
+// others), so both always agree.
+func (b *Bridge) Stats() Stats {
+	m := b.metrics
+	events := countsBy(m.events, "outcome")
+	return Stats{
+		Notifications: countsBy(m.notifications, "")[""],
+		Batches:       countsBy(m.batchSize, "")[""],
+		Dispatched:    events[string(OutcomeDispatched)],
+		Jobs:          countsBy(m.jobs, "")[""],
+		Unrouted:      events[string(OutcomeUnrouted)],
+		Missing:       events[string(OutcomeMissing)],
+		Rejected:      events[string(OutcomeRejected)],
+		Duplicates:    countsBy(m.duplicates, "")[""],
+		Ignored:       countsBy(m.ignored, "")[""],
+		Reconnects:    countsBy(m.reconnects, "")[""],
+	}
+}
+
+// countsBy collects c, a counter or histogram or a vector of them, and
+// returns the counters' values, or the histograms' numbers of observations,
+// added up by the value of label ("" adds up all).
+func countsBy(c prometheus.Collector, label string) map[string]int64 {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	out := map[string]int64{}
+	for metric := range ch {
+		var d dto.Metric
+		if err := metric.Write(&d); err != nil {
+			continue // only a malformed metric fails, and ours are built by client_golang
+		}
+		key := ""
+		for _, l := range d.GetLabel() {
+			if label != "" && l.GetName() == label {
+				key = l.GetValue()
+			}
+		}
+		switch {
+		case d.Counter != nil:
+			out[key] += int64(d.GetCounter().GetValue())
+		case d.Histogram != nil:
+			out[key] += int64(d.GetHistogram().GetSampleCount())
+		}
+	}
+	return out
 }
 
 // caughtUp notes a complete drain of the outbox.
