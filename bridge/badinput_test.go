@@ -156,14 +156,15 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 		payloads = append(payloads, c.payload)
 	}
 	var b *bridge.Bridge
+	var sigs *bridge.Signals
 	var good []string
 	if via == "outbox" {
 		// Everything is in the outbox before the bridge starts: its first
 		// drain takes it all in one batch.
 		good = sendPayloads(t, tb, table, via, payloads, 2, 1)
-		b = tb.start(t, nil, cfg)
+		b, sigs = tb.startWatched(t, cfg)
 	} else {
-		b = tb.start(t, nil, cfg)
+		b, sigs = tb.startWatched(t, cfg)
 		good = sendPayloads(t, tb, table, via, payloads, 2, 1)
 	}
 
@@ -195,10 +196,8 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 		jobs[id] = []string{"k"}
 	}
 	tb.waitRecorded(t, len(want))
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		n := b.Stats().Ignored
-		return n == int64(ignored), fmt.Sprintf("%d of %d notifications ignored", n, ignored)
-	})
+	waitAccounted(t, sigs, len(want))
+	waitIgnored(t, sigs, ignored)
 	got := tb.outcomes(t)
 	for _, c := range sent {
 		if _, ok := want[c.key]; ok {
@@ -218,6 +217,7 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 	want[more[0]] = outcome{Outcome: "dispatched", Name: "ok"}
 	jobs[more[0]] = []string{"k"}
 	tb.waitRecorded(t, len(want))
+	waitAccounted(t, sigs, len(want))
 	require.Equal(t, want, tb.outcomes(t))
 	tb.requireExactlyOnce(t, jobs)
 	require.True(t, b.Listening(), "the bridge stopped listening")
@@ -225,10 +225,6 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 	require.NoError(t, err, "readiness %+v", r)
 
 	// One warning per rejected or missing event, with its reason; no error.
-	testdb.WaitFor(t, 5*time.Second, func() (bool, string) {
-		n := len(outcomeLogs(t, &logs))
-		return n >= len(wantLogs), fmt.Sprintf("%d of %d outcome warnings logged", n, len(wantLogs))
-	})
 	require.Equal(t, wantLogs, outcomeLogs(t, &logs))
 	requireNoErrorLogs(t, &logs)
 }
@@ -384,7 +380,7 @@ func TestBadInputRows(t *testing.T) {
 		tb     *testBundle
 		target string // id of the event under test
 		good   string // id of its good neighbour
-		b      *bridge.Bridge
+		sigs   *bridge.Signals
 	}
 	// insertPair inserts the event under test (name given, NULL when nil)
 	// and a good neighbour in one transaction.
@@ -490,7 +486,7 @@ func TestBadInputRows(t *testing.T) {
 			name:      "hand-sent id of a deleted row",
 			noTrigger: true,
 			run: func(t *testing.T, e *env) {
-				e.b = e.tb.start(t, nil, e.tb.cfg)
+				_, e.sigs = e.tb.startWatched(t, e.tb.cfg)
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
 				deleteRow(t, e.tb, e.target)
 				e.tb.notify(t, e.target, e.good)
@@ -509,9 +505,7 @@ func TestBadInputRows(t *testing.T) {
 			if tc.want != nil {
 				wantRecorded[e.target] = tc.want(e)
 			} else {
-				testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-					return e.b.Stats().Ignored == 1, "notification not ignored yet"
-				})
+				waitIgnored(t, e.sigs, 1)
 			}
 			e.tb.waitRecorded(t, len(wantRecorded))
 			require.Equal(t, wantRecorded, e.tb.outcomes(t))

@@ -48,7 +48,7 @@ type Bridge struct {
 	helpers chan struct{} // wakes helper drainers while a backlog lasts
 
 	pendingMu sync.Mutex
-	pending   []string // payloads notified but not adopted yet
+	pending   []string // payloads notified and not taken by the drainer yet
 	recent    *recentSet
 
 	// Owned by the drainLoop goroutine: notified ids that had no row yet,
@@ -59,8 +59,6 @@ type Bridge struct {
 	ignoredSince    map[string]int
 	ignoredExample  map[string]string
 	ignoredLogged   time.Time
-	waitingIDs      atomic.Int64 // len(unresolved), for tests
-	maxHeld         atomic.Int64 // the most row data one batch has read, for tests
 
 	problemMu sync.Mutex
 	problem   string // what is wrong with the events table, if anything
@@ -70,12 +68,13 @@ type Bridge struct {
 	lastCatchUp       atomic.Int64 // unix nanoseconds of the last complete drain
 	ginCleaning       atomic.Bool  // the GIN cleaner works: dispatches leave flushing to it
 	ginDirty          atomic.Bool  // jobs were inserted since the last flush
-	stats             counters
 	metrics           *metrics
 
 	// testHook, when set, runs between the steps of the dispatch transaction;
 	// an error it returns aborts the transaction, as a crash would.
 	testHook func(step string) error
+	// signals tell tests what the bridge did; unset in production.
+	signals testSignals
 }
 
 // New checks the configuration against the database (notified's tables are
@@ -118,34 +117,6 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 	return b, nil
 }
 
-// Stats are the bridge's counters since it started.
-type Stats struct {
-	Notifications int64 // notifications received
-	Batches       int64 // dispatch transactions committed
-	Dispatched    int64 // events that got jobs
-	Jobs          int64 // jobs inserted
-	Unrouted      int64 // events recorded as unrouted
-	Missing       int64 // events recorded as missing
-	Rejected      int64 // events recorded as rejected
-	Duplicates    int64 // claims skipped because the event was recorded before
-	Ignored       int64 // notifications that named no event: not an id, or no row
-	Reconnects    int64 // listener reconnects
-}
-
-type counters struct {
-	notifications, batches, dispatched, jobs, unrouted, missing, rejected, duplicates, ignored, reconnects atomic.Int64
-}
-
-// Stats returns a snapshot of the counters.
-func (b *Bridge) Stats() Stats {
-	c := &b.stats
-	return Stats{
-		Notifications: c.notifications.Load(), Batches: c.batches.Load(), Dispatched: c.dispatched.Load(),
-		Jobs: c.jobs.Load(), Unrouted: c.unrouted.Load(), Missing: c.missing.Load(), Rejected: c.rejected.Load(),
-		Duplicates: c.duplicates.Load(), Ignored: c.ignored.Load(), Reconnects: c.reconnects.Load(),
-	}
-}
-
 // Listening reports whether the listener is connected and LISTENing.
 func (b *Bridge) Listening() bool { return b.listening.Load() }
 
@@ -170,7 +141,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.kick() // catch up on start
 	wg.Wait()
-	b.log.Info("bridge stopped", slog.Int64("events_dispatched", b.stats.dispatched.Load()), slog.Int64("jobs_inserted", b.stats.jobs.Load()))
+	st := b.Stats()
+	b.log.Info("bridge stopped", slog.Int64("events_dispatched", st.Dispatched), slog.Int64("jobs_inserted", st.Jobs))
 	return nil
 }
 
@@ -195,11 +167,11 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 	ticker := time.NewTicker(b.cfg.PollInterval)
 	defer ticker.Stop()
 	failures := 0
-	var waiting []waitingNotice // notified payloads to adopt once adoptDelay has passed, oldest first
+	var waiting []waitingPayload // notified payloads to look up once outboxDelay has passed, oldest first
 	for {
 		select {
 		case <-ctx.Done():
-			b.adoptOnStop(ctx, waiting)
+			b.addToOutboxOnStop(ctx, waiting)
 			return
 		case <-b.wake:
 		case <-ticker.C:
@@ -208,8 +180,8 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		// committed, so the drain dispatched every one with an outbox row
 		// that no other bridge held; those this bridge recorded are
 		// dropped without a query. The others wait until another bridge's
-		// dispatch of them has committed (adoptDelay), and are then
-		// adopted unless recorded: adopting them at once would put a
+		// dispatch of them has committed (outboxDelay), and are then put
+		// in the outbox unless recorded: doing it at once would put a
 		// second outbox row for each id another bridge is dispatching. Ids
 		// notified during the drain wait for the next round.
 		//
@@ -224,23 +196,24 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		var due []string
-		for len(waiting) > 0 && now.Sub(waiting[0].at) >= adoptDelay {
+		for len(waiting) > 0 && now.Sub(waiting[0].at) >= outboxDelay {
 			due = append(due, waiting[0].payload)
 			waiting = waiting[1:]
 		}
-		for _, p := range b.recent.without(notified) {
-			waiting = append(waiting, waitingNotice{p, now})
+		fresh := b.recent.without(notified)
+		for _, p := range fresh {
+			waiting = append(waiting, waitingPayload{p, now})
 		}
 		if len(waiting) > 0 {
-			time.AfterFunc(adoptDelay-now.Sub(waiting[0].at), b.kick)
+			time.AfterFunc(outboxDelay-now.Sub(waiting[0].at), b.kick)
 		}
-		adopted, err := b.adopt(ctx, due)
+		added, err := b.addToOutbox(ctx, due)
 		if err != nil {
-			b.logFailure(ctx, msgAdoptFailed, err, &failures)
+			b.logFailure(ctx, msgAddToOutboxFailed, err, &failures)
 			b.kick()
 			continue
 		}
-		if adopted > 0 {
+		if added > 0 {
 			if err := b.drain(ctx); err != nil {
 				b.logFailure(ctx, msgDispatchFailed, err, &failures)
 				b.kick()
@@ -249,32 +222,33 @@ func (b *Bridge) drainLoop(ctx context.Context) {
 		}
 		b.caughtUp(time.Now())
 		failures = 0
+		b.signals.drained.send(drainRound{notifications: len(notified) - len(fresh) + len(due), addedToOutbox: added})
 	}
 }
 
-// adoptOnStop adopts, as the bridge stops, the notified ids that have not
-// been adopted yet, so that a hand-sent NOTIFY received before the stop is
-// in the outbox for the next bridge.
-func (b *Bridge) adoptOnStop(ctx context.Context, waiting []waitingNotice) {
+// addToOutboxOnStop puts in the outbox, as the bridge stops, the notified
+// ids still waiting, so that a hand-sent NOTIFY received before the stop is
+// there for the next bridge.
+func (b *Bridge) addToOutboxOnStop(ctx context.Context, waiting []waitingPayload) {
 	pending := make([]string, 0, len(waiting))
 	for _, n := range waiting {
 		pending = append(pending, n.payload)
 	}
 	pending = append(pending, b.takePending()...)
-	if _, err := b.adopt(ctx, pending); err != nil {
-		b.log.Warn("could not adopt the last notified ids before stopping; ids notified by hand with no outbox row may be lost",
+	if _, err := b.addToOutbox(ctx, pending); err != nil {
+		b.log.Warn("could not put the last notified ids in the outbox before stopping; ids notified by hand with no outbox row may be lost",
 			slog.Int("ids", len(pending)), slog.String("error", err.Error()))
 	}
 }
 
-// adoptDelay is how long after a drain the notified ids it did not
-// dispatch wait before they are adopted: long enough for another bridge's
-// dispatch transaction to commit. It is also the latency of a hand-sent
-// NOTIFY for an id with no outbox row.
-const adoptDelay = 250 * time.Millisecond
+// outboxDelay is how long after a drain the notified ids it did not
+// dispatch wait before they are put in the outbox: long enough for another
+// bridge's dispatch transaction to commit. It is also the latency of a
+// hand-sent NOTIFY for an id with no outbox row.
+const outboxDelay = 250 * time.Millisecond
 
-// waitingNotice is a notified payload waiting for adoption.
-type waitingNotice struct {
+// waitingPayload is a notified payload waiting for outboxDelay to pass.
+type waitingPayload struct {
 	payload string
 	at      time.Time // when the drain after its notification ended
 }
@@ -300,9 +274,11 @@ func (b *Bridge) helperLoop(ctx context.Context) {
 // details as attributes.
 const (
 	msgDispatchFailed = "dispatch failed; retrying"
-	msgAdoptFailed    = "adopt notified ids failed; retrying"
-	msgEventRejected  = "event rejected"
-	msgEventMissing   = "event missing"
+	// msgAddToOutboxFailed keeps the word the documentation uses for
+	// putting notified ids in the outbox.
+	msgAddToOutboxFailed = "adopt notified ids failed; retrying"
+	msgEventRejected     = "event rejected"
+	msgEventMissing      = "event missing"
 )
 
 // logFailure logs err under msg and waits a backoff that grows with
@@ -379,7 +355,7 @@ func (b *Bridge) runBatch(ctx context.Context, sel selection) (*batchResult, err
 // which may take up to BatchTimeout.
 const batchDeadline = 5
 
-// afterCommit updates counters, metrics and logs after a committed batch,
+// afterCommit logs a committed batch and records it in the metrics,
 // and schedules the retry of the ids it requeued.
 func (b *Bridge) afterCommit(res *batchResult) {
 	if res.claimed == 0 {
@@ -394,26 +370,18 @@ func (b *Bridge) afterCommit(res *batchResult) {
 			keys = append(keys, r.key)
 		}
 		switch r.outcome {
-		case OutcomeDispatched:
-			dispatched++
+		case OutcomeMissing:
+			missing++
+			b.log.Warn(msgEventMissing, slog.String("event_id", r.key), slog.String("reason", *r.reason))
+		case OutcomeRejected:
+			rejected++
+			b.log.Warn(msgEventRejected, slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeUnrouted:
 			unrouted++
 			unroutedNames[*r.name]++
-		case OutcomeMissing:
-			missing++
-		case OutcomeRejected:
-			rejected++
-		}
-		switch r.outcome {
-		case OutcomeMissing, OutcomeRejected:
-			msg := msgEventRejected
-			if r.outcome == OutcomeMissing {
-				msg = msgEventMissing
-			}
-			b.log.Warn(msg, slog.String("event_id", r.key), slog.String("reason", *r.reason))
-		case OutcomeUnrouted:
 			b.log.Debug("event unrouted", slog.String("event_id", r.key), slog.String("reason", *r.reason))
 		case OutcomeDispatched:
+			dispatched++
 			if debug {
 				kinds := make([]string, len(r.jobs))
 				for i, route := range r.jobs {
@@ -438,20 +406,6 @@ func (b *Bridge) afterCommit(res *batchResult) {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
 	b.observe(res)
-	for {
-		held := b.maxHeld.Load()
-		if res.held <= held || b.maxHeld.CompareAndSwap(held, res.held) {
-			break
-		}
-	}
-	c := &b.stats
-	c.batches.Add(1)
-	c.dispatched.Add(dispatched)
-	c.unrouted.Add(unrouted)
-	c.missing.Add(missing)
-	c.rejected.Add(rejected)
-	c.jobs.Add(int64(res.jobs))
-	c.duplicates.Add(int64(res.dupes))
 	level := slog.LevelInfo
 	if len(res.recorded) == 0 {
 		level = slog.LevelDebug // only requeued or duplicate claims
@@ -463,12 +417,11 @@ func (b *Bridge) afterCommit(res *batchResult) {
 	b.log.Log(context.Background(), level, "batch dispatched", slog.Group("took", attrs...), slog.Int("claimed", res.claimed), slog.Int64("dispatched", dispatched),
 		slog.Int("jobs", res.jobs), slog.Int64("unrouted", unrouted), slog.Int64("missing", missing),
 		slog.Int64("rejected", rejected), slog.Int("requeued", res.requeued), slog.Int("deferred", res.deferred), slog.Int("duplicates", res.dupes))
+	b.signals.committed.send(len(res.recorded))
 }
 
-// notified queues a notification's payload for adoption and wakes the
-// drainer.
+// notified queues a notification's payload for the drainer and wakes it.
 func (b *Bridge) notified(payload string) {
-	b.stats.notifications.Add(1)
 	b.metrics.notifications.Inc()
 	b.pendingMu.Lock()
 	b.pending = append(b.pending, payload)
@@ -476,10 +429,10 @@ func (b *Bridge) notified(payload string) {
 	b.kick()
 }
 
-// decodePending sorts notified payloads into the ids to adopt, leaving out
-// repeats and the ids this bridge has recorded recently, and counts the
+// decodePending sorts notified payloads into the ids to look up, leaving
+// out repeats and the ids this bridge has recorded recently, and counts the
 // payloads that are not ids of the events table.
-func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, example string) {
+func (b *Bridge) decodePending(pending []string) (ids []string, notIDs int, example string) {
 	seen := make(map[string]bool, len(pending))
 	t := b.table.Load().t
 	for _, p := range pending {
@@ -495,9 +448,9 @@ func (b *Bridge) decodePending(pending []string) (adopt []string, notIDs int, ex
 			continue
 		}
 		seen[id] = true
-		adopt = append(adopt, id)
+		ids = append(ids, id)
 	}
-	return adopt, notIDs, example
+	return ids, notIDs, example
 }
 
 // takePending returns the payloads notified since the last call.
@@ -509,7 +462,8 @@ func (b *Bridge) takePending() []string {
 	return pending
 }
 
-// putBackPending returns payloads whose adoption failed, to be tried again.
+// putBackPending returns payloads that could not be handled, to be tried
+// again.
 func (b *Bridge) putBackPending(pending []string) {
 	if len(pending) == 0 {
 		return
@@ -519,10 +473,10 @@ func (b *Bridge) putBackPending(pending []string) {
 	b.pendingMu.Unlock()
 }
 
-// adopt makes sure every notified id is dispatched even when no trigger
-// wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has just
-// recorded are skipped without a query; the rest are put in the outbox when
-// the events table has their row and they are not recorded yet.
+// addToOutbox makes sure every notified id is dispatched even when no
+// trigger wrote it to the outbox (a hand-sent NOTIFY). Ids this bridge has
+// just recorded are skipped without a query; the rest are put in the outbox
+// when the events table has their row and they are not recorded yet.
 //
 // Any role that can connect can NOTIFY any payload, so what a notification
 // carries is never written to notified's tables unless it names a row:
@@ -531,7 +485,7 @@ func (b *Bridge) putBackPending(pending []string) {
 // another connection may arrive before its row commits), at most
 // maxUnresolved of them at a time, then counted and logged. It returns how
 // many ids it put in the outbox.
-func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
+func (b *Bridge) addToOutbox(ctx context.Context, pending []string) (int, error) {
 	now := time.Now()
 	ids, notIDs, example := b.decodePending(pending)
 	if notIDs > 0 {
@@ -549,7 +503,7 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	adopted := 0
+	added := 0
 	for start := 0; start < len(ids); start += b.cfg.BatchSize {
 		chunk := ids[start:min(start+b.cfg.BatchSize, len(ids))]
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BatchTimeout)
@@ -559,9 +513,9 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 		cancel()
 		if err != nil {
 			b.putBackPending(ids[start:])
-			return adopted, fmt.Errorf("adopt %d notified ids: %w", len(chunk), err)
+			return added, fmt.Errorf("put %d notified ids in the outbox: %w", len(chunk), err)
 		}
-		adopted += int(n)
+		added += int(n)
 		missing := make(map[string]bool, len(noRow))
 		for _, id := range noRow {
 			missing[id] = true
@@ -581,11 +535,11 @@ func (b *Bridge) adopt(ctx context.Context, pending []string) (int, error) {
 			}
 		}
 	}
-	b.waitingIDs.Store(int64(len(b.unresolved)))
+	b.metrics.waiting.Set(float64(len(b.unresolved)))
 	if len(b.unresolved) > 0 {
 		time.AfterFunc(b.retryDelay(), b.kick)
 	}
-	return adopted, nil
+	return added, nil
 }
 
 // maxUnresolved bounds the notified ids with no row that wait for their row
@@ -604,22 +558,21 @@ const (
 // once per ignoredLogInterval, with an example.
 func (b *Bridge) ignore(reason string, n int, example string) {
 	b.metrics.ignored.WithLabelValues(reason).Add(float64(n))
-	b.stats.ignored.Add(int64(n))
 	b.ignoredSince[reason] += n
 	if b.ignoredExample[reason] == "" {
 		b.ignoredExample[reason] = example
 	}
-	if time.Since(b.ignoredLogged) < ignoredLogInterval {
-		return
+	if time.Since(b.ignoredLogged) >= ignoredLogInterval {
+		b.ignoredLogged = time.Now()
+		for r, count := range b.ignoredSince {
+			b.log.Warn("notifications ignored: they name no event of the events table",
+				slog.String("reason", r), slog.Int("notifications", count), slog.String("example", termsafe.QuoteShort(b.ignoredExample[r])),
+				slog.Duration("since", ignoredLogInterval))
+			delete(b.ignoredSince, r)
+			delete(b.ignoredExample, r)
+		}
 	}
-	b.ignoredLogged = time.Now()
-	for r, count := range b.ignoredSince {
-		b.log.Warn("notifications ignored: they name no event of the events table",
-			slog.String("reason", r), slog.Int("notifications", count), slog.String("example", termsafe.QuoteShort(b.ignoredExample[r])),
-			slog.Duration("since", ignoredLogInterval))
-		delete(b.ignoredSince, r)
-		delete(b.ignoredExample, r)
-	}
+	b.signals.ignored.send(ignoredNotifications{reason, n})
 }
 
 // ignoredLogInterval is the least time between two logs of ignored
@@ -637,7 +590,6 @@ func (b *Bridge) listen(ctx context.Context) {
 			return
 		}
 		failures++
-		b.stats.reconnects.Add(1)
 		b.metrics.reconnects.Inc()
 		delay := backoff(failures, 5*time.Second)
 		b.log.Warn("listener disconnected; reconnecting", slog.String("error", err.Error()), slog.Duration("retry_in", delay))
@@ -713,9 +665,9 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 		if !probed && !time.Now().Before(probeDeadline) && !b.notificationsLost.Swap(true) {
-			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy "+
-				"(PgBouncer in transaction mode); events are dispatched only every poll interval. "+
-				"Connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only",
+			b.log.Error("the listener receives no notifications: its connection seems to go through a transaction-pooling proxy such as PgBouncer in transaction mode",
+				slog.String("effect", "events are dispatched only every poll interval"),
+				slog.String("fix", "connect the bridge to Postgres directly or through a session-pooling proxy, or run with --poll-only"),
 				slog.Duration("poll_interval", b.cfg.PollInterval))
 		}
 		// Quiet for a while: make sure the server is still there, so a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
@@ -104,6 +105,58 @@ func (tb *testBundle) start(t testing.TB, pool *pgxpool.Pool, cfg bridge.Config)
 	require.NoError(t, err)
 	bridgetest.Start(t, b)
 	return b
+}
+
+// startWatched runs a bridge until the test ends, and returns it with the
+// signals it sends as it works.
+func (tb *testBundle) startWatched(t testing.TB, cfg bridge.Config) (*bridge.Bridge, *bridge.Signals) {
+	t.Helper()
+	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	require.NoError(t, err)
+	sigs := bridge.WatchSignals(b)
+	bridgetest.Start(t, b)
+	return b, sigs
+}
+
+// total adds up count of every value.
+func total[T any](values []T, count func(T) int) int {
+	n := 0
+	for _, v := range values {
+		n += count(v)
+	}
+	return n
+}
+
+// waitIgnored waits until the bridge has counted n notifications as ignored
+// in all, and fails if it counted more.
+func waitIgnored(t testing.TB, sigs *bridge.Signals, n int) {
+	t.Helper()
+	count := func(i bridge.Ignored) int { return i.Notifications }
+	all := sigs.Ignored.WaitUntil(t, fmt.Sprintf("%d notifications ignored", n), func(all []bridge.Ignored) bool {
+		return total(all, count) >= n
+	})
+	require.Equal(t, n, total(all, count), "notifications ignored: %v", all)
+}
+
+// waitNotificationsHandled waits until the bridge's drainer is done with n
+// notified payloads in all: each was dropped as just recorded, or looked up
+// in the events table and, if that put it in the outbox, dispatched. It
+// returns how many ids were put in the outbox.
+func waitNotificationsHandled(t testing.TB, sigs *bridge.Signals, n int) int {
+	t.Helper()
+	all := sigs.Drained.WaitUntil(t, fmt.Sprintf("%d notifications handled", n), func(all []bridge.DrainRound) bool {
+		return total(all, func(r bridge.DrainRound) int { return r.Notifications }) >= n
+	})
+	return total(all, func(r bridge.DrainRound) int { return r.AddedToOutbox })
+}
+
+// waitAccounted waits until the bridge's committed batches have recorded n
+// events in all, each of them logged and counted.
+func waitAccounted(t testing.TB, sigs *bridge.Signals, n int) {
+	t.Helper()
+	sigs.Committed.WaitUntil(t, fmt.Sprintf("%d events recorded", n), func(all []int) bool {
+		return total(all, func(n int) int { return n }) >= n
+	})
 }
 
 // insertEvents inserts one event per name, in one transaction, and returns
@@ -323,7 +376,10 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.route(t, "ok", "k")
-	b, logs := tb.startLogged(t)
+	logs := &syncBuffer{}
+	cfg := tb.cfg
+	cfg.Logger = jsonLogger(logs)
+	_, sigs := tb.startWatched(t, cfg)
 
 	payloads := []string{"abc", "", " ", "1.5", "99999999999999999999", "1; drop table events", "1' or '1'='1",
 		"-5", strings.Repeat("7", 7999)}
@@ -333,10 +389,7 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 	more := tb.insertEvents(t, "ok")
 	ids = append(ids, more...)
 	tb.waitRecorded(t, len(ids))
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		n := b.Stats().Ignored
-		return n == int64(len(payloads)), fmt.Sprintf("%d of %d notifications ignored", n, len(payloads))
-	})
+	waitIgnored(t, sigs, len(payloads))
 
 	want := map[string][]string{}
 	recorded := map[string]outcome{}
@@ -436,6 +489,13 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	cfg.MissingGrace = 5 * time.Second
 	cfg.PollInterval = time.Hour // retries must not wait for a poll
 	b := tb.start(t, nil, cfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	waiting := func() float64 {
+		n, ok := metricValue(t, reg, "notified_notifications_waiting", map[string]string{"channel": tb.db.Channel})
+		require.True(t, ok)
+		return n
+	}
 
 	ctx := context.Background()
 	tx, err := tb.db.Pool.Begin(ctx)
@@ -446,12 +506,14 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	tb.notify(t, id)
 	// The bridge tried it, found no row, and waits for one.
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		return bridge.WaitingNotifiedIDs(b) == 1, "id not tried yet"
+		n := waiting()
+		return n == 1, fmt.Sprintf("%g notified ids waiting for their row", n)
 	})
 	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"),
 		"an id with no row is not written to the outbox")
 	require.NoError(t, tx.Commit(ctx))
 	tb.waitRecorded(t, 1)
+	require.Zero(t, waiting(), "the id found its row")
 	require.Equal(t, "dispatched", tb.outcomes(t)[id].Outcome)
 	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
 }
@@ -496,7 +558,7 @@ func TestUUIDAndTextIDs(t *testing.T) {
 			tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
 				PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}
 			tb.route(t, "e", "k")
-			b := tb.start(t, nil, tb.cfg)
+			_, sigs := tb.startWatched(t, tb.cfg)
 			ids := tb.insertEvents(t, "e", "e")
 			tb.waitRecorded(t, 2)
 			// The same ids notified again by hand, in another spelling, get
@@ -507,11 +569,9 @@ func TestUUIDAndTextIDs(t *testing.T) {
 				}
 				tb.notify(t, id)
 			}
-			testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-				return b.Stats().Notifications >= 4, "notifications not received"
-			})
-			// Let a poll pass so any adopted id would have been dispatched.
-			time.Sleep(3 * tb.cfg.PollInterval)
+			// The trigger's two notifications and the two by hand: an id
+			// any of them put in the outbox would have been dispatched.
+			waitNotificationsHandled(t, sigs, 4)
 			tb.waitRecorded(t, 2)
 			tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}})
 		})
@@ -648,9 +708,13 @@ func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
 		want[id] = []string{"k1", "k2"}
 	}
 	tb.requireExactlyOnce(t, want)
+	// Each bridge counts a batch after its commit.
+	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+		n := b1.Stats().Dispatched + b2.Stats().Dispatched
+		return n == int64(len(ids)), fmt.Sprintf("%d of %d events counted as dispatched", n, len(ids))
+	})
 	require.Positive(t, b1.Stats().Dispatched)
 	require.Positive(t, b2.Stats().Dispatched)
-	require.Equal(t, int64(len(ids)), b1.Stats().Dispatched+b2.Stats().Dispatched)
 }
 
 func TestRenotifiedEventsGetNoSecondJobEvenAfterRiverDeletesJobs(t *testing.T) {
@@ -886,12 +950,11 @@ func TestHandSentIDWithoutRowIsIgnoredThenDispatchedWithItsRow(t *testing.T) {
 	tb.route(t, "e", "k")
 	cfg := tb.cfg
 	cfg.MissingGrace = 50 * time.Millisecond
-	b := tb.start(t, nil, cfg)
+	_, sigs := tb.startWatched(t, cfg)
 
 	tb.notify(t, "4242")
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		return b.Stats().Ignored == 1, fmt.Sprintf("%d notifications ignored", b.Stats().Ignored)
-	})
+	waitIgnored(t, sigs, 1)
+	require.Equal(t, []bridge.Ignored{{Reason: "no_row", Notifications: 1}}, sigs.Ignored.All())
 	require.Empty(t, tb.outcomes(t))
 
 	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (id, name) VALUES (4242, 'e')")
@@ -901,9 +964,10 @@ func TestHandSentIDWithoutRowIsIgnoredThenDispatchedWithItsRow(t *testing.T) {
 	})
 	require.Equal(t, outcome{Outcome: "dispatched", Name: "e"}, tb.outcomes(t)["4242"])
 
-	// Notified again, by hand: no second job.
+	// Notified again, by hand: no second job. Three notifications in all:
+	// by hand, by the trigger, by hand again.
 	tb.notify(t, "4242")
-	later := tb.insertEvents(t, "e") // a later event, to know the notification was handled
-	tb.waitRecorded(t, 2)
-	require.Equal(t, map[string][]string{"4242": {"k"}, later[0]: {"k"}}, tb.jobsByEvent(t))
+	waitNotificationsHandled(t, sigs, 3)
+	tb.waitRecorded(t, 1)
+	require.Equal(t, map[string][]string{"4242": {"k"}}, tb.jobsByEvent(t))
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -48,16 +48,21 @@ func TestBatchesAreBoundedByBytes(t *testing.T) {
 
 	cfg := tb.cfg
 	cfg.MaxBatchBytes, cfg.LargeRowBytes = budget, large
-	b := tb.start(t, nil, cfg)
+	b, sigs := tb.startWatched(t, cfg)
 	tb.waitRecorded(t, len(ids))
+	waitAccounted(t, sigs, len(ids))
 	want := map[string][]string{}
 	for _, id := range ids {
 		want[id] = []string{"k", "k2"}
 	}
 	tb.requireExactlyOnce(t, want)
 	require.Greater(t, b.Stats().Batches, int64(3), "the backlog took several batches")
-	require.LessOrEqual(t, bridge.MaxHeldBytes(b), int64(budget), "a batch read more than MaxBatchBytes")
-	require.Greater(t, bridge.MaxHeldBytes(b), int64(budget/2), "batches were filled up to their budget")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	read := histogram(t, reg, "notified_batch_row_bytes", map[string]string{"channel": db.Channel})
+	require.Equal(t, uint64(b.Stats().Batches), read.GetSampleCount())
+	require.Equal(t, read.GetSampleCount(), observedAtMost(t, read, budget), "a batch read more than MaxBatchBytes")
+	require.Less(t, observedAtMost(t, read, budget/2), read.GetSampleCount(), "no batch was filled past half its budget")
 
 	// Every job's args hold the row as it is, and the same metadata,
 	// however the row was inserted.

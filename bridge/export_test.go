@@ -2,7 +2,12 @@ package bridge
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
 )
 
@@ -41,9 +46,103 @@ func ClaimSQL(b *Bridge) string { return b.q.claim }
 // FetchSQL is the query that reads a batch's rows from the events table.
 func FetchSQL(b *Bridge) string { return b.table.Load().fetch }
 
-// WaitingNotifiedIDs returns how many notified ids with no row the bridge
-// is waiting for.
-func WaitingNotifiedIDs(b *Bridge) int64 { return b.waitingIDs.Load() }
+// Signals record what a bridge did, for a test to wait on rather than sleep.
+type Signals struct {
+	// Drained: the main drainer finished a round, after the follow-up
+	// drain of the ids it put in the outbox.
+	Drained *Signal[DrainRound]
+	// Committed: a dispatch transaction committed and its outcomes were
+	// logged and counted; the value is how many events it recorded.
+	Committed *Signal[int]
+	// Ignored: notifications that named no event were counted, and logged
+	// unless they were logged recently.
+	Ignored *Signal[Ignored]
+	// Heartbeat: the bridge's row in notified_bridge was refreshed.
+	Heartbeat *Signal[struct{}]
+	// Pruned: history past the retention was pruned.
+	Pruned *Signal[history.Pruned]
+}
 
-// MaxHeldBytes returns the most row data one of b's batches has read.
-func MaxHeldBytes(b *Bridge) int64 { return b.maxHeld.Load() }
+// DrainRound is what one round of the main drainer did.
+type DrainRound struct {
+	// Notifications is how many notified payloads the round is done with:
+	// dropped as just recorded by this bridge, or looked up in the events
+	// table once their wait had passed.
+	Notifications int
+	// AddedToOutbox is how many notified ids the round put in the outbox
+	// and then dispatched.
+	AddedToOutbox int
+}
+
+// Ignored is a count of ignored notifications, with why.
+type Ignored struct {
+	Reason        string
+	Notifications int
+}
+
+// WatchSignals makes b report to the Signals it returns. Call it before
+// b.Run.
+func WatchSignals(b *Bridge) *Signals {
+	s := &Signals{Drained: newSignal[DrainRound](), Committed: newSignal[int](), Ignored: newSignal[Ignored](),
+		Heartbeat: newSignal[struct{}](), Pruned: newSignal[history.Pruned]()}
+	b.signals = testSignals{
+		drained: func(r drainRound) {
+			s.Drained.send(DrainRound{Notifications: r.notifications, AddedToOutbox: r.addedToOutbox})
+		},
+		committed: s.Committed.send,
+		ignored:   func(i ignoredNotifications) { s.Ignored.send(Ignored{Reason: i.reason, Notifications: i.n}) },
+		heartbeat: s.Heartbeat.send,
+		pruned:    s.Pruned.send,
+	}
+	return s
+}
+
+// SignalTimeout is how long a test waits for a signal before it fails: long
+// enough for a loaded machine.
+const SignalTimeout = 20 * time.Second
+
+// Signal is every value a bridge sent on one of its test signals, in order.
+// Sending never blocks the bridge.
+type Signal[T any] struct {
+	mu     sync.Mutex
+	values []T
+	sent   chan struct{} // closed, and replaced, at each send
+}
+
+func newSignal[T any]() *Signal[T] { return &Signal[T]{sent: make(chan struct{})} }
+
+func (s *Signal[T]) send(v T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.values = append(s.values, v)
+	close(s.sent)
+	s.sent = make(chan struct{})
+}
+
+// All returns the values sent so far.
+func (s *Signal[T]) All() []T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.values)
+}
+
+// WaitUntil waits until done is true of the values sent so far, checking
+// after each send, and returns them. It fails the test after SignalTimeout.
+func (s *Signal[T]) WaitUntil(t testing.TB, what string, done func(all []T) bool) []T {
+	t.Helper()
+	deadline := time.NewTimer(SignalTimeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		all, sent := slices.Clone(s.values), s.sent
+		s.mu.Unlock()
+		if done(all) {
+			return all
+		}
+		select {
+		case <-sent:
+		case <-deadline.C:
+			t.Fatalf("%s: not signalled within %s (%d signals: %v)", what, SignalTimeout, len(all), all)
+		}
+	}
+}

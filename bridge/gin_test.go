@@ -99,7 +99,8 @@ func TestGINCleanerNeedsToOwnRiverIndexes(t *testing.T) {
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		for _, rec := range logRecords(t, logs.String()) {
 			msg, _ := rec["msg"].(string)
-			if rec["level"] == "WARN" && msg == "cannot flush river_job's GIN pending lists off the dispatch path" {
+			if rec["level"] == "WARN" && msg == "cannot flush river_job's GIN pending lists off the dispatch path: this bridge's role does not own river_job's indexes" {
+				require.Equal(t, "run the bridge as the role that ran the migrations", rec["fix"])
 				require.Contains(t, rec["error"], "must be owner of index river_job_args_index")
 				require.Contains(t, rec["fix"], "run the bridge as the role that ran the migrations")
 				return true, ""

@@ -81,6 +81,7 @@ func (b *Bridge) housekeeping(ctx context.Context) {
 			}
 		} else {
 			failures = 0
+			b.signals.heartbeat.send(struct{}{})
 		}
 		select {
 		case <-ctx.Done():
@@ -111,4 +112,5 @@ func (b *Bridge) prune(ctx context.Context) {
 	b.log.Log(ctx, level, "history pruned", slog.Time("before", before), slog.Int64("events", p.Events),
 		slog.Int64("jobs", p.Jobs), slog.Int64("replays", p.Replays), slog.Int64("bridges", p.Bridges),
 		slog.Duration("took", time.Since(start)))
+	b.signals.pruned.send(p)
 }

@@ -20,18 +20,17 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	cfg.Version = "v9.9.9-test"
 	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
 	require.NoError(t, err)
+	sigs := bridge.WatchSignals(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(cancel)
 
 	store := history.NewStore(tb.db.Pool, tb.db.Schema)
-	var st *history.Status
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		st, err = store.Status(context.Background(), tb.db.Channel, 0)
-		require.NoError(t, err)
-		return len(st.Bridges) == 1, "bridge not registered"
-	})
+	sigs.Heartbeat.WaitUntil(t, "bridge registered", func(beats []struct{}) bool { return len(beats) >= 1 })
+	st, err := store.Status(context.Background(), tb.db.Channel, 0)
+	require.NoError(t, err)
+	require.Len(t, st.Bridges, 1)
 	host, _ := os.Hostname()
 	got := st.Bridges[0]
 	require.Equal(t, host, got.Host)
@@ -41,13 +40,15 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	require.InDelta(t, cfg.PollInterval.Seconds(), got.PollInterval, 1e-9)
 	require.True(t, got.Alive)
 
-	// The row is refreshed every poll interval.
+	// The row is refreshed every poll interval. Of the next two
+	// heartbeats, the second began after seen_at was read.
 	firstSeen := got.SeenAt
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		st, err = store.Status(context.Background(), tb.db.Channel, 0)
-		require.NoError(t, err)
-		return len(st.Bridges) == 1 && st.Bridges[0].SeenAt.After(firstSeen), "seen_at not refreshed"
-	})
+	seen := len(sigs.Heartbeat.All())
+	sigs.Heartbeat.WaitUntil(t, "two more heartbeats", func(beats []struct{}) bool { return len(beats) >= seen+2 })
+	st, err = store.Status(context.Background(), tb.db.Channel, 0)
+	require.NoError(t, err)
+	require.Len(t, st.Bridges, 1)
+	require.True(t, st.Bridges[0].SeenAt.After(firstSeen), "seen_at %s not refreshed after %s", st.Bridges[0].SeenAt, firstSeen)
 	require.Equal(t, got.StartedAt, st.Bridges[0].StartedAt)
 
 	// A graceful stop removes it.
@@ -72,13 +73,19 @@ func TestBridgePrunesHistoryPastRetention(t *testing.T) {
 	cfg := tb.cfg
 	cfg.Retention = 24 * time.Hour
 	cfg.PruneInterval = 100 * time.Millisecond
-	tb.start(t, nil, cfg)
+	_, sigs := tb.startWatched(t, cfg)
 	tb.waitRecorded(t, len(ids))
-	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		n := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = 'old'") +
-			testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_job WHERE job_id = -1")
-		return n == 0, "old history not pruned"
-	})
+	// Of the next two prunes, the second began after the recent history
+	// was recorded.
+	done := len(sigs.Pruned.All())
+	all := sigs.Pruned.WaitUntil(t, "two more prunes", func(all []history.Pruned) bool { return len(all) >= done+2 })
+	var pruned history.Pruned
+	for _, p := range all {
+		pruned.Events, pruned.Jobs, pruned.Replays, pruned.Bridges = pruned.Events+p.Events, pruned.Jobs+p.Jobs, pruned.Replays+p.Replays, pruned.Bridges+p.Bridges
+	}
+	require.Equal(t, history.Pruned{Events: 1, Jobs: 1}, pruned, "the old history, and only it, was pruned")
+	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = 'old'"))
+	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_job WHERE job_id = -1"))
 	// Recent history stays.
 	require.Equal(t, len(ids), testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch"))
 }
@@ -92,11 +99,16 @@ func TestBridgeKeepsHistoryForever(t *testing.T) {
 	cfg := tb.cfg
 	cfg.Retention = bridge.KeepForever
 	cfg.PruneInterval = 10 * time.Millisecond
-	tb.start(t, nil, cfg)
+	_, sigs := tb.startWatched(t, cfg)
 	ids := tb.insertEvents(t, "x")
 	tb.waitRecorded(t, len(ids)+1)
-	// Several prune intervals pass without pruning.
-	time.Sleep(200 * time.Millisecond)
+	// Housekeeping refreshes the bridge's row, then waits for the
+	// heartbeat ticker (every poll interval, 200ms) or the prune timer. A
+	// prune timer, had it been set, would have fired 10ms after start and
+	// been chosen before the second heartbeat; the third leaves room for a
+	// machine so slow that both were ready at once.
+	sigs.Heartbeat.WaitUntil(t, "three heartbeats", func(beats []struct{}) bool { return len(beats) >= 3 })
+	require.Empty(t, sigs.Pruned.All(), "history was pruned")
 	require.Equal(t, 1, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = 'old'"))
 }
 

@@ -20,7 +20,7 @@ import (
 const hotBatch = 1000
 
 // BenchmarkDecodeNotifications decodes a batch of notified payloads into
-// the ids to adopt: half of them were dispatched by this bridge just
+// the ids to look up: half of them were dispatched by this bridge just
 // before, as in a burst.
 func BenchmarkDecodeNotifications(b *testing.B) {
 	t, _ := eventstable.ForIDType("int8", "bigint")
@@ -37,9 +37,9 @@ func BenchmarkDecodeNotifications(b *testing.B) {
 	br.recent.add(recent)
 	b.ReportAllocs()
 	for b.Loop() {
-		adopt, notIDs, _ := br.decodePending(payloads)
-		if len(adopt) != hotBatch/2 || notIDs != 0 {
-			b.Fatalf("adopt %d, not ids %d", len(adopt), notIDs)
+		ids, notIDs, _ := br.decodePending(payloads)
+		if len(ids) != hotBatch/2 || notIDs != 0 {
+			b.Fatalf("ids to look up %d, not ids %d", len(ids), notIDs)
 		}
 	}
 }

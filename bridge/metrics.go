@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/notified/notified/migrations"
 )
@@ -21,12 +23,14 @@ type metrics struct {
 	isolations    prometheus.Counter
 	ignored       *prometheus.CounterVec
 	batchSize     prometheus.Histogram
+	batchBytes    prometheus.Histogram
 	batchDuration prometheus.Histogram
 	lag           prometheus.Histogram
 	listener      prometheus.Gauge
 	reconnects    prometheus.Counter
 	lastCatchUp   prometheus.Gauge
 	tableOK       prometheus.Gauge
+	waiting       prometheus.Gauge
 
 	backlog    *prometheus.Desc
 	oldestAge  *prometheus.Desc
@@ -54,6 +58,9 @@ func newMetrics(channel string) *metrics {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_size_events",
 			Help: "Outbox rows claimed per committed dispatch transaction.", ConstLabels: labels,
 			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_row_bytes",
+			Help: "Row data, as JSON, read per committed dispatch transaction: at most the batch byte budget; rows too large to read are not counted.", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(1024, 2, 21)}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "notified", Name: "batch_duration_seconds",
 			Help: "Duration of committed dispatch transactions, from begin to commit.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -63,6 +70,10 @@ func newMetrics(channel string) *metrics {
 		listener: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "listener_connected", Help: "1 while the listener is connected and LISTENing, else 0.", ConstLabels: labels}),
 		tableOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "events_table_ok",
 			Help: "1 while the events table exists as inspected and has its capture trigger, else 0 (see /readyz for why).", ConstLabels: labels}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "notifications_waiting",
+			Help: fmt.Sprintf("Notified ids with no row yet, tried again until the missing grace has passed (at most %d; "+
+				"past that they are ignored as too_many_waiting).", maxUnresolved),
+			ConstLabels: labels}),
 		reconnects:  counter("listener_reconnects_total", "Times the listener lost its connection and reconnected."),
 		lastCatchUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "last_catch_up_timestamp_seconds", Help: "Unix time of the last complete drain of the outbox.", ConstLabels: labels}),
 		backlog: prometheus.NewDesc("notified_backlog_events", "Outbox rows not dispatched yet (read from the database at scrape time).",
@@ -76,7 +87,7 @@ func newMetrics(channel string) *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.duplicates, m.errors, m.isolations, m.ignored, m.batchSize,
-		m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp, m.tableOK}
+		m.batchBytes, m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp, m.tableOK, m.waiting}
 }
 
 // Describe implements prometheus.Collector.
@@ -116,6 +127,7 @@ func (b *Bridge) Collect(ch chan<- prometheus.Metric) {
 func (b *Bridge) observe(res *batchResult) {
 	m := b.metrics
 	m.batchSize.Observe(float64(res.claimed))
+	m.batchBytes.Observe(float64(res.held))
 	var took time.Duration
 	for _, st := range res.steps {
 		took += st.d
@@ -143,6 +155,71 @@ func (b *Bridge) observe(res *batchResult) {
 	for k, n := range byHandler {
 		m.jobs.WithLabelValues(k).Add(float64(n))
 	}
+}
+
+// Stats are the bridge's counters since New, as its metrics count them.
+type Stats struct {
+	Notifications int64 // notifications received
+	Batches       int64 // dispatch transactions committed that claimed outbox rows
+	Dispatched    int64 // events that got jobs
+	Jobs          int64 // jobs inserted
+	Unrouted      int64 // events recorded as unrouted
+	Missing       int64 // events recorded as missing
+	Rejected      int64 // events recorded as rejected
+	Duplicates    int64 // claims skipped because the event was recorded before
+	Ignored       int64 // notifications that named no event: not an id, or no row
+	Reconnects    int64 // listener reconnects
+}
+
+// Stats returns a snapshot of the counters, read from the bridge's
+// Prometheus metrics (notified_notifications_received_total and the
+// others), so both always agree.
+func (b *Bridge) Stats() Stats {
+	m := b.metrics
+	events := countsBy(m.events, "outcome")
+	return Stats{
+		Notifications: countsBy(m.notifications, "")[""],
+		Batches:       countsBy(m.batchSize, "")[""],
+		Dispatched:    events[string(OutcomeDispatched)],
+		Jobs:          countsBy(m.jobs, "")[""],
+		Unrouted:      events[string(OutcomeUnrouted)],
+		Missing:       events[string(OutcomeMissing)],
+		Rejected:      events[string(OutcomeRejected)],
+		Duplicates:    countsBy(m.duplicates, "")[""],
+		Ignored:       countsBy(m.ignored, "")[""],
+		Reconnects:    countsBy(m.reconnects, "")[""],
+	}
+}
+
+// countsBy collects c, a counter or histogram or a vector of them, and
+// returns the counters' values, or the histograms' numbers of observations,
+// added up by the value of label ("" adds up all).
+func countsBy(c prometheus.Collector, label string) map[string]int64 {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	out := map[string]int64{}
+	for metric := range ch {
+		var d dto.Metric
+		if err := metric.Write(&d); err != nil {
+			continue // only a malformed metric fails, and ours are built by client_golang
+		}
+		key := ""
+		for _, l := range d.GetLabel() {
+			if label != "" && l.GetName() == label {
+				key = l.GetValue()
+			}
+		}
+		switch {
+		case d.Counter != nil:
+			out[key] += int64(d.GetCounter().GetValue())
+		case d.Histogram != nil:
+			out[key] += int64(d.GetHistogram().GetSampleCount())
+		}
+	}
+	return out
 }
 
 // caughtUp notes a complete drain of the outbox.

@@ -14,8 +14,50 @@ import (
 )
 
 // metricValue returns the value of the metric name whose labels include
-// labels, from a fresh gather of reg, and whether it was found.
+// labels, from a fresh gather of reg, and whether it was found. A
+// histogram's value is its count of observations.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	m, typ := findMetric(t, reg, name, labels)
+	switch {
+	case m == nil:
+		return 0, false
+	case typ == dto.MetricType_COUNTER:
+		return m.GetCounter().GetValue(), true
+	case typ == dto.MetricType_GAUGE:
+		return m.GetGauge().GetValue(), true
+	case typ == dto.MetricType_HISTOGRAM:
+		return float64(m.GetHistogram().GetSampleCount()), true
+	}
+	return 0, false
+}
+
+// histogram returns the histogram name whose labels include labels, from a
+// fresh gather of reg.
+func histogram(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Histogram {
+	t.Helper()
+	m, typ := findMetric(t, reg, name, labels)
+	require.NotNil(t, m, "%s %v not exported", name, labels)
+	require.Equal(t, dto.MetricType_HISTOGRAM, typ, name)
+	return m.GetHistogram()
+}
+
+// observedAtMost returns how many observations of h were at most le, which
+// must be one of its buckets' bounds.
+func observedAtMost(t *testing.T, h *dto.Histogram, le float64) uint64 {
+	t.Helper()
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == le {
+			return b.GetCumulativeCount()
+		}
+	}
+	t.Fatalf("no bucket bounded by %g", le)
+	return 0
+}
+
+// findMetric returns the metric name whose labels include labels, and its
+// type, from a fresh gather of reg; nil if there is none.
+func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (*dto.Metric, dto.MetricType) {
 	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -34,17 +76,10 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 					continue metrics
 				}
 			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				return m.GetCounter().GetValue(), true
-			case dto.MetricType_GAUGE:
-				return m.GetGauge().GetValue(), true
-			case dto.MetricType_HISTOGRAM:
-				return float64(m.GetHistogram().GetSampleCount()), true
-			}
+			return m, f.GetType()
 		}
 	}
-	return 0, false
+	return nil, 0
 }
 
 func TestMetricsAfterKnownWorkload(t *testing.T) {
@@ -88,6 +123,7 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		{"notified_notifications_ignored_total", with("reason", "not_an_id"), 1},
 		{"notified_events_table_ok", ch, 1},
 		{"notified_batch_splits_total", ch, 0},
+		{"notified_notifications_waiting", ch, 0},
 	} {
 		got, ok := metricValue(t, reg, c.name, c.labels)
 		require.True(t, ok, "%s %v not exported", c.name, c.labels)
@@ -100,8 +136,12 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	// sizes add up to the rows claimed.
 	batches, _ := metricValue(t, reg, "notified_batch_size_events", ch)
 	durations, _ := metricValue(t, reg, "notified_batch_duration_seconds", ch)
-	require.Equal(t, float64(b.Stats().Batches), batches)
+	rowBytes, _ := metricValue(t, reg, "notified_batch_row_bytes", ch)
 	require.Equal(t, batches, durations)
+	require.Equal(t, batches, rowBytes)
+	// Stats reads the same metrics.
+	require.Equal(t, bridge.Stats{Notifications: int64(notes), Batches: int64(batches), Dispatched: 4, Jobs: 7, Unrouted: 1, Rejected: 1, Ignored: 1},
+		b.Stats())
 	last, _ := metricValue(t, reg, "notified_last_catch_up_timestamp_seconds", ch)
 	require.InDelta(t, float64(time.Now().Unix()), last, 30)
 }

@@ -76,9 +76,13 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	tb := poisonTable(t)
 	goodIDs, bad := insertPoisoned(t, tb, 400)
 
-	b, logs := tb.startLogged(t)
+	logs := &syncBuffer{}
+	cfg := tb.cfg
+	cfg.Logger = jsonLogger(logs)
+	b, sigs := tb.startWatched(t, cfg)
 	total := len(goodIDs) + len(bad)
 	tb.waitRecorded(t, total)
+	waitAccounted(t, sigs, total)
 
 	got := tb.outcomes(t)
 	require.Len(t, got, total)
@@ -101,6 +105,7 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	more := tb.insertEvents2(t, "ok")
 	want[more] = []string{"k", "k2"}
 	tb.waitRecorded(t, total+1)
+	waitAccounted(t, sigs, total+1)
 	tb.requireExactlyOnce(t, want)
 	r, err := b.Ready(context.Background())
 	require.NoError(t, err, "readiness %+v", r)
