@@ -178,14 +178,20 @@ func refuseEmptyNames(c *cli.Context) error {
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		if slices.Contains(namedFlags, name) && c.IsSet(name) && strings.TrimSpace(c.String(name)) == "" {
-			env := ""
-			if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
-				env = " or " + ev.GetEnvVars()[0]
-			}
-			return fmt.Errorf("--%s%s is empty: give a value, or leave it unset for the default", name, env)
+			return fmt.Errorf("%s is empty: give a value, or leave it unset for the default", flagAndEnv(f))
 		}
 	}
 	return nil
+}
+
+// flagAndEnv names a flag and its environment variable: "--channel or
+// NOTIFIED_CHANNEL".
+func flagAndEnv(f cli.Flag) string {
+	s := "--" + f.Names()[0]
+	if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
+		s += " or " + ev.GetEnvVars()[0]
+	}
+	return s
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
