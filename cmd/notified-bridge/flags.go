@@ -76,13 +76,6 @@ func flagChannel() cli.Flag {
 
 func flagJSON() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"} }
 
-func flagRetention() cli.Flag {
-	return &cli.DurationFlag{
-		Name: "retention", EnvVars: []string{"NOTIFIED_RETENTION"}, Value: bridge.DefaultRetention,
-		Usage: "how long to keep history (dispatch records, job outcomes, replays); 0 keeps it forever",
-	}
-}
-
 const demoTimeout = 2 * time.Minute
 
 // commandCopy is a global flag as a command declares it: hidden (the app's

@@ -115,13 +115,10 @@ func runConfig(c *cli.Context) (bridge.Config, error) {
 		PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
 		BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
 		BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
-		Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
+		Version: version(), Logger: slog.Default(),
 	}
-	switch {
-	case cfg.Retention == 0:
-		cfg.Retention = bridge.KeepForever
-	case cfg.Retention < 0:
-		return cfg, fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
+	if cfg.Retention, err = retention(c); err != nil {
+		return cfg, err
 	}
 	// Every other value is bridge.New's to check; its errors name the
 	// fields, which main names as flags.
