@@ -42,7 +42,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile at the end of the run to this file"},
 			flagJSON(),
 		},
-		Action: func(c *cli.Context) error {
+		Action: withFields(benchFields, func(c *cli.Context) error {
 			if _, err := positional(c, 0, "bench takes no arguments"); err != nil {
 				return err
 			}
@@ -110,8 +110,17 @@ func benchCommand() *cli.Command {
 				printBench(c.App.Writer, res)
 			}
 			return err
-		},
+		}),
 	}
+}
+
+// benchFields are the flags that set the fields the bench's errors name:
+// its scratch schema is Schema to the library (--schema, the schema of
+// other commands, is refused), and its bridges' settings read no variable.
+var benchFields = map[string]string{
+	"Schema":      "--bench-schema",
+	"BatchSize":   "--batch-size",
+	"Concurrency": "--concurrency",
 }
 
 // startProfiles starts a CPU profile and returns what stops it and writes

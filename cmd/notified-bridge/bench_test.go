@@ -135,8 +135,16 @@ func TestBenchRefusals(t *testing.T) {
 		{"NOTIFIED_SCHEMA", []string{"NOTIFIED_SCHEMA=x"}, []string{"bench"}, ownSchema},
 		{"existing bench schema", nil, []string{"bench", "--bench-schema", existing},
 			"schema exists: " + existing + "; the bench works only in a schema it creates and drops: name another or drop it"},
+		// The library's errors name the scratch schema Schema, which the
+		// bench's errors name as its flag.
 		{"invalid bench schema", nil, []string{"bench", "--bench-schema", "Bad-Name"},
-			`schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
+			`--bench-schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
+		{"system bench schema", nil, []string{"bench", "--bench-schema", "pg_bench"},
+			`--bench-schema "pg_bench" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
+		// The global --schema is checked before the bench runs, and named as
+		// for every command.
+		{"system schema before the command", nil, []string{"--schema", "pg_bench", "bench"},
+			`--schema / NOTIFIED_SCHEMA "pg_bench" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 		{"positional argument", nil, []string{"bench", "extra"}, `bench: unexpected argument "extra": bench takes no arguments`},
 		{"positional argument after flags", nil, []string{"bench", "--events", "10", "extra"}, `bench: unexpected argument "extra": bench takes no arguments`},
 	} {

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"errors"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/urfave/cli/v2"
 )
 
 // fieldFlags maps the Go fields that library errors name (bridge.Config,
-// web.Options, the schema) to the flag and variable that set them here.
+// web.Options, the schema) to the flag and variable that set them here. A
+// command that sets a field with another flag says so with withFields.
 var fieldFlags = map[string]string{
 	"Schema":        "--schema / NOTIFIED_SCHEMA",
 	"Table":         "--table / NOTIFIED_EVENTS_TABLE_NAME",
@@ -26,13 +32,52 @@ var fieldFlags = map[string]string{
 }
 
 // fieldRE finds those field names as words.
-var fieldRE = regexp.MustCompile(`\b(Schema|Table|IDColumn|NameColumn|Channel|PollInterval|BatchSize|Concurrency|MissingGrace|BatchTimeout|MaxBatchBytes|LargeRowBytes|Retention|User|Password)\b`)
+var fieldRE = regexp.MustCompile(`\b(` + strings.Join(slices.Sorted(maps.Keys(fieldFlags)), "|") + `)\b`)
+
+// fieldsError is an error from the action of a command that sets some of
+// the fields with flags of its own.
+type fieldsError struct {
+	err    error
+	fields map[string]string // field -> flag, before fieldFlags
+}
+
+func (e *fieldsError) Error() string { return e.err.Error() }
+func (e *fieldsError) Unwrap() error { return e.err }
+
+// withFields has the errors of a command's action name the fields in
+// fields (a subset of fieldFlags' keys) with the flags given there: the
+// bench's scratch schema, Schema in its errors, is --bench-schema. Errors
+// from before the action (the global flags' checks) keep fieldFlags.
+func withFields(fields map[string]string, action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := action(c); err != nil {
+			return &fieldsError{err: err, fields: fields}
+		}
+		return nil
+	}
+}
+
+// commandFields returns the fields that err's command sets with flags of
+// its own (see withFields), or nil.
+func commandFields(err error) map[string]string {
+	var fe *fieldsError
+	if errors.As(err, &fe) {
+		return fe.fields
+	}
+	return nil
+}
 
 // flagNames rewrites the Go field names in a library error's message to the
-// flags that set them: the one place where the CLI speaks for the library.
-// Quoted text ("...", with Go's escapes) holds the user's values and is left
-// as it is.
-func flagNames(msg string) string {
+// flags that set them, those of fields first, then fieldFlags': the one
+// place where the CLI speaks for the library. Quoted text ("...", with Go's
+// escapes) holds the user's values and is left as it is.
+func flagNames(msg string, fields map[string]string) string {
+	flag := func(f string) string {
+		if s, ok := fields[f]; ok {
+			return s
+		}
+		return fieldFlags[f]
+	}
 	var b strings.Builder
 	start, inQuote := 0, false
 	for i := 0; i < len(msg); i++ {
@@ -41,7 +86,7 @@ func flagNames(msg string) string {
 			i++ // an escaped character, a quote included
 		case msg[i] == '"':
 			if !inQuote {
-				b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:i], func(f string) string { return fieldFlags[f] }))
+				b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:i], flag))
 				start = i
 			} else {
 				b.WriteString(msg[start : i+1])
@@ -53,7 +98,7 @@ func flagNames(msg string) string {
 	if inQuote {
 		b.WriteString(msg[start:])
 	} else {
-		b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:], func(f string) string { return fieldFlags[f] }))
+		b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:], flag))
 	}
 	return b.String()
 }

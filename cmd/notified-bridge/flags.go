@@ -76,13 +76,6 @@ func flagChannel() cli.Flag {
 
 func flagJSON() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"} }
 
-func flagRetention() cli.Flag {
-	return &cli.DurationFlag{
-		Name: "retention", EnvVars: []string{"NOTIFIED_RETENTION"}, Value: bridge.DefaultRetention,
-		Usage: "how long to keep history (dispatch records, job outcomes, replays); 0 keeps it forever",
-	}
-}
-
 const demoTimeout = 2 * time.Minute
 
 // commandCopy is a global flag as a command declares it: hidden (the app's
@@ -178,14 +171,20 @@ func refuseEmptyNames(c *cli.Context) error {
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		if slices.Contains(namedFlags, name) && c.IsSet(name) && strings.TrimSpace(c.String(name)) == "" {
-			env := ""
-			if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
-				env = " or " + ev.GetEnvVars()[0]
-			}
-			return fmt.Errorf("--%s%s is empty: give a value, or leave it unset for the default", name, env)
+			return fmt.Errorf("%s is empty: give a value, or leave it unset for the default", flagAndEnv(f))
 		}
 	}
 	return nil
+}
+
+// flagAndEnv names a flag and its environment variable: "--channel or
+// NOTIFIED_CHANNEL".
+func flagAndEnv(f cli.Flag) string {
+	s := "--" + f.Names()[0]
+	if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
+		s += " or " + ev.GetEnvVars()[0]
+	}
+	return s
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

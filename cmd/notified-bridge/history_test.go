@@ -607,10 +607,9 @@ func TestPrune(t *testing.T) {
 	out = mustRun(t, f.db, "prune", "--retention", "1h")
 	require.Regexp(t, `^pruned history before .+: 0 events, 0 job outcomes, 0 replays, 0 stale bridges\n$`, out)
 
-	f.fail(t, "--retention -1h0m0s: give a positive duration, such as 720h for 30 days", "prune", "--retention", "-1h")
-	// 0 keeps history forever, as for run: nothing is pruned.
-	for _, arg := range []string{"0", "0s"} {
-		require.Equal(t, "retention 0 keeps history forever: nothing pruned\n", mustRun(t, f.db, "prune", "--retention", arg))
+	// Forever, or 0, keeps history forever, as for run: nothing is pruned.
+	for _, arg := range []string{"forever", "0", "0s"} {
+		require.Equal(t, "history is kept forever (--retention forever): nothing pruned\n", mustRun(t, f.db, "prune", "--retention", arg))
 	}
 	require.Equal(t, 1, count(t, f.db, "SELECT count(*) FROM "+tbl(f.db, "notified_replay")))
 }
@@ -684,8 +683,6 @@ func TestRunHTTP(t *testing.T) {
 				"set both NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD, or neither"},
 			{"not an address", nil, []string{"--http-addr", "8080"},
 				`--http-addr "8080" is not host:port or :port: address 8080: missing port in address`},
-			{"negative retention", nil, []string{"--retention", "-1h"},
-				"--retention -1h0m0s must be positive, or 0 to keep history forever"},
 			{"allowed host that is a URL", nil, []string{"--http-addr", "127.0.0.1:0", "--ui-allowed-host", "ok.example", "--ui-allowed-host", "https://notified.example.com"},
 				`--ui-allowed-host / NOTIFIED_UI_ALLOWED_HOSTS: "https://notified.example.com" is not a host name, IP address or host:port: ` +
 					"give the name alone, without scheme or path, e.g. notified.example.com"},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
 )
 
@@ -15,16 +16,15 @@ func pruneCommand() *cli.Command {
 		Usage: "delete history older than --retention now (running bridges also prune every hour)",
 		Flags: []cli.Flag{flagRetention(), flagJSON()},
 		Action: func(c *cli.Context) error {
-			retention := c.Duration("retention")
-			if retention < 0 {
-				return fmt.Errorf("--retention %s: give a positive duration, such as 720h for 30 days", retention)
+			keep, err := retention(c)
+			if err != nil {
+				return err
 			}
-			if retention == 0 {
-				// As for run: 0 keeps history forever.
+			if keep == bridge.KeepForever {
 				if c.Bool("json") {
 					return printJSON(c.App.Writer, history.Pruned{})
 				}
-				fmt.Fprintln(c.App.Writer, "retention 0 keeps history forever: nothing pruned")
+				fmt.Fprintln(c.App.Writer, "history is kept forever (--retention forever): nothing pruned")
 				return nil
 			}
 			pool, err := connectMigrated(c)
@@ -32,7 +32,7 @@ func pruneCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			before := time.Now().Add(-retention)
+			before := time.Now().Add(-keep)
 			p, err := history.NewStore(pool, c.String("schema")).Prune(c.Context, before)
 			if err != nil {
 				return err

@@ -44,14 +44,12 @@ func routesAddCommand() *cli.Command {
 			if r.MaxAttempts == 0 {
 				return fmt.Errorf("route %s -> %s: max attempts 0 is out of range: use 1 to 32767", r.Event, r.Kind)
 			}
-			if err := r.Validate(); err != nil {
-				return err
-			}
 			pool, err := connectMigrated(c)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
+			// Add refuses an invalid route, saying what is wrong with it.
 			if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
 				return err
 			}

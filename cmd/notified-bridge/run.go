@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,25 +115,33 @@ func runConfig(c *cli.Context) (bridge.Config, error) {
 		PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
 		BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
 		BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
-		Retention: c.Duration("retention"), Version: version(), Logger: slog.Default(),
+		Version: version(), Logger: slog.Default(),
 	}
-	switch {
-	case cfg.Retention == 0:
-		cfg.Retention = bridge.KeepForever
-	case cfg.Retention < 0:
-		return cfg, fmt.Errorf("--retention %s must be positive, or 0 to keep history forever", cfg.Retention)
+	if cfg.Retention, err = retention(c); err != nil {
+		return cfg, err
 	}
-	if cfg.MissingGrace <= 0 {
-		return cfg, fmt.Errorf("--missing-grace %s must be positive", cfg.MissingGrace)
+	// Every other value is bridge.New's to check; its errors name the
+	// fields, which main names as flags.
+	return cfg, refuseZeros(c, "batch-size", "concurrency", "missing-grace")
+}
+
+// refuseZeros refuses the flags named when they are given as 0:
+// bridge.Config reads 0 as "the default", so a 0 written on the command
+// line or in the environment, a mistake the library cannot see, would
+// silently become the default.
+func refuseZeros(c *cli.Context, names ...string) error {
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		if !slices.Contains(names, name) || !c.IsSet(name) || !reflect.ValueOf(c.Value(name)).IsZero() {
+			continue
+		}
+		def := ""
+		if d, ok := f.(cli.DocGenerationFlag); ok && d.GetDefaultText() != "" {
+			def = " (" + d.GetDefaultText() + ")"
+		}
+		return fmt.Errorf("%s is %v: give a positive value, or leave it unset for the default%s", flagAndEnv(f), c.Value(name), def)
 	}
-	// bridge.Config reads 0 as "the default"; typed here it is a mistake.
-	if cfg.BatchSize < 1 {
-		return cfg, fmt.Errorf("--batch-size %d must be at least 1", cfg.BatchSize)
-	}
-	if cfg.Concurrency < 1 {
-		return cfg, fmt.Errorf("--concurrency %d must be at least 1", cfg.Concurrency)
-	}
-	return cfg, nil
+	return nil
 }
 
 // uiSettings are run's HTTP flags.

@@ -38,6 +38,9 @@ func setupCommand() *cli.Command {
 				if !ok || event == "" || kind == "" {
 					return fmt.Errorf("--route %q is not EVENT=KIND, e.g. --route user_signed_up=send_welcome_email", spec)
 				}
+				// AddMissing validates the routes too, but only after the
+				// migration and the trigger: checked here, a bad route
+				// changes nothing.
 				r := routes.Route{Event: event, Kind: kind}
 				if err := r.Validate(); err != nil {
 					return err

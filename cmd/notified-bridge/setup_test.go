@@ -48,6 +48,12 @@ func TestSetup(t *testing.T) {
 func TestSetupErrors(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, testdb.Options{NoMigrate: true})
+	// An invalid route is refused before anything is changed.
+	_, stderr, code := run(t, db, "setup", "--table", db.Events(), "--route", "e="+strings.Repeat("k", 128))
+	requireUserError(t, stderr, code, "handler kind is longer than 127 characters")
+	require.Zero(t, count(t, db, "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'notified_route'", db.Schema),
+		"setup migrated before refusing the route")
+
 	for _, c := range []struct {
 		args []string
 		want string

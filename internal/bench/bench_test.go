@@ -356,9 +356,11 @@ func TestBenchInvalidOptionsAreRefusedWithoutCreatingASchema(t *testing.T) {
 		{"concurrency -1", bench.Options{Concurrency: -1}, "concurrency -1 must be at least 1"},
 		{"producer cost time -1s", bench.Options{ProducerCostTime: -time.Second}, "producer cost time -1s must be positive"},
 		{"schema Bad-Name", bench.Options{Schema: "Bad-Name"},
-			`schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
+			`Schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
 		{"schema too long", bench.Options{Schema: strings.Repeat("b", 47)},
-			`schema "` + strings.Repeat("b", 47) + `" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
+			`Schema "` + strings.Repeat("b", 47) + `" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
+		{"system schema", bench.Options{Schema: "pg_bench"},
+			`Schema "pg_bench" is a system schema of Postgres (information_schema, pg_*): use a schema of your own, such as notified`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
