@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -22,10 +21,7 @@ import (
 // the test ends should a bench leave it.
 func benchSchemaName(t *testing.T, db *testdb.DB) string {
 	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	name := "bench_c_" + hex.EncodeToString(b)
+	name := ident.RandomName("bench_c_")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -235,11 +235,6 @@ func unexpectedArgument(c *cli.Context, arg, hint string) error {
 	return fmt.Errorf("%s: unexpected argument %q: %s", commandName(c), arg, hint)
 }
 
-// oneLine keeps an error to one line, as a user reads it.
-func oneLine(err error) string { return oneLineText(err.Error()) }
-
-func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

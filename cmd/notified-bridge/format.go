@@ -48,13 +48,6 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-func shorten(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
-
 // plural is "1 event", "2 events".
 func plural(n int, noun string) string {
 	if n == 1 {

@@ -84,10 +84,10 @@ func printEvent(w io.Writer, v *history.EventView) {
 	}
 	switch {
 	case v.RowErr != nil:
-		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(oneLine(v.RowErr)))
+		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(termsafe.OneLine(v.RowErr.Error())))
 	case v.RowFound:
 		// JSON escapes C0 controls but not C1 or bidi controls.
-		fmt.Fprintf(tw, "row\t%s\n", shorten(termsafe.String(string(ev.Data)), 200))
+		fmt.Fprintf(tw, "row\t%s\n", termsafe.Shorten(termsafe.String(string(ev.Data)), 200))
 	default:
 		fmt.Fprintf(tw, "row\tno longer in the events table\n")
 	}
@@ -123,22 +123,22 @@ func printJobs(w io.Writer, js []history.Job, withEvent bool) {
 		}
 		detail := "-"
 		if j.LastError != nil {
-			detail = shorten(termsafe.String(oneLineText(*j.LastError)), 80)
+			detail = termsafe.Shorten(termsafe.String(termsafe.OneLine(*j.LastError)), 80)
 		}
 		handler, state := termsafe.String(j.Handler), termsafe.String(j.State)
 		if withEvent {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, shorten(termsafe.String(j.EventID), 40),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, termsafe.Shorten(termsafe.String(j.EventID), 40),
 				termsafe.String(j.EventName), handler, state, j.Attempt, j.MaxAttempts, finalized, detail)
 			continue
 		}
 		if j.State == history.StateCompleted && len(j.Output) > 0 {
-			detail = shorten(termsafe.String(string(j.Output)), 80)
+			detail = termsafe.Shorten(termsafe.String(string(j.Output)), 80)
 		}
 		replay := "-"
 		if j.ReplayID != nil {
 			replay = "#" + strconv.FormatInt(*j.ReplayID, 10)
 			if j.ReplayReason != nil {
-				replay += " " + shorten(termsafe.String(*j.ReplayReason), 30)
+				replay += " " + termsafe.Shorten(termsafe.String(*j.ReplayReason), 30)
 			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, handler, state, j.Attempt, j.MaxAttempts,

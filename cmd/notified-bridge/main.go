@@ -30,7 +30,7 @@ func main() {
 	if err := newApp().RunContext(ctx, os.Args); err != nil {
 		// Errors quote event names, database messages and other text that
 		// may hold terminal escapes.
-		fmt.Fprintln(os.Stderr, "notified-bridge: "+termsafe.String(flagNames(oneLine(err), commandFields(err))))
+		fmt.Fprintln(os.Stderr, "notified-bridge: "+termsafe.String(flagNames(termsafe.OneLine(err.Error()), commandFields(err))))
 		stop()
 		os.Exit(1)
 	}

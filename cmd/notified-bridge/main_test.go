@@ -720,6 +720,9 @@ func TestRunConfigErrors(t *testing.T) {
 		{"database does not exist", envWithURL(withDatabase(t, db.URL, "no_such_db_xyz")), runArgs(),
 			[]string{"connect to database", "no_such_db_xyz", "does not exist"}},
 		{"no database URL", baseEnv(), runArgs(), []string{"DATABASE_URL"}},
+		// A bad setting is reported before connecting: no database needed.
+		{"bad setting before connecting", envWithURL("postgres://postgres:s3cret@127.0.0.1:1/test"), runArgs("--concurrency", "65"),
+			[]string{"--concurrency / NOTIFIED_CONCURRENCY 65 is out of range: use 1 to 64"}},
 		{"not migrated", nil, []string{"--schema", testdb.New(t, testdb.Options{NoMigrate: true}).Schema, "run"},
 			[]string{"notified-bridge migrate"}},
 	}

@@ -157,7 +157,7 @@ func printReplay(c *cli.Context, cfg bridge.Config, res *replay.Result) error {
 			for i, h := range p.Handlers {
 				handlers[i] = termsafe.String(h)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", shorten(termsafe.String(p.EventID), 40), termsafe.String(p.EventName), strings.Join(handlers, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", termsafe.Shorten(termsafe.String(p.EventID), 40), termsafe.String(p.EventName), strings.Join(handlers, ", "))
 		}
 		_ = tw.Flush()
 		if res.Events > len(res.Planned) {
@@ -168,7 +168,7 @@ func printReplay(c *cli.Context, cfg bridge.Config, res *replay.Result) error {
 		fmt.Fprintln(w, "\nskipped:")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, s := range res.Skipped {
-			fmt.Fprintf(tw, "  %s\t%s\n", shorten(termsafe.String(s.EventID), 40), termsafe.String(s.Reason))
+			fmt.Fprintf(tw, "  %s\t%s\n", termsafe.Shorten(termsafe.String(s.EventID), 40), termsafe.String(s.Reason))
 		}
 		_ = tw.Flush()
 		if res.SkippedCount > len(res.Skipped) {
@@ -250,7 +250,7 @@ func describeSelection(sel replay.Selector, handlers []string) string {
 				parts = append(parts, fmt.Sprintf("(and %d more %s)", len(values)-i, flag))
 				break
 			}
-			parts = append(parts, flag+" "+shorten(v, 40))
+			parts = append(parts, flag+" "+termsafe.Shorten(v, 40))
 		}
 	}
 	add("--id", sel.IDs)

@@ -120,9 +120,12 @@ func runConfig(c *cli.Context) (bridge.Config, error) {
 	if cfg.Retention, err = retention(c); err != nil {
 		return cfg, err
 	}
-	// Every other value is bridge.New's to check; its errors name the
-	// fields, which main names as flags.
-	return cfg, refuseZeros(c, "batch-size", "concurrency", "missing-grace")
+	if err := refuseZeros(c, "batch-size", "concurrency", "missing-grace"); err != nil {
+		return cfg, err
+	}
+	// Every other value is the library's to check, before connecting; its
+	// errors name the fields, which main names as flags.
+	return cfg, cfg.WithDefaults().Validate()
 }
 
 // refuseZeros refuses the flags named when they are given as 0:

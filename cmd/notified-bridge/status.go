@@ -76,7 +76,7 @@ func printStatus(w io.Writer, st *history.Status) {
 			}
 			lastErr := "-"
 			if h.LastError != nil {
-				lastErr = shorten(termsafe.String(oneLineText(*h.LastError)), 60)
+				lastErr = termsafe.Shorten(termsafe.String(termsafe.OneLine(*h.LastError)), 60)
 				if h.LastErrorAt != nil {
 					lastErr += " (" + fmtDur(st.At.Sub(*h.LastErrorAt)) + " ago)"
 				}

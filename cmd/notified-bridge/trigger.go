@@ -86,6 +86,6 @@ func installTriggerError(err error, table string) error {
 // printWarnings prints each warning on standard error, on one line.
 func printWarnings(c *cli.Context, warnings []string) {
 	for _, w := range warnings {
-		fmt.Fprintln(c.App.ErrWriter, "warning: "+termsafe.String(oneLineText(w)))
+		fmt.Fprintln(c.App.ErrWriter, "warning: "+termsafe.String(termsafe.OneLine(w)))
 	}
 }

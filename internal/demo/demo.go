@@ -569,27 +569,18 @@ func writeEvent(w io.Writer, ev *history.Event) {
 			}
 			detail = "output " + compact.String()
 			if j.LastError != nil {
-				detail += ", after: " + shorten(termsafe.OneLine(*j.LastError), errorWidth)
+				detail += ", after: " + termsafe.Shorten(termsafe.OneLine(*j.LastError), errorWidth)
 			}
 		case j.LastError != nil:
-			detail = shorten(termsafe.OneLine(*j.LastError), errorWidth)
+			detail = termsafe.Shorten(termsafe.OneLine(*j.LastError), errorWidth)
 		}
 		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, termsafe.String(j.Handler), termsafe.String(j.State),
 			j.Attempt, j.MaxAttempts, termsafe.String(detail))
 	}
 }
 
-// errorWidth is how many bytes of a job's last error the demo shows.
+// errorWidth is how many characters of a job's last error the demo shows.
 const errorWidth = 120
-
-// shorten keeps the first n-1 bytes of s and adds "…" when s is longer
-// than n bytes.
-func shorten(s string, n int) string {
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
-}
 
 // flakyEndpoint is the webhook's receiving end: it answers 503 to the first
 // try of every third order, 404 to orders whose total is 404, and 200

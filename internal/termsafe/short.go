@@ -25,3 +25,13 @@ func QuoteShort(s string) string {
 	}
 	return strconv.Quote(Truncate(s, 64)) + fmt.Sprintf("... (%d bytes)", len(s))
 }
+
+// Shorten keeps s to at most n characters (runes): a longer s keeps its
+// first n-1 and ends in "…".
+func Shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
+}

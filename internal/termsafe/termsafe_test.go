@@ -141,3 +141,18 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+func TestShortenCountsCharactersNotBytes(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "héllo", termsafe.Shorten("héllo", 5))
+	require.Equal(t, "héll…", termsafe.Shorten("héllo!", 5))
+	require.Equal(t, "☕☕…", termsafe.Shorten("☕☕☕☕", 3))
+	require.Equal(t, "…", termsafe.Shorten("abc", 1))
+}
+
+func TestTruncateCutsOnARuneBoundary(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "ab", termsafe.Truncate("ab€", 4))
+	require.Equal(t, "ab€", termsafe.Truncate("ab€", 5))
+	require.Equal(t, `"ab"`, termsafe.QuoteShort("ab"))
+}
