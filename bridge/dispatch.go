@@ -20,22 +20,6 @@ import (
 	"github.com/notified/notified/routes"
 )
 
-// Outcome is what became of an event, as recorded in notified_dispatch.
-type Outcome string
-
-// The outcomes an event can have, as history names them.
-const (
-	// OutcomeDispatched: one job was inserted per route of the event's name.
-	OutcomeDispatched Outcome = history.OutcomeDispatched
-	// OutcomeUnrouted: the event's name had no route when it was dispatched.
-	OutcomeUnrouted Outcome = history.OutcomeUnrouted
-	// OutcomeMissing: no row had the id, even after the grace period.
-	OutcomeMissing Outcome = history.OutcomeMissing
-	// OutcomeRejected: the payload is not a valid id, the row's name is
-	// NULL, or the row cannot become a job.
-	OutcomeRejected Outcome = history.OutcomeRejected
-)
-
 // queries holds the SQL of the dispatch path, built once from the
 // configuration. Every identifier in it is quoted.
 type queries struct {
@@ -122,7 +106,7 @@ type eventRow struct {
 type outcomeRecord struct {
 	key       string
 	name      *string
-	outcome   Outcome
+	outcome   string // one of history's Outcome constants
 	reason    *string
 	jobs      []routes.Route
 	createdAt time.Time
@@ -458,21 +442,21 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 			d.deferred = append(d.deferred, c)
 			continue
 		case poison != nil:
-			rec.outcome, rec.reason = OutcomeRejected, ptr(poisonReason(rules.table.Display, id, poison))
+			rec.outcome, rec.reason = history.OutcomeRejected, ptr(poisonReason(rules.table.Display, id, poison))
 		case !ok && c.age < rules.grace:
 			c.payload = id // requeued under its canonical id
 			d.requeue = append(d.requeue, c)
 			continue
 		case !ok:
-			rec.outcome = OutcomeMissing
+			rec.outcome = history.OutcomeMissing
 			rec.reason = ptr(rules.table.NoRowReason(id) + " after " + rules.grace.String())
 		case ev.name == nil:
-			rec.outcome, rec.reason = OutcomeRejected, ptr(rules.table.NullNameReason())
+			rec.outcome, rec.reason = history.OutcomeRejected, ptr(rules.table.NullNameReason())
 		case len(routesByName[*ev.name]) == 0:
-			rec.name, rec.outcome = ev.name, OutcomeUnrouted
+			rec.name, rec.outcome = ev.name, history.OutcomeUnrouted
 			rec.reason = ptr(eventstable.NoRouteReason(*ev.name))
 		default:
-			rec.name, rec.outcome, rec.jobs = ev.name, OutcomeDispatched, routesByName[*ev.name]
+			rec.name, rec.outcome, rec.jobs = ev.name, history.OutcomeDispatched, routesByName[*ev.name]
 			rec.data, rec.large = ev.data, ev.placement == eventstable.RowLarge
 		}
 		d.records = append(d.records, rec)
@@ -514,7 +498,7 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 	var large []outcomeRecord
 	for _, r := range records {
 		switch {
-		case r.outcome != OutcomeDispatched:
+		case r.outcome != history.OutcomeDispatched:
 		case r.large:
 			large = append(large, r)
 		default:
@@ -574,7 +558,7 @@ func (b *Bridge) retryDelay() time.Duration {
 }
 
 func rejected(key string, name *string, reason string, createdAt time.Time) outcomeRecord {
-	return outcomeRecord{key: key, name: name, outcome: OutcomeRejected, reason: &reason, createdAt: createdAt}
+	return outcomeRecord{key: key, name: name, outcome: history.OutcomeRejected, reason: &reason, createdAt: createdAt}
 }
 
 // encodeRouteSets encodes the route sets of records for
@@ -704,4 +688,11 @@ func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, rec
 		return 0, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
 	}
 	return got, nil
+}
+
+func (b *Bridge) hook(step string) error {
+	if b.testHook == nil {
+		return nil
+	}
+	return b.testHook(step)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/routes"
 )
@@ -31,19 +32,19 @@ func TestDecide(t *testing.T) {
 		deferred bool
 	}{
 		{name: "dispatched to its routes", claimed: young, row: &eventRow{name: name("signup"), data: []byte(`{"id":7}`)},
-			want: &outcomeRecord{outcome: OutcomeDispatched, name: name("signup"), jobs: signup, data: []byte(`{"id":7}`)}},
+			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), jobs: signup, data: []byte(`{"id":7}`)}},
 		{name: "large row dispatched by the server", claimed: young, row: &eventRow{name: name("signup"), placement: eventstable.RowLarge},
-			want: &outcomeRecord{outcome: OutcomeDispatched, name: name("signup"), jobs: signup, large: true}},
+			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), jobs: signup, large: true}},
 		{name: "no route", claimed: young, row: &eventRow{name: name("order")},
-			want: &outcomeRecord{outcome: OutcomeUnrouted, name: name("order"), reason: name(`no route for event name "order"`)}},
+			want: &outcomeRecord{outcome: history.OutcomeUnrouted, name: name("order"), reason: name(`no route for event name "order"`)}},
 		{name: "NULL name", claimed: young, row: &eventRow{},
-			want: &outcomeRecord{outcome: OutcomeRejected, reason: name("name column name is NULL")}},
+			want: &outcomeRecord{outcome: history.OutcomeRejected, reason: name("name column name is NULL")}},
 		{name: "no row yet", claimed: young, requeue: true},
 		{name: "no row after the grace", claimed: old,
-			want: &outcomeRecord{outcome: OutcomeMissing, reason: name("no row in app.events with id = 7 after 30s")}},
+			want: &outcomeRecord{outcome: history.OutcomeMissing, reason: name("no row in app.events with id = 7 after 30s")}},
 		{name: "past the byte budget", claimed: young, row: &eventRow{name: name("signup"), placement: eventstable.RowDeferred}, deferred: true},
 		{name: "isolated as bad", claimed: young, poison: errors.New("insert 1 jobs: boom"),
-			want: &outcomeRecord{outcome: OutcomeRejected, reason: name("row 7 of app.events cannot become a job: insert 1 jobs: boom; fix the row and replay the event")}},
+			want: &outcomeRecord{outcome: history.OutcomeRejected, reason: name("row 7 of app.events cannot become a job: insert 1 jobs: boom; fix the row and replay the event")}},
 	} {
 		p := parsed{ids: []string{"7"}, byKey: map[string]claimedRow{"7": tc.claimed}}
 		found := map[string]eventRow{}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
@@ -80,7 +81,7 @@ func BenchmarkEncodeRouteSets(b *testing.B) {
 	records := make([]outcomeRecord, hotBatch)
 	for i := range records {
 		n := names[i%len(names)]
-		records[i] = outcomeRecord{key: strconv.Itoa(i), name: &n, outcome: OutcomeDispatched, jobs: byName[n]}
+		records[i] = outcomeRecord{key: strconv.Itoa(i), name: &n, outcome: history.OutcomeDispatched, jobs: byName[n]}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/migrations"
 )
 
@@ -135,11 +136,11 @@ func (b *Bridge) observe(res *batchResult) {
 	m.batchDuration.Observe(took.Seconds())
 	m.duplicates.Add(float64(res.dupes))
 	since := time.Since(res.claimedAt)
-	byOutcome := map[Outcome]int{}
+	byOutcome := map[string]int{}
 	byHandler := map[string]int{}
 	for _, r := range res.recorded {
 		byOutcome[r.outcome]++
-		if r.outcome != OutcomeDispatched {
+		if r.outcome != history.OutcomeDispatched {
 			continue
 		}
 		for _, route := range r.jobs {
@@ -150,7 +151,7 @@ func (b *Bridge) observe(res *batchResult) {
 		}
 	}
 	for o, n := range byOutcome {
-		m.events.WithLabelValues(string(o)).Add(float64(n))
+		m.events.WithLabelValues(o).Add(float64(n))
 	}
 	for k, n := range byHandler {
 		m.jobs.WithLabelValues(k).Add(float64(n))
@@ -180,11 +181,11 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		Notifications: countsBy(m.notifications, "")[""],
 		Batches:       countsBy(m.batchSize, "")[""],
-		Dispatched:    events[string(OutcomeDispatched)],
+		Dispatched:    events[string(history.OutcomeDispatched)],
 		Jobs:          countsBy(m.jobs, "")[""],
-		Unrouted:      events[string(OutcomeUnrouted)],
-		Missing:       events[string(OutcomeMissing)],
-		Rejected:      events[string(OutcomeRejected)],
+		Unrouted:      events[string(history.OutcomeUnrouted)],
+		Missing:       events[string(history.OutcomeMissing)],
+		Rejected:      events[string(history.OutcomeRejected)],
 		Duplicates:    countsBy(m.duplicates, "")[""],
 		Ignored:       countsBy(m.ignored, "")[""],
 		Reconnects:    countsBy(m.reconnects, "")[""],
