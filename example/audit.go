@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/jobs"
 )
 
@@ -20,10 +20,9 @@ func auditTable(schema string) string {
 }
 
 // EnsureAuditTable creates the example_audit table in schema ("" for the
-// connection's current schema) unless it exists. The schema must exist.
-func EnsureAuditTable(ctx context.Context, db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}, schema string) error {
+// connection's current schema) unless it exists. The schema must exist; db
+// is a pool, a connection or a transaction.
+func EnsureAuditTable(ctx context.Context, db dbtx.DBTX, schema string) error {
 	_, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+auditTable(schema)+` (
 		event_id text NOT NULL,
 		event_name text NOT NULL,
@@ -40,9 +39,7 @@ func EnsureAuditTable(ctx context.Context, db interface {
 
 // auditor is the handler of WriteAudit.
 type auditor struct {
-	db interface {
-		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	}
+	db    dbtx.DBTX
 	table string
 }
 

@@ -17,17 +17,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/migrations"
 )
 
-// DB is what the store needs of a pool, a connection or a transaction.
-type DB interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
+// DB is what the store runs its queries through: a *pgxpool.Pool, a
+// *pgx.Conn or a pgx.Tx (Exec, Query and QueryRow, as pgx has them).
+type DB = dbtx.DBTX
 
 // Store reads and prunes the history kept in one schema.
 type Store struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/ident"
 )
 
@@ -104,10 +105,8 @@ func IsSystemSchema(schema string) bool { return ident.IsSystemSchema(schema) }
 func ValidateSchema(schema string) error { return ident.ValidateSchema(schema) }
 
 // ResolveSchema returns schema, or the connection's current schema when schema
-// is empty.
-func ResolveSchema(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) (string, error) {
+// is empty; db is a pool, a connection or a transaction.
+func ResolveSchema(ctx context.Context, db dbtx.DBTX, schema string) (string, error) {
 	if schema != "" {
 		return schema, nil
 	}
@@ -283,10 +282,8 @@ func inTx(ctx context.Context, conn *pgxpool.Conn, schema string, fn func(tx pgx
 }
 
 // Current returns the newest applied version of notified's migrations in
-// schema, or 0 when none is.
-func Current(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) (int, error) {
+// schema, or 0 when none is; db is a pool, a connection or a transaction.
+func Current(ctx context.Context, db dbtx.DBTX, schema string) (int, error) {
 	var exists bool
 	table := Qualify(schema, "notified_migration")
 	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
@@ -320,9 +317,7 @@ var ErrNotMigrated = errors.New("notified's tables are missing or out of date")
 
 // Check returns ErrNotMigrated, wrapped with what to do, unless schema holds
 // the newest version of notified's migrations.
-func Check(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) error {
+func Check(ctx context.Context, db dbtx.DBTX, schema string) error {
 	v, err := Current(ctx, db, schema)
 	if err != nil {
 		return err

@@ -14,8 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/migrations"
 )
 
@@ -75,12 +75,9 @@ func (r Route) Validate() error {
 	return nil
 }
 
-// DB is what the store needs: a pool, a connection or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// DB is what the store runs its queries through: a *pgxpool.Pool, a
+// *pgx.Conn or a pgx.Tx (Exec, Query and QueryRow, as pgx has them).
+type DB = dbtx.DBTX
 
 // Store reads and writes routes in one schema.
 type Store struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/migrations"
 )
 
@@ -126,7 +127,7 @@ type recorded struct {
 // the table will produce: when the trigger is new on the table and the
 // channel has records (the table was created again, or its records come
 // from another table), the warning says so.
-func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded, error) {
+func (in *install) checkRecorded(ctx context.Context, db dbtx.DBTX) (*recorded, error) {
 	kind := idKindOf(in.col.typeOID)
 	if kind == idUUID {
 		return nil, nil
@@ -177,7 +178,7 @@ func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded,
 
 // recordedAhead returns the recorded ids that lie ahead of the sequence,
 // nil if none do.
-func (in *install) recordedAhead(ctx context.Context, db queryRower, dispatch string, seq *sequenceRef, s *sequenceState) (*RecordedIDsError, error) {
+func (in *install) recordedAhead(ctx context.Context, db dbtx.DBTX, dispatch string, seq *sequenceRef, s *sequenceState) (*RecordedIDsError, error) {
 	next, ok := s.next()
 	if !ok {
 		return nil, nil // the sequence is spent: the table produces no more ids
@@ -217,7 +218,7 @@ type sequenceState struct {
 }
 
 // readSequence reads the state of seq.
-func readSequence(ctx context.Context, db queryRower, seq *sequenceRef) (*sequenceState, error) {
+func readSequence(ctx context.Context, db dbtx.DBTX, seq *sequenceRef) (*sequenceState, error) {
 	var s sequenceState
 	var readable bool
 	var role string
