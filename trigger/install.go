@@ -208,6 +208,9 @@ func resolve(ctx context.Context, db dbtx.DBTX, o Options) (*install, error) {
 	return in, nil
 }
 
+// sql returns query for notified's schema, which resolve has resolved.
+func (in *install) sql(query string) string { return dbtx.InSchema(in.o.Schema, query) }
+
 // tableName is the table's name for messages: schema.table, unquoted.
 func (in *install) tableName() string { return strings.Join(in.table, ".") }
 
