@@ -5,13 +5,13 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/jobs"
 )
 
 // auditTable returns the quoted name of example_audit in schema, or the
-// unqualified name when schema is empty.
+// unqualified name when schema is empty, for messages.
 func auditTable(schema string) string {
 	if schema == "" {
 		return pgx.Identifier{"example_audit"}.Sanitize()
@@ -20,18 +20,10 @@ func auditTable(schema string) string {
 }
 
 // EnsureAuditTable creates the example_audit table in schema ("" for the
-// connection's current schema) unless it exists. The schema must exist.
-func EnsureAuditTable(ctx context.Context, db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}, schema string) error {
-	_, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+auditTable(schema)+` (
-		event_id text NOT NULL,
-		event_name text NOT NULL,
-		handler text NOT NULL,
-		data jsonb,
-		recorded_at timestamptz NOT NULL DEFAULT now(),
-		PRIMARY KEY (event_id, event_name)
-	)`)
+// connection's current schema) unless it exists. The schema must exist; db
+// is a pool, a connection or a transaction.
+func EnsureAuditTable(ctx context.Context, db dbtx.DBTX, schema string) error {
+	_, err := db.Exec(ctx, dbtx.InSchema(schema, createAuditTableSQL))
 	if err != nil {
 		return fmt.Errorf("create %s: %w", auditTable(schema), err)
 	}
@@ -40,10 +32,8 @@ func EnsureAuditTable(ctx context.Context, db interface {
 
 // auditor is the handler of WriteAudit.
 type auditor struct {
-	db interface {
-		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	}
-	table string
+	db     dbtx.DBTX
+	schema string
 }
 
 // handle records the event once: a second job for the same event, a retry
@@ -53,10 +43,7 @@ func (a *auditor) handle(ctx context.Context, ev jobs.Event) (jobs.Result, error
 	if len(ev.Data) > 0 {
 		data = ev.Data
 	}
-	tag, err := a.db.Exec(ctx, `INSERT INTO `+a.table+` (event_id, event_name, handler, data)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (event_id, event_name) DO NOTHING`,
-		ev.ID, ev.Name, WriteAudit{}.Kind(), data)
+	tag, err := a.db.Exec(ctx, dbtx.InSchema(a.schema, insertAuditSQL), ev.ID, ev.Name, WriteAudit{}.Kind(), data)
 	if err != nil {
 		// A lost connection or a locked table may go away: retry.
 		return jobs.Result{}, fmt.Errorf("audit event %s (%s): %w", ev.ID, ev.Name, err)

@@ -128,7 +128,7 @@ func Register(workers *river.Workers, cfg Config) error {
 	if err := jobs.Handle[SendWelcomeEmail](workers, (&mailer{cfg: cfg}).handle); err != nil {
 		return err
 	}
-	if err := jobs.Handle[WriteAudit](workers, (&auditor{db: cfg.Pool, table: auditTable(cfg.Schema)}).handle); err != nil {
+	if err := jobs.Handle[WriteAudit](workers, (&auditor{db: cfg.Pool, schema: cfg.Schema}).handle); err != nil {
 		return err
 	}
 	return jobs.Handle[CallWebhook](workers, (&webhook{cfg: cfg}).handle)

@@ -17,17 +17,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/internal/dbtx"
 )
 
-// DB is what the store needs of a pool, a connection or a transaction.
-type DB interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
+// DB is what the store runs its queries through: a *pgxpool.Pool, a
+// *pgx.Conn or a pgx.Tx (Exec, Query and QueryRow, as pgx has them).
+type DB = dbtx.DBTX
 
 // Store reads and prunes the history kept in one schema.
 type Store struct {
@@ -41,7 +37,8 @@ func NewStore(db DB, schema string) *Store {
 	return &Store{db: db, schema: schema}
 }
 
-func (s *Store) table(name string) string { return migrations.Qualify(s.schema, name) }
+// sql returns query for the store's schema.
+func (s *Store) sql(query string) string { return dbtx.InSchema(s.schema, query) }
 
 // ErrNotFound says no event with the id was ever announced on the channel (or
 // its history has been pruned).
@@ -120,15 +117,13 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	ev := &Event{Channel: channel, ID: id, Routes: []Route{}, Jobs: []Job{}}
 	var routesJSON []byte
 	var dispatchedAt time.Time
-	err := s.db.QueryRow(ctx, `SELECT event_name, outcome, reason, notified_at, dispatched_at, jobs
-		FROM `+s.table("notified_dispatch")+` WHERE channel = $1 AND event_id = $2`, channel, id).
+	err := s.db.QueryRow(ctx, s.sql(eventDispatchSQL), channel, id).
 		Scan(&ev.Name, &ev.Outcome, &ev.Reason, &ev.NotifiedAt, &dispatchedAt, &routesJSON)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		// Not dispatched: perhaps still in the outbox.
 		var created *time.Time
-		if err := s.db.QueryRow(ctx, `SELECT min(created_at) FROM `+s.table("notified_outbox")+
-			` WHERE channel = $1 AND event_id = $2`, channel, id).Scan(&created); err != nil {
+		if err := s.db.QueryRow(ctx, s.sql(eventPendingSQL), channel, id).Scan(&created); err != nil {
 			return nil, fmt.Errorf("look up event %s in the outbox: %w", id, err)
 		}
 		if created == nil {
@@ -145,11 +140,7 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	if err := json.Unmarshal(routesJSON, &ev.Routes); err != nil {
 		return nil, fmt.Errorf("decode routes of event %s: %w", id, err)
 	}
-	rows, err := s.db.Query(ctx, `SELECT job_id, handler, queue, state, attempt, max_attempts,
-			job_created_at, attempted_at, finalized_at, last_error, output, replay_id, replayed_by, replay_reason
-		FROM `+s.table("notified_history")+`
-		WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
-		ORDER BY job_id`, channel, id)
+	rows, err := s.db.Query(ctx, s.sql(eventJobsSQL), channel, id)
 	if err != nil {
 		return nil, fmt.Errorf("read jobs of event %s: %w", id, err)
 	}
@@ -168,10 +159,7 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	return ev, nil
 }
 
-// jobColumns are the columns of notified_jobs scanned by scanJob.
-const jobColumns = `job_id, event_id, event_name, kind, queue, state, attempt, max_attempts,
-	created_at, attempted_at, finalized_at, last_error, output, replay_id`
-
+// scanJob reads a row of deadLettersSQL.
 func scanJob(row pgx.CollectableRow) (Job, error) {
 	var j Job
 	err := row.Scan(&j.ID, &j.EventID, &j.EventName, &j.Handler, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts,
@@ -198,34 +186,8 @@ type DeadLetterFilter struct {
 // their handler for their event: a dead letter that was replayed or retried
 // since is not listed. Newest first.
 func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]Job, error) {
-	var handlers []string
-	if len(f.Handlers) > 0 {
-		handlers = f.Handlers
-	}
-	var since *time.Time
-	if !f.Since.IsZero() {
-		since = &f.Since
-	}
-	var ids []int64
-	if len(f.JobIDs) > 0 {
-		ids = f.JobIDs
-	}
-	limit := int64(f.Limit)
-	if limit <= 0 {
-		limit = -1
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM `+s.table("notified_jobs")+` d
-		WHERE d.state IN ('discarded', 'cancelled') AND d.channel = $1
-		  AND ($2::text[] IS NULL OR d.kind = ANY($2))
-		  AND ($3::timestamptz IS NULL OR d.finalized_at >= $3)
-		  AND ($4::bigint[] IS NULL OR d.job_id = ANY($4))
-		  AND NOT EXISTS (SELECT 1 FROM `+s.table("river_job")+` l
-			WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', d.channel, 'event_id', d.event_id))
-			  AND l.kind = d.kind AND l.id > d.job_id)
-		  AND NOT EXISTS (SELECT 1 FROM `+s.table("notified_job")+` l
-			WHERE l.channel = d.channel AND l.event_id = d.event_id AND l.kind = d.kind AND l.job_id > d.job_id)
-		ORDER BY d.finalized_at DESC, d.job_id DESC
-		LIMIT CASE WHEN $5::bigint < 0 THEN NULL ELSE $5::bigint END`, f.Channel, handlers, since, ids, limit)
+	q, args := deadLettersQuery(s.schema, f)
+	rows, err := s.db.Query(ctx, q, args)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
@@ -244,8 +206,9 @@ type Pruned struct {
 	Bridges int64 `json:"bridges"`
 }
 
-// pruneBatch is how many rows one prune statement deletes: small enough that
-// no statement holds many locks or runs long.
+// pruneBatch is how many rows one prune statement deletes (the LIMIT of the
+// prune queries): small enough that no statement holds many locks or runs
+// long.
 const pruneBatch = 5000
 
 // Prune deletes history older than before: dispatch records of events
@@ -261,23 +224,21 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 	var p Pruned
 	steps := []struct {
 		what  string
-		table string
-		where string
+		query string
+		args  []any
 		n     *int64
 	}{
-		{"dispatch records", "notified_dispatch", "dispatched_at < $1", &p.Events},
-		{"job outcomes", "notified_job", "finalized_at < $1", &p.Jobs},
-		{"replays", "notified_replay", "started_at < $1", &p.Replays},
+		{"dispatch records", pruneDispatchSQL, []any{before}, &p.Events},
+		{"job outcomes", pruneJobsSQL, []any{before}, &p.Jobs},
+		{"replays", pruneReplaysSQL, []any{before}, &p.Replays},
 		// Bridges check in every poll interval: a day of silence means
 		// they are gone, whatever the retention.
-		{"bridges", "notified_bridge", "seen_at < now() - interval '1 day' AND $1::timestamptz IS NOT NULL", &p.Bridges},
+		{"bridges", pruneBridgesSQL, nil, &p.Bridges},
 	}
 	for _, st := range steps {
-		t := s.table(st.table)
-		q := `DELETE FROM ` + t + ` WHERE ctid = ANY(ARRAY(
-			SELECT ctid FROM ` + t + ` WHERE ` + st.where + ` LIMIT ` + fmt.Sprint(pruneBatch) + ` FOR UPDATE SKIP LOCKED))`
+		q := s.sql(st.query)
 		for {
-			tag, err := s.db.Exec(ctx, q, before)
+			tag, err := s.db.Exec(ctx, q, st.args...)
 			if err != nil {
 				return p, fmt.Errorf("prune %s older than %s: %w", st.what, before.Format(time.RFC3339), err)
 			}

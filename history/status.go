@@ -70,15 +70,12 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 	st := &Status{Channel: channel, LastMinute: map[string]int64{}, LastHour: map[string]int64{},
 		Window: window.Seconds(), Handlers: []HandlerStatus{}, Bridges: []Bridge{}}
 
-	if err := s.db.QueryRow(ctx, `SELECT now(), count(*), min(created_at), extract(epoch FROM now() - min(created_at))::float8
-		FROM `+s.table("notified_outbox")+` WHERE channel = $1`, channel).
+	if err := s.db.QueryRow(ctx, s.sql(statusBacklogSQL), channel).
 		Scan(&st.At, &st.Backlog, &st.OldestPending, &st.OldestPendingAge); err != nil {
 		return nil, fmt.Errorf("read backlog: %w", err)
 	}
 
-	rows, err := s.db.Query(ctx, `SELECT outcome, count(*) FILTER (WHERE dispatched_at > now() - interval '1 minute'), count(*)
-		FROM `+s.table("notified_dispatch")+`
-		WHERE channel = $1 AND dispatched_at > now() - interval '1 hour' GROUP BY outcome`, channel)
+	rows, err := s.db.Query(ctx, s.sql(statusOutcomesSQL), channel)
 	if err != nil {
 		return nil, fmt.Errorf("count recent events: %w", err)
 	}
@@ -91,14 +88,7 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 		return nil, fmt.Errorf("count recent events: %w", err)
 	}
 
-	rows, err = s.db.Query(ctx, `SELECT kind, state, count(*),
-			count(*) FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled')),
-			(array_agg(last_error ORDER BY coalesce(finalized_at, attempted_at) DESC NULLS LAST)
-				FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled') AND last_error IS NOT NULL))[1],
-			max(coalesce(finalized_at, attempted_at)) FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled') AND last_error IS NOT NULL)
-		FROM `+s.table("notified_jobs")+`
-		WHERE channel = $1 AND (finalized_at IS NULL OR finalized_at > now() - $2::interval)
-		GROUP BY kind, state ORDER BY kind, state`, channel, window)
+	rows, err = s.db.Query(ctx, s.sql(statusHandlersSQL), channel, window)
 	if err != nil {
 		return nil, fmt.Errorf("count jobs by handler: %w", err)
 	}
@@ -135,9 +125,7 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 	}
 	st.DeadLetters = int64(len(dead))
 
-	rows, err = s.db.Query(ctx, `SELECT id, host, pid, version, channel, started_at, seen_at,
-			extract(epoch FROM poll_interval)::float8, seen_at > now() - 3 * poll_interval
-		FROM `+s.table("notified_bridge")+` WHERE channel = $1 ORDER BY started_at, id`, channel)
+	rows, err = s.db.Query(ctx, s.sql(statusBridgesSQL), channel)
 	if err != nil {
 		return nil, fmt.Errorf("list bridges: %w", err)
 	}

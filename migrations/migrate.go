@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/ident"
 )
 
@@ -104,15 +105,13 @@ func IsSystemSchema(schema string) bool { return ident.IsSystemSchema(schema) }
 func ValidateSchema(schema string) error { return ident.ValidateSchema(schema) }
 
 // ResolveSchema returns schema, or the connection's current schema when schema
-// is empty.
-func ResolveSchema(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) (string, error) {
+// is empty; db is a pool, a connection or a transaction.
+func ResolveSchema(ctx context.Context, db dbtx.DBTX, schema string) (string, error) {
 	if schema != "" {
 		return schema, nil
 	}
 	var current *string
-	if err := db.QueryRow(ctx, "SELECT current_schema()").Scan(&current); err != nil {
+	if err := db.QueryRow(ctx, currentSchemaSQL).Scan(&current); err != nil {
 		return "", fmt.Errorf("resolve current schema: %w", err)
 	}
 	if current == nil {
@@ -141,11 +140,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 		// when the schema exists: ask first, so a role that only owns the
 		// schema can migrate it.
 		var exists bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", resolved).Scan(&exists); err != nil {
+		if err := conn.QueryRow(ctx, schemaExistsSQL, resolved).Scan(&exists); err != nil {
 			return fmt.Errorf("look for schema %s: %w", resolved, err)
 		}
 		if !exists {
-			if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{resolved}.Sanitize()); err != nil {
+			if _, err := conn.Exec(ctx, dbtx.InSchema(resolved, createSchemaSQL)); err != nil {
 				return fmt.Errorf("create schema %s: %w", resolved, err)
 			}
 		}
@@ -173,7 +172,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 				if _, err := tx.Exec(ctx, m.Up); err != nil {
 					return nil, fmt.Errorf("apply migration %03d_%s: %w", m.Version, m.Name, err)
 				}
-				if _, err := tx.Exec(ctx, "INSERT INTO notified_migration (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				if _, err := tx.Exec(ctx, dbtx.InSchema(resolved, recordMigrationSQL), m.Version, m.Name); err != nil {
 					return nil, fmt.Errorf("record migration %03d_%s: %w", m.Version, m.Name, err)
 				}
 				done = append(done, m.Version)
@@ -215,7 +214,7 @@ func Down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion 
 				if _, err := tx.Exec(ctx, m.Down); err != nil {
 					return nil, fmt.Errorf("revert migration %03d_%s: %w", m.Version, m.Name, err)
 				}
-				if _, err := tx.Exec(ctx, "DELETE FROM notified_migration WHERE version = $1", m.Version); err != nil {
+				if _, err := tx.Exec(ctx, dbtx.InSchema(resolved, unrecordMigrationSQL), m.Version); err != nil {
 					return nil, fmt.Errorf("unrecord migration %03d_%s: %w", m.Version, m.Name, err)
 				}
 				done = append(done, m.Version)
@@ -236,12 +235,11 @@ func withLock(ctx context.Context, pool *pgxpool.Pool, schema string, fn func(co
 		return fmt.Errorf("migrate schema %s: acquire connection: %w", schema, err)
 	}
 	defer conn.Release()
-	const key = "SELECT hashtext('notified_migrate:' || $1::text)"
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(("+key+"))", schema); err != nil {
+	if _, err := conn.Exec(ctx, lockSQL, schema); err != nil {
 		return fmt.Errorf("migrate schema %s: lock: %w", schema, err)
 	}
 	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(("+key+"))", schema); err != nil {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), unlockSQL, schema); err != nil {
 			// A connection that cannot unlock must not go back to the pool
 			// holding the lock.
 			_ = conn.Conn().Close(context.WithoutCancel(ctx))
@@ -258,18 +256,14 @@ func inTx(ctx context.Context, conn *pgxpool.Conn, schema string, fn func(tx pgx
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		// pg_temp last: functions created with SET search_path FROM CURRENT
 		// then never resolve names to a caller's temporary tables.
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()+", pg_temp"); err != nil {
+		if _, err := tx.Exec(ctx, setSearchPathSQL, pgx.Identifier{schema}.Sanitize()+", pg_temp"); err != nil {
 			return fmt.Errorf("set search_path: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS notified_migration (
-			version    integer     PRIMARY KEY,
-			name       text        NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now()
-		)`); err != nil {
+		if _, err := tx.Exec(ctx, dbtx.InSchema(schema, createMigrationTableSQL)); err != nil {
 			return fmt.Errorf("create notified_migration: %w", err)
 		}
 		var current int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM notified_migration").Scan(&current); err != nil {
+		if err := tx.QueryRow(ctx, dbtx.InSchema(schema, currentVersionSQL)).Scan(&current); err != nil {
 			return fmt.Errorf("read applied migrations: %w", err)
 		}
 		var err error
@@ -283,20 +277,18 @@ func inTx(ctx context.Context, conn *pgxpool.Conn, schema string, fn func(tx pgx
 }
 
 // Current returns the newest applied version of notified's migrations in
-// schema, or 0 when none is.
-func Current(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) (int, error) {
+// schema, or 0 when none is; db is a pool, a connection or a transaction.
+func Current(ctx context.Context, db dbtx.DBTX, schema string) (int, error) {
 	var exists bool
 	table := Qualify(schema, "notified_migration")
-	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+	if err := db.QueryRow(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
 		return 0, fmt.Errorf("look for %s: %w", table, err)
 	}
 	if !exists {
 		return 0, nil
 	}
 	var v int
-	if err := db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table).Scan(&v); err != nil {
+	if err := db.QueryRow(ctx, dbtx.InSchema(schema, currentVersionSQL)).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read %s: %w", table, err)
 	}
 	return v, nil
@@ -320,9 +312,7 @@ var ErrNotMigrated = errors.New("notified's tables are missing or out of date")
 
 // Check returns ErrNotMigrated, wrapped with what to do, unless schema holds
 // the newest version of notified's migrations.
-func Check(ctx context.Context, db interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) error {
+func Check(ctx context.Context, db dbtx.DBTX, schema string) error {
 	v, err := Current(ctx, db, schema)
 	if err != nil {
 		return err

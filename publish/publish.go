@@ -13,15 +13,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/ident"
 )
 
-// Execer is a pool, a connection or a transaction.
-type Execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
+// DB is what Notify runs its statement through: a *pgxpool.Pool, a
+// *pgx.Conn or a pgx.Tx (Exec, Query and QueryRow, as pgx has them).
+type DB = dbtx.DBTX
 
 // Publisher announces event ids on one channel.
 type Publisher struct {
@@ -49,7 +47,7 @@ func New(schema, channel string) (*Publisher, error) {
 }
 
 // Notify announces the event with the given id.
-func (p *Publisher) Notify(ctx context.Context, db Execer, id string) error {
+func (p *Publisher) Notify(ctx context.Context, db DB, id string) error {
 	if id == "" {
 		return errors.New("notify: event id is empty")
 	}

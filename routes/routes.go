@@ -14,9 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/internal/dbtx"
 )
 
 // Defaults for the optional parts of a route, the same as River's.
@@ -75,24 +74,24 @@ func (r Route) Validate() error {
 	return nil
 }
 
-// DB is what the store needs: a pool, a connection or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// DB is what the store runs its queries through: a *pgxpool.Pool, a
+// *pgx.Conn or a pgx.Tx (Exec, Query and QueryRow, as pgx has them).
+type DB = dbtx.DBTX
 
 // Store reads and writes routes in one schema.
 type Store struct {
-	db    DB
-	table string
+	db     DB
+	schema string
 }
 
 // NewStore returns a store for the routes in schema (empty: the connection's
 // current schema).
 func NewStore(db DB, schema string) *Store {
-	return &Store{db: db, table: migrations.Qualify(schema, "notified_route")}
+	return &Store{db: db, schema: schema}
 }
+
+// sql returns query for the store's schema.
+func (s *Store) sql(query string) string { return dbtx.InSchema(s.schema, query) }
 
 // Add creates the route, or updates its queue, priority and max attempts when
 // a route for the same event and kind exists.
@@ -106,12 +105,7 @@ func (s *Store) Add(ctx context.Context, r Route) error {
 // upsert writes a validated route.
 func (s *Store) upsert(ctx context.Context, r Route) error {
 	r = r.withDefaults()
-	_, err := s.db.Exec(ctx, `INSERT INTO `+s.table+` (event_name, kind, queue, priority, max_attempts)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (event_name, kind) DO UPDATE
-		SET queue = excluded.queue, priority = excluded.priority,
-		    max_attempts = excluded.max_attempts, updated_at = now()`,
-		r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
 	if err != nil {
 		return fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 	}
@@ -147,9 +141,7 @@ func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 	var added []Route
 	for _, r := range rs {
 		r = r.withDefaults()
-		tag, err := s.db.Exec(ctx, `INSERT INTO `+s.table+` (event_name, kind, queue, priority, max_attempts)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_name, kind) DO NOTHING`,
-			r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
 		if err != nil {
 			return added, fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 		}
@@ -162,7 +154,7 @@ func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 
 // Remove deletes the route from event to kind and reports whether it existed.
 func (s *Store) Remove(ctx context.Context, event, kind string) (bool, error) {
-	tag, err := s.db.Exec(ctx, `DELETE FROM `+s.table+` WHERE event_name = $1 AND kind = $2`, event, kind)
+	tag, err := s.db.Exec(ctx, s.sql(removeRouteSQL), event, kind)
 	if err != nil {
 		return false, fmt.Errorf("remove route %s -> %s: %w", event, kind, err)
 	}
@@ -171,8 +163,7 @@ func (s *Store) Remove(ctx context.Context, event, kind string) (bool, error) {
 
 // List returns every route, ordered by event and kind.
 func (s *Store) List(ctx context.Context) ([]Route, error) {
-	rows, err := s.db.Query(ctx, `SELECT event_name, kind, queue, priority, max_attempts
-		FROM `+s.table+` ORDER BY event_name, kind`)
+	rows, err := s.db.Query(ctx, s.sql(listRoutesSQL))
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}

@@ -9,16 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/migrations"
 )
-
-// queryRower runs single-row queries: a pool, a connection or a
-// transaction.
-type queryRower interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
 
 // Report says what Apply did, or what Inspect found that Install would do.
 type Report struct {
@@ -42,10 +37,9 @@ type Report struct {
 // Plan checks the options against the database (notified's tables are
 // migrated, the table and id column exist, the ids the table will produce
 // are not recorded yet; see ErrRecordedIDs) and returns the SQL that
-// Install would run, with the schema and the table resolved.
-func Plan(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
+// Install would run, with the schema and the table resolved. db is a pool,
+// a connection or a transaction.
+func Plan(ctx context.Context, db dbtx.DBTX, o Options) (string, error) {
 	r, err := Inspect(ctx, db, o)
 	if err != nil {
 		return "", err
@@ -54,9 +48,7 @@ func Plan(ctx context.Context, db interface {
 }
 
 // Inspect is Plan, with what else Install would do and warn about.
-func Inspect(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (*Report, error) {
+func Inspect(ctx context.Context, db dbtx.DBTX, o Options) (*Report, error) {
 	in, err := resolve(ctx, db, o)
 	if err != nil {
 		return nil, err
@@ -141,9 +133,7 @@ func Apply(ctx context.Context, db interface {
 // InstalledName returns the name Install gives the trigger for o: like Name,
 // with the table resolved in the database as the catalog spells it (events
 // is public.events).
-func InstalledName(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, o Options) (string, error) {
+func InstalledName(ctx context.Context, db dbtx.DBTX, o Options) (string, error) {
 	o = o.withDefaults()
 	table, err := catalogName(ctx, db, o.Table)
 	if err != nil {
@@ -179,7 +169,7 @@ type sequenceRef struct {
 
 // resolve checks o against the database: notified's tables are migrated,
 // the table exists and its id column has a type the trigger converts.
-func resolve(ctx context.Context, db queryRower, o Options) (*install, error) {
+func resolve(ctx context.Context, db dbtx.DBTX, o Options) (*install, error) {
 	o = o.withDefaults()
 	if o.RestartSequence && o.AllowRecordedIDs {
 		return nil, errors.New("Options.RestartSequence and Options.AllowRecordedIDs exclude each other: restart the sequence past the recorded ids, or let it produce them")
@@ -219,6 +209,9 @@ func resolve(ctx context.Context, db queryRower, o Options) (*install, error) {
 	return in, nil
 }
 
+// sql returns query for notified's schema, which resolve has resolved.
+func (in *install) sql(query string) string { return dbtx.InSchema(in.o.Schema, query) }
+
 // tableName is the table's name for messages: schema.table, unquoted.
 func (in *install) tableName() string { return strings.Join(in.table, ".") }
 
@@ -247,7 +240,7 @@ func (in *install) report(found *recorded) (*Report, error) {
 
 // catalogName returns the schema and name of table as the catalog spells
 // them.
-func catalogName(ctx context.Context, db queryRower, table string) ([]string, error) {
+func catalogName(ctx context.Context, db dbtx.DBTX, table string) ([]string, error) {
 	parts, err := ident.ParseTableName(table)
 	if err != nil {
 		return nil, err

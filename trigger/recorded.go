@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/notified/notified/migrations"
+	"github.com/notified/notified/internal/dbtx"
 )
 
 // ErrRecordedIDs says that the id column's sequence will produce ids that
@@ -126,14 +127,13 @@ type recorded struct {
 // the table will produce: when the trigger is new on the table and the
 // channel has records (the table was created again, or its records come
 // from another table), the warning says so.
-func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded, error) {
+func (in *install) checkRecorded(ctx context.Context, db dbtx.DBTX) (*recorded, error) {
 	kind := idKindOf(in.col.typeOID)
 	if kind == idUUID {
 		return nil, nil
 	}
-	dispatch := migrations.Qualify(in.o.Schema, "notified_dispatch")
 	var has bool
-	if err := db.QueryRow(ctx, hasRecordsSQL(dispatch), in.o.Channel).Scan(&has); err != nil {
+	if err := db.QueryRow(ctx, in.sql(hasRecordsSQL), in.o.Channel).Scan(&has); err != nil {
 		return nil, fmt.Errorf("look for dispatch records of channel %q: %w", in.o.Channel, err)
 	}
 	if !has {
@@ -156,7 +156,7 @@ func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded,
 				state.unreadable, printable(seq.ident), printable(seq.ident), printable(pgx.Identifier{state.unreadable}.Sanitize()))
 			break
 		}
-		ahead, err := in.recordedAhead(ctx, db, dispatch, seq, state)
+		ahead, err := in.recordedAhead(ctx, db, seq, state)
 		if err != nil || ahead == nil {
 			return nil, err
 		}
@@ -166,7 +166,7 @@ func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded,
 		return nil, nil
 	}
 	var n int64
-	if err := db.QueryRow(ctx, countRecordsSQL(dispatch), in.o.Channel).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, in.sql(countRecordsSQL), in.o.Channel).Scan(&n); err != nil {
 		return nil, fmt.Errorf("count dispatch records of channel %q: %w", in.o.Channel, err)
 	}
 	return &recorded{warning: fmt.Sprintf(
@@ -177,7 +177,7 @@ func (in *install) checkRecorded(ctx context.Context, db queryRower) (*recorded,
 
 // recordedAhead returns the recorded ids that lie ahead of the sequence,
 // nil if none do.
-func (in *install) recordedAhead(ctx context.Context, db queryRower, dispatch string, seq *sequenceRef, s *sequenceState) (*RecordedIDsError, error) {
+func (in *install) recordedAhead(ctx context.Context, db dbtx.DBTX, seq *sequenceRef, s *sequenceState) (*RecordedIDsError, error) {
 	next, ok := s.next()
 	if !ok {
 		return nil, nil // the sequence is spent: the table produces no more ids
@@ -191,7 +191,7 @@ func (in *install) recordedAhead(ctx context.Context, db queryRower, dispatch st
 	}
 	var count int64
 	var least, most *int64
-	if err := db.QueryRow(ctx, recordedAheadSQL(dispatch), in.o.Channel, minLen, lo, hi).Scan(&count, &least, &most); err != nil {
+	if err := db.QueryRow(ctx, in.sql(recordedAheadSQL), in.o.Channel, minLen, lo, hi).Scan(&count, &least, &most); err != nil {
 		return nil, fmt.Errorf("compare the dispatch records of channel %q with sequence %s: %w", in.o.Channel, seq.ident, err)
 	}
 	if count == 0 {
@@ -217,7 +217,7 @@ type sequenceState struct {
 }
 
 // readSequence reads the state of seq.
-func readSequence(ctx context.Context, db queryRower, seq *sequenceRef) (*sequenceState, error) {
+func readSequence(ctx context.Context, db dbtx.DBTX, seq *sequenceRef) (*sequenceState, error) {
 	var s sequenceState
 	var readable bool
 	var role string
@@ -228,7 +228,7 @@ func readSequence(ctx context.Context, db queryRower, seq *sequenceRef) (*sequen
 		s.unreadable = role
 		return &s, nil
 	}
-	if err := db.QueryRow(ctx, "SELECT last_value, is_called FROM "+seq.ident).Scan(&s.lastValue, &s.isCalled); err != nil {
+	if err := db.QueryRow(ctx, strings.ReplaceAll(sequenceStateSQL, "{sequence}", seq.ident)).Scan(&s.lastValue, &s.isCalled); err != nil {
 		return nil, fmt.Errorf("read sequence %s: %w", seq.ident, err)
 	}
 	return &s, nil

@@ -3,7 +3,9 @@ package trigger
 // The queries Inspect and Install run besides the trigger's own SQL. They
 // read the catalogs and notified's tables only, never the events table
 // (whose owner chooses its types), name catalog functions with their
-// schema, and take every value as a parameter.
+// schema, and take every value as a parameter. {schema}. stands for
+// notified's schema (see dbtx.InSchema), {sequence} for a sequence's quoted
+// name.
 
 // catalogNameSQL returns the schema and name of the table $1 (a quoted
 // name, qualified or found through the search_path).
@@ -46,18 +48,18 @@ const sequenceSQL = `SELECT pg_catalog.has_sequence_privilege(p.seqrelid, 'SELEC
 		p.seqincrement, p.seqmin, p.seqmax
 	FROM pg_catalog.pg_sequence p WHERE p.seqrelid = $1`
 
+// sequenceStateSQL returns where the sequence {sequence} stands: its last
+// value and whether nextval has returned it.
+const sequenceStateSQL = `SELECT last_value, is_called FROM {sequence}`
+
 // hasRecordsSQL returns whether channel $1 has dispatch records that stop
 // an event from being dispatched (a missing one does not: the bridge
 // replaces it when the row appears). The primary key (channel, event_id)
 // serves it.
-func hasRecordsSQL(dispatch string) string {
-	return `SELECT EXISTS (SELECT FROM ` + dispatch + ` WHERE channel = $1 AND outcome <> 'missing')`
-}
+const hasRecordsSQL = `SELECT EXISTS (SELECT FROM {schema}.notified_dispatch WHERE channel = $1 AND outcome <> 'missing')`
 
 // countRecordsSQL counts them.
-func countRecordsSQL(dispatch string) string {
-	return `SELECT count(*) FROM ` + dispatch + ` WHERE channel = $1 AND outcome <> 'missing'`
-}
+const countRecordsSQL = `SELECT count(*) FROM {schema}.notified_dispatch WHERE channel = $1 AND outcome <> 'missing'`
 
 // recordedAheadSQL counts those of channel $1 whose id is an integer
 // between $3 and $4 as Postgres writes integers (the key under which the
@@ -69,13 +71,11 @@ func countRecordsSQL(dispatch string) string {
 // channel (and as many of another) on two busy shared cores: Inspect took
 // 0.7-1.2 s with the sequence past them all, 2.7-3.0 s with all of them
 // ahead of it.
-func recordedAheadSQL(dispatch string) string {
-	return `SELECT count(*), min(r.n)::pg_catalog.int8, max(r.n)::pg_catalog.int8
+const recordedAheadSQL = `SELECT count(*), min(r.n)::pg_catalog.int8, max(r.n)::pg_catalog.int8
 	FROM (
 		SELECT CASE WHEN pg_catalog.octet_length(event_id) >= $2 AND event_id ~ '^(0|-?[1-9][0-9]*)$'
 			THEN event_id::pg_catalog.numeric END AS n
-		FROM ` + dispatch + `
+		FROM {schema}.notified_dispatch
 		WHERE channel = $1 AND outcome <> 'missing'
 	) r
 	WHERE r.n BETWEEN $3::pg_catalog.int8 AND $4::pg_catalog.int8`
-}

@@ -1,0 +1,139 @@
+package history
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/notified/notified/internal/dbtx"
+)
+
+// The store's queries. {schema}. stands for the store's schema (see
+// dbtx.InSchema); every value is a parameter.
+
+// eventDispatchSQL reads the dispatch record of event $2 on channel $1.
+const eventDispatchSQL = `SELECT event_name, outcome, reason, notified_at, dispatched_at, jobs
+	FROM {schema}.notified_dispatch WHERE channel = $1 AND event_id = $2`
+
+// eventPendingSQL returns when event $2 was first written to the outbox of
+// channel $1, or NULL when it is not there.
+const eventPendingSQL = `SELECT min(created_at) FROM {schema}.notified_outbox
+	WHERE channel = $1 AND event_id = $2`
+
+// eventJobsSQL lists every job created for event $2 on channel $1, oldest
+// first, with the replay that created it, if any.
+const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempts,
+		job_created_at, attempted_at, finalized_at, last_error, output, replay_id, replayed_by, replay_reason
+	FROM {schema}.notified_history
+	WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
+	ORDER BY job_id`
+
+// deadLettersSQL lists the dead letters of channel @channel, newest first:
+// its jobs that ended discarded or cancelled and are the newest job of
+// their handler for their event, live in River or recorded after it. The
+// columns are those scanJob reads. deadLettersQuery fills {filters} and
+// {limit}.
+const deadLettersSQL = `SELECT job_id, event_id, event_name, kind, queue, state, attempt, max_attempts,
+		created_at, attempted_at, finalized_at, last_error, output, replay_id
+	FROM {schema}.notified_jobs d
+	WHERE d.state IN ('discarded', 'cancelled') AND d.channel = @channel{filters}
+	  AND NOT EXISTS (SELECT 1 FROM {schema}.river_job l
+		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', d.channel, 'event_id', d.event_id))
+		  AND l.kind = d.kind AND l.id > d.job_id)
+	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job l
+		WHERE l.channel = d.channel AND l.event_id = d.event_id AND l.kind = d.kind AND l.job_id > d.job_id)
+	ORDER BY d.finalized_at DESC, d.job_id DESC{limit}`
+
+// The parts of deadLettersSQL that only a filter that is on adds.
+const (
+	// deadLettersOfHandlers keeps the jobs of the handlers @handlers.
+	deadLettersOfHandlers = "\n\t  AND d.kind = ANY(@handlers)"
+	// deadLettersSince keeps the jobs finalized at or after @since.
+	deadLettersSince = "\n\t  AND d.finalized_at >= @since"
+	// deadLettersOfJobs keeps the jobs @job_ids.
+	deadLettersOfJobs = "\n\t  AND d.job_id = ANY(@job_ids)"
+	// deadLettersLimit returns at most @limit jobs.
+	deadLettersLimit = "\n\tLIMIT @limit"
+)
+
+// deadLettersQuery returns deadLettersSQL, for the tables in schema, with
+// the filters of f that are on, and its arguments.
+//
+// A filter that is off is left out of the query rather than passed as NULL
+// (@since IS NULL OR ...): pgx prepares each query text once per
+// connection, and after five runs Postgres may keep a generic plan, made
+// without the values, in which a filter written with OR serves no index.
+// Each combination of filters is its own query, whose plans keep using the
+// index of each of its filters (the window of Status, the ids of a retry).
+func deadLettersQuery(schema string, f DeadLetterFilter) (string, pgx.NamedArgs) {
+	args := pgx.NamedArgs{"channel": f.Channel}
+	var filters, limit string
+	if len(f.Handlers) > 0 {
+		filters += deadLettersOfHandlers
+		args["handlers"] = f.Handlers
+	}
+	if !f.Since.IsZero() {
+		filters += deadLettersSince
+		args["since"] = f.Since
+	}
+	if len(f.JobIDs) > 0 {
+		filters += deadLettersOfJobs
+		args["job_ids"] = f.JobIDs
+	}
+	if f.Limit > 0 {
+		limit = deadLettersLimit
+		args["limit"] = int64(f.Limit)
+	}
+	q := strings.NewReplacer("{filters}", filters, "{limit}", limit).Replace(deadLettersSQL)
+	return dbtx.InSchema(schema, q), args
+}
+
+// The prune queries delete at most pruneBatch rows each, the oldest first
+// found, skipping rows that another prune has locked.
+
+// pruneDispatchSQL deletes dispatch records of events dispatched before $1.
+const pruneDispatchSQL = `DELETE FROM {schema}.notified_dispatch WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM {schema}.notified_dispatch WHERE dispatched_at < $1 LIMIT 5000 FOR UPDATE SKIP LOCKED))`
+
+// pruneJobsSQL deletes the outcomes of jobs finalized before $1.
+const pruneJobsSQL = `DELETE FROM {schema}.notified_job WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM {schema}.notified_job WHERE finalized_at < $1 LIMIT 5000 FOR UPDATE SKIP LOCKED))`
+
+// pruneReplaysSQL deletes replays started before $1.
+const pruneReplaysSQL = `DELETE FROM {schema}.notified_replay WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM {schema}.notified_replay WHERE started_at < $1 LIMIT 5000 FOR UPDATE SKIP LOCKED))`
+
+// pruneBridgesSQL deletes bridges not seen for a day.
+const pruneBridgesSQL = `DELETE FROM {schema}.notified_bridge WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM {schema}.notified_bridge WHERE seen_at < now() - interval '1 day' LIMIT 5000 FOR UPDATE SKIP LOCKED))`
+
+// statusBacklogSQL returns the database's time, and the number of events in
+// the outbox of channel $1, when the oldest was written and how long ago, in
+// seconds.
+const statusBacklogSQL = `SELECT now(), count(*), min(created_at), extract(epoch FROM now() - min(created_at))::float8
+	FROM {schema}.notified_outbox WHERE channel = $1`
+
+// statusOutcomesSQL counts the events of channel $1 dispatched in the last
+// minute and in the last hour, by outcome.
+const statusOutcomesSQL = `SELECT outcome, count(*) FILTER (WHERE dispatched_at > now() - interval '1 minute'), count(*)
+	FROM {schema}.notified_dispatch
+	WHERE channel = $1 AND dispatched_at > now() - interval '1 hour' GROUP BY outcome`
+
+// statusHandlersSQL counts the jobs of channel $1 that are live or were
+// finalized within the interval $2, by handler and state, with how many of
+// them are failing, and the newest error of those and when it happened.
+const statusHandlersSQL = `SELECT kind, state, count(*),
+		count(*) FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled')),
+		(array_agg(last_error ORDER BY coalesce(finalized_at, attempted_at) DESC NULLS LAST)
+			FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled') AND last_error IS NOT NULL))[1],
+		max(coalesce(finalized_at, attempted_at)) FILTER (WHERE state IN ('retryable', 'discarded', 'cancelled') AND last_error IS NOT NULL)
+	FROM {schema}.notified_jobs
+	WHERE channel = $1 AND (finalized_at IS NULL OR finalized_at > now() - $2::interval)
+	GROUP BY kind, state ORDER BY kind, state`
+
+// statusBridgesSQL lists the bridges of channel $1, oldest first, with
+// their poll interval in seconds and whether they checked in within three
+// of them.
+const statusBridgesSQL = `SELECT id, host, pid, version, channel, started_at, seen_at,
+		extract(epoch FROM poll_interval)::float8, seen_at > now() - 3 * poll_interval
+	FROM {schema}.notified_bridge WHERE channel = $1 ORDER BY started_at, id`
