@@ -34,7 +34,6 @@ type queries struct {
 func newQueries(schema string) queries {
 	outbox := migrations.Qualify(schema, "notified_outbox")
 	dispatch := migrations.Qualify(schema, "notified_dispatch")
-	route := migrations.Qualify(schema, "notified_route")
 	return queries{
 		// Claim the oldest available rows of the channel, skipping those
 		// another bridge holds, and delete them by ctid (cheaper than by seq:
@@ -55,7 +54,7 @@ func newQueries(schema string) queries {
 		)
 		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
 		RETURNING seq, event_id, created_at, now() - created_at`,
-		routes: `SELECT event_name, kind, queue, priority, max_attempts FROM ` + route + ` ORDER BY event_name, kind`,
+		routes: routes.NewStore(nil, schema).ListSQL(),
 		// An id whose row is not visible yet goes back with its original
 		// created_at, to be tried again after $4.
 		requeue: `INSERT INTO ` + outbox + ` (channel, event_id, created_at, available_at)
@@ -314,7 +313,7 @@ func readClaim(br pgx.BatchResults, channel string) (*claimed, tableSeen, error)
 		return nil, seen, fmt.Errorf("reset planner options: %w", err)
 	}
 	rows, _ = br.Query()
-	allRoutes, err := pgx.CollectRows(rows, scanRoute)
+	allRoutes, err := routes.ScanList(rows)
 	if err != nil {
 		return nil, seen, fmt.Errorf("read routes: %w", err)
 	}
@@ -330,13 +329,6 @@ func readClaim(br pgx.BatchResults, channel string) (*claimed, tableSeen, error)
 		c.routes[r.Event] = append(c.routes[r.Event], r)
 	}
 	return c, seen, nil
-}
-
-// scanRoute reads a row of the routes query.
-func scanRoute(row pgx.CollectableRow) (routes.Route, error) {
-	var r routes.Route
-	err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts)
-	return r, err
 }
 
 // parsed is what step 2 made of the claimed payloads.
@@ -601,9 +593,7 @@ func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err
 
 // record inserts outcome rows and returns those whose key was not recorded
 // before.
-func (b *Bridge) record(ctx context.Context, tx interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, records []outcomeRecord) ([]outcomeRecord, error) {
+func (b *Bridge) record(ctx context.Context, tx pgx.Tx, records []outcomeRecord) ([]outcomeRecord, error) {
 	if len(records) == 0 {
 		return nil, nil
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
@@ -264,11 +265,6 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg bridge.Config, sel Selecto
 // jobStates are River's job states.
 var jobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
 
-// replayQuerier runs queries: the pool, or a batch's transaction.
-type replayQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 type replayer struct {
 	cfg   bridge.Config
 	pool  *pgxpool.Pool
@@ -502,7 +498,7 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 // plan reads the rows of a batch's ids and decides which
 // events get which jobs and which are skipped, and why. In a dry run only
 // the rows' names are read.
-func (r *replayer) plan(ctx context.Context, db replayQuerier, keys []string) ([]plannedJobs, []SkippedEvent, error) {
+func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]plannedJobs, []SkippedEvent, error) {
 	var skipped []SkippedEvent
 	skip := func(id string, cause SkipCause, reason string) {
 		skipped = append(skipped, SkippedEvent{EventID: id, Cause: cause, Reason: reason})

@@ -65,9 +65,7 @@ func Inspect(ctx context.Context, db dbtx.DBTX, o Options) (*Report, error) {
 // spelled). It refuses, with ErrRecordedIDs, a table whose sequence will
 // produce ids already recorded for the channel, unless o says what to do
 // about them. It returns the SQL it ran.
-func Install(ctx context.Context, db interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}, o Options) (string, error) {
+func Install(ctx context.Context, db dbtx.Beginner, o Options) (string, error) {
 	r, err := Apply(ctx, db, o)
 	if err != nil {
 		return "", err
@@ -77,9 +75,7 @@ func Install(ctx context.Context, db interface {
 
 // Apply is Install, with a report of what it did and of what will become
 // of events whose ids are already recorded for the channel.
-func Apply(ctx context.Context, db interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}, o Options) (*Report, error) {
+func Apply(ctx context.Context, db dbtx.Beginner, o Options) (*Report, error) {
 	var r *Report
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		in, err := resolve(ctx, tx, o)
@@ -254,7 +250,7 @@ func catalogName(ctx context.Context, db dbtx.DBTX, table string) ([]string, err
 
 // checkTable reports what is wrong, if anything, with the events table
 // and its id column.
-func checkTable(ctx context.Context, db eventstable.QueryRower, table, idColumn string) error {
+func checkTable(ctx context.Context, db dbtx.DBTX, table, idColumn string) error {
 	_, err := eventstable.Spec{Table: table, IDColumn: idColumn, NoNameColumn: true}.Inspect(ctx, db)
 	return err
 }

@@ -34,3 +34,10 @@ func InSchema(schema, query string) string {
 	}
 	return strings.ReplaceAll(query, "{schema}", pgx.Identifier{schema}.Sanitize())
 }
+
+// Beginner starts transactions: a *pgxpool.Pool or a *pgx.Conn (or a
+// pgx.Tx, for a savepoint), for a function that must run in a transaction
+// of its own.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}

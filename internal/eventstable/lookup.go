@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notified/notified/internal/dbtx"
 )
 
 // Row is one row of the events table, as Lookup reads it.
@@ -24,7 +26,7 @@ type Row struct {
 // Lookup reads the row whose id is payload, read as an id of the table
 // (042 is event 42 of an integer column). A payload that is no id of the
 // table is an error; a row that does not exist is a Row with Found false.
-func (t *Table) Lookup(ctx context.Context, db QueryRower, payload string) (*Row, error) {
+func (t *Table) Lookup(ctx context.Context, db dbtx.DBTX, payload string) (*Row, error) {
 	id, err := t.ParseID(payload)
 	if err != nil {
 		return nil, err

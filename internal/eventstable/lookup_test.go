@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/testdb"
 )
@@ -113,7 +114,7 @@ func TestLookupCanonicalID(t *testing.T) {
 }
 
 // lookup inspects the table spec names and reads the row of payload.
-func lookup(ctx context.Context, db eventstable.QueryRower, spec eventstable.Spec, payload string) (*eventstable.Row, error) {
+func lookup(ctx context.Context, db dbtx.DBTX, spec eventstable.Spec, payload string) (*eventstable.Row, error) {
 	t, err := spec.Inspect(ctx, db)
 	if err != nil {
 		return nil, err

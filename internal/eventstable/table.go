@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/ident"
 )
 
@@ -46,12 +47,6 @@ var (
 	ErrNoPrivilege    = errors.New("no privilege on events table")
 )
 
-// QueryRower runs a query that returns one row: a pool, a connection or a
-// transaction.
-type QueryRower interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // Spec names an events table and its columns as configured. Empty fields
 // mean the defaults.
 type Spec struct {
@@ -69,7 +64,7 @@ type Spec struct {
 // read it and that its id column has a supported type, and returns what is
 // needed to query it. Its errors wrap ErrTableNotFound, ErrColumnNotFound,
 // ErrIDType, ErrNoPrivilege or ident.ErrSystemSchema.
-func (s Spec) Inspect(ctx context.Context, db QueryRower) (*Table, error) {
+func (s Spec) Inspect(ctx context.Context, db dbtx.DBTX) (*Table, error) {
 	s = s.withDefaults()
 	name := s.NameColumn
 	if s.NoNameColumn {
@@ -93,7 +88,7 @@ func (s Spec) withDefaults() Spec {
 
 // inspect is Spec.Inspect after defaults; an empty nameColumn is not
 // checked.
-func inspect(ctx context.Context, db QueryRower, table, idColumn, nameColumn string) (*Table, error) {
+func inspect(ctx context.Context, db dbtx.DBTX, table, idColumn, nameColumn string) (*Table, error) {
 	parts, err := ident.ParseTableName(table)
 	if err != nil {
 		return nil, err
