@@ -37,12 +37,27 @@ const deadLettersSQL = `SELECT job_id, event_id, event_name, kind, queue, state,
 		created_at, attempted_at, finalized_at, last_error, output, replay_id
 	FROM {schema}.notified_jobs d
 	WHERE d.state IN ('discarded', 'cancelled') AND d.channel = @channel{filters}
-	  AND NOT EXISTS (SELECT 1 FROM {schema}.river_job l
-		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', d.channel, 'event_id', d.event_id))
-		  AND l.kind = d.kind AND l.id > d.job_id)
-	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job l
-		WHERE l.channel = d.channel AND l.event_id = d.event_id AND l.kind = d.kind AND l.job_id > d.job_id)
+	  AND {newest}
 	ORDER BY d.finalized_at DESC, d.job_id DESC{limit}`
+
+// newestJobSQL is the condition that the row {job} of notified_jobs is
+// the newest job of its handler for its event: no later job of the same
+// kind for the same event, live in River or recorded after River deleted
+// it.
+const newestJobSQL = `NOT EXISTS (SELECT 1 FROM {schema}.river_job l
+		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', {job}.channel, 'event_id', {job}.event_id))
+		  AND l.kind = {job}.kind AND l.id > {job}.job_id)
+	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job l
+		WHERE l.channel = {job}.channel AND l.event_id = {job}.event_id AND l.kind = {job}.kind AND l.job_id > {job}.job_id)`
+
+// NewestJobCondition is the SQL condition that the row alias of
+// notified_jobs, in schema, is the newest job of its handler for its
+// event (later jobs come from a retry of a dead letter or a replay): the
+// job whose state says how the handler fares with the event. alias must be
+// a plain SQL identifier of the caller's own query.
+func NewestJobCondition(schema, alias string) string {
+	return dbtx.InSchema(schema, strings.ReplaceAll(newestJobSQL, "{job}", alias))
+}
 
 // The parts of deadLettersSQL that only a filter that is on adds.
 const (
@@ -84,7 +99,7 @@ func deadLettersQuery(schema string, f DeadLetterFilter) (string, pgx.NamedArgs)
 		limit = deadLettersLimit
 		args["limit"] = int64(f.Limit)
 	}
-	q := strings.NewReplacer("{filters}", filters, "{limit}", limit).Replace(deadLettersSQL)
+	q := strings.NewReplacer("{filters}", filters, "{limit}", limit, "{newest}", strings.ReplaceAll(newestJobSQL, "{job}", "d")).Replace(deadLettersSQL)
 	return dbtx.InSchema(schema, q), args
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/migrations"
 )
@@ -18,8 +19,7 @@ import (
 type replayQueries struct {
 	dispatch string // quoted notified_dispatch
 	jobsView string // quoted notified_jobs
-	riverJob string // quoted river_job
-	jobTable string // quoted notified_job
+	schema   string // as configured, for history's SQL
 
 	rows     string // the rows of ids $1: id, name, the row as JSON
 	rowNames string // the same without the row (NULL), for a dry run
@@ -36,8 +36,7 @@ func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 	return replayQueries{
 		dispatch: migrations.Qualify(schema, "notified_dispatch"),
 		jobsView: jobsView,
-		riverJob: migrations.Qualify(schema, "river_job"),
-		jobTable: migrations.Qualify(schema, "notified_job"),
+		schema:   schema,
 
 		rows:     t.FetchSQL(),
 		rowNames: t.RowNamesSQL(),
@@ -73,11 +72,7 @@ func (q replayQueries) replayByJobStates(handlers bool) string {
 	}
 	return `d.event_id IN (SELECT j.event_id FROM ` + q.jobsView + ` j
 		WHERE j.channel = @channel AND j.state = ANY(@job_states::text[])` + kinds + `
-		  AND NOT EXISTS (SELECT 1 FROM ` + q.riverJob + ` l
-			WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', j.channel, 'event_id', j.event_id))
-			  AND l.kind = j.kind AND l.id > j.job_id)
-		  AND NOT EXISTS (SELECT 1 FROM ` + q.jobTable + ` l
-			WHERE l.channel = j.channel AND l.event_id = j.event_id AND l.kind = j.kind AND l.job_id > j.job_id))`
+		  AND ` + history.NewestJobCondition(q.schema, "j") + `)`
 }
 
 // snapshotByRecord selects from the dispatch records of the channel: the
