@@ -16,75 +16,8 @@ import (
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/jobs"
-	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 )
-
-// queries holds the SQL of the dispatch path, built once from the
-// configuration. Every identifier in it is quoted.
-type queries struct {
-	claim     string
-	claimSeqs string // claim the given outbox rows only, to isolate a bad event
-	routes    string
-	requeue   string
-	putBack   string
-	record    string
-}
-
-func newQueries(schema string) queries {
-	outbox := migrations.Qualify(schema, "notified_outbox")
-	dispatch := migrations.Qualify(schema, "notified_dispatch")
-	return queries{
-		// Claim the oldest available rows of the channel, skipping those
-		// another bridge holds, and delete them by ctid (cheaper than by seq:
-		// the planner picks a TID scan). If the transaction rolls back, the
-		// rows are back for the next claim.
-		claimSeqs: `WITH c AS (
-			SELECT ctid FROM ` + outbox + `
-			WHERE channel = $1 AND seq = ANY($2::bigint[])
-			FOR UPDATE SKIP LOCKED
-		)
-		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
-		RETURNING seq, event_id, created_at, now() - created_at`,
-		claim: `WITH c AS (
-			SELECT ctid FROM ` + outbox + `
-			WHERE channel = $1 AND available_at <= now()
-			ORDER BY seq LIMIT $2
-			FOR UPDATE SKIP LOCKED
-		)
-		DELETE FROM ` + outbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
-		RETURNING seq, event_id, created_at, now() - created_at`,
-		routes: routes.NewStore(nil, schema).ListSQL(),
-		// An id whose row is not visible yet goes back with its original
-		// created_at, to be tried again after $4.
-		requeue: `INSERT INTO ` + outbox + ` (channel, event_id, created_at, available_at)
-			SELECT $1, id, created_at, now() + $4::interval
-			FROM unnest($2::text[], $3::timestamptz[]) AS r(id, created_at)`,
-		// Rows past a batch's byte budget go back as they were, under
-		// their own seq: they are the oldest for the next claim.
-		putBack: `INSERT INTO ` + outbox + ` (seq, channel, event_id, created_at) OVERRIDING SYSTEM VALUE
-			SELECT r.seq, $1, r.event_id, r.created_at
-			FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS r(seq, event_id, created_at)`,
-		// The primary key (channel, event_id) makes dispatch exactly once: a
-		// key recorded before (by this bridge or another, committed or not)
-		// is skipped and its events get no jobs here, unless it was recorded
-		// as missing and its row has appeared since. Rows are inserted in
-		// key order so that concurrent bridges lock keys in the same order.
-		record: `INSERT INTO ` + dispatch + ` (channel, event_id, event_name, outcome, reason, jobs, notified_at)
-			SELECT $1, r.event_id, r.event_name, r.outcome, r.reason, ($8::jsonb[])[r.jobs], r.notified_at
-			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
-				AS r(event_id, event_name, outcome, reason, jobs, notified_at)
-			ORDER BY r.event_id
-			ON CONFLICT (channel, event_id) DO UPDATE SET
-				event_name = EXCLUDED.event_name, outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
-				jobs = EXCLUDED.jobs, notified_at = EXCLUDED.notified_at, dispatched_at = now()
-			-- A key recorded as missing (a NOTIFY for an id with no row) does
-			-- not stop the row inserted later from being dispatched: its
-			-- record is replaced, once. Any other record stands.
-			WHERE ` + dispatch + `.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
-			RETURNING event_id`,
-	}
-}
 
 // claimedRow is one outbox row taken by a dispatch transaction.
 type claimedRow struct {
@@ -257,13 +190,6 @@ func (b *Bridge) dispatchOptions() string {
 	}
 	return options
 }
-
-// afterClaimOptions turn sorts and bitmap scans back on after the claim. The
-// fetch looks rows up by primary key; an events table that grew since it was
-// last analyzed (or never was) looks small to the planner, which would then
-// read all of it for each batch: sequential scans are off for the rest of
-// the transaction, whose other statements do not scan.
-const afterClaimOptions = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)"
 
 // claim runs step 1: the claim, the routes and the table check, pipelined.
 // The table is checked after the claim, so that a row claimed here was

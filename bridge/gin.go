@@ -39,9 +39,7 @@ const ginCleanInterval = time.Second
 
 // ginIndexes returns river_job's GIN indexes, as regclass text.
 func (b *Bridge) ginIndexes(ctx context.Context) ([]string, error) {
-	rows, err := b.pool.Query(ctx, `SELECT c.oid::regclass::text FROM pg_index i
-		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
-		WHERE i.indrelid = $1::regclass AND a.amname = 'gin' ORDER BY 1`, migrations.Qualify(b.cfg.Schema, "river_job"))
+	rows, err := b.pool.Query(ctx, ginIndexesSQL, migrations.Qualify(b.cfg.Schema, "river_job"))
 	var names []string
 	if err == nil {
 		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
@@ -55,7 +53,7 @@ func (b *Bridge) ginIndexes(ctx context.Context) ([]string, error) {
 // cleanGIN flushes the pending lists of indexes.
 func (b *Bridge) cleanGIN(ctx context.Context, indexes []string) error {
 	for _, ix := range indexes {
-		if _, err := b.pool.Exec(ctx, "SELECT gin_clean_pending_list($1::regclass)", ix); err != nil {
+		if _, err := b.pool.Exec(ctx, ginCleanSQL, ix); err != nil {
 			return fmt.Errorf("flush the pending list of GIN index %s: %w", ix, err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/notified/notified/history"
-	"github.com/notified/notified/migrations"
 )
 
 // newBridgeID returns a random id for notified_bridge.
@@ -23,11 +22,7 @@ func newBridgeID() string {
 // register records this bridge in notified_bridge, or refreshes its row.
 func (b *Bridge) register(ctx context.Context) error {
 	host, _ := os.Hostname()
-	_, err := b.pool.Exec(ctx, `INSERT INTO `+migrations.Qualify(b.cfg.Schema, "notified_bridge")+`
-			(id, channel, host, pid, version, poll_interval)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO UPDATE SET seen_at = now()`,
-		b.id, b.cfg.Channel, host, os.Getpid(), b.cfg.Version, b.cfg.PollInterval)
+	_, err := b.pool.Exec(ctx, b.q.register, b.id, b.cfg.Channel, host, os.Getpid(), b.cfg.Version, b.cfg.PollInterval)
 	if err != nil {
 		return fmt.Errorf("register bridge: %w", err)
 	}
@@ -36,7 +31,7 @@ func (b *Bridge) register(ctx context.Context) error {
 
 // unregister deletes this bridge's row.
 func (b *Bridge) unregister(ctx context.Context) error {
-	_, err := b.pool.Exec(ctx, `DELETE FROM `+migrations.Qualify(b.cfg.Schema, "notified_bridge")+` WHERE id = $1`, b.id)
+	_, err := b.pool.Exec(ctx, b.q.unregister, b.id)
 	if err != nil {
 		return fmt.Errorf("unregister bridge: %w", err)
 	}

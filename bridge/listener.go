@@ -55,7 +55,7 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{probe}.Sanitize()); err != nil {
 		return fmt.Errorf("listen on the probe channel: %w", err)
 	}
-	if _, err := b.pool.Exec(ctx, "SELECT pg_notify($1, 'probe')", probe); err != nil {
+	if _, err := b.pool.Exec(ctx, probeSQL, probe, "probe"); err != nil {
 		return fmt.Errorf("send the listener's probe: %w", err)
 	}
 	probeDeadline := time.Now().Add(probeTimeout)

@@ -10,7 +10,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/notified/notified/history"
-	"github.com/notified/notified/migrations"
 )
 
 // metrics are the bridge's Prometheus metrics. The bridge is itself a
@@ -112,8 +111,7 @@ func (b *Bridge) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var n int64
 	var age float64
-	err := b.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-		FROM `+migrations.Qualify(b.cfg.Schema, "notified_outbox")+` WHERE channel = $1`, b.cfg.Channel).Scan(&n, &age)
+	err := b.pool.QueryRow(ctx, b.q.backlog, b.cfg.Channel).Scan(&n, &age)
 	if err != nil {
 		b.log.Warn("metrics: read backlog", slog.String("error", err.Error()))
 		ch <- prometheus.MustNewConstMetric(b.metrics.scrapeFail, prometheus.GaugeValue, 1)

@@ -40,44 +40,14 @@ type tableState struct {
 }
 
 func newTableState(cfg Config, t *eventstable.Table) *tableState {
-	outbox := migrations.Qualify(cfg.Schema, "notified_outbox")
-	dispatch := migrations.Qualify(cfg.Schema, "notified_dispatch")
 	return &tableState{
 		t:           t,
 		fetch:       t.FetchBoundedSQL(),
 		insertLarge: jobparams.LargeRowSQL(migrations.Qualify(cfg.Schema, "river_job"), t),
-		// A notified id is put in the outbox only when the events table
-		// has its row and it is not recorded yet: a NOTIFY can be sent by
-		// any role that can connect, and must not be able to fill
-		// notified's tables. It returns how many ids were put in the
-		// outbox and the ids that have no row (yet).
-		adopt: `WITH ids AS (
-				SELECT p, EXISTS (SELECT 1 FROM ` + t.Ident + ` AS e WHERE e.` + t.IDCol + ` = p) AS found
-				FROM unnest($2::` + t.ArrayType() + `) AS p
-			), ins AS (
-				INSERT INTO ` + outbox + ` (channel, event_id)
-				SELECT $1, ids.p::text FROM ids
-				WHERE ids.found AND NOT EXISTS (
-					SELECT 1 FROM ` + dispatch + ` d WHERE d.channel = $1 AND d.event_id = ids.p::text AND d.outcome <> 'missing')
-				RETURNING 1
-			)
-			SELECT (SELECT count(*) FROM ins), coalesce(array_agg(ids.p::text) FILTER (WHERE NOT ids.found), '{}') FROM ids`,
+		adopt:       addToOutboxSQL(cfg.Schema, t),
 		triggerMark: "'" + strings.ReplaceAll(cfg.Channel, "'", "''") + "'",
 	}
 }
-
-// checkTableSQL reads what the bridge relies on in the events table: its
-// oid, the type of its id column, whether its name column exists, and
-// whether an enabled notified capture trigger for the channel is on it.
-const checkTableSQL = `SELECT r.oid,
-	(SELECT a.atttypid FROM pg_catalog.pg_attribute a
-		WHERE a.attrelid = r.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped),
-	EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-		WHERE a.attrelid = r.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped),
-	EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-		WHERE t.tgrelid = r.oid AND t.tgenabled <> 'D' AND NOT t.tgisinternal
-		AND p.proname LIKE 'notified\_capture\_%' AND strpos(p.prosrc, $4) > 0)
-FROM (SELECT pg_catalog.to_regclass($1)::oid AS oid) r`
 
 // tableSeen is what checkTableSQL found.
 type tableSeen struct {
