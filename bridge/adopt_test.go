@@ -17,10 +17,10 @@ import (
 // have been adopted, so the next bridge dispatches it.
 func TestHandSentNotifyJustBeforeStopIsKept(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, setupOpts{noTrigger: true})
-	tb.route(t, "signup", "welcome")
-	ids := tb.insertEvents(t, "signup")
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	tb := setup(t, setupOpts{NoTrigger: true})
+	tb.Route(t, "signup", "welcome")
+	ids := tb.InsertEvents(t, "signup")
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	stop := bridgetest.Start(t, b)
 
@@ -28,12 +28,12 @@ func TestHandSentNotifyJustBeforeStopIsKept(t *testing.T) {
 	testdb.WaitFor(t, 5*time.Second, func() (bool, string) { return b.Stats().Notifications >= 1, "notification not received" })
 	stop()
 
-	in := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox WHERE event_id = $1", ids[0]) +
-		testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = $1", ids[0])
+	in := testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_outbox WHERE event_id = $1", ids[0]) +
+		testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_dispatch WHERE event_id = $1", ids[0])
 	require.Equal(t, 1, in, "the hand-sent id is in the outbox or dispatched")
 
 	// The next bridge dispatches it.
-	tb.start(t, nil, tb.cfg)
-	tb.waitRecorded(t, 1)
+	tb.Start(t, nil, tb.Config)
+	tb.WaitRecorded(t, 1)
 	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"welcome"}})
 }

@@ -109,7 +109,7 @@ func jsonLogger(buf *syncBuffer) *slog.Logger {
 func sendPayloads(t testing.TB, tb *testBundle, table, via string, payloads []string, goodBefore, goodAfter int) []string {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := tb.db.Pool.Begin(ctx)
+	tx, err := tb.DB.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	insert := func(n int) []string {
@@ -122,10 +122,10 @@ func sendPayloads(t testing.TB, tb *testBundle, table, via string, payloads []st
 	ids := insert(goodBefore)
 	switch via {
 	case "outbox":
-		_, err = tx.Exec(ctx, "INSERT INTO "+tb.db.Schema+".notified_outbox (channel, event_id, created_at) "+
-			"SELECT $1, p, now() - interval '1 hour' FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) ORDER BY i", tb.db.Channel, payloads)
+		_, err = tx.Exec(ctx, "INSERT INTO "+tb.DB.Schema+".notified_outbox (channel, event_id, created_at) "+
+			"SELECT $1, p, now() - interval '1 hour' FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) ORDER BY i", tb.DB.Channel, payloads)
 	case "pg_notify":
-		_, err = tx.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) ORDER BY i", tb.db.Channel, payloads)
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) ORDER BY i", tb.DB.Channel, payloads)
 	default:
 		t.Fatalf("unknown way %q", via)
 	}
@@ -141,9 +141,9 @@ func sendPayloads(t testing.TB, tb *testBundle, table, via string, payloads []st
 func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []badPayload) {
 	t.Helper()
 	ctx := context.Background()
-	tb.route(t, "ok", "k")
+	tb.Route(t, "ok", "k")
 	var logs syncBuffer
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = jsonLogger(&logs)
 
 	var payloads []string
@@ -195,10 +195,10 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 		want[id] = outcome{Outcome: "dispatched", Name: "ok"}
 		jobs[id] = []string{"k"}
 	}
-	tb.waitRecorded(t, len(want))
+	tb.WaitRecorded(t, len(want))
 	waitAccounted(t, sigs, len(want))
 	waitIgnored(t, sigs, ignored)
-	got := tb.outcomes(t)
+	got := tb.Outcomes(t)
 	for _, c := range sent {
 		if _, ok := want[c.key]; ok {
 			require.Equal(t, want[c.key], got[c.key], "case %s: payload %q", c.name, c.payload)
@@ -213,12 +213,12 @@ func runPayloadMatrix(t *testing.T, tb *testBundle, table, via string, cases []b
 	}
 
 	// The bridge still runs: a new event is dispatched.
-	more := tb.insertEvents(t, "ok")
+	more := tb.InsertEvents(t, "ok")
 	want[more[0]] = outcome{Outcome: "dispatched", Name: "ok"}
 	jobs[more[0]] = []string{"k"}
-	tb.waitRecorded(t, len(want))
+	tb.WaitRecorded(t, len(want))
 	waitAccounted(t, sigs, len(want))
-	require.Equal(t, want, tb.outcomes(t))
+	require.Equal(t, want, tb.Outcomes(t))
 	tb.requireExactlyOnce(t, jobs)
 	require.True(t, b.Listening(), "the bridge stopped listening")
 	r, err := b.Ready(ctx)
@@ -286,10 +286,10 @@ func TestBadInputPayloadsBigint(t *testing.T) {
 		t.Run(via, func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t)
-			table := tb.db.Events()
+			table := tb.DB.Events()
 			if via == "pg_notify" {
 				// Postgres itself refuses a payload of 8000 bytes.
-				_, err := tb.db.Pool.Exec(context.Background(), "SELECT pg_notify($1, $2)", tb.db.Channel, strings.Repeat("y", 8000))
+				_, err := tb.DB.Pool.Exec(context.Background(), "SELECT pg_notify($1, $2)", tb.DB.Channel, strings.Repeat("y", 8000))
 				var pgErr *pgconn.PgError
 				require.ErrorAs(t, err, &pgErr)
 				require.Equal(t, "22023", pgErr.Code)
@@ -298,7 +298,7 @@ func TestBadInputPayloadsBigint(t *testing.T) {
 			runPayloadMatrix(t, tb, table, via, cases(table))
 			// The SQL-looking payloads ran nothing: the table is there with
 			// exactly the good events.
-			require.Equal(t, 4, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+table))
+			require.Equal(t, 4, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+table))
 		})
 	}
 }
@@ -329,8 +329,8 @@ func TestBadInputPayloadsUUID(t *testing.T) {
 			testdb.Exec(t, db.Pool, "INSERT INTO "+table+" (id, name) VALUES ($1, 'ok'), ($2, 'ok')", upperKey, bareKey)
 			_, err := trigger.Install(ctx, db.Pool, trigger.Options{Schema: db.Schema, Table: table, Channel: db.Channel})
 			require.NoError(t, err)
-			tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
-				PollInterval: 200 * time.Millisecond, MissingGrace: 500 * time.Millisecond, Logger: testLogger(t)}}
+			tb := &testBundle{&bridgetest.Bundle{DB: db, Config: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
+				PollInterval: 200 * time.Millisecond, MissingGrace: 500 * time.Millisecond, Logger: testLogger(t)}}}
 
 			cases := []badPayload{
 				{name: "integer", payload: "42", key: "42", outcome: "rejected", reason: notUUID(`"42"`)},
@@ -364,7 +364,7 @@ func TestBadInputPayloadsUUID(t *testing.T) {
 // their steps, until the test ends.
 func (tb *testBundle) startHooked(t testing.TB, cfg bridge.Config, hook func(step string) error) *bridge.Bridge {
 	t.Helper()
-	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.NoError(t, err)
 	bridge.SetTestHook(b, hook)
 	bridgetest.Start(t, b)
@@ -386,13 +386,13 @@ func TestBadInputRows(t *testing.T) {
 	// and a good neighbour in one transaction.
 	insertPair := func(t *testing.T, tb *testBundle, name *string) (target, good string) {
 		t.Helper()
-		require.NoError(t, tb.db.Pool.QueryRow(context.Background(), `WITH t AS (INSERT INTO `+tb.db.Events()+` (name) VALUES ($1) RETURNING id),
-			g AS (INSERT INTO `+tb.db.Events()+` (name) VALUES ('ok') RETURNING id)
+		require.NoError(t, tb.DB.Pool.QueryRow(context.Background(), `WITH t AS (INSERT INTO `+tb.DB.Events()+` (name) VALUES ($1) RETURNING id),
+			g AS (INSERT INTO `+tb.DB.Events()+` (name) VALUES ('ok') RETURNING id)
 			SELECT (SELECT id::text FROM t), (SELECT id::text FROM g)`, name).Scan(&target, &good))
 		return target, good
 	}
 	deleteRow := func(t testing.TB, tb *testBundle, id string) {
-		testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Events()+" WHERE id = $1::bigint", id)
+		testdb.Exec(t, tb.DB.Pool, "DELETE FROM "+tb.DB.Events()+" WHERE id = $1::bigint", id)
 	}
 	// deleteOnce returns a hook that deletes the target row, from another
 	// connection, the first time the dispatch transaction reaches step.
@@ -407,7 +407,7 @@ func TestBadInputRows(t *testing.T) {
 	}
 	str := func(s string) *string { return &s }
 	missing := func(e *env) outcome {
-		return outcome{Outcome: "missing", Reason: "no row in " + e.tb.db.Events() + " with id = " + e.target + " after 500ms"}
+		return outcome{Outcome: "missing", Reason: "no row in " + e.tb.DB.Events() + " with id = " + e.target + " after 500ms"}
 	}
 
 	cases := []struct {
@@ -427,7 +427,7 @@ func TestBadInputRows(t *testing.T) {
 		{
 			name: "name is NULL",
 			run: func(t *testing.T, e *env) {
-				e.tb.start(t, nil, e.tb.cfg)
+				e.tb.Start(t, nil, e.tb.Config)
 				e.target, e.good = insertPair(t, e.tb, nil)
 			},
 			want: func(*env) outcome { return outcome{Outcome: "rejected", Reason: "name column name is NULL"} },
@@ -435,7 +435,7 @@ func TestBadInputRows(t *testing.T) {
 		{
 			name: "name is empty",
 			run: func(t *testing.T, e *env) {
-				e.tb.start(t, nil, e.tb.cfg)
+				e.tb.Start(t, nil, e.tb.Config)
 				e.target, e.good = insertPair(t, e.tb, str(""))
 			},
 			want: func(*env) outcome { return outcome{Outcome: "unrouted", Reason: `no route for event name ""`} },
@@ -444,8 +444,8 @@ func TestBadInputRows(t *testing.T) {
 			name: "name set to NULL before the bridge ran",
 			run: func(t *testing.T, e *env) {
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
-				testdb.Exec(t, e.tb.db.Pool, "UPDATE "+e.tb.db.Events()+" SET name = NULL WHERE id = $1::bigint", e.target)
-				e.tb.start(t, nil, e.tb.cfg)
+				testdb.Exec(t, e.tb.DB.Pool, "UPDATE "+e.tb.DB.Events()+" SET name = NULL WHERE id = $1::bigint", e.target)
+				e.tb.Start(t, nil, e.tb.Config)
 			},
 			want: func(*env) outcome { return outcome{Outcome: "rejected", Reason: "name column name is NULL"} },
 		},
@@ -454,7 +454,7 @@ func TestBadInputRows(t *testing.T) {
 			run: func(t *testing.T, e *env) {
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
 				deleteRow(t, e.tb, e.target)
-				e.tb.start(t, nil, e.tb.cfg)
+				e.tb.Start(t, nil, e.tb.Config)
 			},
 			want:    missing,
 			rowGone: true,
@@ -463,7 +463,7 @@ func TestBadInputRows(t *testing.T) {
 			name: "deleted between the claim and the fetch",
 			run: func(t *testing.T, e *env) {
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
-				e.tb.startHooked(t, e.tb.cfg, deleteOnce(t, e, "claimed"))
+				e.tb.startHooked(t, e.tb.Config, deleteOnce(t, e, "claimed"))
 			},
 			want:    missing,
 			rowGone: true,
@@ -474,7 +474,7 @@ func TestBadInputRows(t *testing.T) {
 			name: "deleted after the fetch",
 			run: func(t *testing.T, e *env) {
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
-				e.tb.startHooked(t, e.tb.cfg, deleteOnce(t, e, "fetched"))
+				e.tb.startHooked(t, e.tb.Config, deleteOnce(t, e, "fetched"))
 			},
 			want:       func(*env) outcome { return outcome{Outcome: "dispatched", Name: "ok"} },
 			rowGone:    true,
@@ -486,7 +486,7 @@ func TestBadInputRows(t *testing.T) {
 			name:      "hand-sent id of a deleted row",
 			noTrigger: true,
 			run: func(t *testing.T, e *env) {
-				_, e.sigs = e.tb.startWatched(t, e.tb.cfg)
+				_, e.sigs = e.tb.startWatched(t, e.tb.Config)
 				e.target, e.good = insertPair(t, e.tb, str("ok"))
 				deleteRow(t, e.tb, e.target)
 				e.tb.notify(t, e.target, e.good)
@@ -498,8 +498,8 @@ func TestBadInputRows(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := &env{tb: setup(t, setupOpts{noTrigger: tc.noTrigger})}
-			e.tb.route(t, "ok", "k")
+			e := &env{tb: setup(t, setupOpts{NoTrigger: tc.noTrigger})}
+			e.tb.Route(t, "ok", "k")
 			tc.run(t, e)
 			wantRecorded := map[string]outcome{e.good: {Outcome: "dispatched", Name: "ok"}}
 			if tc.want != nil {
@@ -507,14 +507,14 @@ func TestBadInputRows(t *testing.T) {
 			} else {
 				waitIgnored(t, e.sigs, 1)
 			}
-			e.tb.waitRecorded(t, len(wantRecorded))
-			require.Equal(t, wantRecorded, e.tb.outcomes(t))
+			e.tb.WaitRecorded(t, len(wantRecorded))
+			require.Equal(t, wantRecorded, e.tb.Outcomes(t))
 			jobs := map[string][]string{e.good: {"k"}}
 			if tc.targetJobs {
 				jobs[e.target] = []string{"k"}
 			}
 			e.tb.requireExactlyOnce(t, jobs)
-			rows := testdb.Count(t, e.tb.db.Pool, "SELECT count(*) FROM "+e.tb.db.Events()+" WHERE id = $1::bigint", e.target)
+			rows := testdb.Count(t, e.tb.DB.Pool, "SELECT count(*) FROM "+e.tb.DB.Events()+" WHERE id = $1::bigint", e.target)
 			if tc.rowGone {
 				require.Zero(t, rows)
 			} else {
@@ -577,7 +577,7 @@ func TestBadInputTooManyConnections(t *testing.T) {
 		}
 	})
 	bridgetest.Run(t, b)
-	tb := &testBundle{db: &testdb.DB{Pool: su, Schema: schema}}
+	tb := &testBundle{&bridgetest.Bundle{DB: &testdb.DB{Pool: su, Schema: schema}}}
 	insert := func() string {
 		var id string
 		require.NoError(t, su.QueryRow(ctx, "INSERT INTO "+schema+".events (name) VALUES ('e') RETURNING id::text").Scan(&id))
@@ -585,7 +585,7 @@ func TestBadInputTooManyConnections(t *testing.T) {
 	}
 	waitReadiness(t, b, 10*time.Second, "ready", func(_ bridge.Readiness, err error) bool { return err == nil })
 	first := insert()
-	tb.waitRecorded(t, 1)
+	tb.WaitRecorded(t, 1)
 
 	// Take the bridge's connections away and every slot a non-superuser
 	// may use. While the slots fill, the role's own limit keeps the bridge
@@ -717,6 +717,6 @@ func TestBadInputTooManyConnections(t *testing.T) {
 	fillers = nil
 	waitReadiness(t, b, 15*time.Second, "ready again", func(_ bridge.Readiness, err error) bool { return err == nil })
 	after := insert()
-	tb.waitRecorded(t, 3)
+	tb.WaitRecorded(t, 3)
 	tb.requireExactlyOnce(t, map[string][]string{first: {"k"}, during: {"k"}, after: {"k"}})
 }

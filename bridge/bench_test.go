@@ -33,14 +33,14 @@ func BenchmarkBurst(b *testing.B) {
 
 func benchBurst(b *testing.B, routeCount int) {
 	tb := setup(b)
-	db := tb.db
+	db := tb.DB
 	for i := range routeCount {
-		tb.route(b, "e", fmt.Sprintf("k%d", i))
+		tb.Route(b, "e", fmt.Sprintf("k%d", i))
 	}
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.PollInterval = time.Second
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	tb.start(b, nil, cfg)
+	tb.Start(b, nil, cfg)
 	ctx := context.Background()
 	events := b.N * 1000
 
@@ -108,15 +108,15 @@ func (baselineArgs) Kind() string { return "k0" }
 //	go test ./bridge -run '^$' -bench 'DispatchTransaction' -benchtime 50x -count 5
 func BenchmarkDispatchTransaction(b *testing.B) {
 	tb := setup(b)
-	tb.route(b, "e", "k0")
-	cfg := tb.cfg
+	tb.Route(b, "e", "k0")
+	cfg := tb.Config
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	ctx := context.Background()
-	br, err := bridge.New(ctx, tb.db.Pool, cfg)
+	br, err := bridge.New(ctx, tb.DB.Pool, cfg)
 	require.NoError(b, err)
 	for b.Loop() {
 		b.StopTimer()
-		_, err := tb.db.Pool.Exec(ctx, "INSERT INTO "+tb.db.Events()+" (name, payload) SELECT 'e', jsonb_build_object('i', i) FROM generate_series(1, 1000) AS i")
+		_, err := tb.DB.Pool.Exec(ctx, "INSERT INTO "+tb.DB.Events()+" (name, payload) SELECT 'e', jsonb_build_object('i', i) FROM generate_series(1, 1000) AS i")
 		require.NoError(b, err)
 		b.StartTimer()
 		n, err := bridge.DispatchOnce(ctx, br)

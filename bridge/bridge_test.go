@@ -29,19 +29,11 @@ import (
 	"github.com/notified/notified/trigger"
 )
 
-// testBundle is one test's database, routes and bridge configuration.
-type testBundle struct {
-	db  *testdb.DB
-	cfg bridge.Config
-}
+// testBundle is one test's database, routes and bridge configuration,
+// with the bridge tests' own helpers.
+type testBundle struct{ *bridgetest.Bundle }
 
-type setupOpts struct {
-	table      string // events table, default the test schema's events
-	idColumn   string
-	nameColumn string
-	noTrigger  bool
-	db         *testdb.DB // an existing test database, default a new one
-}
+type setupOpts = bridgetest.Options
 
 func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	t.Helper()
@@ -49,69 +41,26 @@ func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	db := o.db
-	if db == nil {
-		db = testdb.New(t)
-	}
-	if o.table == "" {
-		o.table = db.Events()
-	}
-	if !o.noTrigger {
-		_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{
-			Schema: db.Schema, Table: o.table, Channel: db.Channel, IDColumn: o.idColumn,
-		})
-		require.NoError(t, err)
-	}
-	return &testBundle{db: db, cfg: bridge.Config{
-		Schema: db.Schema, Table: o.table, IDColumn: o.idColumn, NameColumn: o.nameColumn,
-		Channel: db.Channel, PollInterval: 200 * time.Millisecond, MissingGrace: 500 * time.Millisecond,
-		Logger: testLogger(t),
-	}}
+	return &testBundle{bridgetest.Setup(t, o)}
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (tb *testBundle) route(t testing.TB, event, kind string) {
-	t.Helper()
-	require.NoError(t, routes.NewStore(tb.db.Pool, tb.db.Schema).Add(context.Background(), routes.Route{Event: event, Kind: kind}))
-}
+func testLogger(t testing.TB) *slog.Logger { return bridgetest.Logger(t) }
 
 // startLogged runs a bridge with the bundle's configuration until the test
 // ends, logging at info and above, as JSON, into the buffer it returns.
 func (tb *testBundle) startLogged(t testing.TB) (*bridge.Bridge, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = jsonLogger(logs)
-	return tb.start(t, nil, cfg), logs
-}
-
-// start runs a bridge until the test ends.
-func (tb *testBundle) start(t testing.TB, pool *pgxpool.Pool, cfg bridge.Config) *bridge.Bridge {
-	t.Helper()
-	if pool == nil {
-		pool = tb.db.Pool
-	}
-	b, err := bridge.New(context.Background(), pool, cfg)
-	require.NoError(t, err)
-	bridgetest.Start(t, b)
-	return b
+	return tb.Start(t, nil, cfg), logs
 }
 
 // startWatched runs a bridge until the test ends, and returns it with the
 // signals it sends as it works.
 func (tb *testBundle) startWatched(t testing.TB, cfg bridge.Config) (*bridge.Bridge, *bridge.Signals) {
 	t.Helper()
-	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.NoError(t, err)
 	sigs := bridge.WatchSignals(b)
 	bridgetest.Start(t, b)
@@ -159,38 +108,18 @@ func waitAccounted(t testing.TB, sigs *bridge.Signals, n int) {
 	})
 }
 
-// insertEvents inserts one event per name, in one transaction, and returns
-// their ids.
-func (tb *testBundle) insertEvents(t testing.TB, names ...string) []string {
-	t.Helper()
-	rows, err := tb.db.Pool.Query(context.Background(),
-		"INSERT INTO "+tb.db.Events()+" (name, payload) SELECT n, jsonb_build_object('n', n) FROM unnest($1::text[]) AS n RETURNING id::text", names)
-	require.NoError(t, err)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	return ids
-}
-
-// outbox puts payloads in the outbox, as the capture trigger, publish or
-// notified-bridge notify would.
-func (tb *testBundle) outbox(t testing.TB, payloads ...string) {
-	t.Helper()
-	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Schema+".notified_outbox (channel, event_id) SELECT $1, unnest($2::text[])",
-		tb.db.Channel, payloads)
-}
-
 func (tb *testBundle) notify(t testing.TB, payloads ...string) {
 	t.Helper()
 	for _, p := range payloads {
-		testdb.Exec(t, tb.db.Pool, "SELECT pg_notify($1, $2)", tb.db.Channel, p)
+		testdb.Exec(t, tb.DB.Pool, "SELECT pg_notify($1, $2)", tb.DB.Channel, p)
 	}
 }
 
 // jobsByEvent returns the sorted kinds of the jobs of each event id.
 func (tb *testBundle) jobsByEvent(t testing.TB) map[string][]string {
 	t.Helper()
-	rows, err := tb.db.Pool.Query(context.Background(),
-		"SELECT args->>'event_id', kind FROM "+tb.db.Schema+".river_job ORDER BY 1, 2")
+	rows, err := tb.DB.Pool.Query(context.Background(),
+		"SELECT args->>'event_id', kind FROM "+tb.DB.Schema+".river_job ORDER BY 1, 2")
 	require.NoError(t, err)
 	out := map[string][]string{}
 	for rows.Next() {
@@ -202,37 +131,7 @@ func (tb *testBundle) jobsByEvent(t testing.TB) map[string][]string {
 	return out
 }
 
-type outcome struct {
-	Outcome string
-	Reason  string
-	Name    string
-}
-
-func (tb *testBundle) outcomes(t testing.TB) map[string]outcome {
-	t.Helper()
-	rows, err := tb.db.Pool.Query(context.Background(),
-		"SELECT event_id, outcome, coalesce(reason, ''), coalesce(event_name, '') FROM "+tb.db.Schema+".notified_dispatch")
-	require.NoError(t, err)
-	out := map[string]outcome{}
-	for rows.Next() {
-		var id string
-		var o outcome
-		require.NoError(t, rows.Scan(&id, &o.Outcome, &o.Reason, &o.Name))
-		out[id] = o
-	}
-	require.NoError(t, rows.Err())
-	return out
-}
-
-// waitRecorded waits until n events are recorded and the outbox is empty.
-func (tb *testBundle) waitRecorded(t testing.TB, n int) {
-	t.Helper()
-	testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
-		recorded := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch")
-		backlog := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox")
-		return recorded >= n && backlog == 0, fmt.Sprintf("%d of %d events recorded, %d in the outbox", recorded, n, backlog)
-	})
-}
+type outcome = bridgetest.Outcome
 
 // requireExactlyOnce asserts that every event id in want has exactly the
 // given kinds of jobs, and no other event has any.
@@ -254,13 +153,13 @@ func TestDispatchEndToEnd(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	ctx := context.Background()
-	store := routes.NewStore(tb.db.Pool, tb.db.Schema)
+	store := routes.NewStore(tb.DB.Pool, tb.DB.Schema)
 	require.NoError(t, store.Add(ctx, routes.Route{Event: "user_signed_up", Kind: "send_welcome", Queue: "mail", Priority: 2, MaxAttempts: 5}))
 	require.NoError(t, store.Add(ctx, routes.Route{Event: "user_signed_up", Kind: "audit"}))
-	tb.start(t, nil, tb.cfg)
+	tb.Start(t, nil, tb.Config)
 
-	ids := tb.insertEvents(t, "user_signed_up")
-	tb.waitRecorded(t, 1)
+	ids := tb.InsertEvents(t, "user_signed_up")
+	tb.WaitRecorded(t, 1)
 	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"audit", "send_welcome"}})
 
 	var (
@@ -268,7 +167,7 @@ func TestDispatchEndToEnd(t *testing.T) {
 		priority, maxAtt     int
 		args, meta           []byte
 	)
-	require.NoError(t, tb.db.Pool.QueryRow(ctx, "SELECT kind, queue, priority, max_attempts, args, metadata FROM "+tb.db.Schema+
+	require.NoError(t, tb.DB.Pool.QueryRow(ctx, "SELECT kind, queue, priority, max_attempts, args, metadata FROM "+tb.DB.Schema+
 		".river_job WHERE kind = 'send_welcome'").Scan(&kind, &queue, &priority, &maxAtt, &args, &meta))
 	require.Equal(t, "mail", queue)
 	require.Equal(t, 2, priority)
@@ -277,13 +176,13 @@ func TestDispatchEndToEnd(t *testing.T) {
 	require.NoError(t, json.Unmarshal(args, &payload))
 	require.Equal(t, ids[0], payload.EventID)
 	require.Equal(t, "user_signed_up", payload.EventName)
-	require.Equal(t, tb.db.Channel, payload.Channel)
+	require.Equal(t, tb.DB.Channel, payload.Channel)
 	var row map[string]any
 	require.NoError(t, json.Unmarshal(payload.Data, &row))
 	require.Equal(t, "user_signed_up", row["name"])
 	require.Equal(t, map[string]any{"n": "user_signed_up"}, row["payload"])
 	require.Contains(t, row, "created_at")
-	channel = tb.db.Channel
+	channel = tb.DB.Channel
 	require.JSONEq(t, fmt.Sprintf(`{"notified": {"event_id": %q, "event_name": "user_signed_up", "channel": %q}}`, ids[0], channel), string(meta))
 
 	// A River worker runs the handlers with the decoded event.
@@ -295,8 +194,8 @@ func TestDispatchEndToEnd(t *testing.T) {
 	}
 	require.NoError(t, jobs.Handle[sendWelcome](workers, handler))
 	require.NoError(t, jobs.Handle[audit](workers, handler))
-	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{
-		Schema: tb.db.Schema, Workers: workers, TestOnly: true,
+	client, err := river.NewClient(riverpgxv5.New(tb.DB.Pool), &river.Config{
+		Schema: tb.DB.Schema, Workers: workers, TestOnly: true,
 		Queues:            map[string]river.QueueConfig{"mail": {MaxWorkers: 2}, river.QueueDefault: {MaxWorkers: 2}},
 		FetchPollInterval: 50 * time.Millisecond, FetchCooldown: 10 * time.Millisecond,
 		Logger: testLogger(t),
@@ -320,7 +219,7 @@ func TestDispatchEndToEnd(t *testing.T) {
 		}
 	}
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		n := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job WHERE state = 'completed' AND metadata->'output'->>'ok' = $1", ids[0])
+		n := testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".river_job WHERE state = 'completed' AND metadata->'output'->>'ok' = $1", ids[0])
 		return n == 2, fmt.Sprintf("%d of 2 jobs completed with output", n)
 	})
 }
@@ -337,17 +236,17 @@ func TestFanOutAndUnrouted(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	for _, k := range []string{"k1", "k2", "k3"} {
-		tb.route(t, "three", k)
+		tb.Route(t, "three", k)
 	}
-	tb.route(t, "one", "k1")
-	tb.start(t, nil, tb.cfg)
+	tb.Route(t, "one", "k1")
+	tb.Start(t, nil, tb.Config)
 
 	var names []string
 	for range 20 {
 		names = append(names, "three", "one", "none")
 	}
-	ids := tb.insertEvents(t, names...)
-	tb.waitRecorded(t, len(ids))
+	ids := tb.InsertEvents(t, names...)
+	tb.WaitRecorded(t, len(ids))
 
 	want := map[string][]string{}
 	for i, id := range ids {
@@ -359,7 +258,7 @@ func TestFanOutAndUnrouted(t *testing.T) {
 		}
 	}
 	tb.requireExactlyOnce(t, want)
-	out := tb.outcomes(t)
+	out := tb.Outcomes(t)
 	for i, id := range ids {
 		if names[i] == "none" {
 			require.Equal(t, outcome{Outcome: "unrouted", Reason: `no route for event name "none"`, Name: "none"}, out[id])
@@ -375,20 +274,20 @@ func TestFanOutAndUnrouted(t *testing.T) {
 func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "ok", "k")
+	tb.Route(t, "ok", "k")
 	logs := &syncBuffer{}
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = jsonLogger(logs)
 	_, sigs := tb.startWatched(t, cfg)
 
 	payloads := []string{"abc", "", " ", "1.5", "99999999999999999999", "1; drop table events", "1' or '1'='1",
 		"-5", strings.Repeat("7", 7999)}
 	// Good events go in between the bad ones.
-	ids := tb.insertEvents(t, "ok", "ok")
+	ids := tb.InsertEvents(t, "ok", "ok")
 	tb.notify(t, payloads...)
-	more := tb.insertEvents(t, "ok")
+	more := tb.InsertEvents(t, "ok")
 	ids = append(ids, more...)
-	tb.waitRecorded(t, len(ids))
+	tb.WaitRecorded(t, len(ids))
 	waitIgnored(t, sigs, len(payloads))
 
 	want := map[string][]string{}
@@ -397,11 +296,11 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 		want[id] = []string{"k"}
 		recorded[id] = outcome{Outcome: "dispatched", Name: "ok"}
 	}
-	require.Equal(t, recorded, tb.outcomes(t), "only the good events are recorded")
+	require.Equal(t, recorded, tb.Outcomes(t), "only the good events are recorded")
 	tb.requireExactlyOnce(t, want)
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"))
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_outbox"))
 	// The SQL-looking payloads did nothing.
-	require.Equal(t, 3, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Events()))
+	require.Equal(t, 3, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Events()))
 	require.Contains(t, logs.String(), `"msg":"notifications ignored: they name no event of the events table"`)
 	require.Contains(t, logs.String(), `"reason":"not_an_id"`)
 	requireNoErrorLogs(t, logs)
@@ -410,17 +309,17 @@ func TestHandSentBadPayloadsAreIgnoredAndNeighboursDispatched(t *testing.T) {
 func TestBadOutboxRowsDoNotAffectTheirBatch(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "ok", "k")
-	ids := tb.insertEvents(t, "ok", "ok", "ok")
+	tb.Route(t, "ok", "k")
+	ids := tb.InsertEvents(t, "ok", "ok", "ok")
 	// Bad ids written straight into the outbox land in the same batch as the
 	// good events.
-	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Schema+".notified_outbox (channel, event_id, created_at) VALUES ($1, 'x', now() - interval '1 hour'), ($1, '42', now() - interval '1 hour')", tb.db.Channel)
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	testdb.Exec(t, tb.DB.Pool, "INSERT INTO "+tb.DB.Schema+".notified_outbox (channel, event_id, created_at) VALUES ($1, 'x', now() - interval '1 hour'), ($1, '42', now() - interval '1 hour')", tb.DB.Channel)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	n, err := bridge.DispatchOnce(context.Background(), b)
 	require.NoError(t, err)
 	require.Equal(t, 5, n)
-	out := tb.outcomes(t)
+	out := tb.Outcomes(t)
 	require.Equal(t, "rejected", out["x"].Outcome)
 	require.Equal(t, "missing", out["42"].Outcome)
 	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}, ids[2]: {"k"}})
@@ -452,16 +351,16 @@ func TestOutcomesAreLogged(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	var logs syncBuffer
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	tb.start(t, nil, cfg)
-	tb.insertEvents(t, "nobody_listens", "nobody_listens")
-	tb.outbox(t, "abc")
-	tb.waitRecorded(t, 3)
+	tb.Start(t, nil, cfg)
+	tb.InsertEvents(t, "nobody_listens", "nobody_listens")
+	tb.Outbox(t, "abc")
+	tb.WaitRecorded(t, 3)
 	testdb.WaitFor(t, 5*time.Second, func() (bool, string) {
 		out := logs.String()
-		return strings.Contains(out, `"msg":"events unrouted: no route for their name","channel":"`+tb.db.Channel+`","event_name":"nobody_listens","events":2`) &&
-			strings.Contains(out, `"msg":"event rejected","channel":"`+tb.db.Channel+`","event_id":"abc","reason":"payload \"abc\" is not a valid bigint id"`) &&
+		return strings.Contains(out, `"msg":"events unrouted: no route for their name","channel":"`+tb.DB.Channel+`","event_name":"nobody_listens","events":2`) &&
+			strings.Contains(out, `"msg":"event rejected","channel":"`+tb.DB.Channel+`","event_id":"abc","reason":"payload \"abc\" is not a valid bigint id"`) &&
 			strings.Contains(out, `"msg":"batch dispatched"`), out
 	})
 }
@@ -469,13 +368,13 @@ func TestOutcomesAreLogged(t *testing.T) {
 func TestNullNameIsRejected(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "ok", "k")
-	tb.start(t, nil, tb.cfg)
+	tb.Route(t, "ok", "k")
+	tb.Start(t, nil, tb.Config)
 	var id string
-	require.NoError(t, tb.db.Pool.QueryRow(context.Background(), "INSERT INTO "+tb.db.Events()+" (name) VALUES (NULL) RETURNING id::text").Scan(&id))
-	ok := tb.insertEvents(t, "ok")
-	tb.waitRecorded(t, 2)
-	require.Equal(t, outcome{Outcome: "rejected", Reason: "name column name is NULL"}, tb.outcomes(t)[id])
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(), "INSERT INTO "+tb.DB.Events()+" (name) VALUES (NULL) RETURNING id::text").Scan(&id))
+	ok := tb.InsertEvents(t, "ok")
+	tb.WaitRecorded(t, 2)
+	require.Equal(t, outcome{Outcome: "rejected", Reason: "name column name is NULL"}, tb.Outcomes(t)[id])
 	tb.requireExactlyOnce(t, map[string][]string{ok[0]: {"k"}})
 }
 
@@ -483,38 +382,38 @@ func TestNotifyBeforeCommitWaitsForTheRow(t *testing.T) {
 	t.Parallel()
 	// No trigger: the producer sends the NOTIFY itself, before its row is
 	// committed.
-	tb := setup(t, setupOpts{noTrigger: true})
-	tb.route(t, "late", "k")
-	cfg := tb.cfg
+	tb := setup(t, setupOpts{NoTrigger: true})
+	tb.Route(t, "late", "k")
+	cfg := tb.Config
 	cfg.MissingGrace = 5 * time.Second
 	cfg.PollInterval = time.Hour // retries must not wait for a poll
-	b := tb.start(t, nil, cfg)
+	b := tb.Start(t, nil, cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b)
 	waiting := func() float64 {
-		n, ok := metricValue(t, reg, "notified_notifications_waiting", map[string]string{"channel": tb.db.Channel})
+		n, ok := metricValue(t, reg, "notified_notifications_waiting", map[string]string{"channel": tb.DB.Channel})
 		require.True(t, ok)
 		return n
 	}
 
 	ctx := context.Background()
-	tx, err := tb.db.Pool.Begin(ctx)
+	tx, err := tb.DB.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	var id string
-	require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+tb.db.Events()+" (name) VALUES ('late') RETURNING id::text").Scan(&id))
+	require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+tb.DB.Events()+" (name) VALUES ('late') RETURNING id::text").Scan(&id))
 	tb.notify(t, id)
 	// The bridge tried it, found no row, and waits for one.
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		n := waiting()
 		return n == 1, fmt.Sprintf("%g notified ids waiting for their row", n)
 	})
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"),
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_outbox"),
 		"an id with no row is not written to the outbox")
 	require.NoError(t, tx.Commit(ctx))
-	tb.waitRecorded(t, 1)
+	tb.WaitRecorded(t, 1)
 	require.Zero(t, waiting(), "the id found its row")
-	require.Equal(t, "dispatched", tb.outcomes(t)[id].Outcome)
+	require.Equal(t, "dispatched", tb.Outcomes(t)[id].Outcome)
 	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
 }
 
@@ -528,14 +427,14 @@ func TestSchemaQualifiedTableWithCustomColumns(t *testing.T) {
 	table := app + ".outbox_events"
 	_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: table, Channel: db.Channel, IDColumn: "EventId"})
 	require.NoError(t, err)
-	tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, IDColumn: "EventId", NameColumn: "Kind",
-		Channel: db.Channel, PollInterval: 200 * time.Millisecond, Logger: testLogger(t)}}
-	tb.route(t, "created", "k")
-	tb.start(t, nil, tb.cfg)
+	tb := &testBundle{&bridgetest.Bundle{DB: db, Config: bridge.Config{Schema: db.Schema, Table: table, IDColumn: "EventId", NameColumn: "Kind",
+		Channel: db.Channel, PollInterval: 200 * time.Millisecond, Logger: testLogger(t)}}}
+	tb.Route(t, "created", "k")
+	tb.Start(t, nil, tb.Config)
 
 	var id string
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "INSERT INTO "+table+` ("Kind", body) VALUES ('created', 'hello') RETURNING "EventId"::text`).Scan(&id))
-	tb.waitRecorded(t, 1)
+	tb.WaitRecorded(t, 1)
 	tb.requireExactlyOnce(t, map[string][]string{id: {"k"}})
 	var data string
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT args->>'data' FROM "+db.Schema+".river_job").Scan(&data))
@@ -555,12 +454,12 @@ func TestUUIDAndTextIDs(t *testing.T) {
 			testdb.Exec(t, db.Pool, "CREATE TABLE "+table+" (id "+tc.idType+" PRIMARY KEY DEFAULT "+tc.idDefault+", name text, payload jsonb)")
 			_, err := trigger.Install(context.Background(), db.Pool, trigger.Options{Schema: db.Schema, Table: table, Channel: db.Channel})
 			require.NoError(t, err)
-			tb := &testBundle{db: db, cfg: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
-				PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}
-			tb.route(t, "e", "k")
-			_, sigs := tb.startWatched(t, tb.cfg)
-			ids := tb.insertEvents(t, "e", "e")
-			tb.waitRecorded(t, 2)
+			tb := &testBundle{&bridgetest.Bundle{DB: db, Config: bridge.Config{Schema: db.Schema, Table: table, Channel: db.Channel,
+				PollInterval: 200 * time.Millisecond, MissingGrace: 300 * time.Millisecond, Logger: testLogger(t)}}}
+			tb.Route(t, "e", "k")
+			_, sigs := tb.startWatched(t, tb.Config)
+			ids := tb.InsertEvents(t, "e", "e")
+			tb.WaitRecorded(t, 2)
 			// The same ids notified again by hand, in another spelling, get
 			// no second job.
 			for _, id := range ids {
@@ -572,7 +471,7 @@ func TestUUIDAndTextIDs(t *testing.T) {
 			// The trigger's two notifications and the two by hand: an id
 			// any of them put in the outbox would have been dispatched.
 			waitNotificationsHandled(t, sigs, 4)
-			tb.waitRecorded(t, 2)
+			tb.WaitRecorded(t, 2)
 			tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k"}, ids[1]: {"k"}})
 		})
 	}
@@ -581,14 +480,14 @@ func TestUUIDAndTextIDs(t *testing.T) {
 func TestEventsCommittedWhileStoppedAreDispatched(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
+	tb.Route(t, "e", "k")
 	names := make([]string, 2500)
 	for i := range names {
 		names[i] = "e"
 	}
-	ids := tb.insertEvents(t, names...)
-	tb.start(t, nil, tb.cfg)
-	tb.waitRecorded(t, len(ids))
+	ids := tb.InsertEvents(t, names...)
+	tb.Start(t, nil, tb.Config)
+	tb.WaitRecorded(t, len(ids))
 	want := map[string][]string{}
 	for _, id := range ids {
 		want[id] = []string{"k"}
@@ -599,34 +498,34 @@ func TestEventsCommittedWhileStoppedAreDispatched(t *testing.T) {
 func TestListenerTerminatedReconnectsAndCatchesUp(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
+	tb.Route(t, "e", "k")
 	// A poll interval far beyond the test: only notifications and the
 	// catch-up after reconnecting can dispatch.
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.PollInterval = time.Hour
-	pcfg, err := pgxpool.ParseConfig(tb.db.URL)
+	pcfg, err := pgxpool.ParseConfig(tb.DB.URL)
 	require.NoError(t, err)
-	appName := "nb-" + tb.db.Schema
+	appName := "nb-" + tb.DB.Schema
 	pcfg.ConnConfig.RuntimeParams["application_name"] = appName
 	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b := tb.start(t, pool, cfg)
+	b := tb.Start(t, pool, cfg)
 
-	first := tb.insertEvents(t, "e")
-	tb.waitRecorded(t, 1)
+	first := tb.InsertEvents(t, "e")
+	tb.WaitRecorded(t, 1)
 
 	// Kill every connection of this bridge: listener and pool.
-	killed := testdb.Count(t, tb.db.Pool, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name IN ($1, $2)`, appName, "notified-bridge listener "+tb.db.Channel)
+	killed := testdb.Count(t, tb.DB.Pool, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name IN ($1, $2)`, appName, "notified-bridge listener "+tb.DB.Channel)
 	require.GreaterOrEqual(t, killed, 1)
 	// Events committed while the bridge is disconnected.
-	during := tb.insertEvents(t, "e", "e", "e")
+	during := tb.InsertEvents(t, "e", "e", "e")
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		return b.Stats().Reconnects >= 1 && b.Listening(), "listener has not reconnected"
 	})
-	after := tb.insertEvents(t, "e")
-	tb.waitRecorded(t, 5)
+	after := tb.InsertEvents(t, "e")
+	tb.WaitRecorded(t, 5)
 	want := map[string][]string{}
 	for _, id := range append(append(first, during...), after...) {
 		want[id] = []string{"k"}
@@ -640,12 +539,12 @@ func TestCrashBetweenDispatchStepsLosesAndDuplicatesNothing(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t)
-			tb.route(t, "e", "k1")
-			tb.route(t, "e", "k2")
-			ids := tb.insertEvents(t, "e", "e", "e", "skip")
+			tb.Route(t, "e", "k1")
+			tb.Route(t, "e", "k2")
+			ids := tb.InsertEvents(t, "e", "e", "e", "skip")
 			ctx := context.Background()
 
-			crashed, err := bridge.New(ctx, tb.db.Pool, tb.cfg)
+			crashed, err := bridge.New(ctx, tb.DB.Pool, tb.Config)
 			require.NoError(t, err)
 			crash := errors.New("simulated crash after " + step)
 			bridge.SetTestHook(crashed, func(s string) error {
@@ -657,15 +556,15 @@ func TestCrashBetweenDispatchStepsLosesAndDuplicatesNothing(t *testing.T) {
 			_, err = bridge.DispatchOnce(ctx, crashed)
 			require.ErrorIs(t, err, crash)
 			// Nothing of the aborted transaction is visible.
-			require.Equal(t, 4, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox"))
-			require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch"))
-			require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job"))
+			require.Equal(t, 4, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_outbox"))
+			require.Equal(t, 0, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_dispatch"))
+			require.Equal(t, 0, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".river_job"))
 
 			// A bridge that does not crash dispatches everything once.
-			tb.start(t, nil, tb.cfg)
-			tb.waitRecorded(t, 4)
+			tb.Start(t, nil, tb.Config)
+			tb.WaitRecorded(t, 4)
 			tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"k1", "k2"}, ids[1]: {"k1", "k2"}, ids[2]: {"k1", "k2"}})
-			require.Equal(t, "unrouted", tb.outcomes(t)[ids[3]].Outcome)
+			require.Equal(t, "unrouted", tb.Outcomes(t)[ids[3]].Outcome)
 		})
 	}
 }
@@ -673,12 +572,12 @@ func TestCrashBetweenDispatchStepsLosesAndDuplicatesNothing(t *testing.T) {
 func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k1")
-	tb.route(t, "e", "k2")
-	cfg := tb.cfg
+	tb.Route(t, "e", "k1")
+	tb.Route(t, "e", "k2")
+	cfg := tb.Config
 	cfg.BatchSize = 50 // many small batches, so the bridges interleave
-	b1 := tb.start(t, nil, cfg)
-	b2 := tb.start(t, nil, cfg)
+	b1 := tb.Start(t, nil, cfg)
+	b2 := tb.Start(t, nil, cfg)
 
 	var (
 		mu  sync.Mutex
@@ -692,7 +591,7 @@ func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
 				for i := range names {
 					names[i] = "e"
 				}
-				got := tb.insertEvents(t, names...)
+				got := tb.InsertEvents(t, names...)
 				// Duplicate notifications for some ids, by hand.
 				tb.notify(t, got[0], got[1])
 				mu.Lock()
@@ -702,7 +601,7 @@ func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	tb.waitRecorded(t, len(ids))
+	tb.WaitRecorded(t, len(ids))
 	want := map[string][]string{}
 	for _, id := range ids {
 		want[id] = []string{"k1", "k2"}
@@ -720,49 +619,49 @@ func TestTwoBridgesShareTheWorkWithoutDuplicates(t *testing.T) {
 func TestRenotifiedEventsGetNoSecondJobEvenAfterRiverDeletesJobs(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
-	b := tb.start(t, nil, tb.cfg)
-	ids := tb.insertEvents(t, "e", "e")
-	tb.waitRecorded(t, 2)
+	tb.Route(t, "e", "k")
+	b := tb.Start(t, nil, tb.Config)
+	ids := tb.InsertEvents(t, "e", "e")
+	tb.WaitRecorded(t, 2)
 
 	// River's cleaner deletes finished jobs; the dispatch record stays.
-	testdb.Exec(t, tb.db.Pool, "DELETE FROM "+tb.db.Schema+".river_job")
-	pub, err := publish.New(tb.db.Schema, tb.db.Channel)
+	testdb.Exec(t, tb.DB.Pool, "DELETE FROM "+tb.DB.Schema+".river_job")
+	pub, err := publish.New(tb.DB.Schema, tb.DB.Channel)
 	require.NoError(t, err)
 	for _, id := range ids {
 		tb.notify(t, id)
-		require.NoError(t, pub.Notify(context.Background(), tb.db.Pool, id))
+		require.NoError(t, pub.Notify(context.Background(), tb.DB.Pool, id))
 	}
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		st := b.Stats()
-		backlog := testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_outbox")
+		backlog := testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_outbox")
 		return st.Duplicates >= 2 && backlog == 0, fmt.Sprintf("duplicates %d, outbox %d", st.Duplicates, backlog)
 	})
-	require.Equal(t, 0, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".river_job"))
+	require.Equal(t, 0, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".river_job"))
 }
 
 func TestRouteChangesApplyWithoutRestart(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "old")
-	tb.start(t, nil, tb.cfg)
-	first := tb.insertEvents(t, "e")
-	tb.waitRecorded(t, 1)
+	tb.Route(t, "e", "old")
+	tb.Start(t, nil, tb.Config)
+	first := tb.InsertEvents(t, "e")
+	tb.WaitRecorded(t, 1)
 
-	store := routes.NewStore(tb.db.Pool, tb.db.Schema)
+	store := routes.NewStore(tb.DB.Pool, tb.DB.Schema)
 	removed, err := store.Remove(context.Background(), "e", "old")
 	require.NoError(t, err)
 	require.True(t, removed)
-	tb.route(t, "e", "new")
-	second := tb.insertEvents(t, "e")
-	tb.waitRecorded(t, 2)
+	tb.Route(t, "e", "new")
+	second := tb.InsertEvents(t, "e")
+	tb.WaitRecorded(t, 2)
 	tb.requireExactlyOnce(t, map[string][]string{first[0]: {"old"}, second[0]: {"new"}})
 }
 
 func TestRunStopsGracefully(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -947,27 +846,27 @@ func TestParseID(t *testing.T) {
 func TestHandSentIDWithoutRowIsIgnoredThenDispatchedWithItsRow(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
-	cfg := tb.cfg
+	tb.Route(t, "e", "k")
+	cfg := tb.Config
 	cfg.MissingGrace = 50 * time.Millisecond
 	_, sigs := tb.startWatched(t, cfg)
 
 	tb.notify(t, "4242")
 	waitIgnored(t, sigs, 1)
 	require.Equal(t, []bridge.Ignored{{Reason: "no_row", Notifications: 1}}, sigs.Ignored.All())
-	require.Empty(t, tb.outcomes(t))
+	require.Empty(t, tb.Outcomes(t))
 
-	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (id, name) VALUES (4242, 'e')")
+	testdb.Exec(t, tb.DB.Pool, "INSERT INTO "+tb.DB.Events()+" (id, name) VALUES (4242, 'e')")
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		o := tb.outcomes(t)["4242"]
+		o := tb.Outcomes(t)["4242"]
 		return o.Outcome == "dispatched", "event 4242 is " + o.Outcome
 	})
-	require.Equal(t, outcome{Outcome: "dispatched", Name: "e"}, tb.outcomes(t)["4242"])
+	require.Equal(t, outcome{Outcome: "dispatched", Name: "e"}, tb.Outcomes(t)["4242"])
 
 	// Notified again, by hand: no second job. Three notifications in all:
 	// by hand, by the trigger, by hand again.
 	tb.notify(t, "4242")
 	waitNotificationsHandled(t, sigs, 3)
-	tb.waitRecorded(t, 1)
+	tb.WaitRecorded(t, 1)
 	require.Equal(t, map[string][]string{"4242": {"k"}}, tb.jobsByEvent(t))
 }

@@ -21,9 +21,9 @@ func TestBatchesAreBoundedByBytes(t *testing.T) {
 	db := testdb.New(t)
 	table := db.Schema + ".sized"
 	testdb.Exec(t, db.Pool, "CREATE TABLE "+table+" (id bigserial PRIMARY KEY, name text, body text)")
-	tb := setup(t, setupOpts{table: table, db: db})
-	tb.route(t, "ok", "k")
-	tb.route(t, "ok", "k2")
+	tb := setup(t, setupOpts{Table: table, DB: db})
+	tb.Route(t, "ok", "k")
+	tb.Route(t, "ok", "k2")
 
 	// Small rows around rows just under, at and over LargeRowBytes, and
 	// rows many times the batch's budget, all committed before the bridge
@@ -46,10 +46,10 @@ func TestBatchesAreBoundedByBytes(t *testing.T) {
 		ids = append(ids, got...)
 	}
 
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.MaxBatchBytes, cfg.LargeRowBytes = budget, large
 	b, sigs := tb.startWatched(t, cfg)
-	tb.waitRecorded(t, len(ids))
+	tb.WaitRecorded(t, len(ids))
 	waitAccounted(t, sigs, len(ids))
 	want := map[string][]string{}
 	for _, id := range ids {

@@ -45,12 +45,12 @@ func pendingGIN(t *testing.T, db *testdb.DB) map[string]int64 {
 func TestGINPendingListsAreFlushedOffTheDispatchPath(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "signup", "welcome")
+	tb.Route(t, "signup", "welcome")
 	ctx := context.Background()
 
 	// Jobs inserted the usual way wait in the pending lists until one grows
 	// past gin_pending_list_limit.
-	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{Schema: tb.db.Schema})
+	client, err := river.NewClient(riverpgxv5.New(tb.DB.Pool), &river.Config{Schema: tb.DB.Schema})
 	require.NoError(t, err)
 	params := make([]river.InsertManyParams, 100)
 	for i := range params {
@@ -59,20 +59,20 @@ func TestGINPendingListsAreFlushedOffTheDispatchPath(t *testing.T) {
 	}
 	_, err = client.InsertMany(ctx, params)
 	require.NoError(t, err)
-	for name, n := range pendingGIN(t, tb.db) {
+	for name, n := range pendingGIN(t, tb.DB) {
 		require.Positive(t, n, "index %s has its entries pending", name)
 	}
 
 	// A bridge that inserts jobs flushes them, its own and those before.
-	tb.start(t, nil, tb.cfg)
+	tb.Start(t, nil, tb.Config)
 	names := make([]string, 300)
 	for i := range names {
 		names[i] = "signup"
 	}
-	tb.insertEvents(t, names...)
-	tb.waitRecorded(t, len(names))
+	tb.InsertEvents(t, names...)
+	tb.WaitRecorded(t, len(names))
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
-		p := pendingGIN(t, tb.db)
+		p := pendingGIN(t, tb.DB)
 		for _, n := range p {
 			if n > 0 {
 				return false, fmt.Sprintf("pending entries: %v", p)
@@ -85,16 +85,16 @@ func TestGINPendingListsAreFlushedOffTheDispatchPath(t *testing.T) {
 func TestGINCleanerNeedsToOwnRiverIndexes(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "signup", "welcome")
-	db := tb.db
+	tb.Route(t, "signup", "welcome")
+	db := tb.DB
 	pool := roleWithTableRights(t, db, db.Schema+"_notowner")
 
 	logs := &syncBuffer{}
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = jsonLogger(logs)
-	tb.start(t, pool, cfg)
-	ids := tb.insertEvents(t, "signup", "signup", "signup")
-	tb.waitRecorded(t, len(ids))
+	tb.Start(t, pool, cfg)
+	ids := tb.InsertEvents(t, "signup", "signup", "signup")
+	tb.WaitRecorded(t, len(ids))
 	tb.requireExactlyOnce(t, map[string][]string{ids[0]: {"welcome"}, ids[1]: {"welcome"}, ids[2]: {"welcome"}})
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		for _, rec := range logRecords(t, logs.String()) {

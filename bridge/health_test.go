@@ -45,7 +45,7 @@ func hasReason(r bridge.Readiness, fragment string) bool {
 func TestNotReadyBeforeStart(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	r, err := b.Ready(context.Background())
 	require.ErrorIs(t, err, bridge.ErrNotReady)
@@ -54,7 +54,7 @@ func TestNotReadyBeforeStart(t *testing.T) {
 	require.False(t, r.Listening)
 	require.Nil(t, r.LastCatchUp)
 	require.Equal(t, []string{
-		`listener is not connected to channel "` + tb.db.Channel + `"`,
+		`listener is not connected to channel "` + tb.DB.Channel + `"`,
 		"the outbox has not been drained since start",
 	}, r.Reasons)
 }
@@ -62,19 +62,19 @@ func TestNotReadyBeforeStart(t *testing.T) {
 func TestReadyWhileRunning(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b := tb.start(t, nil, tb.cfg)
+	b := tb.Start(t, nil, tb.Config)
 	r := waitReadiness(t, b, 10*time.Second, "ready", func(r bridge.Readiness, err error) bool { return err == nil })
 	require.True(t, r.Ready)
 	require.True(t, r.Database)
 	require.True(t, r.Listening)
 	require.Empty(t, r.Reasons)
-	require.WithinDuration(t, time.Now(), *r.LastCatchUp, 3*tb.cfg.PollInterval)
+	require.WithinDuration(t, time.Now(), *r.LastCatchUp, 3*tb.Config.PollInterval)
 }
 
 func TestReadyFlipsWhenListenerTerminated(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b := tb.start(t, nil, tb.cfg)
+	b := tb.Start(t, nil, tb.Config)
 	waitReadiness(t, b, 10*time.Second, "ready", func(r bridge.Readiness, err error) bool { return err == nil })
 
 	// Terminate the listener's backend; the bridge reconnects within a
@@ -90,8 +90,8 @@ func TestReadyFlipsWhenListenerTerminated(t *testing.T) {
 			}
 		}
 	}()
-	testdb.Exec(t, tb.db.Pool, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
-		"notified-bridge listener "+tb.db.Channel)
+	testdb.Exec(t, tb.DB.Pool, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+		"notified-bridge listener "+tb.DB.Channel)
 	<-done
 	require.True(t, seen.Load(), "readiness never reported the listener down")
 	waitReadiness(t, b, 10*time.Second, "ready again", func(r bridge.Readiness, err error) bool { return err == nil && r.Listening })
@@ -101,10 +101,10 @@ func TestReadyFlipsWhenListenerTerminated(t *testing.T) {
 func TestNotReadyWhenCatchUpIsStale(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
-	cfg := tb.cfg
+	tb.Route(t, "e", "k")
+	cfg := tb.Config
 	cfg.PollInterval = 50 * time.Millisecond
-	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.NoError(t, err)
 	var failing atomic.Bool
 	bridge.SetTestHook(b, func(string) error {
@@ -121,7 +121,7 @@ func TestNotReadyWhenCatchUpIsStale(t *testing.T) {
 
 	// Every dispatch now fails: the last complete drain grows old.
 	failing.Store(true)
-	tb.insertEvents(t, "e")
+	tb.InsertEvents(t, "e")
 	r := waitReadiness(t, b, 10*time.Second, "stale catch-up", func(r bridge.Readiness, err error) bool {
 		return hasReason(r, "last complete drain of the outbox was")
 	})
@@ -131,28 +131,28 @@ func TestNotReadyWhenCatchUpIsStale(t *testing.T) {
 
 	failing.Store(false)
 	waitReadiness(t, b, 10*time.Second, "ready again", func(r bridge.Readiness, err error) bool { return err == nil })
-	tb.waitRecorded(t, 1)
+	tb.WaitRecorded(t, 1)
 }
 
 func TestPollOnlyDispatchesWithoutListening(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
-	cfg := tb.cfg
+	tb.Route(t, "e", "k")
+	cfg := tb.Config
 	cfg.PollOnly = true
 	cfg.PollInterval = 100 * time.Millisecond
-	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	ids := tb.insertEvents(t, "e", "e", "e")
-	tb.waitRecorded(t, len(ids))
+	ids := tb.InsertEvents(t, "e", "e", "e")
+	tb.WaitRecorded(t, len(ids))
 	require.Len(t, tb.jobsByEvent(t), len(ids))
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-		"notified-bridge listener "+tb.db.Channel), "a poll-only bridge opens no listener connection")
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+		"notified-bridge listener "+tb.DB.Channel), "a poll-only bridge opens no listener connection")
 	require.Zero(t, b.Stats().Notifications)
 	r := waitReadiness(t, b, 10*time.Second, "ready", func(r bridge.Readiness, err error) bool { return err == nil })
 	require.True(t, r.PollOnly)

@@ -16,9 +16,9 @@ import (
 func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Version = "v9.9.9-test"
-	b, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.NoError(t, err)
 	sigs := bridge.WatchSignals(b)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -26,9 +26,9 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(cancel)
 
-	store := history.NewStore(tb.db.Pool, tb.db.Schema)
+	store := history.NewStore(tb.DB.Pool, tb.DB.Schema)
 	sigs.Heartbeat.WaitUntil(t, "bridge registered", func(beats []struct{}) bool { return len(beats) >= 1 })
-	st, err := store.Status(context.Background(), tb.db.Channel, 0)
+	st, err := store.Status(context.Background(), tb.DB.Channel, 0)
 	require.NoError(t, err)
 	require.Len(t, st.Bridges, 1)
 	host, _ := os.Hostname()
@@ -36,7 +36,7 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	require.Equal(t, host, got.Host)
 	require.Equal(t, os.Getpid(), got.PID)
 	require.Equal(t, "v9.9.9-test", got.Version)
-	require.Equal(t, tb.db.Channel, got.Channel)
+	require.Equal(t, tb.DB.Channel, got.Channel)
 	require.InDelta(t, cfg.PollInterval.Seconds(), got.PollInterval, 1e-9)
 	require.True(t, got.Alive)
 
@@ -45,7 +45,7 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	firstSeen := got.SeenAt
 	seen := len(sigs.Heartbeat.All())
 	sigs.Heartbeat.WaitUntil(t, "two more heartbeats", func(beats []struct{}) bool { return len(beats) >= seen+2 })
-	st, err = store.Status(context.Background(), tb.db.Channel, 0)
+	st, err = store.Status(context.Background(), tb.DB.Channel, 0)
 	require.NoError(t, err)
 	require.Len(t, st.Bridges, 1)
 	require.True(t, st.Bridges[0].SeenAt.After(firstSeen), "seen_at %s not refreshed after %s", st.Bridges[0].SeenAt, firstSeen)
@@ -54,27 +54,27 @@ func TestBridgeRegistersItselfWhileRunning(t *testing.T) {
 	// A graceful stop removes it.
 	cancel()
 	require.NoError(t, <-done)
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_bridge"))
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_bridge"))
 }
 
 func TestBridgePrunesHistoryPastRetention(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
-	ids := tb.insertEvents(t, "e", "e", "other")
+	tb.Route(t, "e", "k")
+	ids := tb.InsertEvents(t, "e", "e", "other")
 	// Old history, as if dispatched two days ago.
-	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch
+	testdb.Exec(t, tb.DB.Pool, `INSERT INTO `+tb.DB.Schema+`.notified_dispatch
 		(channel, event_id, event_name, outcome, notified_at, dispatched_at)
-		VALUES ($1, 'old', 'e', 'unrouted', now() - interval '2 days', now() - interval '2 days')`, tb.db.Channel)
-	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_job
+		VALUES ($1, 'old', 'e', 'unrouted', now() - interval '2 days', now() - interval '2 days')`, tb.DB.Channel)
+	testdb.Exec(t, tb.DB.Pool, `INSERT INTO `+tb.DB.Schema+`.notified_job
 		(job_id, channel, event_id, event_name, kind, queue, state, attempt, max_attempts, created_at, finalized_at)
-		VALUES (-1, $1, 'old', 'e', 'k', 'default', 'completed', 1, 25, now() - interval '2 days', now() - interval '2 days')`, tb.db.Channel)
+		VALUES (-1, $1, 'old', 'e', 'k', 'default', 'completed', 1, 25, now() - interval '2 days', now() - interval '2 days')`, tb.DB.Channel)
 
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Retention = 24 * time.Hour
 	cfg.PruneInterval = 100 * time.Millisecond
 	_, sigs := tb.startWatched(t, cfg)
-	tb.waitRecorded(t, len(ids))
+	tb.WaitRecorded(t, len(ids))
 	// Of the next two prunes, the second began after the recent history
 	// was recorded.
 	done := len(sigs.Pruned.All())
@@ -84,24 +84,24 @@ func TestBridgePrunesHistoryPastRetention(t *testing.T) {
 		pruned.Events, pruned.Jobs, pruned.Replays, pruned.Bridges = pruned.Events+p.Events, pruned.Jobs+p.Jobs, pruned.Replays+p.Replays, pruned.Bridges+p.Bridges
 	}
 	require.Equal(t, history.Pruned{Events: 1, Jobs: 1}, pruned, "the old history, and only it, was pruned")
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = 'old'"))
-	require.Zero(t, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_job WHERE job_id = -1"))
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_dispatch WHERE event_id = 'old'"))
+	require.Zero(t, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_job WHERE job_id = -1"))
 	// Recent history stays.
-	require.Equal(t, len(ids), testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch"))
+	require.Equal(t, len(ids), testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_dispatch"))
 }
 
 func TestBridgeKeepsHistoryForever(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch
+	testdb.Exec(t, tb.DB.Pool, `INSERT INTO `+tb.DB.Schema+`.notified_dispatch
 		(channel, event_id, event_name, outcome, notified_at, dispatched_at)
-		VALUES ($1, 'old', 'e', 'unrouted', now() - interval '400 days', now() - interval '400 days')`, tb.db.Channel)
-	cfg := tb.cfg
+		VALUES ($1, 'old', 'e', 'unrouted', now() - interval '400 days', now() - interval '400 days')`, tb.DB.Channel)
+	cfg := tb.Config
 	cfg.Retention = bridge.KeepForever
 	cfg.PruneInterval = 10 * time.Millisecond
 	_, sigs := tb.startWatched(t, cfg)
-	ids := tb.insertEvents(t, "x")
-	tb.waitRecorded(t, len(ids)+1)
+	ids := tb.InsertEvents(t, "x")
+	tb.WaitRecorded(t, len(ids)+1)
 	// Housekeeping refreshes the bridge's row, then waits for the
 	// heartbeat ticker (every poll interval, 200ms) or the prune timer. A
 	// prune timer, had it been set, would have fired 10ms after start and
@@ -109,18 +109,18 @@ func TestBridgeKeepsHistoryForever(t *testing.T) {
 	// machine so slow that both were ready at once.
 	sigs.Heartbeat.WaitUntil(t, "three heartbeats", func(beats []struct{}) bool { return len(beats) >= 3 })
 	require.Empty(t, sigs.Pruned.All(), "history was pruned")
-	require.Equal(t, 1, testdb.Count(t, tb.db.Pool, "SELECT count(*) FROM "+tb.db.Schema+".notified_dispatch WHERE event_id = 'old'"))
+	require.Equal(t, 1, testdb.Count(t, tb.DB.Pool, "SELECT count(*) FROM "+tb.DB.Schema+".notified_dispatch WHERE event_id = 'old'"))
 }
 
 func TestConfigRejectsNegativeRetention(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Retention = -2 * time.Hour
-	_, err := bridge.New(context.Background(), tb.db.Pool, cfg)
+	_, err := bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.ErrorContains(t, err, "Retention -2h0m0s is negative")
 	cfg.Retention = 0
 	cfg.PruneInterval = -time.Second
-	_, err = bridge.New(context.Background(), tb.db.Pool, cfg)
+	_, err = bridge.New(context.Background(), tb.DB.Pool, cfg)
 	require.ErrorContains(t, err, "PruneInterval -1s is negative")
 }

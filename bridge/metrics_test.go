@@ -85,19 +85,19 @@ func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 func TestMetricsAfterKnownWorkload(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "signup", "send_email")
-	tb.route(t, "signup", "audit")
-	tb.route(t, "order", "audit")
-	b := tb.start(t, nil, tb.cfg)
+	tb.Route(t, "signup", "send_email")
+	tb.Route(t, "signup", "audit")
+	tb.Route(t, "order", "audit")
+	b := tb.Start(t, nil, tb.Config)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b)
-	ch := map[string]string{"channel": tb.db.Channel}
+	ch := map[string]string{"channel": tb.DB.Channel}
 
-	ids := tb.insertEvents(t, "signup", "signup", "signup", "order", "nobody_listens")
-	tb.outbox(t, "not-an-id")
+	ids := tb.InsertEvents(t, "signup", "signup", "signup", "order", "nobody_listens")
+	tb.Outbox(t, "not-an-id")
 	tb.notify(t, "also-not-an-id")
-	tb.waitRecorded(t, len(ids)+1)
-	with := func(k, v string) map[string]string { return map[string]string{"channel": tb.db.Channel, k: v} }
+	tb.WaitRecorded(t, len(ids)+1)
+	with := func(k, v string) map[string]string { return map[string]string{"channel": tb.DB.Channel, k: v} }
 	testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
 		n, _ := metricValue(t, reg, "notified_events_total", with("outcome", "rejected"))
 		ignored, _ := metricValue(t, reg, "notified_notifications_ignored_total", with("reason", "not_an_id"))
@@ -151,13 +151,13 @@ func TestMetricsBacklogReadAtScrape(t *testing.T) {
 	tb := setup(t)
 	// A bridge that is built but not running: the backlog it reports comes
 	// from the database, not from its own counters.
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b)
-	tb.insertEvents(t, "a", "b", "c")
-	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.db.Schema+".notified_outbox SET created_at = now() - interval '90 seconds' WHERE event_id = (SELECT min(event_id) FROM "+tb.db.Schema+".notified_outbox)")
-	ch := map[string]string{"channel": tb.db.Channel}
+	tb.InsertEvents(t, "a", "b", "c")
+	testdb.Exec(t, tb.DB.Pool, "UPDATE "+tb.DB.Schema+".notified_outbox SET created_at = now() - interval '90 seconds' WHERE event_id = (SELECT min(event_id) FROM "+tb.DB.Schema+".notified_outbox)")
+	ch := map[string]string{"channel": tb.DB.Channel}
 	n, ok := metricValue(t, reg, "notified_backlog_events", ch)
 	require.True(t, ok)
 	require.Equal(t, 3.0, n)

@@ -34,9 +34,9 @@ func poisonTable(t *testing.T) *testBundle {
 	db := testdb.New(t)
 	table := db.Schema + ".poison"
 	testdb.Exec(t, db.Pool, "CREATE TABLE "+table+" (id bigserial PRIMARY KEY, name text, data json)")
-	tb := setup(t, setupOpts{table: table, db: db})
-	tb.route(t, "ok", "k")
-	tb.route(t, "ok", "k2")
+	tb := setup(t, setupOpts{Table: table, DB: db})
+	tb.Route(t, "ok", "k")
+	tb.Route(t, "ok", "k2")
 	return tb
 }
 
@@ -45,12 +45,12 @@ func poisonTable(t *testing.T) *testBundle {
 func insertPoisoned(t *testing.T, tb *testBundle, good int) (goodIDs []string, bad map[string]poisonRow) {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := tb.db.Pool.Begin(ctx)
+	tx, err := tb.DB.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	bad = map[string]poisonRow{}
 	insertGood := func(n int) {
-		rows, err := tx.Query(ctx, "INSERT INTO "+tb.cfg.Table+" (name, data) SELECT 'ok', json_build_object('i', g) FROM generate_series(1, $1::int) g RETURNING id::text", n)
+		rows, err := tx.Query(ctx, "INSERT INTO "+tb.Config.Table+" (name, data) SELECT 'ok', json_build_object('i', g) FROM generate_series(1, $1::int) g RETURNING id::text", n)
 		require.NoError(t, err)
 		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
@@ -59,7 +59,7 @@ func insertPoisoned(t *testing.T, tb *testBundle, good int) (goodIDs []string, b
 	for _, p := range poisonRows {
 		insertGood(good / (len(poisonRows) + 1))
 		var id string
-		require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+tb.cfg.Table+" (name, data) VALUES ('ok', $1::json) RETURNING id::text", p.data).Scan(&id))
+		require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+tb.Config.Table+" (name, data) VALUES ('ok', $1::json) RETURNING id::text", p.data).Scan(&id))
 		bad[id] = p
 	}
 	insertGood(good / (len(poisonRows) + 1))
@@ -77,14 +77,14 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	goodIDs, bad := insertPoisoned(t, tb, 400)
 
 	logs := &syncBuffer{}
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.Logger = jsonLogger(logs)
 	b, sigs := tb.startWatched(t, cfg)
 	total := len(goodIDs) + len(bad)
-	tb.waitRecorded(t, total)
+	tb.WaitRecorded(t, total)
 	waitAccounted(t, sigs, total)
 
-	got := tb.outcomes(t)
+	got := tb.Outcomes(t)
 	require.Len(t, got, total)
 	want := map[string][]string{}
 	for _, id := range goodIDs {
@@ -94,7 +94,7 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	for id, p := range bad {
 		o := got[id]
 		require.Equal(t, "rejected", o.Outcome, "%s: event %s", p.name, id)
-		require.Contains(t, o.Reason, fmt.Sprintf("row %s of %s cannot become a job: ", id, tb.cfg.Table), p.name)
+		require.Contains(t, o.Reason, fmt.Sprintf("row %s of %s cannot become a job: ", id, tb.Config.Table), p.name)
 		require.Contains(t, o.Reason, "(SQLSTATE "+p.sqlstat+")", p.name)
 	}
 	tb.requireExactlyOnce(t, want)
@@ -104,7 +104,7 @@ func TestPoisonRowsAreIsolatedAndNeighboursDispatched(t *testing.T) {
 	// The channel flows: a new event is dispatched, and the bridge is ready.
 	more := tb.insertEvents2(t, "ok")
 	want[more] = []string{"k", "k2"}
-	tb.waitRecorded(t, total+1)
+	tb.WaitRecorded(t, total+1)
 	waitAccounted(t, sigs, total+1)
 	tb.requireExactlyOnce(t, want)
 	r, err := b.Ready(context.Background())
@@ -126,13 +126,13 @@ func TestPoisonRowAloneIsRejectedAtOnce(t *testing.T) {
 	t.Parallel()
 	tb := poisonTable(t)
 	var id string
-	require.NoError(t, tb.db.Pool.QueryRow(context.Background(),
-		"INSERT INTO "+tb.cfg.Table+" (name, data) VALUES ('ok', $1::json) RETURNING id::text", `["\u0000"]`).Scan(&id))
-	b, err := bridge.New(context.Background(), tb.db.Pool, tb.cfg)
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(),
+		"INSERT INTO "+tb.Config.Table+" (name, data) VALUES ('ok', $1::json) RETURNING id::text", `["\u0000"]`).Scan(&id))
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 	bridgetest.Start(t, b)
-	tb.waitRecorded(t, 1)
-	o := tb.outcomes(t)[id]
+	tb.WaitRecorded(t, 1)
+	o := tb.Outcomes(t)[id]
 	require.Equal(t, "rejected", o.Outcome)
 	require.True(t, strings.HasSuffix(o.Reason, "; fix the row and replay the event"), o.Reason)
 	require.Empty(t, tb.jobsByEvent(t))
@@ -143,7 +143,7 @@ func TestPoisonRowAloneIsRejectedAtOnce(t *testing.T) {
 func (tb *testBundle) insertEvents2(t testing.TB, name string) string {
 	t.Helper()
 	var id string
-	require.NoError(t, tb.db.Pool.QueryRow(context.Background(),
-		"INSERT INTO "+tb.cfg.Table+" (name) VALUES ($1) RETURNING id::text", name).Scan(&id))
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(),
+		"INSERT INTO "+tb.Config.Table+" (name) VALUES ($1) RETURNING id::text", name).Scan(&id))
 	return id
 }

@@ -112,11 +112,11 @@ pidfile = %s
 func TestListenerThroughTransactionPoolerIsReported(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
+	tb.Route(t, "e", "k")
 	pool, err := pgxpool.New(context.Background(), startTransactionPooler(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	b, err := bridge.New(context.Background(), pool, tb.cfg)
+	b, err := bridge.New(context.Background(), pool, tb.Config)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -133,19 +133,19 @@ func TestListenerThroughTransactionPoolerIsReported(t *testing.T) {
 	require.Contains(t, r.Reasons[0], "use --poll-only")
 
 	// Events are still dispatched, by polling.
-	ids := tb.insertEvents(t, "e", "e")
-	tb.waitRecorded(t, len(ids))
+	ids := tb.InsertEvents(t, "e", "e")
+	tb.WaitRecorded(t, len(ids))
 	require.Len(t, tb.jobsByEvent(t), len(ids))
 }
 
 func TestPollOnlyThroughTransactionPoolerIsReady(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "e", "k")
+	tb.Route(t, "e", "k")
 	pool, err := pgxpool.New(context.Background(), startTransactionPooler(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	cfg := tb.cfg
+	cfg := tb.Config
 	cfg.PollOnly = true
 	b, err := bridge.New(context.Background(), pool, cfg)
 	require.NoError(t, err)
@@ -153,8 +153,8 @@ func TestPollOnlyThroughTransactionPoolerIsReady(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	ids := tb.insertEvents(t, "e", "e", "e")
-	tb.waitRecorded(t, len(ids))
+	ids := tb.InsertEvents(t, "e", "e", "e")
+	tb.WaitRecorded(t, len(ids))
 	require.Len(t, tb.jobsByEvent(t), len(ids))
 	waitReadiness(t, b, 10*time.Second, "ready", func(r bridge.Readiness, err error) bool { return err == nil })
 }

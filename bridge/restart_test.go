@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
@@ -38,8 +39,8 @@ func TestPostgresRestartLosesNothing(t *testing.T) {
 	require.NoError(t, store.Add(ctx, routes.Route{Event: "e", Kind: "k1"}))
 	require.NoError(t, store.Add(ctx, routes.Route{Event: "e", Kind: "k2"}))
 
-	tb := &testBundle{db: &testdb.DB{Pool: pool, Schema: schema}}
-	b := tb.start(t, pool, bridge.Config{Schema: schema, Table: "public.events", PollInterval: 200 * time.Millisecond, Logger: testLogger(t)})
+	tb := &testBundle{&bridgetest.Bundle{DB: &testdb.DB{Pool: pool, Schema: schema}}}
+	b := tb.Start(t, pool, bridge.Config{Schema: schema, Table: "public.events", PollInterval: 200 * time.Millisecond, Logger: testLogger(t)})
 
 	// Producers insert small transactions until told to stop, retrying
 	// through the restart; whatever the table holds at the end was
@@ -76,7 +77,7 @@ func TestPostgresRestartLosesNothing(t *testing.T) {
 
 	var events int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM public.events").Scan(&events))
-	tb.waitRecorded(t, events)
+	tb.WaitRecorded(t, events)
 	want := map[string][]string{}
 	rows, err := pool.Query(ctx, "SELECT id::text FROM public.events")
 	require.NoError(t, err)

@@ -21,28 +21,28 @@ func catchUpCost(t *testing.T, dispatched, backlog int) (claim, fetch testdb.Pla
 	ctx := context.Background()
 	// History: events dispatched long ago. Loaded in bulk, without the
 	// trigger, as a table with years of events would be.
-	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+tb.db.Events()+" DISABLE TRIGGER USER")
-	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+tb.db.Events()+" (name, payload) SELECT 'e', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g", dispatched)
-	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch (channel, event_id, event_name, outcome, notified_at, dispatched_at)
-		SELECT $1, id::text, name, 'unrouted', now(), now() FROM `+tb.db.Events(), tb.db.Channel)
-	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+tb.db.Events()+" ENABLE TRIGGER USER")
-	tb.insertEvents(t, make([]string, backlog)...) // the backlog, through the trigger
-	for _, table := range []string{tb.db.Events(), tb.db.Schema + ".notified_dispatch", tb.db.Schema + ".notified_outbox"} {
-		testdb.Exec(t, tb.db.Pool, "ANALYZE "+table)
+	testdb.Exec(t, tb.DB.Pool, "ALTER TABLE "+tb.DB.Events()+" DISABLE TRIGGER USER")
+	testdb.Exec(t, tb.DB.Pool, "INSERT INTO "+tb.DB.Events()+" (name, payload) SELECT 'e', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g", dispatched)
+	testdb.Exec(t, tb.DB.Pool, `INSERT INTO `+tb.DB.Schema+`.notified_dispatch (channel, event_id, event_name, outcome, notified_at, dispatched_at)
+		SELECT $1, id::text, name, 'unrouted', now(), now() FROM `+tb.DB.Events(), tb.DB.Channel)
+	testdb.Exec(t, tb.DB.Pool, "ALTER TABLE "+tb.DB.Events()+" ENABLE TRIGGER USER")
+	tb.InsertEvents(t, make([]string, backlog)...) // the backlog, through the trigger
+	for _, table := range []string{tb.DB.Events(), tb.DB.Schema + ".notified_dispatch", tb.DB.Schema + ".notified_outbox"} {
+		testdb.Exec(t, tb.DB.Pool, "ANALYZE "+table)
 	}
-	b, err := bridge.New(ctx, tb.db.Pool, tb.cfg)
+	b, err := bridge.New(ctx, tb.DB.Pool, tb.Config)
 	require.NoError(t, err)
 
-	tx, err := tb.db.Pool.Begin(ctx)
+	tx, err := tb.DB.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	// The planner settings the dispatch transaction uses for its claim.
 	_, err = tx.Exec(ctx, "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
 	require.NoError(t, err)
-	claim = testdb.Explain(t, tx, bridge.ClaimSQL(b), tb.db.Channel, 1000)
+	claim = testdb.Explain(t, tx, bridge.ClaimSQL(b), tb.DB.Channel, 1000)
 	_, err = tx.Exec(ctx, "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)")
 	require.NoError(t, err)
-	rows, err := tx.Query(ctx, "SELECT event_id::bigint FROM "+tb.db.Schema+".notified_outbox ORDER BY seq LIMIT 1000")
+	rows, err := tx.Query(ctx, "SELECT event_id::bigint FROM "+tb.DB.Schema+".notified_outbox ORDER BY seq LIMIT 1000")
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	require.NoError(t, err)

@@ -49,22 +49,22 @@ func waitReady(t *testing.T, b *bridge.Bridge) {
 func TestRecreatedTableIsReportedUntilItsTriggerIsInstalled(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "ok", "k")
+	tb.Route(t, "ok", "k")
 	b, logs := tb.startLogged(t)
-	first := tb.insertEvents(t, "ok")
-	tb.waitRecorded(t, 1)
+	first := tb.InsertEvents(t, "ok")
+	tb.WaitRecorded(t, 1)
 	waitReady(t, b)
 
-	table := tb.db.Events()
-	testdb.Exec(t, tb.db.Pool, "BEGIN; DROP TABLE "+table+"; CREATE TABLE "+table+
+	table := tb.DB.Events()
+	testdb.Exec(t, tb.DB.Pool, "BEGIN; DROP TABLE "+table+"; CREATE TABLE "+table+
 		" (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 1000) PRIMARY KEY, name text, payload jsonb); COMMIT")
 	waitNotReady(t, b, "has no enabled capture trigger for channel")
 	require.Equal(t, 0.0, gauge(t, b, "notified_events_table_ok"))
 
-	_, err := trigger.Install(context.Background(), tb.db.Pool, trigger.Options{Schema: tb.db.Schema, Table: table, Channel: tb.db.Channel})
+	_, err := trigger.Install(context.Background(), tb.DB.Pool, trigger.Options{Schema: tb.DB.Schema, Table: table, Channel: tb.DB.Channel})
 	require.NoError(t, err)
-	second := tb.insertEvents(t, "ok")
-	tb.waitRecorded(t, 2)
+	second := tb.InsertEvents(t, "ok")
+	tb.WaitRecorded(t, 2)
 	tb.requireExactlyOnce(t, map[string][]string{first[0]: {"k"}, second[0]: {"k"}})
 	waitReady(t, b)
 	require.Equal(t, 1.0, gauge(t, b, "notified_events_table_ok"))
@@ -86,9 +86,9 @@ func TestRecreatedTableIsReportedUntilItsTriggerIsInstalled(t *testing.T) {
 func TestDroppedTableMakesTheBridgeNotReady(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b := tb.start(t, nil, tb.cfg)
+	b := tb.Start(t, nil, tb.Config)
 	waitReady(t, b)
-	testdb.Exec(t, tb.db.Pool, "DROP TABLE "+tb.db.Events())
+	testdb.Exec(t, tb.DB.Pool, "DROP TABLE "+tb.DB.Events())
 	waitNotReady(t, b, "does not exist (dropped or renamed?)")
 }
 
@@ -98,20 +98,20 @@ func TestDroppedTableMakesTheBridgeNotReady(t *testing.T) {
 func TestIDColumnTypeChangeIsFollowedWithoutRestart(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.route(t, "ok", "k")
+	tb.Route(t, "ok", "k")
 	b, logs := tb.startLogged(t)
-	before := tb.insertEvents(t, "ok")
-	tb.waitRecorded(t, 1)
+	before := tb.InsertEvents(t, "ok")
+	tb.WaitRecorded(t, 1)
 
-	table := tb.db.Events()
-	testdb.Exec(t, tb.db.Pool, "ALTER TABLE "+table+" ALTER COLUMN id DROP DEFAULT, ALTER COLUMN id TYPE text")
+	table := tb.DB.Events()
+	testdb.Exec(t, tb.DB.Pool, "ALTER TABLE "+table+" ALTER COLUMN id DROP DEFAULT, ALTER COLUMN id TYPE text")
 	// As the bridge's warning says: sessions that ran the trigger before
 	// keep plans for the old type until its function is replaced.
-	_, err := trigger.Install(context.Background(), tb.db.Pool, trigger.Options{Schema: tb.db.Schema, Table: table, Channel: tb.db.Channel})
+	_, err := trigger.Install(context.Background(), tb.DB.Pool, trigger.Options{Schema: tb.DB.Schema, Table: table, Channel: tb.DB.Channel})
 	require.NoError(t, err)
-	testdb.Exec(t, tb.db.Pool, "INSERT INTO "+table+" (id, name) VALUES ('order-7', 'ok'), ('12345', 'ok')")
-	tb.waitRecorded(t, 3)
-	got := tb.outcomes(t)
+	testdb.Exec(t, tb.DB.Pool, "INSERT INTO "+table+" (id, name) VALUES ('order-7', 'ok'), ('12345', 'ok')")
+	tb.WaitRecorded(t, 3)
+	got := tb.Outcomes(t)
 	for _, id := range []string{before[0], "order-7", "12345"} {
 		require.Equal(t, "dispatched", got[id].Outcome, "event %s: %+v", id, got[id])
 	}
@@ -154,10 +154,10 @@ func TestNewRefusesSystemTablesAndLookalikeTypes(t *testing.T) {
 // told so.
 func TestNoCaptureTriggerIsReadyWithoutTheTrigger(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, setupOpts{noTrigger: true})
-	cfg := tb.cfg
+	tb := setup(t, setupOpts{NoTrigger: true})
+	cfg := tb.Config
 	cfg.NoCaptureTrigger = true
-	b := tb.start(t, nil, cfg)
+	b := tb.Start(t, nil, cfg)
 	waitReady(t, b)
 	require.Equal(t, 1.0, gauge(t, b, "notified_events_table_ok"))
 }
