@@ -188,9 +188,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 	return res, nil
 }
 
-// Down reverts notified's migrations above targetVersion (0 reverts all of
-// them). River's tables are left alone: use River's own CLI to remove them.
-func Down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion int) ([]int, error) {
+// down reverts notified's migrations above targetVersion (0 reverts all of
+// them), running their .down.sql files; River's tables are left alone. No
+// command runs it (going back a release means running that release's
+// binary, see docs/operations.md): the tests use it to check that every
+// migration can be reverted.
+func down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion int) ([]int, error) {
 	if err := ValidateSchema(schema); err != nil {
 		return nil, err
 	}
