@@ -103,7 +103,7 @@ const probeSQL = `SELECT pg_notify($1, $2)`
 // queries are the bridge's statements for its schema.
 type queries struct {
 	claim, claimSeqs, routes, requeue, putBack, record string
-	register, unregister, backlog, ginIndexes          string
+	register, unregister, backlog                      string
 }
 
 func newQueries(schema string) queries {
