@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,10 +16,6 @@ import (
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/trigger"
 )
-
-// eventData is SQL for an event's data, from an integer i: a small object
-// like a sign-up's.
-const eventData = `jsonb_build_object('user_id', i, 'email', 'user' || i || '@example.com', 'plan', 'pro', 'amount', 42.50)`
 
 // newPool opens a pool of its own, like the one the bench was given, with
 // at most n connections, for what (named in errors).
@@ -44,7 +39,7 @@ func (r *runner) bulk(ctx context.Context, n int, phase string) error {
 	}
 	defer pool.Close()
 	const perTx = 1000
-	insert := "INSERT INTO " + r.s.events + " (name, data) SELECT $1, " + eventData + " FROM generate_series($2::int, $3::int) AS i"
+	insert := r.s.sql(insertEventsSQL)
 	var next atomic.Int64
 	errs := make(chan error, r.o.Producers)
 	var wg sync.WaitGroup
@@ -108,7 +103,7 @@ func (r *runner) steady(ctx context.Context) error {
 		return err
 	}
 	defer pool.Close()
-	insert := "INSERT INTO " + r.s.events + " (name, data) SELECT $1, " + eventData + " FROM (SELECT $2::int AS i) AS s"
+	insert := r.s.sql(insertEventSQL)
 	interval := time.Duration(float64(time.Second) * float64(r.o.Producers) / float64(r.o.Rate))
 	start := time.Now()
 	end := start.Add(r.o.Duration)
@@ -144,18 +139,11 @@ func (r *runner) steady(ctx context.Context) error {
 // latency reads the distribution of commit → jobs inserted over the steady
 // run's events, and whether the bridge kept up.
 func (r *runner) latency(ctx context.Context) (*Latency, error) {
-	jobAt := r.committedAt("bj", "at") // when bench_job bj's job was inserted
-	l, err := r.distribution(ctx, `SELECT extract(epoch FROM `+jobAt+` - `+r.eventAt("e")+`) * 1000 AS l
-		FROM `+r.s.jobs+` bj JOIN `+r.s.river+` j ON j.id = bj.job_id
-		JOIN `+r.s.events+` e ON e.id = (j.args->>'event_id')::bigint
-		WHERE j.kind = '`+routeKind(0)+`'`)
+	l, err := r.distribution(ctx, jobLatenciesSQL, routeKind(0))
 	if err != nil {
 		return nil, fmt.Errorf("read latencies: %w", err)
 	}
-	err = r.s.pool.QueryRow(ctx, `SELECT
-		coalesce(extract(epoch FROM (SELECT max(`+jobAt+`) FROM `+r.s.jobs+` bj) - max(`+r.eventAt("e")+`)) * 1000, 0)::float8,
-		coalesce(count(*) / nullif(extract(epoch FROM max(`+r.eventAt("e")+`) - min(`+r.eventAt("e")+`)), 0), 0)::float8
-		FROM `+r.s.events+` e`).Scan(&l.DrainedAfter, &l.Produced)
+	err = r.s.pool.QueryRow(ctx, r.s.sql(drainSQL)).Scan(&l.DrainedAfter, &l.Produced)
 	if err != nil {
 		return nil, fmt.Errorf("read the drain time: %w", err)
 	}
@@ -166,20 +154,19 @@ func (r *runner) latency(ctx context.Context) (*Latency, error) {
 // handledLatency reads the distribution of commit → first handler
 // completed, once every job's completion is recorded.
 func (r *runner) handledLatency(ctx context.Context) (*Latency, error) {
-	l, err := r.distribution(ctx, `SELECT extract(epoch FROM `+r.handledAt("h")+` - `+r.eventAt("e")+`) * 1000 AS l
-		FROM `+r.s.ident("notified_job")+` h JOIN `+r.s.events+` e ON e.id = h.event_id::bigint
-		WHERE h.kind = '`+routeKind(0)+`'`)
+	l, err := r.distribution(ctx, handledLatenciesSQL, routeKind(0))
 	if err != nil {
 		return nil, fmt.Errorf("read latencies to completion: %w", err)
 	}
 	return l, nil
 }
 
-func (r *runner) distribution(ctx context.Context, latencies string) (*Latency, error) {
+// distribution reads the distribution of latencies (jobLatenciesSQL or
+// handledLatenciesSQL) with its arguments args.
+func (r *runner) distribution(ctx context.Context, latencies string, args ...any) (*Latency, error) {
 	l := &Latency{}
 	var p []float64
-	err := r.s.pool.QueryRow(ctx, `SELECT count(*), coalesce(percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY l), ARRAY[0, 0, 0]::float8[]),
-		coalesce(max(l), 0) FROM (`+latencies+`) AS x`).Scan(&l.Events, &p, &l.Max)
+	err := r.s.pool.QueryRow(ctx, r.s.sql(distributionOf(latencies)), args...).Scan(&l.Events, &p, &l.Max)
 	if err != nil {
 		return nil, err
 	}
@@ -192,24 +179,17 @@ func (r *runner) distribution(ctx context.Context, latencies string) (*Latency, 
 // trigger and one with a notify-only trigger like the Python listener's,
 // in alternating rounds so that both see the same conditions.
 func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
-	notifyOnly, notified := r.s.ident("cost_notify_only"), r.s.ident("cost_notified")
 	channel := r.s.channel + "_cost"
-	for _, t := range []string{notifyOnly, notified} {
-		if _, err := r.s.pool.Exec(ctx, "CREATE TABLE "+t+" (LIKE "+r.s.events+" INCLUDING ALL)"); err != nil {
+	for _, t := range []string{costNotifyOnly, costNotified} {
+		if _, err := r.s.pool.Exec(ctx, r.s.sql(costSQL(createCostTableSQL, t))); err != nil {
 			return nil, fmt.Errorf("create a producer cost table: %w", err)
 		}
 	}
-	literal := "'" + strings.ReplaceAll(channel, "'", "''") + "'"
-	_, err := r.s.pool.Exec(ctx, `CREATE FUNCTION `+r.s.ident("cost_notify")+`() RETURNS trigger LANGUAGE plpgsql AS $fn$
-		BEGIN
-			PERFORM pg_notify(`+literal+`, NEW.id::text);
-			RETURN NULL;
-		END $fn$;
-		CREATE TRIGGER cost_notify AFTER INSERT ON `+notifyOnly+` FOR EACH ROW EXECUTE FUNCTION `+r.s.ident("cost_notify")+`()`)
+	_, err := r.s.pool.Exec(ctx, r.s.sql(notifyOnlySQL(channel)))
 	if err != nil {
 		return nil, fmt.Errorf("create the notify-only trigger: %w", err)
 	}
-	if _, err := trigger.Install(ctx, r.s.pool, trigger.Options{Schema: r.s.schema, Table: r.s.schema + ".cost_notified", Channel: channel}); err != nil {
+	if _, err := trigger.Install(ctx, r.s.pool, trigger.Options{Schema: r.s.schema, Table: r.s.schema + "." + costNotified, Channel: channel}); err != nil {
 		return nil, err
 	}
 	pool, err := r.newPool(ctx, r.o.costProducers, "producer")
@@ -224,7 +204,7 @@ func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
 	var rows [2]int
 	start := time.Now()
 	for round := range rounds {
-		for i, t := range []string{notifyOnly, notified} {
+		for i, t := range []string{costNotifyOnly, costNotified} {
 			phase := "producer cost: notify-only trigger"
 			if i == 1 {
 				phase = "producer cost: notified's trigger"
@@ -244,24 +224,24 @@ func (r *runner) producerCost(ctx context.Context) (*ProducerCost, error) {
 		pc.NotifyOnly, pc.Notified = float64(rows[0])/secs[0], float64(rows[1])/secs[1]
 		pc.Ratio = pc.Notified / pc.NotifyOnly
 	}
-	if _, err := r.s.pool.Exec(ctx, "DROP TABLE "+notifyOnly+", "+notified); err != nil {
+	if _, err := r.s.pool.Exec(ctx, r.s.sql(dropCostTablesSQL)); err != nil {
 		return nil, fmt.Errorf("drop the producer cost tables: %w", err)
 	}
-	if _, err := r.s.pool.Exec(ctx, "DELETE FROM "+r.s.ident("notified_outbox")+" WHERE channel = $1", channel); err != nil {
+	if _, err := r.s.pool.Exec(ctx, r.s.sql(emptyOutboxSQL), channel); err != nil {
 		return nil, fmt.Errorf("empty the producer cost tables' outbox: %w", err)
 	}
 	return pc, nil
 }
 
 // singleRows has every connection of pool insert one row per transaction
-// into table for d, and returns the rows and the seconds they took by the
-// database's clock.
+// into the producer cost table named table for d, and returns the rows and
+// the seconds they took by the database's clock.
 func (r *runner) singleRows(ctx context.Context, pool *pgxpool.Pool, table string, d time.Duration) (int, float64, error) {
 	var from string
-	if err := pool.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&from); err != nil {
+	if err := pool.QueryRow(ctx, clockSQL).Scan(&from); err != nil {
 		return 0, 0, fmt.Errorf("read the database's clock: %w", err)
 	}
-	insert := "INSERT INTO " + table + " (name, data) SELECT $1, " + eventData + " FROM (SELECT $2::int AS i) AS s"
+	insert := r.s.sql(costSQL(insertCostRowSQL, table))
 	end := time.Now().Add(d)
 	var count atomic.Int64
 	producers := int(pool.Config().MaxConns)
@@ -271,7 +251,7 @@ func (r *runner) singleRows(ctx context.Context, pool *pgxpool.Pool, table strin
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				if _, err := pool.Exec(ctx, insert, eventName, int(count.Add(1))); err != nil {
-					errs <- fmt.Errorf("insert into %s: %w", table, err)
+					errs <- fmt.Errorf("insert into %s: %w", r.s.ident(table), err)
 					return
 				}
 			}
@@ -284,10 +264,9 @@ func (r *runner) singleRows(ctx context.Context, pool *pgxpool.Pool, table strin
 	}
 	var n int
 	var secs float64
-	err := pool.QueryRow(ctx, "SELECT count(*), extract(epoch FROM clock_timestamp() - $1::timestamptz)::float8 FROM "+table+
-		" WHERE created_at >= $1::timestamptz", from).Scan(&n, &secs)
+	err := pool.QueryRow(ctx, r.s.sql(costSQL(countCostRowsSQL, table)), from).Scan(&n, &secs)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count the rows in %s: %w", table, err)
+		return 0, 0, fmt.Errorf("count the rows in %s: %w", r.s.ident(table), err)
 	}
 	return n, secs, nil
 }

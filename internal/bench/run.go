@@ -120,40 +120,46 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 	return r.readThroughput(ctx, res, start)
 }
 
+// phaseStart is when a phase's throughput is measured from: SQL for a time
+// (drainStartSQL or firstCommitSQL) and its arguments.
+type phaseStart struct {
+	sql  string
+	args []any
+}
+
 // drainBacklog commits target events while no bridge runs, then starts the
 // bridges, which stop when ctx is done, and waits until they have drained
-// the backlog. It returns SQL for the drain's start: the database's clock
-// as the bridges started.
-func (r *runner) drainBacklog(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (string, error) {
+// the backlog. It returns the drain's start: the database's clock as the
+// bridges started.
+func (r *runner) drainBacklog(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (phaseStart, error) {
 	if err := r.bulk(ctx, r.o.Events, "catchup: committing"); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
-	var start string
-	if err := r.s.pool.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
-		return "", fmt.Errorf("read the database's clock: %w", err)
+	var clock string
+	if err := r.s.pool.QueryRow(ctx, clockSQL).Scan(&clock); err != nil {
+		return phaseStart{}, fmt.Errorf("read the database's clock: %w", err)
 	}
 	rss.reset()
 	if err := r.startBridges(ctx, wg); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
 	if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
-	return "'" + start + "'::timestamptz", nil
+	return phaseStart{sql: drainStartSQL, args: []any{clock}}, nil
 }
 
 // produceLive starts the bridges, then has the producers commit while the
 // bridges run, in bulk (target events) or at a steady rate, and waits until
 // every event committed is dispatched. The bridges and producers stop when
-// ctx is done. It returns SQL for the phase's start: the first event's
-// commit.
-func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (string, error) {
+// ctx is done. It returns the phase's start: the first event's commit.
+func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (phaseStart, error) {
 	rss.reset()
 	if err := r.startBridges(ctx, wg); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
 	if err := r.waitListening(ctx); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
 	produce, want := func(ctx context.Context) error { return r.bulk(ctx, r.o.Events, "") }, target
 	if r.o.Mode == Steady {
@@ -162,9 +168,9 @@ func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMe
 	produced := make(chan error, 1)
 	wg.Go(func() { produced <- produce(ctx) })
 	if err := r.wait(ctx, string(r.o.Mode), want, rss, produced); err != nil {
-		return "", err
+		return phaseStart{}, err
 	}
-	return "(SELECT min(" + r.eventAt("e") + ") FROM " + r.s.events + " e)", nil
+	return phaseStart{sql: firstCommitSQL}, nil
 }
 
 // measureSteady counts the events the steady producers committed and
@@ -196,34 +202,34 @@ func (r *runner) measureHandled(ctx context.Context, res *Result, rss *rssMeter)
 	return nil
 }
 
-// readThroughput reads, by the database's clock, how long after start (SQL
-// for a time) the bridges inserted their last job and, with Work, the
-// workers completed theirs, and the jobs' args size.
-func (r *runner) readThroughput(ctx context.Context, res *Result, start string) error {
-	secs, err := r.secondsSince(ctx, start, r.markAt("m"), r.s.marks+" m")
+// readThroughput reads, by the database's clock, how long after from the
+// bridges inserted their last job and, with Work, the workers completed
+// theirs, and the jobs' args size.
+func (r *runner) readThroughput(ctx context.Context, res *Result, from phaseStart) error {
+	secs, err := r.secondsSince(ctx, bridgeSecondsSQL, from)
 	if err != nil {
 		return fmt.Errorf("read the bridge's time: %w", err)
 	}
 	res.Bridge = throughput(res.Events, r.o.Routes, secs)
 	if r.o.Work {
-		secs, err := r.secondsSince(ctx, start, r.handledAt("h"), r.s.ident("notified_job")+" h")
+		secs, err := r.secondsSince(ctx, handledSecondsSQL, from)
 		if err != nil {
 			return fmt.Errorf("read the workers' time: %w", err)
 		}
 		h := throughput(res.Events, r.o.Routes, secs)
 		res.Handled = &h
 	}
-	if err := r.s.pool.QueryRow(ctx, "SELECT coalesce(avg(octet_length(args::text)), 0)::int FROM "+r.s.river).Scan(&res.ArgsBytes); err != nil {
+	if err := r.s.pool.QueryRow(ctx, r.s.sql(argsBytesSQL)).Scan(&res.ArgsBytes); err != nil {
 		return fmt.Errorf("read the jobs' args size: %w", err)
 	}
 	return nil
 }
 
-// secondsSince returns the seconds from start to the latest at (SQL for a
-// time) in from (a table and its alias).
-func (r *runner) secondsSince(ctx context.Context, start, at, from string) (float64, error) {
+// secondsSince returns the seconds q (bridgeSecondsSQL or
+// handledSecondsSQL) reads from from.
+func (r *runner) secondsSince(ctx context.Context, q string, from phaseStart) (float64, error) {
 	var secs float64
-	err := r.s.pool.QueryRow(ctx, "SELECT extract(epoch FROM (SELECT max("+at+") FROM "+from+") - "+start+")::float8").Scan(&secs)
+	err := r.s.pool.QueryRow(ctx, r.s.sql(secondsSQL(q, from.sql)), from.args...).Scan(&secs)
 	return secs, err
 }
 
@@ -234,24 +240,6 @@ func throughput(events, routes int, secs float64) Throughput {
 		t.JobsPerSec = float64(events*routes) / secs
 	}
 	return t
-}
-
-// eventAt is SQL for when event row alias a was committed.
-func (r *runner) eventAt(a string) string { return r.committedAt(a, "created_at") }
-
-// markAt is SQL for when the jobs of mark alias a were inserted.
-func (r *runner) markAt(a string) string { return r.committedAt(a, "at") }
-
-// handledAt is SQL for when the job of notified_job alias a was completed.
-func (r *runner) handledAt(a string) string { return r.committedAt(a, "recorded_at") }
-
-// committedAt is SQL for when the row of alias a was committed: its commit
-// time where the server tracks it, else the clock its column stamped holds.
-func (r *runner) committedAt(a, stamped string) string {
-	if r.s.commit {
-		return "pg_xact_commit_timestamp(" + a + ".xmin)"
-	}
-	return a + "." + stamped
 }
 
 // startBridges starts o.Bridges bridges, each with a pool of its own as in
@@ -365,10 +353,7 @@ func (r *runner) progress(p Progress) {
 // route and no event got a duplicate.
 func (r *runner) verify(ctx context.Context, res *Result) error {
 	var events, dispatched, jobs, distinct int
-	err := r.s.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM `+r.s.events+`),
-		(SELECT count(*) FROM `+r.s.ident("notified_dispatch")+` WHERE outcome = 'dispatched'),
-		count(*), count(DISTINCT (args->>'event_id', kind)) FROM `+r.s.river).Scan(&events, &dispatched, &jobs, &distinct)
+	err := r.s.pool.QueryRow(ctx, r.s.sql(verifySQL)).Scan(&events, &dispatched, &jobs, &distinct)
 	if err != nil {
 		return fmt.Errorf("verify the jobs: %w", err)
 	}
@@ -397,8 +382,8 @@ func (r *runner) baseline(ctx context.Context, jobs int) (*Baseline, error) {
 		return nil, fmt.Errorf("baseline connection: %w", err)
 	}
 	defer conn.Release()
-	var start string
-	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&start); err != nil {
+	var from string
+	if err := conn.QueryRow(ctx, clockSQL).Scan(&from); err != nil {
 		return nil, fmt.Errorf("read the database's clock: %w", err)
 	}
 	t0 := time.Now()
@@ -429,14 +414,14 @@ func (r *runner) baseline(ctx context.Context, jobs int) (*Baseline, error) {
 		r.progress(Progress{Phase: "baseline: River InsertManyFast", Elapsed: time.Since(t0), Target: jobs, Jobs: int64(done)})
 	}
 	bl := &Baseline{Jobs: jobs}
-	err = conn.QueryRow(ctx, "SELECT extract(epoch FROM max("+r.markAt("m")+") - $1::timestamptz)::float8 FROM "+r.s.marks+" m", start).Scan(&bl.Seconds)
+	err = conn.QueryRow(ctx, r.s.sql(baselineSecondsSQL), from).Scan(&bl.Seconds)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: read its time: %w", err)
 	}
 	if bl.Seconds > 0 {
 		bl.JobsPerSec = float64(jobs) / bl.Seconds
 	}
-	if err := conn.QueryRow(ctx, "SELECT coalesce(avg(octet_length(args::text)), 0)::int FROM "+r.s.river).Scan(&bl.ArgsBytes); err != nil {
+	if err := conn.QueryRow(ctx, r.s.sql(argsBytesSQL)).Scan(&bl.ArgsBytes); err != nil {
 		return nil, fmt.Errorf("baseline: read the args size: %w", err)
 	}
 	return bl, nil

@@ -99,7 +99,7 @@ func (r *runner) waitHandled(ctx context.Context, n int, rss *rssMeter) error {
 		// reached, the completions are counted where they are recorded.
 		done := int(r.handled.Load())
 		if done >= n {
-			if err := r.s.pool.QueryRow(ctx, "SELECT count(*) FROM "+r.s.ident("notified_job")+" WHERE state = 'completed'").Scan(&done); err != nil {
+			if err := r.s.pool.QueryRow(ctx, r.s.sql(completedJobsSQL)).Scan(&done); err != nil {
 				return fmt.Errorf("count the handled jobs: %w", err)
 			}
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/example"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/termsafe"
@@ -95,7 +96,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// 2. notified's tables, a sample events table with the capture
 	// trigger, the example audit table and the routes.
 	schema := ident.RandomName("notified_demo_")
-	d := &demo{o: o, say: say, pool: pool, schema: schema, events: pgx.Identifier{schema, "events"}.Sanitize(),
+	d := &demo{o: o, say: say, pool: pool, schema: schema,
 		// A channel of its own: a bridge already running on this
 		// database never hears the demo's notifications.
 		channel: schema}
@@ -162,7 +163,6 @@ type demo struct {
 	pool    *pgxpool.Pool
 	schema  string
 	channel string
-	events  string // the quoted events table
 }
 
 // setUp creates the demo's schema with River's and notified's tables, an
@@ -173,8 +173,7 @@ func (d *demo) setUp(ctx context.Context) error {
 	if _, err := migrations.Migrate(ctx, d.pool, d.schema); err != nil {
 		return err
 	}
-	if _, err := d.pool.Exec(ctx, `CREATE TABLE `+d.events+` (
-		id bigserial PRIMARY KEY, name text NOT NULL, email text, total numeric, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	if _, err := d.pool.Exec(ctx, dbtx.InSchema(d.schema, createEventsSQL)); err != nil {
 		return fmt.Errorf("create the events table: %w", err)
 	}
 	if _, err := trigger.Install(ctx, d.pool, trigger.Options{Schema: d.schema, Table: d.schema + ".events", Channel: d.channel}); err != nil {
@@ -199,7 +198,7 @@ func (d *demo) removeSchema(ctx context.Context) error {
 		d.say("\nschema %s kept: look around with psql (DROP SCHEMA %s CASCADE when done)", d.schema, d.schema)
 		return nil
 	}
-	if _, err := d.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{d.schema}.Sanitize()+" CASCADE"); err != nil {
+	if _, err := d.pool.Exec(ctx, dbtx.InSchema(d.schema, dropSchemaSQL)); err != nil {
 		return fmt.Errorf("drop the demo schema %s: %w", d.schema, err)
 	}
 	return nil
@@ -355,7 +354,7 @@ func waitListening(ctx context.Context, b *bridge.Bridge) error {
 func (d *demo) insertSamples(ctx context.Context, samples []sample) error {
 	for start := 0; start < len(samples); start += 6 {
 		batch := samples[start:min(start+6, len(samples))]
-		if err := insert(ctx, d.pool, d.events, batch); err != nil {
+		if err := insert(ctx, d.pool, d.schema, batch); err != nil {
 			return err
 		}
 		select {
@@ -423,14 +422,17 @@ func countsText[N int | int64](counts map[string]N) string {
 	return strings.Join(parts, ", ")
 }
 
-func insert(ctx context.Context, pool *pgxpool.Pool, table string, batch []sample) error {
+// insert inserts batch into the events table of schema, in one
+// transaction.
+func insert(ctx context.Context, pool *pgxpool.Pool, schema string, batch []sample) error {
+	q := dbtx.InSchema(schema, insertEventSQL)
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		for _, e := range batch {
 			var email any
 			if e.email != nil && *e.email != "" {
 				email = *e.email
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (name, email, total) VALUES ($1, $2, $3)", e.name, email, e.total); err != nil {
+			if _, err := tx.Exec(ctx, q, e.name, email, e.total); err != nil {
 				return fmt.Errorf("insert a sample event: %w", err)
 			}
 		}
@@ -509,12 +511,8 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 
 	// One event of each story: retried then completed, cancelled, unrouted.
 	var ids []string
-	for _, q := range []string{
-		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_jobs") + ` WHERE state = 'completed' AND attempt > 1 ORDER BY job_id LIMIT 1`,
-		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_jobs") + ` WHERE state = 'cancelled' ORDER BY job_id LIMIT 2`,
-		`SELECT event_id FROM ` + migrations.Qualify(schema, "notified_dispatch") + ` WHERE outcome = 'unrouted' ORDER BY dispatched_at LIMIT 1`,
-	} {
-		rows, err := pool.Query(ctx, q)
+	for _, q := range []string{retriedEventSQL, cancelledEventsSQL, unroutedEventSQL} {
+		rows, err := pool.Query(ctx, dbtx.InSchema(schema, q))
 		if err != nil {
 			return fmt.Errorf("pick events to show: %w", err)
 		}
