@@ -27,13 +27,14 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "events", Value: 100_000, Usage: "events to commit (burst, catchup)"},
 			&cli.IntFlag{Name: "routes", Value: 1, Usage: fmt.Sprintf("handlers per event, 1 to %d: each event becomes that many jobs", bench.MaxRoutes)},
 			&cli.IntFlag{Name: "rate", Value: 2000, Usage: "events/s over all producers (steady)"},
+			&cli.IntFlag{Name: "events-per-tx", Usage: "events a burst or catch-up producer commits in one transaction (default 1000, at most --events)"},
 			&cli.IntFlag{Name: "producers", Usage: "connections committing events (default 4 in steady mode, 1 otherwise; 4 for the producer cost)"},
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "how long the producers run (steady)"},
 			&cli.BoolFlag{Name: "work", Usage: "also run River workers with a no-op handler per route, and measure events handled/s"},
 			&cli.IntFlag{Name: "bridges", Value: 1, Usage: "bridges running at once"},
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "each bridge's events per dispatch transaction"},
 			&cli.IntFlag{Name: "concurrency", Value: bridge.DefaultConcurrency, Usage: "each bridge's dispatch transactions at once"},
-			&cli.BoolFlag{Name: "no-baseline", Usage: "skip River's InsertManyFast baseline"},
+			&cli.BoolFlag{Name: "no-baseline", Usage: "skip River's InsertManyFast baselines (one connection, and as many as the bridges' dispatch transactions)"},
 			&cli.BoolFlag{Name: "no-producer-cost", Usage: "skip the capture trigger's cost to producers"},
 			&cli.DurationFlag{Name: "producer-cost-time", Value: 6 * time.Second, Usage: "how long each trigger's single-row inserts run"},
 			&cli.StringFlag{Name: "bench-schema", Usage: "name of the scratch schema, which must not exist (default notified_bench_ and random hex)"},
@@ -51,13 +52,13 @@ func benchCommand() *cli.Command {
 			}
 			o := bench.Options{
 				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"),
-				Rate: c.Int("rate"), Producers: c.Int("producers"), Duration: c.Duration("duration"),
+				Rate: c.Int("rate"), Producers: c.Int("producers"), EventsPerTx: c.Int("events-per-tx"), Duration: c.Duration("duration"),
 				Work: c.Bool("work"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
 				Concurrency: c.Int("concurrency"), NoBaseline: c.Bool("no-baseline"),
 				NoProducerCost: c.Bool("no-producer-cost"), ProducerCostTime: c.Duration("producer-cost-time"),
 				Schema: c.String("bench-schema"), Keep: c.Bool("keep"),
 			}
-			for _, f := range []string{"events", "routes", "rate", "producers", "bridges", "batch-size", "concurrency"} {
+			for _, f := range []string{"events", "events-per-tx", "routes", "rate", "producers", "bridges", "batch-size", "concurrency"} {
 				if c.IsSet(f) && c.Int(f) < 1 {
 					return fmt.Errorf("--%s %d must be at least 1", f, c.Int(f))
 				}
@@ -210,6 +211,9 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // printBench prints a bench's figures.
 func printBench(w io.Writer, r *bench.Result) {
 	what := fmt.Sprintf("%d events", r.Events)
+	if r.EventsPerTx > 0 {
+		what = fmt.Sprintf("%d events in transactions of %d", r.Events, r.EventsPerTx)
+	}
 	if r.Mode == bench.Steady {
 		what = fmt.Sprintf("%d producers at %d events/s for %s (%d events)", r.Producers, r.Rate, r.Duration, r.Events)
 	}
@@ -227,11 +231,15 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	fmt.Fprintf(tw, "bridge (%s to last job inserted)\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
 		from, r.Bridge.EventsPerSec, r.Bridge.JobsPerSec, r.Bridge.Jobs, r.Bridge.Seconds)
-	if r.Baseline != nil {
-		fmt.Fprintf(tw, "baseline (River InsertManyFast, 1,000 per tx)\t\t%.0f jobs/s\t%d jobs in %.2fs\n",
-			r.Baseline.JobsPerSec, r.Baseline.Jobs, r.Baseline.Seconds)
+	if b := r.BaselineOneConnection; b != nil {
+		fmt.Fprintf(tw, "baseline (River InsertManyFast, 1,000 per tx, 1 connection)\t\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			b.JobsPerSec, b.Jobs, b.Seconds)
+	}
+	if b := r.Baseline; b != nil {
+		fmt.Fprintf(tw, "baseline (River InsertManyFast, 1,000 per tx, %d connections)\t\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			b.Connections, b.JobsPerSec, b.Jobs, b.Seconds)
 		if r.Ratio > 0 {
-			fmt.Fprintf(tw, "bridge / baseline\t\t%.2f\targs %d bytes (baseline %d)\n", r.Ratio, r.ArgsBytes, r.Baseline.ArgsBytes)
+			fmt.Fprintf(tw, "bridge / baseline at equal concurrency\t\t%.2f\targs %d bytes (baseline %d)\n", r.Ratio, r.ArgsBytes, b.ArgsBytes)
 		}
 	}
 	if r.Handled != nil {

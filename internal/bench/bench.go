@@ -64,6 +64,9 @@ type Options struct {
 	// Producers is how many connections commit events (default 4 in steady
 	// mode, 1 otherwise) and measure the producer cost (default 4).
 	Producers int
+	// EventsPerTx is how many events a burst or catch-up producer commits
+	// in one transaction (default 1,000; at most Events).
+	EventsPerTx int
 	// Duration is how long steady producers run (default 30s).
 	Duration time.Duration
 	// Work also runs River workers in this process, with a no-op handler
@@ -121,6 +124,7 @@ type Result struct {
 	BatchSize   int           `json:"batch_size"`
 	Concurrency int           `json:"concurrency"`
 	Producers   int           `json:"producers"`
+	EventsPerTx int           `json:"events_per_tx,omitempty"`
 	Rate        int           `json:"rate,omitempty"`
 	Duration    time.Duration `json:"duration_ns,omitempty"`
 	Work        bool          `json:"work"`
@@ -133,8 +137,12 @@ type Result struct {
 	// Handled is the throughput to the last handler completed (with Work).
 	Handled *Throughput `json:"handled,omitempty"`
 	// Baseline is River's InsertManyFastTx of the same number of jobs with
-	// args of the same size, 1,000 per transaction on one connection.
+	// the same args and metadata, 1,000 per transaction, on as many
+	// connections at once as the bridges run dispatch transactions
+	// (Bridges × Concurrency): the fair comparison.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// BaselineOneConnection is the same on one connection.
+	BaselineOneConnection *Baseline `json:"baseline_one_connection,omitempty"`
 	// Ratio is Bridge.JobsPerSec / Baseline.JobsPerSec, for burst and
 	// catchup runs.
 	Ratio float64 `json:"ratio,omitempty"`
@@ -174,10 +182,12 @@ type Throughput struct {
 
 // Baseline is River's insert rate for the same jobs.
 type Baseline struct {
-	Jobs       int     `json:"jobs"`
-	Seconds    float64 `json:"seconds"`
-	JobsPerSec float64 `json:"jobs_per_sec"`
-	ArgsBytes  int     `json:"args_bytes"`
+	// Connections is how many connections inserted at once.
+	Connections int     `json:"connections"`
+	Jobs        int     `json:"jobs"`
+	Seconds     float64 `json:"seconds"`
+	JobsPerSec  float64 `json:"jobs_per_sec"`
+	ArgsBytes   int     `json:"args_bytes"`
 }
 
 // Latency is a distribution of latencies in milliseconds.
@@ -231,6 +241,9 @@ func (o Options) withDefaults() Options {
 			o.Producers = 4
 		}
 	}
+	if o.EventsPerTx == 0 {
+		o.EventsPerTx = min(1000, max(o.Events, 1))
+	}
 	if o.Duration == 0 {
 		o.Duration = 30 * time.Second
 	}
@@ -270,6 +283,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("rate %d must be at least 1 event/s", o.Rate)
 	case o.Producers < 1 || o.Producers > 64:
 		return fmt.Errorf("producers %d must be 1 to 64", o.Producers)
+	case o.EventsPerTx < 1 || o.EventsPerTx > o.Events:
+		return fmt.Errorf("events per transaction %d must be 1 to the events (%d)", o.EventsPerTx, o.Events)
 	case o.Duration < time.Second:
 		return fmt.Errorf("duration %s must be at least 1s", o.Duration)
 	case o.Bridges < 1 || o.Bridges > MaxBridges:

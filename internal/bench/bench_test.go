@@ -389,14 +389,17 @@ func TestBenchProgressReportsTheProducerCostBaselineAndModePhases(t *testing.T) 
 	for range 6 { // rounds of alternating triggers
 		want = append(want, "producer cost: notify-only trigger", "producer cost: notified's trigger")
 	}
-	want = append(want, "baseline: River InsertManyFast", "catchup: committing", "catchup: draining")
+	want = append(want, "baseline: warming up", "baseline: River InsertManyFast on 1 connection(s)",
+		"baseline: River InsertManyFast on 2 connection(s)", "catchup: committing", "catchup: draining")
 	require.Equal(t, want, p.list())
 
-	baseline := p.of("baseline: River InsertManyFast")
-	require.NotEmpty(t, baseline)
-	last := baseline[len(baseline)-1]
-	require.Equal(t, 2000, last.Target)
-	require.Equal(t, int64(2000), last.Jobs, "the baseline's last report counts every job")
+	for _, phase := range want[13:15] {
+		baseline := p.of(phase)
+		require.NotEmpty(t, baseline)
+		last := baseline[len(baseline)-1]
+		require.Equal(t, 2000, last.Target)
+		require.Equal(t, int64(2000), last.Jobs, "the baseline's last report counts every job")
+	}
 
 	draining := p.of("catchup: draining")
 	require.NotEmpty(t, draining)
@@ -435,12 +438,45 @@ func TestBenchBaselineInsertsAtMostAThousandJobsPerTransaction(t *testing.T) {
 	require.True(t, res.Verified)
 	require.Equal(t, 6000, res.Baseline.Jobs)
 
-	var prev int64
-	for _, pr := range p.of("baseline: River InsertManyFast") {
-		require.LessOrEqual(t, pr.Jobs-prev, int64(1000), "a baseline transaction inserted %d jobs (from %d to %d)", pr.Jobs-prev, prev, pr.Jobs)
-		prev = pr.Jobs
+	for _, phase := range []string{"baseline: River InsertManyFast on 1 connection(s)", "baseline: River InsertManyFast on 2 connection(s)"} {
+		var prev int64
+		for _, pr := range p.of(phase) {
+			require.LessOrEqual(t, pr.Jobs-prev, int64(1000), "%s: a transaction inserted %d jobs (from %d to %d)", phase, pr.Jobs-prev, prev, pr.Jobs)
+			prev = pr.Jobs
+		}
+		require.Equal(t, int64(6000), prev, phase)
 	}
-	require.Equal(t, int64(6000), prev)
+}
+
+// TestBenchCommitsTheBurstInTransactionsOfTheSizeAsked: one transaction of
+// every event is a burst of its own shape.
+func TestBenchCommitsTheBurstInTransactionsOfTheSizeAsked(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	res, err := run(t, pool, bench.Options{Events: 3000, EventsPerTx: 3000, NoBaseline: true, NoProducerCost: true, Schema: scratchName()})
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.Equal(t, 3000, res.EventsPerTx)
+	require.Equal(t, 3000, res.Bridge.Events)
+
+	_, err = bench.Run(context.Background(), pool, bench.Options{Events: 10, EventsPerTx: 11, Schema: scratchName()})
+	require.EqualError(t, err, "events per transaction 11 must be 1 to the events (10)")
+}
+
+// TestBenchBaselineRunsAtTheBridgesConcurrency: the ratio is taken against
+// River inserting on as many connections as the bridges' dispatch
+// transactions, and the one-connection figure is reported beside it.
+func TestBenchBaselineRunsAtTheBridgesConcurrency(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	res, err := run(t, pool, bench.Options{Events: 3000, Bridges: 2, Concurrency: 2, NoProducerCost: true, Schema: scratchName()})
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.Equal(t, 4, res.Baseline.Connections)
+	require.Equal(t, 1, res.BaselineOneConnection.Connections)
+	require.Equal(t, 3000, res.BaselineOneConnection.Jobs)
+	require.Positive(t, res.BaselineOneConnection.JobsPerSec)
+	require.InDelta(t, res.Bridge.JobsPerSec/res.Baseline.JobsPerSec, res.Ratio, 1e-9)
 }
 
 func TestBenchRunWorksInAMixedCaseSchema(t *testing.T) {

@@ -30,7 +30,7 @@ func (r *runner) newPool(ctx context.Context, n int, what string) (*pgxpool.Pool
 	return pool, nil
 }
 
-// bulk commits n events, 1,000 per transaction, from o.Producers
+// bulk commits n events, o.EventsPerTx per transaction, from o.Producers
 // connections at once. With a phase name it reports progress itself.
 func (r *runner) bulk(ctx context.Context, n int, phase string) error {
 	pool, err := r.newPool(ctx, r.o.Producers, "producer")
@@ -38,7 +38,7 @@ func (r *runner) bulk(ctx context.Context, n int, phase string) error {
 		return err
 	}
 	defer pool.Close()
-	const perTx = 1000
+	perTx := r.o.EventsPerTx
 	insert := r.s.sql(insertEventsSQL)
 	var next atomic.Int64
 	errs := make(chan error, r.o.Producers)
@@ -47,7 +47,7 @@ func (r *runner) bulk(ctx context.Context, n int, phase string) error {
 	for range r.o.Producers {
 		wg.Go(func() {
 			for {
-				from := int(next.Add(perTx)) - perTx
+				from := int(next.Add(int64(perTx))) - perTx
 				if from >= n {
 					return
 				}

@@ -228,3 +228,7 @@ const verifySQL = `SELECT
 		(SELECT count(*) FROM {schema}.events),
 		(SELECT count(*) FROM {schema}.notified_dispatch WHERE outcome = 'dispatched'),
 		count(*), count(DISTINCT (args->>'event_id', kind)) FROM {schema}.river_job`
+
+// asyncCommitSQL makes a transaction commit without waiting for its WAL
+// flush, as the bridge's dispatch transactions do.
+const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
