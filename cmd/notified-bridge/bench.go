@@ -246,6 +246,13 @@ func printBench(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(tw, "handled (%s to last handler completed)\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
 			from, r.Handled.EventsPerSec, r.Handled.JobsPerSec, r.Handled.Jobs, r.Handled.Seconds)
 	}
+	if h := r.HandledBaseline; h != nil {
+		fmt.Fprintf(tw, "handled baseline (River's workers, jobs inserted on %d connections)\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			r.Baseline.Connections, h.EventsPerSec, h.JobsPerSec, h.Jobs, h.Seconds)
+		if r.HandledRatio > 0 {
+			fmt.Fprintf(tw, "handled / handled baseline\t\t%.2f\n", r.HandledRatio)
+		}
+	}
 	tw.Flush()
 	if l := r.Latency; l != nil {
 		kept := "kept up"

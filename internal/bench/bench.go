@@ -146,6 +146,13 @@ type Result struct {
 	// Ratio is Bridge.JobsPerSec / Baseline.JobsPerSec, for burst and
 	// catchup runs.
 	Ratio float64 `json:"ratio,omitempty"`
+	// HandledBaseline is, with Work, River's own workers completing the
+	// same jobs inserted straight into River on as many connections as
+	// Baseline: from the first insert to the last completion.
+	HandledBaseline *Throughput `json:"handled_baseline,omitempty"`
+	// HandledRatio is Handled.JobsPerSec / HandledBaseline.JobsPerSec, for
+	// burst and catchup runs with Work.
+	HandledRatio float64 `json:"handled_ratio,omitempty"`
 	// Latency is from an event's commit to its jobs' insert (steady mode).
 	Latency *Latency `json:"latency,omitempty"`
 	// HandledLatency is from an event's commit to its first handler's
@@ -183,11 +190,13 @@ type Throughput struct {
 // Baseline is River's insert rate for the same jobs.
 type Baseline struct {
 	// Connections is how many connections inserted at once.
-	Connections int     `json:"connections"`
-	Jobs        int     `json:"jobs"`
-	Seconds     float64 `json:"seconds"`
-	JobsPerSec  float64 `json:"jobs_per_sec"`
-	ArgsBytes   int     `json:"args_bytes"`
+	Connections int `json:"connections"`
+	// from is the database\'s clock before the first insert.
+	from       string
+	Jobs       int     `json:"jobs"`
+	Seconds    float64 `json:"seconds"`
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	ArgsBytes  int     `json:"args_bytes"`
 }
 
 // Latency is a distribution of latencies in milliseconds.

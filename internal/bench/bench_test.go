@@ -463,6 +463,21 @@ func TestBenchCommitsTheBurstInTransactionsOfTheSizeAsked(t *testing.T) {
 	require.EqualError(t, err, "events per transaction 11 must be 1 to the events (10)")
 }
 
+// TestBenchWorkComparesWithRiversOwnWorkers: with --work, River's workers
+// complete the same jobs inserted straight into River, and the handled
+// rate is compared with theirs.
+func TestBenchWorkComparesWithRiversOwnWorkers(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	res, err := run(t, pool, bench.Options{Events: 2000, Routes: 2, Work: true, NoProducerCost: true, Schema: scratchName()})
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.NotNil(t, res.HandledBaseline)
+	require.Equal(t, 4000, res.HandledBaseline.Jobs)
+	require.Positive(t, res.HandledBaseline.JobsPerSec)
+	require.InDelta(t, res.Handled.JobsPerSec/res.HandledBaseline.JobsPerSec, res.HandledRatio, 1e-9)
+}
+
 // TestBenchBaselineRunsAtTheBridgesConcurrency: the ratio is taken against
 // River inserting on as many connections as the bridges' dispatch
 // transactions, and the one-connection figure is reported beside it.

@@ -72,6 +72,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			}
 			res.Baseline = bl
 		}
+		if o.Work {
+			h, err := r.handledBaseline(ctx, res.Events, o.Bridges*o.Concurrency)
+			if err != nil {
+				return nil, err
+			}
+			res.HandledBaseline = h
+		}
 	}
 	if err := r.measure(ctx, res); err != nil {
 		return nil, err
@@ -80,6 +87,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// compares with River's.
 	if res.Baseline != nil && res.Baseline.JobsPerSec > 0 && o.Mode != Steady {
 		res.Ratio = res.Bridge.JobsPerSec / res.Baseline.JobsPerSec
+	}
+	if res.HandledBaseline != nil && res.HandledBaseline.JobsPerSec > 0 && res.Handled != nil && o.Mode != Steady {
+		res.HandledRatio = res.Handled.JobsPerSec / res.HandledBaseline.JobsPerSec
 	}
 	if err := r.verify(ctx, res); err != nil {
 		return res, err
@@ -446,7 +456,7 @@ func (r *runner) baseline(ctx context.Context, phase string, jobs, conns int) (*
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	bl := &Baseline{Connections: conns, Jobs: jobs}
+	bl := &Baseline{Connections: conns, Jobs: jobs, from: from}
 	if err := pool.QueryRow(ctx, r.s.sql(baselineSecondsSQL), from).Scan(&bl.Seconds); err != nil {
 		return nil, fmt.Errorf("baseline: read its time: %w", err)
 	}
@@ -457,6 +467,41 @@ func (r *runner) baseline(ctx context.Context, phase string, jobs, conns int) (*
 		return nil, fmt.Errorf("baseline: read the args size: %w", err)
 	}
 	return bl, nil
+}
+
+// handledBaseline measures River's own workers completing the jobs of
+// events, inserted straight into River on conns connections while the
+// workers run, the same workers as the bridge's: from the first insert to
+// the last completion.
+func (r *runner) handledBaseline(ctx context.Context, events, conns int) (*Throughput, error) {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	r.handled.Store(0)
+	w, err := r.startWorkers(runCtx)
+	if err != nil {
+		return nil, err
+	}
+	stopWorkers := sync.OnceFunc(func() { w.stop(context.WithoutCancel(ctx)) })
+	defer stopWorkers()
+	jobs := events * r.o.Routes
+	bl, err := r.baseline(ctx, "baseline: River workers", jobs, conns)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.waitHandled(ctx, jobs, newRSSMeter()); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	secs, err := r.secondsSince(ctx, handledSecondsSQL, phaseStart{sql: drainStartSQL, args: []any{bl.from}})
+	if err != nil {
+		return nil, fmt.Errorf("baseline: read the workers' time: %w", err)
+	}
+	stopWorkers()
+	r.handled.Store(0)
+	if err := r.s.reset(ctx); err != nil {
+		return nil, err
+	}
+	h := throughput(events, r.o.Routes, secs)
+	return &h, nil
 }
 
 // baselineTx inserts one transaction of the baseline's jobs.
