@@ -23,6 +23,10 @@ type runner struct {
 	s    *scratch
 
 	committed atomic.Int64 // events committed by producers in this phase
+	// firstCommit is the database's clock read right after a burst's
+	// first transaction committed.
+	firstCommitMu sync.Mutex
+	firstCommit   time.Time
 	handled   atomic.Int64 // jobs handled by the workers
 	bridges   []*bridge.Bridge
 }
@@ -200,7 +204,32 @@ func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMe
 	if err := r.wait(ctx, string(r.o.Mode), want, rss, produced); err != nil {
 		return phaseStart{}, err
 	}
+	if r.o.Mode == Burst && !r.s.commit {
+		// The statement clock stamps an event when it is inserted, which
+		// for a large transaction is long before its commit.
+		r.firstCommitMu.Lock()
+		defer r.firstCommitMu.Unlock()
+		return phaseStart{sql: drainStartSQL, args: []any{r.firstCommit}}, nil
+	}
 	return phaseStart{sql: firstCommitSQL}, nil
+}
+
+// committedAt notes the database's clock right after one of a burst's
+// transactions committed, when it is the first (where the server tracks
+// commit timestamps, they say it).
+func (r *runner) committedAt(ctx context.Context, pool *pgxpool.Pool) error {
+	if r.o.Mode != Burst || r.s.commit {
+		return nil
+	}
+	r.firstCommitMu.Lock()
+	defer r.firstCommitMu.Unlock()
+	if !r.firstCommit.IsZero() {
+		return nil
+	}
+	if err := pool.QueryRow(ctx, clockNowSQL).Scan(&r.firstCommit); err != nil {
+		return fmt.Errorf("read the database's clock after the first commit: %w", err)
+	}
+	return nil
 }
 
 // measureSteady counts the events the steady producers committed and

@@ -152,6 +152,9 @@ const emptyOutboxSQL = `DELETE FROM {schema}.notified_outbox WHERE channel = $1`
 
 // Reading the figures.
 
+// clockNowSQL reads the database's clock.
+const clockNowSQL = `SELECT clock_timestamp()`
+
 // clockSQL reads the database's clock, as text.
 const clockSQL = `SELECT clock_timestamp()::text`
 
