@@ -27,8 +27,8 @@ type runner struct {
 	// first transaction committed.
 	firstCommitMu sync.Mutex
 	firstCommit   time.Time
-	handled   atomic.Int64 // jobs handled by the workers
-	bridges   []*bridge.Bridge
+	handled       atomic.Int64 // jobs handled by the workers
+	bridges       []*bridge.Bridge
 }
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
