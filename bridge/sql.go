@@ -109,7 +109,7 @@ type queries struct {
 func newQueries(schema string) queries {
 	in := func(q string) string { return dbtx.InSchema(schema, q) }
 	return queries{
-		claim: in(claimSQL), claimSeqs: in(claimSeqsSQL), routes: routes.NewStore(nil, schema).ListSQL(),
+		claim: in(claimSQL), claimSeqs: in(claimSeqsSQL), routes: routes.ListSQL(schema),
 		requeue: in(requeueSQL), putBack: in(putBackSQL), record: in(recordSQL),
 		register: in(registerSQL), unregister: in(unregisterSQL), backlog: in(backlogSQL),
 	}

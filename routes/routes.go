@@ -163,16 +163,17 @@ func (s *Store) Remove(ctx context.Context, event, kind string) (bool, error) {
 
 // List returns every route, ordered by event and kind.
 func (s *Store) List(ctx context.Context) ([]Route, error) {
-	rows, err := s.db.Query(ctx, s.ListSQL())
+	rows, err := s.db.Query(ctx, ListSQL(s.schema))
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	return ScanList(rows)
 }
 
-// ListSQL is the statement List runs, for a caller that sends it with
-// others in one round trip (a pgx.Batch); ScanList reads its rows.
-func (s *Store) ListSQL() string { return s.sql(listRoutesSQL) }
+// ListSQL is the statement List runs for the routes in schema, for a
+// caller that sends it with others in one round trip (a pgx.Batch);
+// ScanList reads its rows.
+func ListSQL(schema string) string { return dbtx.InSchema(schema, listRoutesSQL) }
 
 // ScanList reads the rows of ListSQL, and closes them.
 func ScanList(rows pgx.Rows) ([]Route, error) {
