@@ -57,7 +57,7 @@ func (r *runner) bulk(ctx context.Context, n int, phase string) error {
 					return
 				}
 				r.committed.Add(int64(to - from))
-				if err := r.committedAt(ctx, pool); err != nil {
+				if err := r.noteFirstCommit(ctx, pool); err != nil {
 					errs <- err
 					return
 				}

@@ -214,10 +214,10 @@ func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMe
 	return phaseStart{sql: firstCommitSQL}, nil
 }
 
-// committedAt notes the database's clock right after one of a burst's
+// noteFirstCommit notes the database's clock right after one of a burst's
 // transactions committed, when it is the first (where the server tracks
 // commit timestamps, they say it).
-func (r *runner) committedAt(ctx context.Context, pool *pgxpool.Pool) error {
+func (r *runner) noteFirstCommit(ctx context.Context, pool *pgxpool.Pool) error {
 	if r.o.Mode != Burst || r.s.commit {
 		return nil
 	}
