@@ -166,20 +166,26 @@ type worker[K Kind] struct {
 var ErrFailure = errors.New("handler reported FAILURE")
 
 func (w *worker[K]) Work(ctx context.Context, job *river.Job[Args[K]]) error {
+	return work(ctx, w.fn, job.Args.Payload, job.JobRow)
+}
+
+// work runs fn for the job row, whose args are p, and turns its result into
+// the job's outcome: the one outcome model of Handle and HandleFunc.
+func work(ctx context.Context, fn HandlerFunc, p Payload, row *rivertype.JobRow) error {
 	ev := Event{
-		ID:      job.Args.EventID,
-		Name:    job.Args.EventName,
-		Channel: job.Args.Channel,
-		Data:    job.Args.Data,
-		Job:     job.JobRow,
+		ID:      p.EventID,
+		Name:    p.EventName,
+		Channel: p.Channel,
+		Data:    p.Data,
+		Job:     row,
 	}
-	res, err := w.fn(ctx, ev)
+	res, err := fn(ctx, ev)
 	if err != nil {
 		return err
 	}
 	if res.Payload != nil {
 		if err := river.RecordOutput(ctx, res.Payload); err != nil {
-			return fmt.Errorf("record output of %s for event %s: %w", job.Kind, ev.ID, err)
+			return fmt.Errorf("record output of %s for event %s: %w", row.Kind, ev.ID, err)
 		}
 	}
 	switch res.Status {
@@ -194,6 +200,6 @@ func (w *worker[K]) Work(ctx context.Context, job *river.Job[Args[K]]) error {
 		}
 		return river.JobCancel(fmt.Errorf("%w for event %s%s", ErrFailure, ev.ID, detail))
 	default:
-		return river.JobCancel(fmt.Errorf("handler %s returned unknown status %q for event %s", job.Kind, res.Status, ev.ID))
+		return river.JobCancel(fmt.Errorf("handler %s returned unknown status %q for event %s", row.Kind, res.Status, ev.ID))
 	}
 }
