@@ -24,10 +24,10 @@ type envVar struct {
 // `notified-bridge run` reads for the same fields, with the same defaults.
 var envVars = []envVar{
 	{"NOTIFIED_SCHEMA", "Schema", func(c *Config, _, v string) error { c.Schema = v; return nil }},
-	{"NOTIFIED_EVENTS_TABLE_NAME", "Table", envName(func(c *Config) *string { return &c.Table }, DefaultTable)},
-	{"NOTIFIED_ID_FIELD_NAME", "IDColumn", envName(func(c *Config) *string { return &c.IDColumn }, DefaultIDColumn)},
-	{"NOTIFIED_NAME_FIELD_NAME", "NameColumn", envName(func(c *Config) *string { return &c.NameColumn }, DefaultNameColumn)},
-	{"NOTIFIED_CHANNEL", "Channel", envName(func(c *Config) *string { return &c.Channel }, DefaultChannel)},
+	{"NOTIFIED_EVENTS_TABLE_NAME", "Table", envName(func(c *Config) *string { return &c.Table })},
+	{"NOTIFIED_ID_FIELD_NAME", "IDColumn", envName(func(c *Config) *string { return &c.IDColumn })},
+	{"NOTIFIED_NAME_FIELD_NAME", "NameColumn", envName(func(c *Config) *string { return &c.NameColumn })},
+	{"NOTIFIED_CHANNEL", "Channel", envName(func(c *Config) *string { return &c.Channel })},
 	{"NOTIFIED_CHANNEL_SELECT_TIMEOUT", "PollInterval", func(c *Config, name, v string) error {
 		d, err := ParseInterval(v)
 		if err != nil {
@@ -117,10 +117,10 @@ func isName(field string) bool {
 	return false
 }
 
-func envName(field func(*Config) *string, def string) func(*Config, string, string) error {
+func envName(field func(*Config) *string) func(*Config, string, string) error {
 	return func(c *Config, name, v string) error {
 		if strings.TrimSpace(v) == "" {
-			return fmt.Errorf("%s is empty: give a value, or leave it unset for the default (%s)", name, def)
+			return fmt.Errorf("%s is empty: give a value, or leave it unset for the default", name)
 		}
 		*field(c) = v
 		return nil

@@ -90,6 +90,8 @@ func TestConfigFromLookupValues(t *testing.T) {
 		// 0 is the command's too: the default.
 		{"NOTIFIED_BATCH_TIMEOUT", "0s", func(c bridge.Config) bool { return c.BatchTimeout == 0 }},
 		{"NOTIFIED_MAX_BATCH_BYTES", "0", func(c bridge.Config) bool { return c.MaxBatchBytes == 0 }},
+		// LargeRowBytes' default follows a MaxBatchBytes below it.
+		{"NOTIFIED_MAX_BATCH_BYTES", "524288", func(c bridge.Config) bool { return c.WithDefaults().LargeRowBytes == 512<<10 }},
 		// Names are used as written.
 		{"NOTIFIED_CHANNEL", "Events ", func(c bridge.Config) bool { return c.Channel == "Events " }},
 	}
@@ -130,10 +132,10 @@ func TestConfigFromLookupErrors(t *testing.T) {
 		{"NOTIFIED_POLL_ONLY", string(make([]byte, 100)),
 			`NOTIFIED_POLL_ONLY "` + strings.Repeat(`\x00`, 64) + `"... (100 bytes) is not a boolean: give true or false`},
 		// Empty names and zeros that would silently be the default.
-		{"NOTIFIED_CHANNEL", "", "NOTIFIED_CHANNEL is empty: give a value, or leave it unset for the default (events)"},
-		{"NOTIFIED_EVENTS_TABLE_NAME", " ", "NOTIFIED_EVENTS_TABLE_NAME is empty: give a value, or leave it unset for the default (events)"},
-		{"NOTIFIED_ID_FIELD_NAME", "", "NOTIFIED_ID_FIELD_NAME is empty: give a value, or leave it unset for the default (id)"},
-		{"NOTIFIED_NAME_FIELD_NAME", "", "NOTIFIED_NAME_FIELD_NAME is empty: give a value, or leave it unset for the default (name)"},
+		{"NOTIFIED_CHANNEL", "", "NOTIFIED_CHANNEL is empty: give a value, or leave it unset for the default"},
+		{"NOTIFIED_EVENTS_TABLE_NAME", " ", "NOTIFIED_EVENTS_TABLE_NAME is empty: give a value, or leave it unset for the default"},
+		{"NOTIFIED_ID_FIELD_NAME", "", "NOTIFIED_ID_FIELD_NAME is empty: give a value, or leave it unset for the default"},
+		{"NOTIFIED_NAME_FIELD_NAME", "", "NOTIFIED_NAME_FIELD_NAME is empty: give a value, or leave it unset for the default"},
 		{"NOTIFIED_BATCH_SIZE", "0", "NOTIFIED_BATCH_SIZE is 0: give a positive value, or leave it unset for the default (1000)"},
 		{"NOTIFIED_CONCURRENCY", "0", "NOTIFIED_CONCURRENCY is 0: give a positive value, or leave it unset for the default (2)"},
 		{"NOTIFIED_MISSING_GRACE", "0s", "NOTIFIED_MISSING_GRACE is 0s: give a positive value, or leave it unset for the default (30s)"},
