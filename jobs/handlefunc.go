@@ -15,8 +15,7 @@ import (
 // HandleFunc, Handle or River's AddWorker).
 //
 // River checks the kind's spelling when the client is created
-// (river.NewClient): letters, digits and _ first, then also - [ ] < > / . :
-// and +, at least two characters.
+// (river.NewClient refuses spaces and commas, among others).
 func HandleFunc(workers *river.Workers, kind string, fn HandlerFunc) error {
 	return handleFunc("jobs.HandleFunc", workers, kind, fn)
 }

@@ -2,8 +2,20 @@
 // notified-bridge enqueues.
 //
 // The bridge turns each event into one River job per route; the job's kind is
-// the route's handler kind and its args are a [Payload]. A handler is
-// registered as an ordinary River worker, typed by a small kind type:
+// the route's handler kind and its args are a [Payload]. A handler is an
+// ordinary River worker. [On] registers one for a route's kind and declares
+// the route, so one call says which event runs which handler, as the Python
+// listener's register_handler did; call it at every worker start:
+//
+//	workers := river.NewWorkers()
+//	err := jobs.On(ctx, workers, routes.NewStore(pool, "notified"),
+//		routes.Route{Event: "my_event", Kind: "my_handler"},
+//		func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+//			return jobs.Success(ev.Data), nil
+//		})
+//
+// [HandleFunc] registers a handler for a kind given by name, without
+// declaring a route. [Handle] registers one typed by a small kind type:
 //
 //	type SendWelcome struct{}
 //
