@@ -11,6 +11,13 @@
 // and commits. It drains on start, after every reconnect and every poll
 // interval, so nothing committed while it was away is lost; several bridges
 // share the outbox without duplicating work. See docs/design.md.
+//
+// A Go program runs a bridge with New and Run, given a Config written in
+// code or read with ConfigFromEnv from the environment variables that
+// `notified-bridge run` reads (EnvVars lists them), with the same defaults
+// and checks. The handlers run in River workers, registered with package
+// jobs: jobs.On registers a handler and declares its route in one call.
+// Example (Embedded) runs the bridge and a worker in one program.
 package bridge
 
 import (

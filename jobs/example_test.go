@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/routes"
 )
 
 // SendWelcome is a handler kind: jobs of kind "send_welcome" run its handler.
@@ -144,4 +146,65 @@ func ExampleHandle_results() {
 	// event 1: completed, output {"receipt":"r-4242-990"}
 	// event 2: retried: charge card 5555: payment service unavailable
 	// event 3: cancelled: card 0000: card declined
+}
+
+// ExampleOn is a worker's start-up: each handler registered and its route
+// declared in one call, at every start. Routes an operator changed keep
+// their options. Example (Embedded) of package bridge runs it with a bridge.
+func ExampleOn() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost:5432/app")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store := routes.NewStore(pool, "notified")
+
+	workers := river.NewWorkers()
+	err = jobs.On(ctx, workers, store, routes.Route{Event: "my_event", Kind: "my_handler"},
+		func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+			return jobs.Success(ev.Data), nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = jobs.On(ctx, workers, store, routes.Route{Event: "order_placed", Kind: "charge_order", Queue: "payments", MaxAttempts: 5},
+		func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+			return jobs.Success(nil), nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Schema: "notified",
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 10},
+			"payments":         {MaxWorkers: 2},
+		},
+		Workers: workers,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = client.Stop(context.Background()) }()
+
+	// ... run until asked to stop.
+}
+
+// ExampleHandleFunc registers handlers for kinds named in configuration,
+// with no Go type per kind.
+func ExampleHandleFunc() {
+	workers := river.NewWorkers()
+	for _, kind := range strings.Split(os.Getenv("AUDITED_KINDS"), ",") {
+		err := jobs.HandleFunc(workers, kind, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+			return jobs.Success(map[string]string{"audited": ev.Job.Kind + " " + ev.ID}), nil
+		})
+		if err != nil {
+			log.Fatal(err) // an empty or repeated kind
+		}
+	}
 }

@@ -2,8 +2,20 @@
 // notified-bridge enqueues.
 //
 // The bridge turns each event into one River job per route; the job's kind is
-// the route's handler kind and its args are a [Payload]. A handler is
-// registered as an ordinary River worker, typed by a small kind type:
+// the route's handler kind and its args are a [Payload]. A handler is an
+// ordinary River worker. [On] registers one for a route's kind and declares
+// the route, so one call says which event runs which handler, as the Python
+// listener's register_handler did; call it at every worker start:
+//
+//	workers := river.NewWorkers()
+//	err := jobs.On(ctx, workers, routes.NewStore(pool, "notified"),
+//		routes.Route{Event: "my_event", Kind: "my_handler"},
+//		func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+//			return jobs.Success(ev.Data), nil
+//		})
+//
+// [HandleFunc] registers a handler for a kind given by name, without
+// declaring a route. [Handle] registers one typed by a small kind type:
 //
 //	type SendWelcome struct{}
 //
@@ -166,20 +178,26 @@ type worker[K Kind] struct {
 var ErrFailure = errors.New("handler reported FAILURE")
 
 func (w *worker[K]) Work(ctx context.Context, job *river.Job[Args[K]]) error {
+	return work(ctx, w.fn, job.Args.Payload, job.JobRow)
+}
+
+// work runs fn for the job row, whose args are p, and turns its result into
+// the job's outcome: the one outcome model of Handle and HandleFunc.
+func work(ctx context.Context, fn HandlerFunc, p Payload, row *rivertype.JobRow) error {
 	ev := Event{
-		ID:      job.Args.EventID,
-		Name:    job.Args.EventName,
-		Channel: job.Args.Channel,
-		Data:    job.Args.Data,
-		Job:     job.JobRow,
+		ID:      p.EventID,
+		Name:    p.EventName,
+		Channel: p.Channel,
+		Data:    p.Data,
+		Job:     row,
 	}
-	res, err := w.fn(ctx, ev)
+	res, err := fn(ctx, ev)
 	if err != nil {
 		return err
 	}
 	if res.Payload != nil {
 		if err := river.RecordOutput(ctx, res.Payload); err != nil {
-			return fmt.Errorf("record output of %s for event %s: %w", job.Kind, ev.ID, err)
+			return fmt.Errorf("record output of %s for event %s: %w", row.Kind, ev.ID, err)
 		}
 	}
 	switch res.Status {
@@ -194,6 +212,6 @@ func (w *worker[K]) Work(ctx context.Context, job *river.Job[Args[K]]) error {
 		}
 		return river.JobCancel(fmt.Errorf("%w for event %s%s", ErrFailure, ev.ID, detail))
 	default:
-		return river.JobCancel(fmt.Errorf("handler %s returned unknown status %q for event %s", job.Kind, res.Status, ev.ID))
+		return river.JobCancel(fmt.Errorf("handler %s returned unknown status %q for event %s", row.Kind, res.Status, ev.ID))
 	}
 }
