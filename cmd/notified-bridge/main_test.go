@@ -648,7 +648,7 @@ func TestRunDispatchesEvents(t *testing.T) {
 	}, ds)
 	require.Zero(t, count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_outbox")))
 
-	require.Equal(t, 0, b.stop(t), "exit code after SIGTERM")
+	require.Equal(t, exitTerminate, b.stop(t), "exit code after SIGTERM")
 	logs := b.stderr.String()
 	require.Contains(t, logs, `"msg":"bridge stopped"`)
 	require.NotContains(t, logs, "goroutine")
@@ -672,14 +672,14 @@ func TestRunDispatchesEventsCommittedWhileDown(t *testing.T) {
 	// A poll interval of an hour: only the catch-up on start can find them.
 	b := startBridge(t, db, "--poll-interval", "1h")
 	waitDispatched(t, db, 5, 15*time.Second)
-	require.Equal(t, 0, b.stop(t))
+	require.Equal(t, exitTerminate, b.stop(t))
 	requireExactlyOnce(t, db, 5, "pong")
 
 	// And again between two runs.
 	require.NoError(t, insertEvents(ctx, db, "ping", 7))
 	b = startBridge(t, db, "--poll-interval", "1h")
 	waitDispatched(t, db, 12, 15*time.Second)
-	require.Equal(t, 0, b.stop(t))
+	require.Equal(t, exitTerminate, b.stop(t))
 	requireExactlyOnce(t, db, 12, "pong")
 }
 
@@ -811,7 +811,7 @@ func TestRunSurvivesKill9(t *testing.T) {
 		n := dispatched()
 		return n == total, fmt.Sprintf("%d of %d events dispatched", n, total)
 	})
-	require.Equal(t, 0, b.stop(t))
+	require.Equal(t, exitTerminate, b.stop(t))
 	requireExactlyOnce(t, db, total, "index_it", "mail_it")
 }
 
@@ -881,7 +881,7 @@ func TestNotify(t *testing.T) {
 		n := count(t, db, "SELECT count(*) FROM "+tbl(db, "river_job")+" WHERE args->>'event_id' = $1", other)
 		return n == 1, fmt.Sprintf("%d jobs for hand-notified event %s", n, other)
 	})
-	require.Equal(t, 0, b.stop(t))
+	require.Equal(t, exitTerminate, b.stop(t))
 	require.Equal(t, 2, count(t, db, "SELECT count(*) FROM "+tbl(db, "river_job")))
 
 	_, stderr, code = run(t, db, "notify")
@@ -904,7 +904,7 @@ func TestTwoBridges(t *testing.T) {
 		require.NoError(t, insertEvents(context.Background(), db, "shared", perTx))
 	}
 	waitDispatched(t, db, total, 60*time.Second)
-	require.Equal(t, 0, b1.stop(t))
-	require.Equal(t, 0, b2.stop(t))
+	require.Equal(t, exitTerminate, b1.stop(t))
+	require.Equal(t, exitTerminate, b2.stop(t))
 	requireExactlyOnce(t, db, total, "first", "second")
 }
