@@ -138,6 +138,7 @@ func newApp() *cli.App {
 			migrateCommand(),
 			routesCommand(),
 			installTriggerCommand(),
+			uninstallTriggerCommand(),
 			runCommand(),
 			notifyCommand(),
 			historyCommand(),
