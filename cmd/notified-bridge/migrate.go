@@ -21,7 +21,7 @@ func migrateCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the migrations that would be applied (or reverted, with --down); change nothing"},
 			&cli.BoolFlag{Name: "show-sql", Usage: "print the SQL that would be run, to apply with tools of your own; change nothing"},
-			&cli.StringFlag{Name: "down", Usage: "revert the migrations of one line above a `LINE:VERSION`: notified:N (or N) for notified's, river:N for River's (notified's first); 0 reverts them all"},
+			&cli.StringFlag{Name: "down", Usage: "revert one line of migrations to `LINE:VERSION`: notified:N (or N) reverts notified's above N, river:N River's (once notified's are reverted); 0 reverts them all"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"force"}, Usage: "with --down: do revert, dropping the tables and the history in them"},
 			flagJSON(),
 		},
