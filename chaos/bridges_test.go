@@ -34,7 +34,7 @@ type bridgeProc struct {
 	up       bool   // it listened at least once
 	dead     bool   // the process ended
 	how      string // how it ended
-	graceful bool   // it exited 0 after SIGTERM
+	graceful bool   // it exited 143 after SIGTERM
 }
 
 func (p *bridgeProc) exited() bool {
@@ -264,8 +264,9 @@ func (f *fleet) stop(p *bridgeProc, why string) {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-		if p.waitErr != nil {
-			f.h.errs.add("%s exited with %s after SIGTERM (%s), want exit 0; log %s", p, exitText(p.waitErr), why, p.logPath)
+		// A clean stop on SIGTERM exits 143 (128+15), as shells expect.
+		if exitErr := (*exec.ExitError)(nil); !errors.As(p.waitErr, &exitErr) || exitErr.ExitCode() != 143 {
+			f.h.errs.add("%s exited with %s after SIGTERM (%s), want exit status 143; log %s", p, exitText(p.waitErr), why, p.logPath)
 		} else {
 			f.mu.Lock()
 			p.graceful = true
@@ -421,7 +422,7 @@ func (h *harness) checkRegistry(ctx context.Context) []string {
 	var left []string
 	for _, p := range h.fleet.all {
 		if p.graceful && pids[p.cmd.Process.Pid] {
-			msg := fmt.Sprintf("%s exited 0 after SIGTERM but left its row in notified_bridge; log %s", p, p.logPath)
+			msg := fmt.Sprintf("%s exited cleanly after SIGTERM but left its row in notified_bridge; log %s", p, p.logPath)
 			left = append(left, msg)
 			if *flagStrictRegistry {
 				h.errs.add("%s", msg)

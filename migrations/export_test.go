@@ -1,4 +1,5 @@
 package migrations
 
-// Down reverts notified's migrations above targetVersion, for tests.
-var Down = down
+// DownNotified reverts notified's migrations above targetVersion and
+// returns their versions, for tests.
+var DownNotified = down

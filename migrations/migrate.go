@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -189,44 +190,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (*Result, e
 }
 
 // down reverts notified's migrations above targetVersion (0 reverts all of
-// them), running their .down.sql files; River's tables are left alone. No
-// command runs it (going back a release means running that release's
-// binary, see docs/operations.md): the tests use it to check that every
-// migration can be reverted.
+// them) and returns their versions, newest first; see Down.
 func down(ctx context.Context, pool *pgxpool.Pool, schema string, targetVersion int) ([]int, error) {
-	if err := ValidateSchema(schema); err != nil {
-		return nil, err
-	}
-	resolved, err := ResolveSchema(ctx, pool, schema)
+	res, err := Down(ctx, pool, schema, LineNotified, targetVersion, false)
 	if err != nil {
 		return nil, err
 	}
-	all, err := All()
-	if err != nil {
-		return nil, err
-	}
-	var reverted []int
-	err = withLock(ctx, pool, resolved, func(conn *pgxpool.Conn) error {
-		reverted, err = inTx(ctx, conn, resolved, func(tx pgx.Tx, current int) ([]int, error) {
-			var done []int
-			for i := len(all) - 1; i >= 0; i-- {
-				m := all[i]
-				if m.Version > current || m.Version <= targetVersion {
-					continue
-				}
-				if _, err := tx.Exec(ctx, m.Down); err != nil {
-					return nil, fmt.Errorf("revert migration %03d_%s: %w", m.Version, m.Name, err)
-				}
-				if _, err := tx.Exec(ctx, dbtx.InSchema(resolved, unrecordMigrationSQL), m.Version); err != nil {
-					return nil, fmt.Errorf("unrecord migration %03d_%s: %w", m.Version, m.Name, err)
-				}
-				done = append(done, m.Version)
-			}
-			return done, nil
-		})
-		return err
-	})
-	return reverted, err
+	return res.Versions(), nil
 }
 
 // withLock runs fn holding a session advisory lock for schema's migrations
@@ -314,19 +284,88 @@ func Qualify(schema, name string) string { return ident.Qualify(schema, name) }
 var ErrNotMigrated = errors.New("notified's tables are missing or out of date")
 
 // Check returns ErrNotMigrated, wrapped with what to do, unless schema holds
-// the newest version of notified's migrations.
+// the newest version of notified's migrations. When notified's tables are
+// missing where they were looked for but other schemas have them, the error
+// is an *ElsewhereError, which names those, since migrating would create a
+// second set: when schema is empty (the current schema, where a forgotten
+// setting leads), or names a schema that does not exist (a typo). A schema
+// that exists and was named is where the caller means to have them.
 func Check(ctx context.Context, db dbtx.DBTX, schema string) error {
 	v, err := Current(ctx, db, schema)
 	if err != nil {
 		return err
 	}
-	if v < Latest() {
-		where, flag := "the current schema", ""
-		if schema != "" {
-			where, flag = "schema "+schema, " --schema "+schema
-		}
-		return fmt.Errorf("%w in %s (version %d, want %d): run `notified-bridge migrate%s` first",
-			ErrNotMigrated, where, v, Latest(), flag)
+	if v >= Latest() {
+		return nil
 	}
-	return nil
+	if v == 0 {
+		if err := checkElsewhere(ctx, db, schema); err != nil {
+			return err
+		}
+	}
+	where, flag := "the current schema", ""
+	if schema != "" {
+		where, flag = "schema "+schema, " --schema "+schema
+	}
+	return fmt.Errorf("%w in %s (version %d, want %d): run `notified-bridge migrate%s` first",
+		ErrNotMigrated, where, v, Latest(), flag)
+}
+
+// ElsewhereError says that notified's tables are missing in the schema
+// asked for but exist in others. It wraps ErrNotMigrated.
+type ElsewhereError struct {
+	// Schema is the schema asked for, resolved.
+	Schema string
+	// Found are the schemas that hold notified's tables, in name order.
+	Found []string
+}
+
+func (e *ElsewhereError) Error() string {
+	if len(e.Found) == 1 {
+		return fmt.Sprintf("notified's tables are not in schema %s but in schema %s: set NOTIFIED_SCHEMA=%s (or --schema %s)",
+			e.Schema, e.Found[0], e.Found[0], e.Found[0])
+	}
+	return fmt.Sprintf("notified's tables are not in schema %s but in schemas %s: set NOTIFIED_SCHEMA (or --schema) to the one to use, e.g. NOTIFIED_SCHEMA=%s",
+		e.Schema, strings.Join(e.Found, ", "), e.Found[0])
+}
+
+// Unwrap returns ErrNotMigrated.
+func (e *ElsewhereError) Unwrap() error { return ErrNotMigrated }
+
+// checkElsewhere returns an *ElsewhereError when schema is empty or does
+// not exist and other schemas hold notified's migrations table, and nil
+// otherwise. Only schemas that ValidateSchema accepts are named, as only
+// they can be given.
+func checkElsewhere(ctx context.Context, db dbtx.DBTX, schema string) error {
+	if schema != "" {
+		var exists bool
+		if err := db.QueryRow(ctx, schemaExistsSQL, schema).Scan(&exists); err != nil {
+			return fmt.Errorf("look for schema %s: %w", schema, err)
+		}
+		if exists {
+			return nil
+		}
+	}
+	resolved, err := ResolveSchema(ctx, db, schema)
+	if err != nil {
+		return err
+	}
+	rows, err := db.Query(ctx, otherSchemasSQL, resolved)
+	if err != nil {
+		return fmt.Errorf("look for notified's tables in other schemas: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("look for notified's tables in other schemas: %w", err)
+	}
+	var found []string
+	for _, n := range names {
+		if ValidateSchema(n) == nil {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return &ElsewhereError{Schema: resolved, Found: found}
 }

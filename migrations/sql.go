@@ -44,3 +44,10 @@ const recordMigrationSQL = `INSERT INTO {schema}.notified_migration (version, na
 
 // unrecordMigrationSQL records that version $1 is reverted.
 const unrecordMigrationSQL = `DELETE FROM {schema}.notified_migration WHERE version = $1`
+
+// otherSchemasSQL returns, in name order, the schemas other than $1 that
+// hold notified's migrations table.
+const otherSchemasSQL = `SELECT n.nspname::text FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relname = 'notified_migration' AND c.relkind IN ('r', 'p') AND n.nspname <> $1
+	ORDER BY 1`

@@ -16,6 +16,10 @@ import (
 )
 
 // Report says what Apply did, or what Inspect found that Install would do.
+// Its Warnings include one for each other trigger on the table that
+// notifies the channel on an insert, such as a notify-only trigger from
+// before notified: with the capture trigger, each insert then sends two
+// notifications.
 type Report struct {
 	// SQL is the SQL run: the trigger's, then the restart of the id
 	// column's sequence, if any.
@@ -143,6 +147,9 @@ type install struct {
 	o     Options  // defaults applied, Schema resolved
 	table []string // schema and name, as the catalog spells them
 	col   idColumn
+	// notifiers are the table's other triggers that notify the channel on
+	// an insert (see notifyTriggers).
+	notifiers []notifier
 }
 
 // idColumn is what Install knows of the id column.
@@ -202,6 +209,9 @@ func resolve(ctx context.Context, db dbtx.DBTX, o Options) (*install, error) {
 	if seqOID != nil {
 		in.col.sequence = &sequenceRef{oid: *seqOID, ident: pgx.Identifier{*seqSchema, *seqName}.Sanitize()}
 	}
+	if in.notifiers, err = notifyTriggers(ctx, db, table, name(table, o.IDColumn, o.Channel), o.Channel); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -219,6 +229,9 @@ func (in *install) report(found *recorded) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{SQL: triggerSQL, Trigger: name(in.table, in.o.IDColumn, in.o.Channel), Table: in.tableName()}
+	for _, n := range in.notifiers {
+		r.Warnings = append(r.Warnings, n.warning(in.table, in.o.Channel))
+	}
 	switch {
 	case found == nil:
 	case found.ahead == nil:

@@ -79,3 +79,46 @@ const recordedAheadSQL = `SELECT count(*), min(r.n)::pg_catalog.int8, max(r.n)::
 		WHERE channel = $1 AND outcome <> 'missing'
 	) r
 	WHERE r.n BETWEEN $3::pg_catalog.int8 AND $4::pg_catalog.int8`
+
+// notifyTriggersSQL returns the other triggers on the table $1 (a quoted,
+// qualified name) that would also notify the channel $3 on an insert:
+// enabled row triggers on INSERT, other than $2 and notified's capture
+// triggers, whose function's source calls pg_notify and names the channel:
+// as a string literal in its source, or as one of the trigger's arguments
+// (which tgargs holds, each followed by a zero byte). For each: the trigger's name
+// and its function, as regprocedure writes it.
+const notifyTriggersSQL = `SELECT t.tgname::text, p.oid::pg_catalog.regprocedure::text
+	FROM pg_catalog.pg_trigger t
+	JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+	WHERE t.tgrelid = pg_catalog.to_regclass($1) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+		AND (t.tgtype & 4) <> 0
+		AND t.tgname <> $2 AND t.tgname NOT LIKE 'notified\_capture\_%'
+		AND p.prosrc ILIKE '%pg_notify%'
+		AND (pg_catalog.strpos(p.prosrc, pg_catalog.quote_literal($3)) > 0
+			OR pg_catalog.position('\x00'::bytea || t.tgargs, '\x00'::bytea || pg_catalog.convert_to($3, 'UTF8') || '\x00'::bytea) > 0)
+	ORDER BY 1`
+
+// currentSchemaSQL returns the connection's current schema, or NULL.
+const currentSchemaSQL = `SELECT pg_catalog.current_schema()::text`
+
+// triggerExistsSQL returns whether the trigger $2 is on the table $1 (a
+// quoted, qualified name; NULL when the table does not exist).
+const triggerExistsSQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger
+	WHERE tgrelid = pg_catalog.to_regclass($1) AND tgname = $2)`
+
+// functionExistsSQL returns whether the function $1 (quoted, qualified,
+// with its argument list) exists.
+const functionExistsSQL = `SELECT pg_catalog.to_regprocedure($1) IS NOT NULL`
+
+// functionUsersSQL returns the triggers that call the function $1 (quoted,
+// qualified, with its argument list), as table.trigger.
+const functionUsersSQL = `SELECT t.tgrelid::pg_catalog.regclass::text || '.' || pg_catalog.quote_ident(t.tgname)
+	FROM pg_catalog.pg_trigger t
+	WHERE t.tgfoid = pg_catalog.to_regprocedure($1)
+	ORDER BY 1`
+
+// captureTriggersSQL returns notified's capture triggers on the table $1
+// (a quoted, qualified name) other than $2.
+const captureTriggersSQL = `SELECT tgname::text FROM pg_catalog.pg_trigger
+	WHERE tgrelid = pg_catalog.to_regclass($1) AND tgname LIKE 'notified\_capture\_%' AND tgname <> $2
+	ORDER BY 1`

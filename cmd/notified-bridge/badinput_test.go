@@ -330,7 +330,7 @@ func TestBadInputNamesThatWork(t *testing.T) {
 			require.Equal(t, []job{{"k", channel, byHand}, {"k", channel, inserted}}, jobs)
 			requireSentinel(t, db)
 
-			require.Equal(t, 0, p.stop(t))
+			require.Equal(t, exitTerminate, p.stop(t))
 			for _, line := range strings.Split(strings.TrimRight(p.stderr.String(), "\n"), "\n") {
 				var rec map[string]any
 				require.NoError(t, json.Unmarshal([]byte(line), &rec), "log line is not JSON: %q", line)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ func connect(c *cli.Context, maxConns int32) (*pgxpool.Pool, error) {
 	url := c.String("database-url")
 	if url == "" {
 		return nil, errors.New("no database: set DATABASE_URL or --database-url (e.g. postgres://user@localhost:5432/app)")
+	}
+	if err := checkDatabaseURL(url); err != nil {
+		return nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -42,6 +46,35 @@ func connect(c *cli.Context, maxConns int32) (*pgxpool.Pool, error) {
 			cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port, connectReason(err))
 	}
 	return pool, nil
+}
+
+// urlForms is the forms of a database URL that pgx reads, for messages.
+const urlForms = "postgres://user:password@host:5432/database (or postgresql://), or a key=value DSN such as host=localhost dbname=app"
+
+// schemeRE is what a URL's scheme looks like (RFC 3986), so that a message
+// may quote it: it cannot hold a password.
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
+// checkDatabaseURL refuses, before any connection, a database URL that is
+// neither a postgres:// or postgresql:// URL nor a key=value DSN, the
+// forms pgx reads, rather than let pgx try it as a DSN and fail in its own
+// words. The message never quotes the URL, which may hold a password; a
+// URL's scheme it names.
+func checkDatabaseURL(url string) error {
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		return nil
+	}
+	scheme, _, isURL := strings.Cut(url, "://")
+	if !isURL && strings.Contains(url, "=") {
+		return nil // a key=value DSN, which pgx parses
+	}
+	switch {
+	case isURL && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql")):
+		return fmt.Errorf("database URL's scheme %s:// must be lower case: use %s", scheme, urlForms)
+	case isURL && schemeRE.MatchString(scheme):
+		return fmt.Errorf("database URL has scheme %s://, not postgres:// or postgresql://: use %s", scheme, urlForms)
+	}
+	return fmt.Errorf("database URL is neither a postgres:// URL nor a key=value DSN: use %s", urlForms)
 }
 
 // connectReason is the server's or the network's reason a connection failed,

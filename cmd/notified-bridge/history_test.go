@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	b := startBridge(t, db)
 	waitDispatched(t, db, 4, 15*time.Second)
-	require.Equal(t, 0, interrupt(t, b), "exit code after SIGINT")
+	require.Equal(t, exitInterrupt, interrupt(t, b), "exit code after SIGINT")
 	require.Equal(t, 5, count(t, db, "SELECT count(*) FROM "+tbl(db, "river_job")))
 	return f
 }
@@ -389,7 +389,7 @@ func TestStatus(t *testing.T) {
 	bl := line(t, out, st.Bridges[0].ID)
 	require.Equal(t, strconv.Itoa(b.cmd.Process.Pid), bl[2])
 	require.Equal(t, "running", bl[len(bl)-1])
-	require.Equal(t, 0, interrupt(t, b))
+	require.Equal(t, exitInterrupt, interrupt(t, b))
 
 	f.fail(t, "--window 0s must be positive", "status", "--window", "0")
 	f.fail(t, "--window -1h0m0s must be positive", "status", "--window", "-1h")
@@ -801,7 +801,7 @@ func TestRunHTTP(t *testing.T) {
 		require.Equal(t, 1, testdb.Count(t, f.db.Pool, "SELECT count(*) FROM "+f.db.Schema+".river_job WHERE id = $1 AND state = 'available'", ev.Jobs[0].ID),
 			"the job the cross-site request tried to cancel is still available")
 
-		require.Equal(t, 0, interrupt(t, b), "exit code after SIGINT")
+		require.Equal(t, exitInterrupt, interrupt(t, b), "exit code after SIGINT")
 		require.NotContains(t, b.stderr.String(), "s3cret", "the password leaked into the log")
 		_, _, err = get(path, "admin", "s3cret")
 		require.Error(t, err, "the web UI stopped with the bridge")

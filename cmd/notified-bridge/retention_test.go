@@ -78,6 +78,6 @@ func TestRetentionForeverReachesTheBridge(t *testing.T) {
 	} {
 		b := startBridgeEnv(t, db, append(envWithURL(db.URL), tc.env...), tc.args...)
 		require.Equal(t, tc.want, logged(b, "bridge starting", "retention"), "env %q, args %q", tc.env, tc.args)
-		require.Equal(t, 0, b.stop(t))
+		require.Equal(t, exitTerminate, b.stop(t))
 	}
 }

@@ -115,7 +115,7 @@ func runConfig(c *cli.Context) (bridge.Config, error) {
 		PollOnly: c.Bool("poll-only"), NoCaptureTrigger: c.Bool("no-capture-trigger"),
 		BatchSize: c.Int("batch-size"), Concurrency: c.Int("concurrency"), MissingGrace: c.Duration("missing-grace"),
 		BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
-		Version: version(), Logger: slog.Default(),
+		Version: versionString(), Logger: slog.Default(),
 	}
 	if cfg.Retention, err = retention(c); err != nil {
 		return cfg, err

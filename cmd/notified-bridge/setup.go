@@ -58,13 +58,12 @@ func setupCommand() *cli.Command {
 			}
 			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
 				Channel: c.String("channel"), IDColumn: c.String("id-field")}
-			if _, err := trigger.Install(c.Context, pool, opts); err != nil {
-				return err
-			}
-			trgName, err := trigger.InstalledName(c.Context, pool, opts)
+			tr, err := trigger.Apply(c.Context, pool, opts)
 			if err != nil {
 				return err
 			}
+			printWarnings(c, tr.Warnings)
+			trgName := tr.Trigger
 			// Routes that exist keep their options (set with routes add):
 			// running setup again on every deploy changes nothing.
 			added, err := routes.NewStore(pool, c.String("schema")).AddMissing(c.Context, rs...)

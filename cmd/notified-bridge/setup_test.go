@@ -105,5 +105,5 @@ func TestHealthcheck(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "--ui=false serves no UI")
-	require.Equal(t, 0, p.stop(t))
+	require.Equal(t, exitTerminate, p.stop(t))
 }

@@ -36,15 +36,23 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return printJSON(c.App.Writer, st)
+				return printJSON(c.App.Writer, statusOutput{Status: st, Version: versionString()})
 			}
-			printStatus(c.App.Writer, st)
+			printStatus(c.App.Writer, st, versionString())
 			return nil
 		},
 	}
 }
 
-func printStatus(w io.Writer, st *history.Status) {
+// statusOutput is status's JSON: the pipeline's state, and the version of
+// the notified-bridge that read it.
+type statusOutput struct {
+	*history.Status
+	Version string `json:"version"`
+}
+
+// printStatus prints st as text; cliVersion is this notified-bridge's.
+func printStatus(w io.Writer, st *history.Status, cliVersion string) {
 	window := fmtDur(time.Duration(st.Window * float64(time.Second)))
 	fmt.Fprintf(w, "channel %q at %s\n\n", st.Channel, fmtTime(st.At))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -60,6 +68,7 @@ func printStatus(w io.Writer, st *history.Status) {
 		dead += ": see `notified-bridge dead-letters`"
 	}
 	fmt.Fprintf(tw, "dead letters (%s)\t%s\n", window, dead)
+	fmt.Fprintf(tw, "version\tnotified-bridge %s\n", termsafe.String(cliVersion))
 	_ = tw.Flush()
 
 	fmt.Fprintf(w, "\njobs per handler (live, and finished in the last %s)\n", window)

@@ -85,7 +85,7 @@ func TestHumanOutputEscapesDatabaseText(t *testing.T) {
 	unrouted := strconv.FormatInt(insertEvent(t, db, hostileUnroute, `{}`), 10)
 	b := startBridge(t, db)
 	waitDispatched(t, db, 2, 15*time.Second)
-	require.Equal(t, 0, b.stop(t))
+	require.Equal(t, exitTerminate, b.stop(t))
 	job := f.job(t, ev, hostileKind)
 	f.finalize(t, job, "discarded", hostileError)
 	testdb.Exec(t, db.Pool, "UPDATE "+tbl(db, "notified_dispatch")+" SET reason = $2 WHERE event_id = $1", unrouted, hostileReason)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -70,6 +71,58 @@ func installTriggerCommand() *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+func uninstallTriggerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "uninstall-trigger",
+		Usage: "remove the capture trigger from the events table, and its function unless another trigger calls it (idempotent)",
+		Flags: []cli.Flag{flagTable(), flagChannel(), flagIDField(), flagJSON()},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return unexpectedArgument(c, c.Args().First(), "the table goes in --table")
+			}
+			pool, err := connect(c, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			opts := trigger.Options{Schema: c.String("schema"), Table: c.String("table"),
+				Channel: c.String("channel"), IDColumn: c.String("id-field")}
+			r, err := trigger.Uninstall(c.Context, pool, opts)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, r)
+			}
+			printRemoval(c.App.Writer, r, opts.Channel)
+			return nil
+		},
+	}
+}
+
+// printRemoval says what uninstall-trigger removed, and what it left.
+func printRemoval(w io.Writer, r *trigger.Removal, channel string) {
+	trg, table, fn := termsafe.String(r.Trigger), termsafe.String(r.Table), termsafe.String(r.Function)
+	switch {
+	case r.TriggerRemoved:
+		fmt.Fprintf(w, "capture trigger %s removed from %s (channel %q): inserts no longer record outbox rows for the bridge\n", trg, table, channel)
+	case !r.FunctionRemoved && len(r.FunctionUsers) == 0:
+		fmt.Fprintf(w, "no capture trigger for channel %q on %s, nor its function %s: nothing to remove\n", channel, table, fn)
+	default:
+		fmt.Fprintf(w, "no capture trigger for channel %q on %s\n", channel, table)
+	}
+	switch {
+	case r.FunctionRemoved:
+		fmt.Fprintf(w, "function %s removed\n", fn)
+	case len(r.FunctionUsers) > 0:
+		fmt.Fprintf(w, "function %s kept: trigger(s) %s still call it\n", fn, termsafe.String(strings.Join(r.FunctionUsers, ", ")))
+	}
+	if len(r.OtherCaptureTriggers) > 0 {
+		fmt.Fprintf(w, "left on %s: capture trigger(s) %s, for another channel or id column (give their --channel and --id-field to remove them)\n",
+			table, termsafe.String(strings.Join(r.OtherCaptureTriggers, ", ")))
 	}
 }
 
