@@ -153,6 +153,20 @@ func TestConfigFromEnvReadsWhatRunReads(t *testing.T) {
 	require.ElementsMatch(t, bridge.EnvVars(), read, "ConfigFromLookup reads a variable run does not")
 }
 
+// TestRunAcceptsASmallMaxBatchBytesAlone: the default of --large-row-bytes
+// (1 MiB) gives way to a smaller --max-batch-bytes, in run as in the
+// library, instead of failing validation.
+func TestRunAcceptsASmallMaxBatchBytesAlone(t *testing.T) {
+	clearEnv(t)
+	env := map[string]string{"NOTIFIED_MAX_BATCH_BYTES": "524288"}
+	cliCfg, err := runEnvConfig(t, env)
+	require.NoError(t, err)
+	libCfg, err := libEnvConfig(env)
+	require.NoError(t, err)
+	require.Equal(t, cliCfg, libCfg)
+	require.Equal(t, int64(524288), cliCfg.WithDefaults().LargeRowBytes)
+}
+
 // flagPrefix is how the command names a flag before its variable in a
 // message: "--batch-size / " or "--channel or ".
 var flagPrefix = regexp.MustCompile(`--[a-z-]+ (/|or) `)

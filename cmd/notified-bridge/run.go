@@ -117,6 +117,11 @@ func runConfig(c *cli.Context) (bridge.Config, error) {
 		BatchTimeout: c.Duration("batch-timeout"), MaxBatchBytes: c.Int64("max-batch-bytes"), LargeRowBytes: c.Int64("large-row-bytes"),
 		Version: versionString(), Logger: slog.Default(),
 	}
+	if !c.IsSet("large-row-bytes") {
+		// Left to the library, which bounds its default by MaxBatchBytes:
+		// --max-batch-bytes below 1 MiB alone is then a valid setting.
+		cfg.LargeRowBytes = 0
+	}
 	if cfg.Retention, err = retention(c); err != nil {
 		return cfg, err
 	}
