@@ -43,7 +43,7 @@ func TestMigrateFreshSchema(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, db.Schema, res.Schema)
 	require.NotEmpty(t, res.RiverVersions, "River's migrations were applied")
-	require.Equal(t, []int{1, 2}, res.Versions)
+	require.Equal(t, []int{1, 2, 3}, res.Versions)
 
 	for _, name := range append([]string{"river_job", "river_leader", "river_queue"}, notifiedTables...) {
 		require.True(t, tableExists(t, db, name), "%s is missing after migrating", name)
@@ -179,7 +179,7 @@ func TestDownAndUpAgain(t *testing.T) {
 
 	reverted, err := migrations.Down(ctx, db.Pool, db.Schema, 0)
 	require.NoError(t, err)
-	require.Equal(t, []int{2, 1}, reverted)
+	require.Equal(t, []int{3, 2, 1}, reverted)
 	for _, name := range []string{"notified_outbox", "notified_dispatch", "notified_route", "notified_job", "notified_replay", "notified_bridge"} {
 		require.False(t, tableExists(t, db, name), "%s still exists after Down", name)
 	}
@@ -197,7 +197,7 @@ func TestDownAndUpAgain(t *testing.T) {
 
 	res, err := migrations.Migrate(ctx, db.Pool, db.Schema)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2}, res.Versions)
+	require.Equal(t, []int{1, 2, 3}, res.Versions)
 	require.Empty(t, res.RiverVersions)
 	for _, name := range notifiedTables {
 		require.True(t, tableExists(t, db, name), "%s is missing after migrating again", name)
@@ -368,7 +368,7 @@ func TestCheckUnmigrated(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, errors.Is(err, migrations.ErrNotMigrated))
 	require.Contains(t, err.Error(), "notified-bridge migrate --schema "+db.Schema)
-	require.Contains(t, err.Error(), "schema "+db.Schema+" (version 0, want 2)")
+	require.Contains(t, err.Error(), "schema "+db.Schema+" (version 0, want 3)")
 }
 
 func TestCheckCurrentSchema(t *testing.T) {
@@ -479,5 +479,5 @@ func TestMigrateOwnSchemaWithoutCreateOnDatabase(t *testing.T) {
 	t.Cleanup(pool.Close)
 	res, err := migrations.Migrate(ctx, pool, schema)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2}, res.Versions)
+	require.Equal(t, []int{1, 2, 3}, res.Versions)
 }
