@@ -140,13 +140,13 @@ type EventFilter struct {
 
 // EventSummary is one event of a list: its dispatch record.
 type EventSummary struct {
-	ID           string     `json:"event_id"`
-	Name         *string    `json:"event_name"`
-	Outcome      string     `json:"outcome"`
-	Reason       *string    `json:"reason"`
-	NotifiedAt   time.Time  `json:"notified_at"`
-	DispatchedAt time.Time  `json:"dispatched_at"`
-	Routes       []Route    `json:"routes"`
+	ID           string    `json:"event_id"`
+	Name         *string   `json:"event_name"`
+	Outcome      string    `json:"outcome"`
+	Reason       *string   `json:"reason"`
+	NotifiedAt   time.Time `json:"notified_at"`
+	DispatchedAt time.Time `json:"dispatched_at"`
+	Routes       []Route   `json:"routes"`
 	// Cursor is where a page that ends with this event ends.
 	Cursor Cursor `json:"-"`
 }
