@@ -35,6 +35,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/termsafe"
 )
 
 // Options configure the server.
@@ -117,7 +118,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger}
 	s.mux.Handle("/riverui/", ui)
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("GET /events", s.eventsList)
 	s.mux.HandleFunc("GET /events/{id}", s.eventPage)
+	s.mux.HandleFunc("GET /failed", s.failedPage)
+	s.mux.HandleFunc("POST /failed/retry", s.retryDeadLetter)
+	s.mux.HandleFunc("POST /failed/replay", s.replayEvent)
+	s.mux.HandleFunc("GET /replays/{id}", s.replayPage)
+	s.mux.HandleFunc("GET /status", s.statusPage)
+	s.mux.HandleFunc("GET /jobs/{id}", s.jobRedirect)
 	s.mux.HandleFunc("GET /api/events/{id}", s.eventJSON)
 	s.mux.HandleFunc("GET /api/status", s.statusJSON)
 	return s, nil
@@ -294,6 +302,14 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 		return ""
 	},
 	"pathEscape": url.PathEscape,
+	"inert":      inert,
+	"short":      func(n int, s string) string { return termsafe.Shorten(inert(s), n) },
+	"ago":        ago,
+	"secs":       secs,
+	"outcomes": func() []string {
+		return []string{history.OutcomeDispatched, history.OutcomeUnrouted, history.OutcomeMissing, history.OutcomeRejected}
+	},
+	"states": func() []string { return history.JobStates },
 }).ParseFS(templateFS, "templates/*.html"))
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +317,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/events/"+url.PathEscape(id), http.StatusSeeOther)
 		return
 	}
-	s.render(w, "index.html", map[string]any{"Channel": s.opts.Events.Channel})
+	s.show(w, r, http.StatusOK, "index.html", "notified", "", nil)
 }
 
 // lookup reads one event's history, and its row when the table allows.
@@ -326,11 +342,10 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	ev, code, err := s.lookup(r)
 	if err != nil {
-		w.WriteHeader(code)
-		s.render(w, "error.html", map[string]any{"Code": code, "Message": err.Error()})
+		s.fail(w, r, code, err.Error())
 		return
 	}
-	s.render(w, "event.html", ev)
+	s.show(w, r, http.StatusOK, "event.html", "Event "+inert(ev.ID), "events", ev)
 }
 
 func (s *Server) eventJSON(w http.ResponseWriter, r *http.Request) {
@@ -354,13 +369,6 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) render(w http.ResponseWriter, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := templates.ExecuteTemplate(w, name, data); err != nil {
-		s.log.Error("web UI: render page", slog.String("page", name), slog.String("error", err.Error()))
-	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
