@@ -21,7 +21,8 @@ func (tb *testBundle) deadLetter(t *testing.T) (dispatchedEvent, int64) {
 	ev := tb.dispatchEvent(t)
 	job := ev.jobs["send_receipt"]
 	testdb.Exec(t, tb.db.Pool, `UPDATE `+tb.db.Schema+`.river_job SET state = 'discarded', finalized_at = now(),
-		errors = ARRAY[jsonb_build_object('at', now(), 'attempt', 1, 'error', 'SMTP said no')] WHERE id = $1`, job)
+		attempt = 3, max_attempts = 3, attempted_at = now(),
+		errors = ARRAY[jsonb_build_object('at', now(), 'attempt', 3, 'error', 'SMTP said no')] WHERE id = $1`, job)
 	return ev, job
 }
 
@@ -29,7 +30,7 @@ func (tb *testBundle) deadLetter(t *testing.T) (dispatchedEvent, int64) {
 func (tb *testBundle) insertDispatch(t *testing.T, id, name, outcome string) {
 	t.Helper()
 	testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.db.Schema+`.notified_dispatch
-		(channel, event_id, event_name, outcome, reason, notified_at) VALUES ($1, $2, $3, $4, 'because', now())`,
+		(channel, event_id, event_name, outcome, reason, notified_at) VALUES ($1, $2, $3, $4, 'no row with this id in the events table', now())`,
 		tb.db.Channel, id, name, outcome)
 }
 
