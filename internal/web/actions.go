@@ -127,6 +127,3 @@ func (s *Server) runReplay(w http.ResponseWriter, r *http.Request, channel strin
 		s.fail(w, r, http.StatusInternalServerError, "the replay failed and nothing was recorded: see the bridge's log")
 	}
 }
-
-// sessionUser returns the user signed in with a session cookie, or "".
-func (s *Server) sessionUser(r *http.Request) string { return "" }

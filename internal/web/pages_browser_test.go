@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -108,4 +109,64 @@ func TestBrowserPages(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ts.URL+"/events/42", loc)
 	waitText(ctx, t, `//table[@id="jobs"]`, "discarded", "#"+id[1], "SMTP is back")
+}
+
+// TestBrowserLogin signs in on the sign-in page, in a browser that sends no
+// credentials of its own, and uses River UI, which stays blank when the
+// credentials are only in the URL (the browser does not send them with the
+// page's own requests). Then it signs out.
+func TestBrowserLogin(t *testing.T) {
+	t.Parallel()
+	ctx := newBrowser(t, network.Headers{})
+	tb := setup(t)
+	ev := tb.dispatchEvent(t)
+	ts := serve(t, tb.newServer(t, "admin", "s3cret"))
+
+	// River UI's job list, asked for before signing in: the sign-in page,
+	// then the list.
+	navigate(ctx, t, ts.URL+"/riverui/jobs?state=available")
+	waitText(ctx, t, "//h1", "Sign in")
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#login input[name="user"]`), "admin")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), "wrong")))
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`#login button`)))
+	require.NoError(t, err)
+	require.Equal(t, int64(http.StatusUnauthorized), resp.Status)
+	waitText(ctx, t, `//div[@id="login-error"]`, "wrong user or password")
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#login input[name="user"]`), "admin")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), "s3cret")))
+	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`#login button`)))
+	require.NoError(t, err)
+	waitText(ctx, t, "//body", "send_receipt", "update_stock")
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	require.Equal(t, ts.URL+"/riverui/jobs?state=available", loc)
+
+	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{ts.URL}})
+	require.NoError(t, err)
+	require.Len(t, cookies.Cookies, 1)
+	c := cookies.Cookies[0]
+	require.Equal(t, "notified_session", c.Name)
+	require.True(t, c.HTTPOnly, "HttpOnly")
+	require.True(t, c.Secure, "Secure")
+	require.Equal(t, network.CookieSameSiteStrict, c.SameSite)
+	// Scripts cannot read it.
+	seen, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+	require.NoError(t, err)
+	require.Empty(t, seen)
+
+	// River UI's job page, with the job's metadata; then notified's pages
+	// with the same session, and sign out from the nav bar.
+	navigate(ctx, t, ts.URL+"/riverui/jobs/"+strconv.FormatInt(ev.jobs["send_receipt"], 10))
+	waitText(ctx, t, "//main", "send_receipt", "Metadata")
+	navigate(ctx, t, ts.URL+"/events")
+	waitText(ctx, t, `//table[@id="events"]`, "42", "order_placed")
+	waitText(ctx, t, `//form[@class="who"]`, "admin", "Sign out")
+	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`form.who button`)))
+	require.NoError(t, err)
+	waitText(ctx, t, "//h1", "Sign in")
+	cookies, err = chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{ts.URL}})
+	require.NoError(t, err)
+	require.Empty(t, cookies.Cookies)
+	navigate(ctx, t, ts.URL+"/events")
+	waitText(ctx, t, "//h1", "Sign in")
 }

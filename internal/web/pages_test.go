@@ -188,10 +188,13 @@ func TestReplayFormErrors(t *testing.T) {
 		require.Contains(t, r.body, c.want, "%s %v", c.path, c.form)
 		require.Contains(t, r.body, "nothing", "the error page says nothing was done")
 	}
+	r := send(t, ts, http.MethodPost, "/failed/replay", host, "", sameOrigin(ts.URL), "reason="+strings.Repeat("a", 20<<10))
+	require.Equal(t, http.StatusBadRequest, r.code)
+	require.Contains(t, r.body, "the form could not be read (http: request body too large): nothing was replayed")
 	require.Empty(t, tb.replays(t))
 
 	// An event replayed from its page, with no credentials configured.
-	r := post("/failed/replay", url.Values{"event_id": {"42"}, "reason": {"templates fixed"}, "channel": {tb.db.Channel}})
+	r = post("/failed/replay", url.Values{"event_id": {"42"}, "reason": {"templates fixed"}, "channel": {tb.db.Channel}})
 	require.Equal(t, http.StatusSeeOther, r.code, r.body)
 	require.Equal(t, []string{"web UI from 127.0.0.1: templates fixed"}, tb.replays(t))
 }

@@ -1,6 +1,9 @@
 // Package web serves notified in a browser: River's UI under /riverui/,
-// and each event's history as a page (/events/{id}) and as JSON
-// (/api/events/{id}), optionally behind HTTP basic auth.
+// the events (/events), each event's history as a page (/events/{id}) and
+// as JSON (/api/events/{id}), the dead letters with forms to replay them
+// (/failed), and the pipeline's status (/status, /api/status); optionally
+// behind HTTP basic auth or a sign-in page (/login) that sets a session
+// cookie.
 //
 // Browsers send a user's saved basic-auth credentials with requests that
 // other sites' pages make, and let a page whose name was made to resolve to
@@ -14,8 +17,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,8 @@ type Server struct {
 	riverui *riverui.Handler
 	mux     *http.ServeMux
 	log     *slog.Logger
+	// sessionKey signs session cookies; nil without credentials.
+	sessionKey []byte
 }
 
 // New builds the server and starts River UI's background services, which
@@ -116,7 +119,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, hosts: hosts, origins: http.NewCrossOriginProtection(),
 		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger}
+	if opts.User != "" {
+		if s.sessionKey, err = sessionKey(opts.User, opts.Password); err != nil {
+			return nil, fmt.Errorf("web UI: %w", err)
+		}
+	}
 	s.mux.Handle("/riverui/", ui)
+	s.mux.HandleFunc("GET /login", s.loginPage)
+	s.mux.HandleFunc("POST /login", s.login)
+	s.mux.HandleFunc("POST /logout", s.logout)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /events", s.eventsList)
 	s.mux.HandleFunc("GET /events/{id}", s.eventPage)
@@ -148,7 +159,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !checkOrigin(s.origins, w, r, s.log) {
 		return
 	}
-	if s.opts.User != "" && !s.authorized(r) {
+	if s.opts.User != "" && !s.authorized(r) && r.URL.Path != "/login" {
+		if isNavigation(r) {
+			// A browser loading a page: the sign-in page, then back here.
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="notified", charset="UTF-8"`)
 		http.Error(w, "401 unauthorized: this notified UI needs the user and password set in NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD", http.StatusUnauthorized)
 		return
@@ -156,16 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// authorized reports whether r carries the configured credentials, by
+// basic auth or in a session cookie (see login.go).
 func (s *Server) authorized(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
+	if user, pass, ok := r.BasicAuth(); ok && s.credentialsMatch(user, pass) {
+		return true
 	}
-	// Compare digests, so the comparison takes the same time whatever the
-	// lengths.
-	hu, hp := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
-	wu, wp := sha256.Sum256([]byte(s.opts.User)), sha256.Sum256([]byte(s.opts.Password))
-	return subtle.ConstantTimeCompare(hu[:], wu[:])&subtle.ConstantTimeCompare(hp[:], wp[:]) == 1
+	return s.sessionUser(r) != ""
 }
 
 // ErrInsecure is returned by CheckAddr for a non-loopback address without
