@@ -30,6 +30,9 @@ type page struct {
 	Data any
 }
 
+// pageCSP is the Content-Security-Policy of notified's own pages.
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
 // channel is the channel a request asks for (?channel=), or the
 // configured one.
 func (s *Server) channel(r *http.Request) string {
@@ -43,6 +46,10 @@ func (s *Server) channel(r *http.Request) string {
 func (s *Server) show(w http.ResponseWriter, r *http.Request, code int, name, title, nav string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// No script runs on these pages, their forms post only here, and no
+	// other site may frame them (to trick a click on a replay).
+	w.Header().Set("Content-Security-Policy", pageCSP)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	ch := s.channel(r)
 	p := page{Title: title, Nav: nav, Channel: ch, Other: ch != s.opts.Events.WithDefaults().Channel, User: s.sessionUser(r), Data: data}

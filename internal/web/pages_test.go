@@ -70,6 +70,9 @@ func TestEventsListPage(t *testing.T) {
 	require.Contains(t, r.body, `<a href="/events" class="on">Events</a>`)
 	require.NotContains(t, r.body, `id="older"`)
 
+	require.Equal(t, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+		r.header.Get("Content-Security-Policy"))
+
 	r = get(t, ts, "/events?outcome=missing", "", "")
 	require.Equal(t, http.StatusOK, r.code, r.body)
 	require.Equal(t, 1, strings.Count(r.body, `<tr class="event">`), r.body)
