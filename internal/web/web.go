@@ -1,6 +1,9 @@
 // Package web serves notified in a browser: River's UI under /riverui/,
-// and each event's history as a page (/events/{id}) and as JSON
-// (/api/events/{id}), optionally behind HTTP basic auth.
+// the events (/events), each event's history as a page (/events/{id}) and
+// as JSON (/api/events/{id}), the dead letters with forms to replay them
+// (/failed), and the pipeline's status (/status, /api/status); optionally
+// behind HTTP basic auth or a sign-in page (/login) that sets a session
+// cookie.
 //
 // Browsers send a user's saved basic-auth credentials with requests that
 // other sites' pages make, and let a page whose name was made to resolve to
@@ -14,8 +17,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/termsafe"
 )
 
 // Options configure the server.
@@ -77,6 +79,8 @@ type Server struct {
 	riverui *riverui.Handler
 	mux     *http.ServeMux
 	log     *slog.Logger
+	// sessionKey signs session cookies; nil without credentials.
+	sessionKey []byte
 }
 
 // New builds the server and starts River UI's background services, which
@@ -115,9 +119,24 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, hosts: hosts, origins: http.NewCrossOriginProtection(),
 		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger}
+	if opts.User != "" {
+		if s.sessionKey, err = sessionKey(opts.User, opts.Password); err != nil {
+			return nil, fmt.Errorf("web UI: %w", err)
+		}
+	}
 	s.mux.Handle("/riverui/", ui)
+	s.mux.HandleFunc("GET /login", s.loginPage)
+	s.mux.HandleFunc("POST /login", s.login)
+	s.mux.HandleFunc("POST /logout", s.logout)
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("GET /events", s.eventsList)
 	s.mux.HandleFunc("GET /events/{id}", s.eventPage)
+	s.mux.HandleFunc("GET /failed", s.failedPage)
+	s.mux.HandleFunc("POST /failed/retry", s.retryDeadLetter)
+	s.mux.HandleFunc("POST /failed/replay", s.replayEvent)
+	s.mux.HandleFunc("GET /replays/{id}", s.replayPage)
+	s.mux.HandleFunc("GET /status", s.statusPage)
+	s.mux.HandleFunc("GET /jobs/{id}", s.jobRedirect)
 	s.mux.HandleFunc("GET /api/events/{id}", s.eventJSON)
 	s.mux.HandleFunc("GET /api/status", s.statusJSON)
 	return s, nil
@@ -140,7 +159,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !checkOrigin(s.origins, w, r, s.log) {
 		return
 	}
-	if s.opts.User != "" && !s.authorized(r) {
+	if s.opts.User != "" && !s.authorized(r) && r.URL.Path != "/login" {
+		if isNavigation(r) {
+			// A browser loading a page: the sign-in page, then back here.
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="notified", charset="UTF-8"`)
 		http.Error(w, "401 unauthorized: this notified UI needs the user and password set in NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD", http.StatusUnauthorized)
 		return
@@ -148,16 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// authorized reports whether r carries the configured credentials, by
+// basic auth or in a session cookie (see login.go).
 func (s *Server) authorized(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
+	if user, pass, ok := r.BasicAuth(); ok && s.credentialsMatch(user, pass) {
+		return true
 	}
-	// Compare digests, so the comparison takes the same time whatever the
-	// lengths.
-	hu, hp := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
-	wu, wp := sha256.Sum256([]byte(s.opts.User)), sha256.Sum256([]byte(s.opts.Password))
-	return subtle.ConstantTimeCompare(hu[:], wu[:])&subtle.ConstantTimeCompare(hp[:], wp[:]) == 1
+	return s.sessionUser(r) != ""
 }
 
 // ErrInsecure is returned by CheckAddr for a non-loopback address without
@@ -294,6 +315,14 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 		return ""
 	},
 	"pathEscape": url.PathEscape,
+	"inert":      inert,
+	"short":      func(n int, s string) string { return termsafe.Shorten(inert(s), n) },
+	"ago":        ago,
+	"secs":       secs,
+	"outcomes": func() []string {
+		return []string{history.OutcomeDispatched, history.OutcomeUnrouted, history.OutcomeMissing, history.OutcomeRejected}
+	},
+	"states": func() []string { return history.JobStates },
 }).ParseFS(templateFS, "templates/*.html"))
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +330,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/events/"+url.PathEscape(id), http.StatusSeeOther)
 		return
 	}
-	s.render(w, "index.html", map[string]any{"Channel": s.opts.Events.Channel})
+	s.show(w, r, http.StatusOK, "index.html", "notified", "", nil)
 }
 
 // lookup reads one event's history, and its row when the table allows.
@@ -326,11 +355,10 @@ func (s *Server) lookup(r *http.Request) (*history.Event, int, error) {
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	ev, code, err := s.lookup(r)
 	if err != nil {
-		w.WriteHeader(code)
-		s.render(w, "error.html", map[string]any{"Code": code, "Message": err.Error()})
+		s.fail(w, r, code, err.Error())
 		return
 	}
-	s.render(w, "event.html", ev)
+	s.show(w, r, http.StatusOK, "event.html", "Event "+inert(ev.ID), "events", ev)
 }
 
 func (s *Server) eventJSON(w http.ResponseWriter, r *http.Request) {
@@ -354,13 +382,6 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) render(w http.ResponseWriter, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := templates.ExecuteTemplate(w, name, data); err != nil {
-		s.log.Error("web UI: render page", slog.String("page", name), slog.String("error", err.Error()))
-	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

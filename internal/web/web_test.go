@@ -385,23 +385,25 @@ func TestEventPage(t *testing.T) {
 	r := get(t, ts, "/events/42", "", "")
 	require.Equal(t, http.StatusOK, r.code, r.body)
 	require.Equal(t, "text/html; charset=utf-8", r.header.Get("Content-Type"))
-	require.Contains(t, r.body, "<h1>Event <code>42</code>: order_placed</h1>")
+	// The id in the heading's own size, the name and outcome below it.
+	require.Contains(t, r.body, "<h1>Event <code>42</code></h1>")
+	require.Contains(t, r.body, "h1 code{font-size:inherit;")
+	require.Contains(t, r.body, `<p class="sub"><span class="name">order_placed</span> · <span class="badge b-dispatched">dispatched</span>`)
 	require.Contains(t, r.body, `<table id="jobs">`)
 	for _, k := range ev.kinds {
-		require.Contains(t, r.body, "<td>"+k+"</td>", "handler %s", k)
+		require.Contains(t, r.body, `<td><span class="name">`+k+`</span></td>`, "handler %s", k)
 		require.Contains(t, r.body, fmt.Sprintf(`<a href="/riverui/jobs/%d">%d</a>`, ev.jobs[k], ev.jobs[k]), "link to the job of %s", k)
 	}
-	require.Equal(t, 2, strings.Count(r.body, `<td class="state-available">available</td>`), r.body)
-	require.Contains(t, r.body, "<td>dispatched</td>")
+	require.Equal(t, 2, strings.Count(r.body, `<td><span class="badge b-available">available</span></td>`), r.body)
 
 	r = get(t, ts, "/events/0042", "", "")
 	require.Equal(t, http.StatusOK, r.code, r.body)
-	require.Contains(t, r.body, "<h1>Event <code>42</code>: order_placed</h1>")
+	require.Contains(t, r.body, "<h1>Event <code>42</code></h1>")
 
 	r = get(t, ts, "/events/43", "", "")
 	require.Equal(t, http.StatusNotFound, r.code, r.body)
 	require.Equal(t, "text/html; charset=utf-8", r.header.Get("Content-Type"))
-	require.Contains(t, r.body, "<h1>404</h1>")
+	require.Contains(t, r.body, "<h1>404 Not Found</h1>")
 	require.Contains(t, r.body, "event not found")
 	require.NotContains(t, r.body, `<table id="jobs">`)
 
