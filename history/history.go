@@ -198,6 +198,19 @@ func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]Job, err
 	return out, nil
 }
 
+// CountDeadLetters counts the dead letters of channel finalized at or after
+// since (all of them when since is zero): the jobs DeadLetters lists with
+// those two filters, counted in the database. It reads in proportion to the
+// dead letters in the window and the jobs River still has, not to the whole
+// history.
+func (s *Store) CountDeadLetters(ctx context.Context, channel string, since time.Time) (int64, error) {
+	var n int64
+	if err := s.db.QueryRow(ctx, s.sql(deadLetterCountSQL), channel, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count dead letters: %w", err)
+	}
+	return n, nil
+}
+
 // Pruned counts the rows Prune deleted.
 type Pruned struct {
 	Events  int64 `json:"events"`

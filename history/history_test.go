@@ -677,6 +677,11 @@ func TestDeadLetters(t *testing.T) {
 		}
 		js, err := tb.store.DeadLetters(ctx, f)
 		require.NoError(t, err)
+		if len(f.Handlers) == 0 && len(f.JobIDs) == 0 && f.Limit == 0 {
+			n, err := tb.store.CountDeadLetters(ctx, f.Channel, f.Since)
+			require.NoError(t, err)
+			require.Equal(t, int64(len(js)), n, "CountDeadLetters counts what DeadLetters lists")
+		}
 		return js
 	}
 

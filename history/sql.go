@@ -59,6 +59,49 @@ func NewestJobCondition(schema, alias string) string {
 	return dbtx.InSchema(schema, strings.ReplaceAll(newestJobSQL, "{job}", alias))
 }
 
+// deadLetterCountSQL counts the dead letters of channel $1 finalized at or
+// after $2: the rows deadLettersSQL lists with only those two filters, read
+// from the base tables rather than through notified_jobs, so that each step
+// uses an index or reads a table River's cleaner keeps small, with or
+// without statistics:
+//
+//   - recorded: the outcomes in notified_job that are dead, through the
+//     partial index notified_job_dead (the channel is filtered after it, as
+//     notified_job_event would read every row of a busy channel);
+//   - dead: those whose job River has deleted, and River's own dead jobs,
+//     through river_job_state_and_finalized_at_index (notified_jobs casts
+//     the state to text, which no index serves);
+//   - live: the newest job of each event and handler in river_job, read in
+//     one pass, instead of one probe of river_job's GIN index per dead
+//     letter, whose every probe scans the index's pending list (seconds
+//     each after a bulk load when autovacuum is off);
+//
+// and a later outcome in notified_job is probed through notified_job_event.
+// The CTEs are MATERIALIZED so that the planner keeps this shape whatever
+// it estimates.
+const deadLetterCountSQL = `WITH recorded AS MATERIALIZED (
+		SELECT n.job_id, n.kind, n.channel, n.event_id
+		FROM {schema}.notified_job n
+		WHERE n.state IN ('discarded', 'cancelled') AND n.finalized_at >= $2),
+	dead AS MATERIALIZED (
+		SELECT j.id AS job_id, j.kind, j.metadata->'notified'->>'event_id' AS event_id
+		FROM {schema}.river_job j
+		WHERE j.state IN ('discarded', 'cancelled') AND j.finalized_at >= $2
+		  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		UNION ALL
+		SELECT r.job_id, r.kind, r.event_id FROM recorded r
+		WHERE r.channel = $1 AND NOT EXISTS (SELECT 1 FROM {schema}.river_job x WHERE x.id = r.job_id)),
+	live AS MATERIALIZED (
+		SELECT l.metadata->'notified'->>'event_id' AS event_id, l.kind, max(l.id) AS job_id
+		FROM {schema}.river_job l
+		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		GROUP BY 1, 2)
+	SELECT count(*) FROM dead d
+	LEFT JOIN live l ON l.event_id = d.event_id AND l.kind = d.kind
+	WHERE (l.job_id IS NULL OR l.job_id <= d.job_id)
+	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job n
+		WHERE n.channel = $1 AND n.event_id = d.event_id AND n.kind = d.kind AND n.job_id > d.job_id)`
+
 // The parts of deadLettersSQL that only a filter that is on adds.
 const (
 	// deadLettersOfHandlers keeps the jobs of the handlers @handlers.
