@@ -28,6 +28,10 @@ const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempt
 	WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
 	ORDER BY job_id`
 
+// jobDataSQL returns the data of the args of the jobs $1 that River still
+// has: the event's row as their handlers received it.
+const jobDataSQL = `SELECT id, args->'data' FROM {schema}.river_job WHERE id = ANY($1)`
+
 // deadLettersSQL lists the dead letters of channel @channel, newest first:
 // its jobs that ended discarded or cancelled and are the newest job of
 // their handler for their event, live in River or recorded after it. The
