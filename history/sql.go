@@ -199,3 +199,18 @@ const statusHandlersSQL = `SELECT kind, state, count(*),
 const statusBridgesSQL = `SELECT id, host, pid, version, channel, started_at, seen_at,
 		extract(epoch FROM poll_interval)::float8, seen_at > now() - 3 * poll_interval
 	FROM {schema}.notified_bridge WHERE channel = $1 ORDER BY started_at, id`
+
+// handlerOutcomesSQL counts the jobs of channel $1 by handler and state:
+// those finalized at or after $2, from the outcomes notified_job records
+// (every job River finalizes, whether River still has it or not), read
+// through notified_job_finalized_at before the channel is filtered (see
+// deadLetterCountSQL); and those River has retryable now.
+const handlerOutcomesSQL = `WITH finished AS MATERIALIZED (
+		SELECT n.channel, n.kind, n.state FROM {schema}.notified_job n WHERE n.finalized_at >= $2)
+	SELECT f.kind, f.state, count(*) FROM finished f WHERE f.channel = $1 GROUP BY f.kind, f.state
+	UNION ALL
+	SELECT j.kind, 'retryable', count(*) FROM {schema}.river_job j
+	WHERE j.state = 'retryable'
+	  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+	GROUP BY j.kind
+	ORDER BY 1, 2`
