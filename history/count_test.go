@@ -85,3 +85,31 @@ func TestCountDeadLettersError(t *testing.T) {
 	require.ErrorContains(t, err, "count dead letters: ")
 	require.ErrorContains(t, err, "does not exist")
 }
+
+func TestHandlerOutcomes(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.notified_job (job_id, channel, event_id, event_name, kind, queue, state,
+			attempt, max_attempts, created_at, finalized_at)
+		VALUES (1, $1, '1', 'e', 'a', 'default', 'completed', 1, 1, now(), now()),
+		       (2, $1, '2', 'e', 'a', 'default', 'completed', 1, 1, now(), now()),
+		       (3, $1, '3', 'e', 'b', 'default', 'discarded', 1, 1, now(), now()),
+		       (4, $1, '4', 'e', 'b', 'default', 'cancelled', 1, 1, now(), now() - interval '1 hour'),
+		       (5, 'other', '5', 'e', 'a', 'default', 'completed', 1, 1, now(), now())`, db.Channel)
+	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.river_job (id, args, kind, max_attempts, metadata, priority, queue, state, scheduled_at, attempt)
+		VALUES (6, '{}', 'b', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '6')), 1, 'default', 'retryable', now(), 1),
+		       (7, '{}', 'b', 3, '{"notified": {"channel": "other", "event_id": "7"}}', 1, 'default', 'retryable', now(), 1),
+		       (8, '{}', 'b', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '8')), 1, 'default', 'available', now(), 0)`, db.Channel)
+
+	got, err := NewStore(db.Pool, db.Schema).HandlerOutcomes(ctx, db.Channel, time.Now().Add(-5*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, []HandlerOutcome{
+		{Handler: "a", State: StateCompleted, Jobs: 2},
+		{Handler: "b", State: StateDiscarded, Jobs: 1},
+		{Handler: "b", State: StateRetryable, Jobs: 1},
+	}, got)
+
+	_, err = NewStore(db.Pool, "no_such_schema").HandlerOutcomes(ctx, db.Channel, time.Now())
+	require.ErrorContains(t, err, "count jobs by handler and state: ")
+}
