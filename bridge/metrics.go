@@ -35,6 +35,7 @@ type metrics struct {
 	backlog    *prometheus.Desc
 	oldestAge  *prometheus.Desc
 	scrapeFail *prometheus.Desc
+	history    historyMetrics
 }
 
 func newMetrics(channel string) *metrics {
@@ -81,6 +82,7 @@ func newMetrics(channel string) *metrics {
 		oldestAge: prometheus.NewDesc("notified_backlog_oldest_age_seconds", "Age of the oldest outbox row not dispatched yet; 0 when the backlog is empty.",
 			nil, labels),
 		scrapeFail: prometheus.NewDesc("notified_backlog_scrape_error", "1 when the backlog could not be read at this scrape.", nil, labels),
+		history:    newHistoryMetrics(labels),
 	}
 	return m
 }
@@ -98,15 +100,17 @@ func (b *Bridge) Describe(ch chan<- *prometheus.Desc) {
 	ch <- b.metrics.backlog
 	ch <- b.metrics.oldestAge
 	ch <- b.metrics.scrapeFail
+	b.metrics.history.describe(ch)
 }
 
-// Collect implements prometheus.Collector. The backlog gauges are read from
-// the database at scrape time, so every bridge of a channel reports the
-// same, true figure.
+// Collect implements prometheus.Collector. The backlog gauges, the
+// handlers' job outcomes and the dead letters are read from the database at
+// scrape time, so every bridge of a channel reports the same, true figure.
 func (b *Bridge) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range b.metrics.collectors() {
 		c.Collect(ch)
 	}
+	b.collectHistory(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var n int64

@@ -2,10 +2,16 @@ package bridge_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
@@ -165,4 +171,114 @@ func TestMetricsBacklogReadAtScrape(t *testing.T) {
 	require.InDelta(t, 90, age, 10)
 	up, _ := metricValue(t, reg, "notified_listener_connected", ch)
 	require.Zero(t, up)
+}
+
+// finalize ends job id as River does (state, attempt, finalized_at), which
+// records its outcome in notified_job; retryable leaves it waiting for its
+// next attempt.
+func finalize(t *testing.T, tb *testBundle, id int64, state string) {
+	t.Helper()
+	finalizedAt := "now()"
+	if state == "retryable" {
+		finalizedAt = "NULL"
+	}
+	testdb.Exec(t, tb.DB.Pool, "UPDATE "+tb.DB.Schema+".river_job SET state = $2, attempt = 1, attempted_at = now(), finalized_at = "+finalizedAt+
+		", errors = ARRAY['{\"error\": \"boom\", \"attempt\": 1, \"at\": \"2026-01-01T00:00:00Z\"}'::jsonb] WHERE id = $1", id, state)
+}
+
+// scrape serves reg as /metrics does and returns the lines of the metrics
+// whose name starts with prefix.
+func scrape(t *testing.T, reg *prometheus.Registry, prefix string) []string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestMetricsHandlerOutcomesAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.Route(t, "signup", "send_email")
+	tb.Route(t, "signup", "audit")
+	b := tb.Start(t, nil, tb.Config)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+
+	// Nothing finished yet: the dead letters are 0 and no handler has a
+	// series.
+	tb.InsertEvents(t, "signup", "signup", "signup", "signup")
+	tb.WaitRecorded(t, 4)
+	require.Equal(t, []string{
+		`notified_dead_letters_24h{channel="` + tb.DB.Channel + `"} 0`,
+	}, scrape(t, reg, "notified_dead_letters"))
+
+	var ids []int64
+	rows, err := tb.DB.Pool.Query(context.Background(), "SELECT id FROM "+tb.DB.Schema+".river_job WHERE kind = 'send_email' ORDER BY id")
+	require.NoError(t, err)
+	ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, 4)
+	finalize(t, tb, ids[0], "completed")
+	finalize(t, tb, ids[1], "discarded")
+	finalize(t, tb, ids[2], "cancelled")
+	finalize(t, tb, ids[3], "retryable")
+	var audit int64
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(), "SELECT min(id) FROM "+tb.DB.Schema+".river_job WHERE kind = 'audit'").Scan(&audit))
+	finalize(t, tb, audit, "completed")
+	// A job finalized before the window is not counted as finished, but is
+	// still a dead letter of the last day.
+	testdb.Exec(t, tb.DB.Pool, "UPDATE "+tb.DB.Schema+".notified_job SET finalized_at = now() - interval '1 hour' WHERE job_id = $1", ids[2])
+
+	ch := `channel="` + tb.DB.Channel + `"`
+	require.ElementsMatch(t, []string{
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="audit",state="completed"} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="completed"} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="discarded"} 1`,
+		`notified_handler_jobs_retryable{` + ch + `,handler="send_email"} 1`,
+	}, scrape(t, reg, "notified_handler_jobs"))
+	require.Equal(t, []string{`notified_dead_letters_24h{` + ch + `} 2`}, scrape(t, reg, "notified_dead_letters"))
+	require.Equal(t, []string{`notified_history_scrape_error{` + ch + `} 0`}, scrape(t, reg, "notified_history_scrape_error"))
+
+	// Another channel's jobs are not counted.
+	other := tb.Config
+	other.Channel = tb.DB.Channel + "_other"
+	b2, err := bridge.New(context.Background(), tb.DB.Pool, other)
+	require.NoError(t, err)
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(b2)
+	require.Empty(t, scrape(t, reg2, "notified_handler_jobs"))
+	require.Equal(t, []string{`notified_dead_letters_24h{channel="` + other.Channel + `"} 0`}, scrape(t, reg2, "notified_dead_letters"))
+}
+
+func TestMetricsHistoryScrapeError(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	b, err := bridge.New(context.Background(), tb.DB.Pool, tb.Config)
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	testdb.Exec(t, tb.DB.Pool, "ALTER TABLE "+tb.DB.Schema+".notified_job RENAME TO notified_job_gone")
+
+	ch := map[string]string{"channel": tb.DB.Channel}
+	failed, ok := metricValue(t, reg, "notified_history_scrape_error", ch)
+	require.True(t, ok)
+	require.Equal(t, 1.0, failed)
+	_, ok = metricValue(t, reg, "notified_dead_letters_24h", ch)
+	require.False(t, ok, "no figure when it could not be read")
+	// The rest of the scrape is unaffected.
+	backlogFailed, ok := metricValue(t, reg, "notified_backlog_scrape_error", ch)
+	require.True(t, ok)
+	require.Zero(t, backlogFailed)
 }

@@ -81,6 +81,11 @@ type Job struct {
 	ReplayID     *int64  `json:"replay_id"`
 	ReplayedBy   *string `json:"replayed_by,omitempty"`
 	ReplayReason *string `json:"replay_reason,omitempty"`
+	// Data is the event's row as the job's handler received it (the data
+	// of the job's args), read by Event while River has the job. River's
+	// job cleaner deletes the job, args included, and notified does not
+	// keep them: Data is then nil.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Route is a handler an event was routed to when it was dispatched, as
@@ -107,8 +112,10 @@ type Event struct {
 	Routes []Route `json:"routes"`
 	// Jobs are every job created for the event, oldest first.
 	Jobs []Job `json:"jobs"`
-	// Data is the event row, when the caller looked it up.
-	Data json.RawMessage `json:"data,omitempty"`
+	// Data is the event's row as it is now in the events table, when the
+	// caller looked it up (see View): an UPDATE since the dispatch shows
+	// here, and not in what the handlers received (Job.Data).
+	Data json.RawMessage `json:"current_row,omitempty"`
 }
 
 // Event returns the history of the event with id (as the bridge recorded
@@ -156,7 +163,38 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read jobs of event %s: %w", id, err)
 	}
+	if err := s.readJobData(ctx, ev.Jobs); err != nil {
+		return nil, fmt.Errorf("read the data of event %s's jobs: %w", id, err)
+	}
 	return ev, nil
+}
+
+// readJobData fills in the Data of the jobs River still has.
+func (s *Store) readJobData(ctx context.Context, js []Job) error {
+	if len(js) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(js))
+	byID := make(map[int64]*Job, len(js))
+	for i := range js {
+		ids[i] = js[i].ID
+		byID[js[i].ID] = &js[i]
+	}
+	rows, err := s.db.Query(ctx, s.sql(jobDataSQL), ids)
+	if err != nil {
+		return err
+	}
+	var (
+		jobID int64
+		data  []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&jobID, &data}, func() error {
+		if j := byID[jobID]; j != nil && data != nil {
+			j.Data = append(json.RawMessage(nil), data...)
+		}
+		return nil
+	})
+	return err
 }
 
 // scanJob reads a row of deadLettersSQL.
@@ -196,6 +234,19 @@ func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]Job, err
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
 	return out, nil
+}
+
+// CountDeadLetters counts the dead letters of channel finalized at or after
+// since (all of them when since is zero): the jobs DeadLetters lists with
+// those two filters, counted in the database. It reads in proportion to the
+// dead letters in the window and the jobs River still has, not to the whole
+// history.
+func (s *Store) CountDeadLetters(ctx context.Context, channel string, since time.Time) (int64, error) {
+	var n int64
+	if err := s.db.QueryRow(ctx, s.sql(deadLetterCountSQL), channel, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count dead letters: %w", err)
+	}
+	return n, nil
 }
 
 // Pruned counts the rows Prune deleted.

@@ -28,6 +28,10 @@ const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempt
 	WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
 	ORDER BY job_id`
 
+// jobDataSQL returns the data of the args of the jobs $1 that River still
+// has: the event's row as their handlers received it.
+const jobDataSQL = `SELECT id, args->'data' FROM {schema}.river_job WHERE id = ANY($1)`
+
 // deadLettersSQL lists the dead letters of channel @channel, newest first:
 // its jobs that ended discarded or cancelled and are the newest job of
 // their handler for their event, live in River or recorded after it. The
@@ -58,6 +62,49 @@ const newestJobSQL = `NOT EXISTS (SELECT 1 FROM {schema}.river_job l
 func NewestJobCondition(schema, alias string) string {
 	return dbtx.InSchema(schema, strings.ReplaceAll(newestJobSQL, "{job}", alias))
 }
+
+// deadLetterCountSQL counts the dead letters of channel $1 finalized at or
+// after $2: the rows deadLettersSQL lists with only those two filters, read
+// from the base tables rather than through notified_jobs, so that each step
+// uses an index or reads a table River's cleaner keeps small, with or
+// without statistics:
+//
+//   - recorded: the outcomes in notified_job that are dead, through the
+//     partial index notified_job_dead (the channel is filtered after it, as
+//     notified_job_event would read every row of a busy channel);
+//   - dead: those whose job River has deleted, and River's own dead jobs,
+//     through river_job_state_and_finalized_at_index (notified_jobs casts
+//     the state to text, which no index serves);
+//   - live: the newest job of each event and handler in river_job, read in
+//     one pass, instead of one probe of river_job's GIN index per dead
+//     letter, whose every probe scans the index's pending list (seconds
+//     each after a bulk load when autovacuum is off);
+//
+// and a later outcome in notified_job is probed through notified_job_event.
+// The CTEs are MATERIALIZED so that the planner keeps this shape whatever
+// it estimates.
+const deadLetterCountSQL = `WITH recorded AS MATERIALIZED (
+		SELECT n.job_id, n.kind, n.channel, n.event_id
+		FROM {schema}.notified_job n
+		WHERE n.state IN ('discarded', 'cancelled') AND n.finalized_at >= $2),
+	dead AS MATERIALIZED (
+		SELECT j.id AS job_id, j.kind, j.metadata->'notified'->>'event_id' AS event_id
+		FROM {schema}.river_job j
+		WHERE j.state IN ('discarded', 'cancelled') AND j.finalized_at >= $2
+		  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		UNION ALL
+		SELECT r.job_id, r.kind, r.event_id FROM recorded r
+		WHERE r.channel = $1 AND NOT EXISTS (SELECT 1 FROM {schema}.river_job x WHERE x.id = r.job_id)),
+	live AS MATERIALIZED (
+		SELECT l.metadata->'notified'->>'event_id' AS event_id, l.kind, max(l.id) AS job_id
+		FROM {schema}.river_job l
+		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		GROUP BY 1, 2)
+	SELECT count(*) FROM dead d
+	LEFT JOIN live l ON l.event_id = d.event_id AND l.kind = d.kind
+	WHERE (l.job_id IS NULL OR l.job_id <= d.job_id)
+	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job n
+		WHERE n.channel = $1 AND n.event_id = d.event_id AND n.kind = d.kind AND n.job_id > d.job_id)`
 
 // The parts of deadLettersSQL that only a filter that is on adds.
 const (
@@ -152,3 +199,18 @@ const statusHandlersSQL = `SELECT kind, state, count(*),
 const statusBridgesSQL = `SELECT id, host, pid, version, channel, started_at, seen_at,
 		extract(epoch FROM poll_interval)::float8, seen_at > now() - 3 * poll_interval
 	FROM {schema}.notified_bridge WHERE channel = $1 ORDER BY started_at, id`
+
+// handlerOutcomesSQL counts the jobs of channel $1 by handler and state:
+// those finalized at or after $2, from the outcomes notified_job records
+// (every job River finalizes, whether River still has it or not), read
+// through notified_job_finalized_at before the channel is filtered (see
+// deadLetterCountSQL); and those River has retryable now.
+const handlerOutcomesSQL = `WITH finished AS MATERIALIZED (
+		SELECT n.channel, n.kind, n.state FROM {schema}.notified_job n WHERE n.finalized_at >= $2)
+	SELECT f.kind, f.state, count(*) FROM finished f WHERE f.channel = $1 GROUP BY f.kind, f.state
+	UNION ALL
+	SELECT j.kind, 'retryable', count(*) FROM {schema}.river_job j
+	WHERE j.state = 'retryable'
+	  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+	GROUP BY j.kind
+	ORDER BY 1, 2`

@@ -119,11 +119,10 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 		return nil, fmt.Errorf("count jobs by handler: %w", err)
 	}
 
-	dead, err := s.DeadLetters(ctx, DeadLetterFilter{Channel: channel, Since: st.At.Add(-window)})
+	st.DeadLetters, err = s.CountDeadLetters(ctx, channel, st.At.Add(-window))
 	if err != nil {
 		return nil, err
 	}
-	st.DeadLetters = int64(len(dead))
 
 	rows, err = s.db.Query(ctx, s.sql(statusBridgesSQL), channel)
 	if err != nil {

@@ -52,11 +52,11 @@ func FuzzNew(f *testing.F) {
 
 		// The channel and the id go as parameters: the SQL is the same for
 		// every channel, with the outbox named by the schema alone.
-		outbox := `"notified_outbox"`
+		prefix := ""
 		if schema != "" {
-			outbox = `"` + schema + `".` + outbox
+			prefix = `"` + strings.ReplaceAll(schema, `"`, `""`) + `".`
 		}
-		require.Equal(t, "WITH o AS (INSERT INTO "+outbox+" (channel, event_id) VALUES ($1, $2)) SELECT pg_notify($1, $2)", p.sql)
+		require.Equal(t, strings.ReplaceAll(announceSQL, "{schema}.", prefix), p.sql)
 		require.ErrorContains(t, p.Notify(context.Background(), nil, ""), "event id is empty")
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -170,6 +171,86 @@ func TestNotifyUnmigrated(t *testing.T) {
 	err = p.Notify(context.Background(), db.Pool, "42")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `notify event 42 on channel "`+db.Channel+`"`)
-	require.Contains(t, err.Error(), "notified_outbox")
+	require.Contains(t, err.Error(), `relation "`+db.Schema+`.notified_`)
 	require.Contains(t, err.Error(), "does not exist")
+}
+
+// recordDispatch writes the record the bridge writes when it dispatches
+// event id on channel, routed to jobs handlers.
+func recordDispatch(t *testing.T, db *testdb.DB, channel, id, outcome string, jobs int) time.Time {
+	t.Helper()
+	var at time.Time
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "INSERT INTO "+pgx.Identifier{db.Schema, "notified_dispatch"}.Sanitize()+
+		" (channel, event_id, event_name, outcome, jobs, notified_at)"+
+		" SELECT $1, $2, 'user_signed_up', $3, coalesce(jsonb_agg(jsonb_build_object('kind', 'k' || i)), '[]'), now()"+
+		" FROM generate_series(1, $4::int) i RETURNING dispatched_at", channel, id, outcome, jobs).Scan(&at))
+	return at
+}
+
+func TestAnnounceAlreadyDispatched(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	marker := db.Channel + "_m"
+	conn := testdb.Listen(t, db, db.Channel, marker)
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+
+	at := recordDispatch(t, db, db.Channel, "42", "dispatched", 2)
+	res, err := p.Announce(ctx, db.Pool, "42")
+	require.NoError(t, err)
+	require.True(t, res.AlreadyDispatched())
+	require.Equal(t, "dispatched", res.Dispatched.Outcome)
+	require.Equal(t, 2, res.Dispatched.Jobs)
+	require.True(t, at.Equal(res.Dispatched.At), "dispatched at %s, want %s", res.Dispatched.At, at)
+	require.Empty(t, outbox(t, db), "an event dispatched already is not written to the outbox")
+	testdb.NoNotification(t, db, conn, marker)
+
+	// Notify does nothing either, and says nothing.
+	require.NoError(t, p.Notify(ctx, db.Pool, "42"))
+	require.Empty(t, outbox(t, db))
+
+	// An unrouted event has no jobs.
+	recordDispatch(t, db, db.Channel, "43", "unrouted", 0)
+	res, err = p.Announce(ctx, db.Pool, "43")
+	require.NoError(t, err)
+	require.Equal(t, &publish.Dispatch{At: res.Dispatched.At, Outcome: "unrouted", Jobs: 0}, res.Dispatched)
+}
+
+func TestAnnounceNotDispatched(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	conn := testdb.Listen(t, db, db.Channel)
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+
+	// Dispatched on another channel, or under another spelling of the
+	// id: announced.
+	recordDispatch(t, db, db.Channel+"_other", "42", "dispatched", 1)
+	recordDispatch(t, db, db.Channel, "042", "dispatched", 1)
+	res, err := p.Announce(ctx, db.Pool, "42")
+	require.NoError(t, err)
+	require.False(t, res.AlreadyDispatched())
+	require.Nil(t, res.Dispatched)
+	require.Equal(t, "42", testdb.NextNotification(t, conn).Payload)
+	require.Equal(t, []outboxRow{{db.Channel, "42"}}, outbox(t, db))
+
+	// Announced twice before the bridge dispatched it: twice.
+	res, err = p.Announce(ctx, db.Pool, "42")
+	require.NoError(t, err)
+	require.False(t, res.AlreadyDispatched())
+	require.Len(t, outbox(t, db), 2)
+}
+
+func TestAnnounceErrors(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoMigrate: true})
+	p, err := publish.New(db.Schema, db.Channel)
+	require.NoError(t, err)
+	_, err = p.Announce(context.Background(), db.Pool, "")
+	require.EqualError(t, err, "notify: event id is empty")
+	_, err = p.Announce(context.Background(), db.Pool, "42")
+	require.ErrorContains(t, err, `notify event 42 on channel "`+db.Channel+`": `)
+	require.ErrorContains(t, err, "does not exist")
 }

@@ -73,6 +73,8 @@ type config struct {
 	webhookURL     string // URL, or builtin
 	webhookTimeout time.Duration
 	maxWorkers     int
+	logLevel       string // as notified-bridge's --log-level
+	logFormat      string // as notified-bridge's --log-format
 	// stopTimeout is how long a stop waits for running jobs before it
 	// cancels them; not a flag.
 	stopTimeout time.Duration
@@ -115,7 +117,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger, err := example.NewLogger(os.Stderr, cfg.logLevel, cfg.logFormat) // checked by parseFlags
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "example-worker: "+err.Error())
+		os.Exit(2)
+	}
 	if err := run(ctx, cfg, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "example-worker: "+err.Error())
 		os.Exit(1)
@@ -164,6 +170,8 @@ default given):
 	envs["webhook-timeout"] = "EXAMPLE_WEBHOOK_TIMEOUT"
 	fs.IntVar(&cfg.maxWorkers, "max-workers", 0, "jobs worked at once; "+strconv.Itoa(defaultMaxWorkers)+" if unset (default $EXAMPLE_MAX_WORKERS)")
 	envs["max-workers"] = "EXAMPLE_MAX_WORKERS"
+	str(&cfg.logLevel, "log-level", "NOTIFIED_LOG_LEVEL", "debug, info, warn or error, as notified-bridge's --log-level; info if unset")
+	str(&cfg.logFormat, "log-format", "NOTIFIED_LOG_FORMAT", "text, json, or auto (text on a terminal, JSON otherwise), as notified-bridge's --log-format; auto if unset")
 
 	if err := fs.Parse(args); err != nil {
 		return config{}, usageError{err}
@@ -192,6 +200,9 @@ default given):
 		}
 	})
 	if err != nil {
+		return config{}, err
+	}
+	if _, err := example.NewLogger(io.Discard, cfg.logLevel, cfg.logFormat); err != nil {
 		return config{}, err
 	}
 	if cfg.maxWorkers < 0 || given["max-workers"] && cfg.maxWorkers == 0 {

@@ -220,6 +220,14 @@ func TestParseFlags(t *testing.T) {
 			maxWorkers: 3, stopTimeout: 30 * time.Second}, cfg)
 	})
 
+	t.Run("log format and level as the bridge's", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := parseFlags([]string{"--log-level", "debug"}, env("NOTIFIED_LOG_FORMAT", "json", "NOTIFIED_LOG_LEVEL", "warn"), io.Discard)
+		require.NoError(t, err)
+		require.Equal(t, "json", cfg.logFormat)
+		require.Equal(t, "debug", cfg.logLevel)
+	})
+
 	t.Run("flags win over the environment", func(t *testing.T) {
 		t.Parallel()
 		cfg, err := parseFlags([]string{"--database-url", "postgres://flag/db", "--smtp-addr", "builtin",
@@ -247,6 +255,8 @@ func TestParseFlags(t *testing.T) {
 			{nil, []string{"EXAMPLE_MAX_WORKERS", "-2"}, "max workers -2 is out of range: use at least 1"},
 			{[]string{"--webhook-timeout", "-1s"}, nil, "webhook timeout -1s is negative: use a duration such as 5s"},
 			{[]string{"extra"}, nil, `unexpected argument "extra": example-worker takes only flags (see -h)`},
+			{nil, []string{"NOTIFIED_LOG_FORMAT", "xml"}, `log format "xml" is not one of text, json, auto`},
+			{[]string{"--log-level", "loud"}, nil, `log level "loud" is not one of debug, info, warn, error`},
 		} {
 			_, err := parseFlags(tt.args, env(tt.env...), io.Discard)
 			require.EqualError(t, err, tt.err, "args %q env %q", tt.args, tt.env)
@@ -265,7 +275,7 @@ func TestParseFlags(t *testing.T) {
 		require.ErrorIs(t, err, flag.ErrHelp)
 		help := out.String()
 		for _, v := range []string{"DATABASE_URL", "NOTIFIED_SCHEMA", "EXAMPLE_SMTP_ADDR", "EXAMPLE_MAIL_FROM",
-			"EXAMPLE_WEBHOOK_URL", "EXAMPLE_WEBHOOK_TIMEOUT", "EXAMPLE_MAX_WORKERS"} {
+			"EXAMPLE_WEBHOOK_URL", "EXAMPLE_WEBHOOK_TIMEOUT", "EXAMPLE_MAX_WORKERS", "NOTIFIED_LOG_LEVEL", "NOTIFIED_LOG_FORMAT"} {
 			require.Contains(t, help, "(default $"+v+")")
 		}
 		require.NotContains(t, help, "secret", "the help does not show the environment's values")
@@ -300,7 +310,8 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 	testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
 		return strings.Contains(stderr.String(), "worker running"), "not running; stderr:\n" + stderr.String()
 	})
-	require.Contains(t, stderr.String(), "max_workers=2")
+	// Its standard error is no terminal: JSON lines, as the bridge's.
+	require.Contains(t, stderr.String(), `"max_workers":2`)
 	require.Contains(t, stderr.String(), "built-in SMTP sink listening")
 	require.Contains(t, stderr.String(), "built-in webhook receiver listening")
 
@@ -311,5 +322,5 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatalf("did not exit after SIGTERM; stderr:\n%s", stderr.String())
 	}
-	require.Contains(t, stderr.String(), "msg=stopped")
+	require.Contains(t, stderr.String(), `"msg":"stopped"`)
 }

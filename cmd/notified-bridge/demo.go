@@ -14,7 +14,7 @@ func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name: "demo",
 		Usage: "see it work in a minute: a bridge, a worker with the example handlers, sample events (some fail and retry), then their history;" +
-			" uses DATABASE_URL, or starts a throwaway Postgres",
+			" uses DATABASE_URL when it is set, or else starts a throwaway Postgres",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "events", Value: 24, Usage: "sample events to insert"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the demo's schema afterwards (with DATABASE_URL)"},
@@ -29,6 +29,15 @@ func demoCommand() *cli.Command {
 			}
 			if c.String("schema") != "" {
 				return errors.New("demo works in a schema of its own: drop --schema / NOTIFIED_SCHEMA")
+			}
+			// A database given must answer: say so the way every command
+			// does, in one line with each reason once.
+			if c.String("database-url") != "" {
+				pool, err := connect(c, 1)
+				if err != nil {
+					return err
+				}
+				pool.Close()
 			}
 			// The components log warnings and errors only, unless asked
 			// otherwise; the demo prints the story.

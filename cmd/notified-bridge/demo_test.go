@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,4 +30,15 @@ func TestDemoCommand(t *testing.T) {
 		_, stderr, code := runEnv(t, envWithURL(db.URL), c.args...)
 		requireUserError(t, stderr, code, c.want)
 	}
+}
+
+// TestDemoWithAURLThatRefuses: a DATABASE_URL that is set is used, never
+// replaced by a throwaway server, and a server that refuses connections is
+// said once, in one line.
+func TestDemoWithAURLThatRefuses(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := runEnv(t, envWithURL("postgres://postgres@127.0.0.1:1/demo_db?connect_timeout=5"), "demo", "--events", "1")
+	requireUserError(t, stderr, code, "connect to database demo_db on 127.0.0.1:1: ", "connection refused", "check DATABASE_URL and that the server is running")
+	require.Equal(t, 1, strings.Count(stderr, "connection refused"), stderr)
+	require.NotContains(t, out, "throwaway")
 }

@@ -187,12 +187,16 @@ func flagAndEnv(f cli.Flag) string {
 	return s
 }
 
+// newLogger returns the logger of the given level and format (text, json,
+// or auto: text on a terminal, JSON otherwise) writing to w. Durations are
+// written as Go duration strings ("1.5s", "720h0m0s") in both formats: see
+// durationText.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationText}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -206,6 +210,17 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q is not one of text, json, auto", format)
 	}
+}
+
+// durationText writes a duration attribute, at any depth of groups, as a Go
+// duration string: the text handler does so already, the JSON handler
+// would write nanoseconds, and values logged as text (the retention) are
+// written so. One format in every line, in both handlers.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // commandName is the command as typed after the program's name: "routes add".

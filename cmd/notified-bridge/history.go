@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -84,12 +87,12 @@ func printEvent(w io.Writer, v *history.EventView) {
 	}
 	switch {
 	case v.RowErr != nil:
-		fmt.Fprintf(tw, "row\tnot read: %s\n", termsafe.String(termsafe.OneLine(v.RowErr.Error())))
+		fmt.Fprintf(tw, "current row\tnot read: %s\n", termsafe.String(termsafe.OneLine(v.RowErr.Error())))
 	case v.RowFound:
 		// JSON escapes C0 controls but not C1 or bidi controls.
-		fmt.Fprintf(tw, "row\t%s\n", termsafe.Shorten(termsafe.String(string(ev.Data)), 200))
+		fmt.Fprintf(tw, "current row\t%s\n", termsafe.Shorten(termsafe.String(string(ev.Data)), 200))
 	default:
-		fmt.Fprintf(tw, "row\tno longer in the events table\n")
+		fmt.Fprintf(tw, "current row\tno longer in the events table\n")
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -104,6 +107,42 @@ func printEvent(w io.Writer, v *history.EventView) {
 		return
 	}
 	printJobs(w, ev.Jobs, false)
+	printJobData(w, ev)
+}
+
+// printJobData prints the event's row as each job's handler received it,
+// for the jobs River still has; the row may have changed since (the current
+// row above).
+func printJobData(w io.Writer, ev *history.Event) {
+	fmt.Fprintln(w, "\ndata the handlers received (kept while River keeps the job):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, j := range ev.Jobs {
+		var data string
+		switch {
+		case j.Data == nil:
+			data = "not kept: River deleted the job"
+		case ev.Data != nil && sameJSON(j.Data, ev.Data):
+			data = "the current row"
+		default:
+			data = termsafe.Shorten(termsafe.String(string(j.Data)), 200)
+		}
+		fmt.Fprintf(tw, "  job %d\t%s\n", j.ID, data)
+	}
+	_ = tw.Flush()
+}
+
+// sameJSON reports whether a and b are the same JSON value, whatever their
+// spacing and key order (numbers compared as written).
+func sameJSON(a, b []byte) bool {
+	decode := func(raw []byte) (any, bool) {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		return v, d.Decode(&v) == nil
+	}
+	va, okA := decode(a)
+	vb, okB := decode(b)
+	return okA && okB && reflect.DeepEqual(va, vb)
 }
 
 // printJobs prints jobs as a table; withEvent adds the event's id and name.

@@ -153,19 +153,20 @@ type eventJSON struct {
 		Kind string `json:"kind"`
 	} `json:"routes"`
 	Jobs []jobJSON      `json:"jobs"`
-	Data map[string]any `json:"data"`
+	Data map[string]any `json:"current_row"`
 }
 
 type jobJSON struct {
-	ID           int64      `json:"job_id"`
-	EventID      string     `json:"event_id"`
-	EventName    string     `json:"event_name"`
-	Handler      string     `json:"handler"`
-	State        string     `json:"state"`
-	FinalizedAt  *time.Time `json:"finalized_at"`
-	LastError    *string    `json:"last_error"`
-	ReplayID     *int64     `json:"replay_id"`
-	ReplayReason *string    `json:"replay_reason"`
+	ID           int64          `json:"job_id"`
+	EventID      string         `json:"event_id"`
+	EventName    string         `json:"event_name"`
+	Handler      string         `json:"handler"`
+	State        string         `json:"state"`
+	FinalizedAt  *time.Time     `json:"finalized_at"`
+	LastError    *string        `json:"last_error"`
+	ReplayID     *int64         `json:"replay_id"`
+	ReplayReason *string        `json:"replay_reason"`
+	Data         map[string]any `json:"data"`
 }
 
 type handlerState struct{ Handler, State string }
@@ -205,7 +206,7 @@ func TestHistory(t *testing.T) {
 	require.True(t, strings.HasPrefix(out, fmt.Sprintf("event %s on channel %q: user_signed_up\n\n", f.signup1, f.db.Channel)), out)
 	require.Equal(t, []string{"outcome", "dispatched"}, line(t, out, "outcome"))
 	require.Equal(t, []string{"routed", "to", "send_welcome,", "sync_crm"}, line(t, out, "routed", "to"))
-	require.Contains(t, strings.Join(line(t, out, "row"), " "), `{"id":`+f.signup1+`,"name":"user_signed_up","payload":{"k": "v"},"created_at":`)
+	require.Contains(t, strings.Join(line(t, out, "current", "row"), " "), `{"id":`+f.signup1+`,"name":"user_signed_up","payload":{"k": "v"},"created_at":`)
 	require.Equal(t, []string{"JOB", "HANDLER", "STATE", "ATTEMPT", "CREATED", "FINALIZED", "REPLAY", "ERROR", "/", "OUTPUT"},
 		line(t, out, "JOB"))
 	wl := line(t, out, strconv.FormatInt(welcome, 10))
@@ -232,7 +233,11 @@ func TestHistory(t *testing.T) {
 	require.NotNil(t, ev.Jobs[0].FinalizedAt)
 	require.Nil(t, ev.Jobs[1].LastError)
 	require.Nil(t, ev.Jobs[1].FinalizedAt)
-	require.Equal(t, map[string]any{"k": "v"}, ev.Data["payload"], "data is the event's row")
+	require.Equal(t, map[string]any{"k": "v"}, ev.Data["payload"], "current_row is the event's row")
+	for _, j := range ev.Jobs {
+		require.Equal(t, ev.Data, j.Data, "job %d received the row as it is", j.ID)
+	}
+	require.Equal(t, []string{"job", strconv.FormatInt(welcome, 10), "the", "current", "row"}, line(t, f.must(t, "history", f.signup1), "job", strconv.FormatInt(welcome, 10)))
 
 	// A non-canonical id finds the event by its canonical id.
 	var padded eventJSON
@@ -264,14 +269,16 @@ func TestHistory(t *testing.T) {
 	// The events table cannot be read: the history is shown without the row.
 	out = mustRun(t, f.db, "history", "--channel", f.db.Channel, "--table", f.db.Schema+".no_such_table", f.signup1)
 	require.Equal(t, []string{"outcome", "dispatched"}, line(t, out, "outcome"))
-	require.Equal(t, []string{"row", "not", "read:"}, line(t, out, "row")[:3])
-	require.Contains(t, strings.Join(line(t, out, "row"), " "), "no_such_table")
+	require.Equal(t, []string{"current", "row", "not", "read:"}, line(t, out, "current", "row")[:4])
+	require.Contains(t, strings.Join(line(t, out, "current", "row"), " "), "no_such_table")
 
 	// After River's cleaner deletes the finished job, its recorded outcome
-	// is shown.
+	// is shown, without the data its handler received.
 	testdb.Exec(t, f.db.Pool, "DELETE FROM "+tbl(f.db, "river_job")+" WHERE id = $1", welcome)
 	var cleaned eventJSON
 	f.mustJSON(t, &cleaned, "history", f.signup1)
+	require.Nil(t, cleaned.Jobs[0].Data)
+	ev.Jobs[0].Data = nil
 	require.Equal(t, ev.Jobs, cleaned.Jobs)
 
 	// Unknown ids and a missing argument.
@@ -849,4 +856,32 @@ func TestNewCommandsHelp(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHistoryShowsWhatTheHandlersReceived: the current row is the row as it
+// is now; each job's data is the row as its handler received it, while
+// River has the job, and nothing once River deleted it.
+func TestHistoryShowsWhatTheHandlersReceived(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	welcome, crm := f.job(t, f.signup1, "send_welcome"), f.job(t, f.signup1, "sync_crm")
+	testdb.Exec(t, f.db.Pool, "UPDATE "+f.db.Events()+` SET payload = '{"k": "changed"}' WHERE id = $1::bigint`, f.signup1)
+	f.finalize(t, crm, "completed", "")
+	testdb.Exec(t, f.db.Pool, "DELETE FROM "+tbl(f.db, "river_job")+" WHERE id = $1", crm) // River's cleaner
+
+	out := f.must(t, "history", f.signup1)
+	require.Contains(t, strings.Join(line(t, out, "current", "row"), " "), `"payload":{"k": "changed"}`)
+	require.Contains(t, out, "\ndata the handlers received (kept while River keeps the job):\n")
+	wl := strings.Join(line(t, out, "job", strconv.FormatInt(welcome, 10)), " ")
+	require.Contains(t, wl, `"payload": {"k": "v"}`, "the row as dispatched")
+	require.Equal(t, []string{"job", strconv.FormatInt(crm, 10), "not", "kept:", "River", "deleted", "the", "job"},
+		line(t, out, "job", strconv.FormatInt(crm, 10)))
+
+	var ev eventJSON
+	f.mustJSON(t, &ev, "history", f.signup1)
+	require.Equal(t, map[string]any{"k": "changed"}, ev.Data["payload"])
+	require.Equal(t, []handlerState{{"send_welcome", "available"}, {"sync_crm", "completed"}}, handlerStates(ev.Jobs))
+	require.Equal(t, map[string]any{"k": "v"}, ev.Jobs[0].Data["payload"])
+	require.Nil(t, ev.Jobs[1].Data)
+	require.NotContains(t, f.must(t, "history", "--json", f.signup1), `"data": null`, "no data for a deleted job: the key is left out")
 }

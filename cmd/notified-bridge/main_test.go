@@ -837,9 +837,11 @@ func TestNotify(t *testing.T) {
 	_, stderr, code := run(t, db, "notify", id, "--channel", db.Channel)
 	requireUserError(t, stderr, code, `notify: "--channel" after the arguments: options go before them`)
 
-	// Again: the bridge takes the outbox row and inserts no second job.
+	// Again: notify says the event was dispatched already, writes no
+	// outbox row, and gives the replay command; no second job.
 	out = mustRun(t, db, "notify", "--channel", db.Channel, id)
-	require.Equal(t, fmt.Sprintf("notified %s on channel %q\n", id, db.Channel), out)
+	require.Regexp(t, fmt.Sprintf(`^event %s on channel %q was already dispatched at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \S+ \(dispatched, 1 job\): notify does not run its handlers again\n`, id, db.Channel), out)
+	require.Contains(t, out, fmt.Sprintf("\n  notified-bridge replay --schema %s --channel %s --id %s --reason 'why it runs again'\n", db.Schema, db.Channel, id))
 	testdb.WaitFor(t, 15*time.Second, func() (bool, string) {
 		n := count(t, db, "SELECT count(*) FROM "+tbl(db, "notified_outbox"))
 		return n == 0, fmt.Sprintf("%d outbox rows left", n)

@@ -113,7 +113,7 @@ func TestHumanOutputEscapesDatabaseText(t *testing.T) {
 	requireTerminalSafe(t, out)
 	require.True(t, strings.HasPrefix(out, "event "+ev+` on channel "`+db.Channel+`": `+escapedName+"\n\n"), out)
 	require.Equal(t, []string{"routed", "to", escapedKind}, line(t, out, "routed", "to"))
-	require.Contains(t, strings.Join(line(t, out, "row"), " "), `\u009b\u202e`)
+	require.Contains(t, strings.Join(line(t, out, "current", "row"), " "), `\u009b\u202e`)
 	jl := line(t, out, strconv.FormatInt(job, 10), escapedKind, "discarded")
 	require.Equal(t, []string{"smtp\\x1b]0;PWNED\\x07", `down\u009b2J\u202eko`}, jl[len(jl)-2:])
 	rl := strings.Join(line(t, out, strconv.FormatInt(replayed, 10), escapedKind, "completed"), " ")
