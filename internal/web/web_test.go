@@ -396,6 +396,22 @@ func TestEventPage(t *testing.T) {
 	}
 	require.Equal(t, 2, strings.Count(r.body, `<td><span class="badge b-available">available</span></td>`), r.body)
 
+	// The row changed after dispatch: shown as the current row, while each
+	// job's column keeps what its handler received.
+	_, err := tb.db.Pool.Exec(context.Background(),
+		"UPDATE "+pgx.Identifier{tb.db.Schema, "events"}.Sanitize()+` SET payload = '{"total": 99.5}' WHERE id = 42`)
+	require.NoError(t, err)
+	r = get(t, ts, "/events/42", "", "")
+	require.Equal(t, http.StatusOK, r.code, r.body)
+	require.Contains(t, r.body, "<h2>Current row</h2>")
+	current := r.body[strings.Index(r.body, "<h2>Current row</h2>"):]
+	require.Contains(t, current, "99.5")
+	require.NotContains(t, current, "12.5")
+	jobs := r.body[strings.Index(r.body, `<table id="jobs">`):strings.Index(r.body, "<h2>Current row</h2>")]
+	require.Equal(t, 2, strings.Count(jobs, "<details><summary>row</summary>"), jobs)
+	require.Equal(t, 2, strings.Count(jobs, "12.5"), jobs)
+	require.NotContains(t, jobs, "99.5")
+
 	r = get(t, ts, "/events/0042", "", "")
 	require.Equal(t, http.StatusOK, r.code, r.body)
 	require.Contains(t, r.body, "<h1>Event <code>42</code></h1>")
