@@ -16,12 +16,12 @@ import (
 // TestListAtScale measures List on a database that holds many events (see
 // docs/history.md, "In the browser", for how to fill one): each filter's
 // first page, a page deep in the list, and its plan. It runs only when
-// NOTIFIED_LIST_SCALE_URL names that database, whose channel "events" it
+// TEST_LIST_SCALE_URL names that database, whose channel "events" it
 // reads.
 func TestListAtScale(t *testing.T) {
-	url := os.Getenv("NOTIFIED_LIST_SCALE_URL")
+	url := os.Getenv("TEST_LIST_SCALE_URL")
 	if url == "" {
-		t.Skip("set NOTIFIED_LIST_SCALE_URL to a database filled with events to measure List at scale")
+		t.Skip("set TEST_LIST_SCALE_URL to a database filled with events to measure List at scale")
 	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, url)
