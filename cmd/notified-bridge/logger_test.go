@@ -65,7 +65,7 @@ func TestBridgeLogsDurationsAsGoDurations(t *testing.T) {
 	b := startBridge(t, db)
 	insertEvent(t, db, "user_signed_up", `{}`)
 	waitDispatched(t, db, 1, 15*time.Second)
-	require.Equal(t, 0, interrupt(t, b))
+	require.Equal(t, exitInterrupt, interrupt(t, b), "exit code after SIGINT")
 	out := b.stderr.String()
 	var starting, batch map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
