@@ -150,6 +150,23 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, 0.005, st.Window)
 	require.Equal(t, []history.HandlerStatus{{Handler: "parked_handler", States: map[string]int64{"available": 1}}}, st.Handlers)
 	require.Zero(t, st.DeadLetters)
+
+	// A discarded job retried (as River UI does) is live again: counted as
+	// River has it now, not also as the discarded one notified recorded;
+	// a retryable job's error is its handler's newest.
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.table("river_job")+
+		` SET state = 'retryable', finalized_at = NULL, scheduled_at = now() + interval '1 hour',
+		      errors = errors || jsonb_build_object('at', now(), 'attempt', 2, 'error', 'still bad')
+		  WHERE kind = 'bad_handler'`)
+	st, err = tb.store.Status(ctx, tb.db.Channel, 0)
+	require.NoError(t, err)
+	require.Len(t, st.Handlers, 3)
+	bad = st.Handlers[0]
+	require.Equal(t, "bad_handler", bad.Handler)
+	require.Equal(t, map[string]int64{"retryable": 1}, bad.States)
+	require.True(t, bad.Failing)
+	require.NotNil(t, bad.LastError)
+	require.Equal(t, "still bad", *bad.LastError)
 }
 
 // nonZero returns m without its zero counts.

@@ -364,7 +364,9 @@ func TestStatus(t *testing.T) {
 
 	// --window bounds the finished jobs counted: the order shipped two hours
 	// ago drops out of a one-hour window.
+	// (notified_job records the finalization as River does: both move.)
 	testdb.Exec(t, f.db.Pool, "UPDATE "+tbl(f.db, "river_job")+" SET finalized_at = now() - interval '2 hours' WHERE id = $1", ship)
+	testdb.Exec(t, f.db.Pool, "UPDATE "+tbl(f.db, "notified_job")+" SET finalized_at = now() - interval '2 hours' WHERE job_id = $1", ship)
 	st = statusJSON{}
 	f.mustJSON(t, &st, "status", "--window", "1h")
 	require.Equal(t, float64(60*60), st.Window)
