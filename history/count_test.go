@@ -30,13 +30,16 @@ func TestCountDeadLettersPlan(t *testing.T) {
 			1, 1, now(), now(), now() - CASE WHEN j <= $2::int / 2 THEN interval '1 hour' ELSE interval '2 days' END, 'boom'
 		FROM generate_series(1, $2::int) j`, db.Channel, jobs)
 	// River still has the newest jobs, 20 of them dead (ids past every
-	// recorded one), and a later job for the event of recorded dead letter
-	// 100 (handler a).
+	// recorded one), and a later job, waiting to run, for the event of
+	// recorded dead letter 100 (handler a), as a retry or a replay makes.
+	// (A later job that River finished is in notified_job, as the
+	// finalization trigger records every one: see TestDeadLetters.)
 	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.river_job (id, args, kind, max_attempts, metadata, priority, queue, state,
 			scheduled_at, attempted_at, finalized_at, attempt)
 		SELECT $2::int + j, '{}', CASE WHEN j % 2 = 0 THEN 'a' ELSE 'b' END, 1,
 			jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', CASE WHEN j = 2 THEN '50' ELSE (j + $2::int)::text END)),
-			1, 'default', CASE WHEN j % 100 = 0 THEN 'discarded' ELSE 'completed' END::`+db.Schema+`.river_job_state, now(), now(), now(), 1
+			1, 'default', CASE WHEN j % 100 = 0 THEN 'discarded' WHEN j = 2 THEN 'available' ELSE 'completed' END::`+db.Schema+`.river_job_state,
+			now(), now(), CASE WHEN j = 2 THEN NULL ELSE now() END, 1
 		FROM generate_series(1, $3::int) j`, db.Channel, jobs, live)
 	// Another channel's dead letter.
 	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.notified_job (job_id, channel, event_id, event_name, kind, queue, state,

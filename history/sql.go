@@ -75,10 +75,14 @@ func NewestJobCondition(schema, alias string) string {
 //   - dead: those whose job River has deleted, and River's own dead jobs,
 //     through river_job_state_and_finalized_at_index (notified_jobs casts
 //     the state to text, which no index serves);
-//   - live: the newest job of each event and handler in river_job, read in
-//     one pass, instead of one probe of river_job's GIN index per dead
-//     letter, whose every probe scans the index's pending list (seconds
-//     each after a bulk load when autovacuum is off);
+//   - live: the newest unfinished job of each event and handler in
+//     river_job, through River's index on state (few, however many
+//     finished jobs River keeps: a later finished job is in notified_job,
+//     whose trigger records every finalization), instead of one probe of
+//     river_job's GIN index per dead letter, whose every probe scans the
+//     index's pending list (seconds each after a bulk load when autovacuum
+//     is off), or a pass over every job of the channel (3.6 s with
+//     1,000,000 finished jobs; 0.2 s this way);
 //
 // and a later outcome in notified_job is probed through notified_job_event.
 // The CTEs are MATERIALIZED so that the planner keeps this shape whatever
@@ -91,14 +95,15 @@ const deadLetterCountSQL = `WITH recorded AS MATERIALIZED (
 		SELECT j.id AS job_id, j.kind, j.metadata->'notified'->>'event_id' AS event_id
 		FROM {schema}.river_job j
 		WHERE j.state IN ('discarded', 'cancelled') AND j.finalized_at >= $2
-		  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		  AND j.metadata->'notified'->>'channel' = $1
 		UNION ALL
 		SELECT r.job_id, r.kind, r.event_id FROM recorded r
 		WHERE r.channel = $1 AND NOT EXISTS (SELECT 1 FROM {schema}.river_job x WHERE x.id = r.job_id)),
 	live AS MATERIALIZED (
 		SELECT l.metadata->'notified'->>'event_id' AS event_id, l.kind, max(l.id) AS job_id
 		FROM {schema}.river_job l
-		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
+		WHERE l.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+		  AND l.metadata->'notified'->>'channel' = $1
 		GROUP BY 1, 2)
 	SELECT count(*) FROM dead d
 	LEFT JOIN live l ON l.event_id = d.event_id AND l.kind = d.kind
