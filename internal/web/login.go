@@ -154,7 +154,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	next := localPath(r.PostForm.Get("next"))
 	user := r.PostForm.Get("user")
+	if wait := s.guesses.blocked(r); wait > 0 {
+		s.log.Warn("web UI: refused a sign-in from an address that guessed wrong too often",
+			slog.String("remote", r.RemoteAddr), slog.Duration("retry_after", wait))
+		s.showLogin(w, r, http.StatusTooManyRequests, next, guessRefusal(w, wait))
+		return
+	}
 	if !s.credentialsMatch(user, r.PostForm.Get("password")) {
+		s.guesses.failed(r)
 		s.log.Warn("web UI: refused a sign-in", slog.String("remote", r.RemoteAddr))
 		s.showLogin(w, r, http.StatusUnauthorized, next, "wrong user or password: they are NOTIFIED_UI_USER and NOTIFIED_UI_PASSWORD of the bridge")
 		return

@@ -81,6 +81,8 @@ type Server struct {
 	log     *slog.Logger
 	// sessionKey signs session cookies; nil without credentials.
 	sessionKey []byte
+	// guesses limits wrong credentials per client address.
+	guesses *guessLimiter
 }
 
 // New builds the server and starts River UI's background services, which
@@ -118,7 +120,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("web UI: start River UI: %w", err)
 	}
 	s := &Server{opts: opts, hosts: hosts, origins: http.NewCrossOriginProtection(),
-		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger}
+		store: history.NewStore(opts.Pool, opts.Events.Schema), riverui: ui, mux: http.NewServeMux(), log: opts.Logger,
+		guesses: newGuessLimiter()}
 	if opts.User != "" {
 		if s.sessionKey, err = sessionKey(opts.User, opts.Password); err != nil {
 			return nil, fmt.Errorf("web UI: %w", err)
@@ -159,7 +162,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !checkOrigin(s.origins, w, r, s.log) {
 		return
 	}
-	if s.opts.User != "" && !s.authorized(r) && r.URL.Path != "/login" {
+	if s.opts.User != "" && r.URL.Path != "/login" {
+		ok, wait := s.authorized(r)
+		switch {
+		case ok:
+			s.mux.ServeHTTP(w, r)
+			return
+		case wait > 0:
+			s.log.Warn("web UI: refused credentials from an address that guessed wrong too often",
+				slog.String("remote", r.RemoteAddr), slog.Duration("retry_after", wait))
+			refuseGuess(w, wait)
+			return
+		}
 		if isNavigation(r) {
 			// A browser loading a page: the sign-in page, then back here.
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -172,13 +186,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the configured credentials, by
-// basic auth or in a session cookie (see login.go).
-func (s *Server) authorized(r *http.Request) bool {
-	if user, pass, ok := r.BasicAuth(); ok && s.credentialsMatch(user, pass) {
-		return true
+// authorized reports whether r carries the configured credentials, in a
+// session cookie (see login.go) or by basic auth; wrong basic-auth
+// credentials count as a guess of r's address, and when it has guessed too
+// often, wait says how long it must wait (see guesses.go).
+func (s *Server) authorized(r *http.Request) (ok bool, wait time.Duration) {
+	if s.sessionUser(r) != "" {
+		return true, 0
 	}
-	return s.sessionUser(r) != ""
+	user, pass, has := r.BasicAuth()
+	if !has {
+		return false, 0
+	}
+	if wait := s.guesses.blocked(r); wait > 0 {
+		return false, wait
+	}
+	if s.credentialsMatch(user, pass) {
+		return true, 0
+	}
+	s.guesses.failed(r)
+	return false, 0
 }
 
 // ErrInsecure is returned by CheckAddr for a non-loopback address without
