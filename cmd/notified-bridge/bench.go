@@ -15,6 +15,7 @@ import (
 
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/bench"
+	"github.com/notified/notified/internal/logging"
 )
 
 func benchCommand() *cli.Command {
@@ -72,7 +73,7 @@ func benchCommand() *cli.Command {
 			// otherwise: a line per batch would bury the progress.
 			o.Logger = slog.Default()
 			if !c.IsSet("log-level") {
-				l, err := newLogger(c.App.ErrWriter, "warn", c.String("log-format"))
+				l, err := logging.New(c.App.ErrWriter, "warn", c.String("log-format"))
 				if err != nil {
 					return err
 				}
@@ -172,7 +173,7 @@ type benchProgress struct {
 }
 
 func newBenchProgress(w io.Writer) *benchProgress {
-	return &benchProgress{w: w, on: isTerminal(w)}
+	return &benchProgress{w: w, on: logging.IsTerminal(w)}
 }
 
 func (p *benchProgress) update(s bench.Progress) {

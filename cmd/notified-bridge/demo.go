@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/internal/demo"
+	"github.com/notified/notified/internal/logging"
 )
 
 func demoCommand() *cli.Command {
@@ -43,7 +44,7 @@ func demoCommand() *cli.Command {
 			// otherwise; the demo prints the story.
 			logger := slog.Default()
 			if !c.IsSet("log-level") {
-				h, err := newLogger(c.App.ErrWriter, "warn", c.String("log-format"))
+				h, err := logging.New(c.App.ErrWriter, "warn", c.String("log-format"))
 				if err != nil {
 					return err
 				}
@@ -51,7 +52,7 @@ func demoCommand() *cli.Command {
 			}
 			err := demo.Run(c.Context, demo.Options{
 				DatabaseURL: c.String("database-url"), Events: c.Int("events"), Keep: c.Bool("keep"),
-				Timeout: c.Duration("timeout"), Out: c.App.Writer, Live: isTerminal(c.App.Writer),
+				Timeout: c.Duration("timeout"), Out: c.App.Writer, Live: logging.IsTerminal(c.App.Writer),
 				Logger: logger,
 			})
 			if c.Context.Err() != nil {

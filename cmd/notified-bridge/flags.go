@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/logging"
 	"github.com/notified/notified/migrations"
 )
 
@@ -150,7 +150,7 @@ func setUpAppOnly(c *cli.Context) error {
 
 // setUp sets the default logger and checks the schema from the global flags.
 func setUp(c *cli.Context) error {
-	logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	logger, err := logging.New(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
 	if err != nil {
 		return err
 	}
@@ -187,42 +187,6 @@ func flagAndEnv(f cli.Flag) string {
 	return s
 }
 
-// newLogger returns the logger of the given level and format (text, json,
-// or auto: text on a terminal, JSON otherwise) writing to w. Durations are
-// written as Go duration strings ("1.5s", "720h0m0s") in both formats: see
-// durationText.
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationText}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "auto", "":
-		if isTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
-		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, fmt.Errorf("log format %q is not one of text, json, auto", format)
-	}
-}
-
-// durationText writes a duration attribute, at any depth of groups, as a Go
-// duration string: the text handler does so already, the JSON handler
-// would write nanoseconds, and values logged as text (the retention) are
-// written so. One format in every line, in both handlers.
-func durationText(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
-		a.Value = slog.StringValue(a.Value.Duration().String())
-	}
-	return a
-}
-
 // commandName is the command as typed after the program's name: "routes add".
 func commandName(c *cli.Context) string {
 	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
@@ -254,14 +218,4 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/example"
+	"github.com/notified/notified/internal/logging"
 	"github.com/notified/notified/internal/testdb"
 )
 
@@ -24,7 +25,7 @@ func logSample(l *slog.Logger) {
 func TestLoggerWritesDurationsAsGoDurations(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	l, err := newLogger(&buf, "info", "json")
+	l, err := logging.New(&buf, "info", "json")
 	require.NoError(t, err)
 	logSample(l)
 	var got map[string]any
@@ -35,7 +36,7 @@ func TestLoggerWritesDurationsAsGoDurations(t *testing.T) {
 	require.Equal(t, "720h0m0s", got["retention"])
 
 	buf.Reset()
-	l, err = newLogger(&buf, "info", "text")
+	l, err = logging.New(&buf, "info", "text")
 	require.NoError(t, err)
 	logSample(l)
 	require.Contains(t, buf.String(), " took.claim=1.117008ms took.commit=2s poll_interval=5s lag=250ms retention=720h0m0s\n")
@@ -43,7 +44,7 @@ func TestLoggerWritesDurationsAsGoDurations(t *testing.T) {
 	// The example worker writes the same lines.
 	for _, format := range []string{"json", "text"} {
 		var bridgeOut, workerOut bytes.Buffer
-		b, err := newLogger(&bridgeOut, "info", format)
+		b, err := logging.New(&bridgeOut, "info", format)
 		require.NoError(t, err)
 		w, err := example.NewLogger(&workerOut, "info", format)
 		require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/bridge"
+	"github.com/notified/notified/internal/logging"
 	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/replay"
 )
@@ -316,7 +317,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	return &progress{w: w, on: isTerminal(w), start: time.Now()}
+	return &progress{w: w, on: logging.IsTerminal(w), start: time.Now()}
 }
 
 func (p *progress) update(r replay.Progress) {
