@@ -234,24 +234,5 @@ func envNames(msg string) string {
 		}
 		return field
 	}
-	var b strings.Builder
-	start, inQuote := 0, false
-	for i := 0; i < len(msg); i++ {
-		switch {
-		case inQuote && msg[i] == '\\':
-			i++ // an escaped character, a quote included
-		case msg[i] == '"' && !inQuote:
-			b.WriteString(envFieldRE.ReplaceAllStringFunc(msg[start:i], rename))
-			start, inQuote = i, true
-		case msg[i] == '"':
-			b.WriteString(msg[start : i+1])
-			start, inQuote = i+1, false
-		}
-	}
-	if inQuote {
-		b.WriteString(msg[start:])
-	} else {
-		b.WriteString(envFieldRE.ReplaceAllStringFunc(msg[start:], rename))
-	}
-	return b.String()
+	return termsafe.ReplaceOutsideQuotes(msg, envFieldRE, rename)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/notified/notified/internal/termsafe"
 )
 
 // fieldFlags maps the Go fields that library errors name (bridge.Config,
@@ -78,27 +80,5 @@ func flagNames(msg string, fields map[string]string) string {
 		}
 		return fieldFlags[f]
 	}
-	var b strings.Builder
-	start, inQuote := 0, false
-	for i := 0; i < len(msg); i++ {
-		switch {
-		case inQuote && msg[i] == '\\':
-			i++ // an escaped character, a quote included
-		case msg[i] == '"':
-			if !inQuote {
-				b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:i], flag))
-				start = i
-			} else {
-				b.WriteString(msg[start : i+1])
-				start = i + 1
-			}
-			inQuote = !inQuote
-		}
-	}
-	if inQuote {
-		b.WriteString(msg[start:])
-	} else {
-		b.WriteString(fieldRE.ReplaceAllStringFunc(msg[start:], flag))
-	}
-	return b.String()
+	return termsafe.ReplaceOutsideQuotes(msg, fieldRE, flag)
 }

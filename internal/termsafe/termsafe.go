@@ -15,6 +15,7 @@
 package termsafe
 
 import (
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -134,4 +135,32 @@ func writeHex(b *strings.Builder, prefix string, v uint32, digits int) {
 	for shift := 4 * (digits - 1); shift >= 0; shift -= 4 {
 		b.WriteByte(hexDigits[v>>uint(shift)&0xf])
 	}
+}
+
+// ReplaceOutsideQuotes replaces what re matches in msg with what replace
+// returns for it, except inside double-quoted text (as strconv.Quote and %q
+// write it, with its backslash escapes): there, in error messages, are the
+// user's values, which must come out as they went in. An unterminated
+// quote runs to the end of msg.
+func ReplaceOutsideQuotes(msg string, re *regexp.Regexp, replace func(string) string) string {
+	var b strings.Builder
+	start, inQuote := 0, false
+	for i := 0; i < len(msg); i++ {
+		switch {
+		case inQuote && msg[i] == '\\':
+			i++ // an escaped character, a quote included
+		case msg[i] == '"' && !inQuote:
+			b.WriteString(re.ReplaceAllStringFunc(msg[start:i], replace))
+			start, inQuote = i, true
+		case msg[i] == '"':
+			b.WriteString(msg[start : i+1])
+			start, inQuote = i+1, false
+		}
+	}
+	if inQuote {
+		b.WriteString(msg[start:])
+	} else {
+		b.WriteString(re.ReplaceAllStringFunc(msg[start:], replace))
+	}
+	return b.String()
 }

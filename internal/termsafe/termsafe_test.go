@@ -2,6 +2,7 @@ package termsafe_test
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,4 +156,19 @@ func TestTruncateCutsOnARuneBoundary(t *testing.T) {
 	require.Equal(t, "ab", termsafe.Truncate("ab€", 4))
 	require.Equal(t, "ab€", termsafe.Truncate("ab€", 5))
 	require.Equal(t, `"ab"`, termsafe.QuoteShort("ab"))
+}
+
+func TestReplaceOutsideQuotes(t *testing.T) {
+	re := regexp.MustCompile(`\bBatchSize\b`)
+	up := func(string) string { return "--batch-size" }
+	for in, want := range map[string]string{
+		`BatchSize 0 is out of range`:                      `--batch-size 0 is out of range`,
+		`BatchSize "BatchSize" is not a number: BatchSize`: `--batch-size "BatchSize" is not a number: --batch-size`,
+		`value "a \"BatchSize\" b" for BatchSize`:          `value "a \"BatchSize\" b" for --batch-size`,
+		`unterminated "BatchSize`:                          `unterminated "BatchSize`,
+		`MaxBatchSize and BatchSizes are other words`:      `MaxBatchSize and BatchSizes are other words`,
+		``: ``,
+	} {
+		require.Equal(t, want, termsafe.ReplaceOutsideQuotes(in, re, up), in)
+	}
 }
