@@ -1,7 +1,8 @@
 // Package routes stores which handler kinds receive which events.
 //
 // A route says: events named Event become one River job of kind Kind, in
-// Queue, with Priority and MaxAttempts. Routes live in the notified_route
+// Queue, with Priority and MaxAttempts; with a Where filter, only the events
+// whose row matches it do. Routes live in the notified_route
 // table, so every bridge and every worker process sees the same set, and a
 // change applies to the next batch the bridge dispatches, without a restart.
 package routes
@@ -11,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/notified/notified/internal/dbtx"
 )
@@ -35,7 +38,20 @@ type Route struct {
 	Queue       string `json:"queue"`
 	Priority    int    `json:"priority"`
 	MaxAttempts int    `json:"max_attempts"`
+	// Where, when set, is a filter: a Postgres jsonpath predicate (e.g.
+	// `$.total > 1000`) on the event's row as JSON, the data the handler
+	// receives. Only the events whose row matches it get a job. The bridge's
+	// dispatch transaction evaluates it in the server, in lax or strict mode
+	// as the path says; a row it cannot evaluate (strict mode on a missing
+	// key, a type mismatch) does not match. Empty: every event of the name.
+	Where string `json:"where"`
 }
+
+// MaxWhereLength is the longest filter a route takes, in bytes.
+const MaxWhereLength = 4096
+
+// WhereExample is a filter shown in the errors about filters.
+const WhereExample = `$.total > 1000`
 
 // queueRE is River's rule for queue names.
 var queueRE = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)
@@ -51,6 +67,7 @@ func (r Route) withDefaults() Route {
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = DefaultMaxAttempts
 	}
+	r.Where = strings.TrimSpace(r.Where)
 	return r
 }
 
@@ -70,6 +87,10 @@ func (r Route) Validate() error {
 		return fmt.Errorf("route %s -> %s: priority %d is out of range: use 1 (highest) to 4", r.Event, r.Kind, r.Priority)
 	case r.MaxAttempts < 1 || r.MaxAttempts > 32767:
 		return fmt.Errorf("route %s -> %s: max attempts %d is out of range: use 1 to 32767", r.Event, r.Kind, r.MaxAttempts)
+	case len(r.Where) > MaxWhereLength:
+		return fmt.Errorf("route %s -> %s: filter is longer than %d bytes: write a shorter jsonpath predicate, e.g. '%s'", r.Event, r.Kind, MaxWhereLength, WhereExample)
+	case strings.ContainsRune(r.Where, 0) || !utf8.ValidString(r.Where):
+		return fmt.Errorf("route %s -> %s: filter is not valid UTF-8 text: write a jsonpath predicate, e.g. '%s'", r.Event, r.Kind, WhereExample)
 	}
 	return nil
 }
@@ -93,23 +114,79 @@ func NewStore(db DB, schema string) *Store {
 // sql returns query for the store's schema.
 func (s *Store) sql(query string) string { return dbtx.InSchema(s.schema, query) }
 
-// Add creates the route, or updates its queue, priority and max attempts when
-// a route for the same event and kind exists.
+// Add creates the route, or updates its queue, priority, max attempts and
+// filter when a route for the same event and kind exists. A filter is
+// checked by the server (see CheckWhere).
 func (s *Store) Add(ctx context.Context, r Route) error {
-	if err := r.Validate(); err != nil {
+	if err := s.validate(ctx, r); err != nil {
 		return err
 	}
 	return s.upsert(ctx, r)
 }
 
+// validate checks r, and its filter with the server.
+func (s *Store) validate(ctx context.Context, r Route) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	return s.CheckWhere(ctx, r)
+}
+
+// ErrInvalidWhere is wrapped by the errors about a route's filter that the
+// server refused: not a jsonpath, or not a predicate.
+var ErrInvalidWhere = errors.New("invalid filter")
+
+// CheckWhere asks the server whether r's filter, if any, is a jsonpath
+// predicate: it must parse as a jsonpath and, evaluated on an empty object,
+// give one boolean (or unknown), as a predicate gives on any row. A path
+// that selects items ($.total) or that needs variables is refused. The
+// error, which wraps ErrInvalidWhere, quotes the server's message and shows
+// an example.
+func (s *Store) CheckWhere(ctx context.Context, r Route) error {
+	r = r.withDefaults()
+	if r.Where == "" {
+		return nil
+	}
+	var predicate bool
+	err := s.db.QueryRow(ctx, checkWhereSQL, r.Where).Scan(&predicate)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		return fmt.Errorf("route %s -> %s: %w %q: %s: write a jsonpath predicate, e.g. '%s'",
+			r.Event, r.Kind, ErrInvalidWhere, r.Where, oneLine(pgErr.Message), WhereExample)
+	case err != nil:
+		return fmt.Errorf("route %s -> %s: check filter: %w", r.Event, r.Kind, err)
+	case predicate:
+		return nil
+	}
+	// Not a predicate: the server says why when asked for a boolean.
+	why := "it selects items rather than testing the row"
+	if err := s.db.QueryRow(ctx, matchEmptySQL, r.Where).Scan(new(*bool)); errors.As(err, &pgErr) {
+		why = oneLine(pgErr.Message)
+	}
+	return fmt.Errorf("route %s -> %s: %w %q is not a predicate (%s): compare, e.g. '%s'",
+		r.Event, r.Kind, ErrInvalidWhere, r.Where, why, WhereExample)
+}
+
+// oneLine joins the lines of a server's message.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
 // upsert writes a validated route.
 func (s *Store) upsert(ctx context.Context, r Route) error {
 	r = r.withDefaults()
-	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where))
 	if err != nil {
 		return fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 	}
 	return nil
+}
+
+// nullIfEmpty is s, or NULL for the empty string.
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // Ensure adds or updates every route given, after validating all of them, so
@@ -117,7 +194,7 @@ func (s *Store) upsert(ctx context.Context, r Route) error {
 // are left as they are. Pass a transaction to make it all or nothing.
 func (s *Store) Ensure(ctx context.Context, rs ...Route) error {
 	for _, r := range rs {
-		if err := r.Validate(); err != nil {
+		if err := s.validate(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -134,14 +211,14 @@ func (s *Store) Ensure(ctx context.Context, rs ...Route) error {
 // routes it created.
 func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 	for _, r := range rs {
-		if err := r.Validate(); err != nil {
+		if err := s.validate(ctx, r); err != nil {
 			return nil, err
 		}
 	}
 	var added []Route
 	for _, r := range rs {
 		r = r.withDefaults()
-		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts)
+		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where))
 		if err != nil {
 			return added, fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 		}
@@ -179,7 +256,7 @@ func ListSQL(schema string) string { return dbtx.InSchema(schema, listRoutesSQL)
 func ScanList(rows pgx.Rows) ([]Route, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Route, error) {
 		var r Route
-		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts)
+		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts, &r.Where)
 		return r, err
 	})
 	if err != nil {

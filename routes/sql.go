@@ -4,21 +4,35 @@ package routes
 // dbtx.InSchema); every value is a parameter.
 
 // upsertRouteSQL creates the route from event $1 to kind $2 with queue $3,
-// priority $4 and max attempts $5, or updates those three if it exists.
-const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts)
-	VALUES ($1, $2, $3, $4, $5)
+// priority $4, max attempts $5 and filter $6 (NULL: none), or updates those
+// four if it exists.
+const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path)
+	VALUES ($1, $2, $3, $4, $5, $6)
 	ON CONFLICT (event_name, kind) DO UPDATE
 	SET queue = excluded.queue, priority = excluded.priority,
-	    max_attempts = excluded.max_attempts, updated_at = now()`
+	    max_attempts = excluded.max_attempts, filter_path = excluded.filter_path, updated_at = now()`
 
 // addRouteIfMissingSQL creates the route like upsertRouteSQL, and does
 // nothing if it exists.
-const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts)
-	VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_name, kind) DO NOTHING`
+const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path)
+	VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_name, kind) DO NOTHING`
 
 // removeRouteSQL deletes the route from event $1 to kind $2.
 const removeRouteSQL = `DELETE FROM {schema}.notified_route WHERE event_name = $1 AND kind = $2`
 
-// listRoutesSQL lists every route, ordered by event and kind.
-const listRoutesSQL = `SELECT event_name, kind, queue, priority, max_attempts
+// listRoutesSQL lists every route, ordered by event and kind, with its
+// filter (empty for none).
+const listRoutesSQL = `SELECT event_name, kind, queue, priority, max_attempts, coalesce(filter_path, '')
 	FROM {schema}.notified_route ORDER BY event_name, kind`
+
+// checkWhereSQL says whether $1 is a jsonpath predicate: evaluated on an
+// empty object, without raising the errors of evaluation, it gives one
+// boolean or unknown (null), as a predicate does on any row, where a path
+// that selects items gives none ($.total), or something else ($). A path
+// that does not parse, or that names a variable, fails.
+const checkWhereSQL = `SELECT jsonb_path_query_array('{}'::jsonb, $1::jsonpath, '{}', true) IN ('[true]', '[false]', '[null]')`
+
+// matchEmptySQL evaluates $1 on an empty object as a filter, raising the
+// errors evaluation meets: for a path that is not a predicate, the server
+// then says why.
+const matchEmptySQL = `SELECT jsonb_path_match('{}'::jsonb, $1::jsonpath)`
