@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +33,8 @@ type claimedRow struct {
 type eventRow struct {
 	name      *string
 	data      []byte
-	placement int // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
+	placement int     // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
+	filters   []int32 // the results of the filters of its name's routes, in order (see routeFilters)
 }
 
 // outcomeRecord is one row for notified_dispatch.
@@ -40,7 +43,9 @@ type outcomeRecord struct {
 	name      *string
 	outcome   string // one of history's Outcome constants
 	reason    *string
-	jobs      []routes.Route
+	routes    []routes.Route // every route of the event's name, for the record
+	skipped   []string       // per route: "" if it gets a job, else history.SkippedBy...
+	jobs      []routes.Route // the routes that get a job
 	createdAt time.Time
 	age       time.Duration // in the outbox when claimed, by the database's clock
 	data      []byte
@@ -108,11 +113,12 @@ func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult
 	p := parseClaimed(st.t, c.rows)
 	res.dupes = p.dupes
 
-	// 3. Fetch the rows, measured by the server before they are read. An
-	// event isolated as bad (sel.poison) is not fetched again.
+	// 3. Fetch the rows, measured by the server before they are read, and
+	// evaluate the route filters on them there. An event isolated as bad
+	// (sel.poison) is not fetched again.
 	var found map[string]eventRow
 	if sel.poison == nil {
-		if found, res.held, err = b.fetch(ctx, tx, st, p.ids, c.seqs); err != nil {
+		if found, res.held, err = b.fetch(ctx, tx, st, p.ids, c.seqs, c.routes); err != nil {
 			return nil, err
 		}
 	}
@@ -138,7 +144,8 @@ func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult
 		return nil, err
 	}
 
-	// 6. Insert one job per route of each dispatched event.
+	// 6. Insert one job per route of each dispatched event, but for those
+	// its filter skipped.
 	if res.jobs, err = b.insertJobs(ctx, tx, st, fresh, c.seqs); err != nil {
 		return nil, err
 	}
@@ -294,9 +301,11 @@ func parseClaimed(t *eventstable.Table, rows []claimedRow) parsed {
 // fetch runs step 3: it reads the rows of ids, measured by the server before
 // they are read. A batch holds at most MaxBatchBytes of row data, the rows
 // past it are marked deferred, and a row larger than LargeRowBytes is marked
-// large and not read: its jobs are inserted by the server. It returns the
-// rows by id and the bytes read.
-func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []string, seqs []int64) (map[string]eventRow, int64, error) {
+// large and not read: its jobs are inserted by the server. The same
+// statement evaluates the filters of the routes of each row's name on the
+// row, in the server (see routeFilters). It returns the rows by id and the
+// bytes read.
+func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []string, seqs []int64, byName map[string][]routes.Route) (map[string]eventRow, int64, error) {
 	found := make(map[string]eventRow, len(ids))
 	if len(ids) == 0 {
 		return found, 0, nil
@@ -304,7 +313,8 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 	fail := func(err error) error {
 		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.Display, err)}
 	}
-	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes)
+	names, paths := routeFilters(byName)
+	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes, names, paths)
 	if err != nil {
 		return nil, 0, fail(err)
 	}
@@ -313,7 +323,7 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 	for rows.Next() {
 		var id string
 		var ev eventRow
-		if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data); err != nil {
+		if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data, &ev.filters); err != nil {
 			return nil, 0, fail(err)
 		}
 		held += int64(len(ev.data))
@@ -374,7 +384,12 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 			rec.name, rec.outcome = ev.name, history.OutcomeUnrouted
 			rec.reason = ptr(eventstable.NoRouteReason(*ev.name))
 		default:
-			rec.name, rec.outcome, rec.jobs = ev.name, history.OutcomeDispatched, routesByName[*ev.name]
+			rec.name, rec.outcome = ev.name, history.OutcomeDispatched
+			rec.routes = routesByName[*ev.name]
+			rec.jobs, rec.skipped = applyFilters(rec.routes, ev.filters)
+			if len(rec.jobs) == 0 {
+				rec.reason = ptr(allSkippedReason)
+			}
 			rec.data, rec.large = ev.data, ev.placement == eventstable.RowLarge
 		}
 		d.records = append(d.records, rec)
@@ -383,6 +398,59 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// allSkippedReason is the reason recorded for a dispatched event that the
+// filters of all its routes skipped: it got no job.
+const allSkippedReason = "no job: the filter of every route skipped the event"
+
+// routeFilters pairs the event names of routes with their filters, for the
+// fetch: names[i] has a route whose filter is paths[i], in the order of the
+// routes of each name, the names sorted.
+func routeFilters(byName map[string][]routes.Route) (names, paths []string) {
+	names, paths = []string{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		for _, r := range byName[name] {
+			if r.Where != "" {
+				names, paths = append(names, name), append(paths, r.Where)
+			}
+		}
+	}
+	return names, paths
+}
+
+// applyFilters splits rs, the routes of an event's name, by the results of
+// their filters on its row (in order, one per route with a filter): it
+// returns the routes that get a job, and per route why it is skipped ("" if
+// not). A route without a filter always gets one; a result that is missing
+// (the server evaluated none) counts as an error.
+func applyFilters(rs []routes.Route, results []int32) (jobs []routes.Route, skipped []string) {
+	hasFilter := slices.ContainsFunc(rs, func(r routes.Route) bool { return r.Where != "" })
+	if !hasFilter {
+		return rs, nil
+	}
+	skipped = make([]string, len(rs))
+	i := 0
+	for j, r := range rs {
+		if r.Where == "" {
+			jobs = append(jobs, r)
+			continue
+		}
+		res := int32(eventstable.FilterError)
+		if i < len(results) {
+			res = results[i]
+		}
+		i++
+		switch res {
+		case eventstable.FilterMatch:
+			jobs = append(jobs, r)
+		case eventstable.FilterNoMatch:
+			skipped[j] = history.SkippedByFilter
+		default:
+			skipped[j] = history.SkippedByFilterError
+		}
+	}
+	return jobs, skipped
+}
 
 // putAside returns to the outbox the rows decide left for later: those not
 // visible yet, tried again after retryDelay, and those past the batch's
@@ -416,7 +484,7 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 	var large []outcomeRecord
 	for _, r := range records {
 		switch {
-		case r.outcome != history.OutcomeDispatched:
+		case r.outcome != history.OutcomeDispatched || len(r.jobs) == 0:
 		case r.large:
 			large = append(large, r)
 		default:
@@ -480,26 +548,31 @@ func rejected(key string, name *string, reason string, createdAt time.Time) outc
 }
 
 // encodeRouteSets encodes the route sets of records for
-// notified_dispatch.jobs, as history reads them. Most events of a batch share
-// a few names, and so a few route sets: each distinct set is encoded once per
-// name and sent, and parsed, once; each record refers to its set by a
-// 1-based index.
+// notified_dispatch.jobs, as history reads them: every route of the event's
+// name, each saying whether its filter skipped the event. Most events of a
+// batch share a few names and filter results, and so a few route sets: each
+// distinct set is encoded once per name and results, and sent, and parsed,
+// once; each record refers to its set by a 1-based index.
 func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err error) {
 	index = make([]int32, len(records))
 	setIndex := map[string]int32{}
-	byName := map[string]int32{} // the events of one name share its routes
+	byName := map[string]int32{} // the events of one name and results share its routes
 	for i, r := range records {
 		name := ""
-		if len(r.jobs) > 0 {
-			name = *r.name
+		if len(r.routes) > 0 {
+			name = *r.name + "\x00" + strings.Join(r.skipped, ",")
 		}
 		if idx, ok := byName[name]; ok {
 			index[i] = idx
 			continue
 		}
-		rs := make([]history.Route, len(r.jobs))
-		for j, route := range r.jobs {
-			rs[j] = history.Route{Handler: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts}
+		rs := make([]history.Route, len(r.routes))
+		for j, route := range r.routes {
+			rs[j] = history.Route{Handler: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts,
+				Where: route.Where}
+			if r.skipped != nil {
+				rs[j].Skipped = r.skipped[j]
+			}
 		}
 		buf, err := json.Marshal(rs)
 		if err != nil {

@@ -32,9 +32,9 @@ func TestDecide(t *testing.T) {
 		deferred bool
 	}{
 		{name: "dispatched to its routes", claimed: young, row: &eventRow{name: name("signup"), data: []byte(`{"id":7}`)},
-			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), jobs: signup, data: []byte(`{"id":7}`)}},
+			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), routes: signup, jobs: signup, data: []byte(`{"id":7}`)}},
 		{name: "large row dispatched by the server", claimed: young, row: &eventRow{name: name("signup"), placement: eventstable.RowLarge},
-			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), jobs: signup, large: true}},
+			want: &outcomeRecord{outcome: history.OutcomeDispatched, name: name("signup"), routes: signup, jobs: signup, large: true}},
 		{name: "no route", claimed: young, row: &eventRow{name: name("order")},
 			want: &outcomeRecord{outcome: history.OutcomeUnrouted, name: name("order"), reason: name(`no route for event name "order"`)}},
 		{name: "NULL name", claimed: young, row: &eventRow{},
@@ -88,4 +88,55 @@ func TestParseClaimed(t *testing.T) {
 	require.Equal(t, "abc", p.rejected[0].key)
 	require.Equal(t, `payload "abc" is not a valid bigint id`, *p.rejected[0].reason)
 	require.Equal(t, int64(1), p.byKey["42"].seq)
+}
+
+// TestApplyFilters: the routes of a name split by their filters' results.
+func TestApplyFilters(t *testing.T) {
+	t.Parallel()
+	plain := routes.Route{Event: "order", Kind: "ship"}
+	big := routes.Route{Event: "order", Kind: "big", Where: "$.total > 1000"}
+	fr := routes.Route{Event: "order", Kind: "fr", Where: `strict $.country == "FR"`}
+	rs := []routes.Route{big, fr, plain}
+
+	jobs, skipped := applyFilters([]routes.Route{plain}, nil)
+	require.Equal(t, []routes.Route{plain}, jobs)
+	require.Nil(t, skipped, "no filter: nothing to say")
+
+	jobs, skipped = applyFilters(rs, []int32{eventstable.FilterMatch, eventstable.FilterNoMatch})
+	require.Equal(t, []routes.Route{big, plain}, jobs)
+	require.Equal(t, []string{"", history.SkippedByFilter, ""}, skipped)
+
+	jobs, skipped = applyFilters(rs, []int32{eventstable.FilterError, eventstable.FilterMatch})
+	require.Equal(t, []routes.Route{fr, plain}, jobs)
+	require.Equal(t, []string{history.SkippedByFilterError, "", ""}, skipped)
+
+	jobs, skipped = applyFilters(rs, nil)
+	require.Equal(t, []routes.Route{plain}, jobs, "no result (none evaluated) counts as an error")
+	require.Equal(t, []string{history.SkippedByFilterError, history.SkippedByFilterError, ""}, skipped)
+
+	names, paths := routeFilters(map[string][]routes.Route{"order": rs, "a": {{Event: "a", Kind: "k", Where: "$.x == 1"}}, "b": {plain}})
+	require.Equal(t, []string{"a", "order", "order"}, names)
+	require.Equal(t, []string{"$.x == 1", "$.total > 1000", `strict $.country == "FR"`}, paths)
+}
+
+// TestEncodeRouteSetsWithFilters: events of one name share a route set only
+// when their filters gave the same results.
+func TestEncodeRouteSetsWithFilters(t *testing.T) {
+	t.Parallel()
+	name := "order"
+	rs := []routes.Route{{Event: name, Kind: "big", Queue: "default", Priority: 1, MaxAttempts: 25, Where: "$.total > 1000"}}
+	recs := []outcomeRecord{
+		{key: "1", name: &name, routes: rs, jobs: rs, skipped: []string{""}},
+		{key: "2", name: &name, routes: rs, skipped: []string{history.SkippedByFilter}},
+		{key: "3", name: &name, routes: rs, jobs: rs, skipped: []string{""}},
+		{key: "4", outcome: history.OutcomeMissing},
+	}
+	index, sets, err := encodeRouteSets(recs)
+	require.NoError(t, err)
+	require.Equal(t, []int32{1, 2, 1, 3}, index)
+	require.Equal(t, []string{
+		`[{"kind":"big","queue":"default","priority":1,"max_attempts":25,"where":"$.total \u003e 1000"}]`,
+		`[{"kind":"big","queue":"default","priority":1,"max_attempts":25,"where":"$.total \u003e 1000","skipped":"filter"}]`,
+		`[]`,
+	}, sets)
 }

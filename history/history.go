@@ -95,7 +95,22 @@ type Route struct {
 	Queue       string `json:"queue"`
 	Priority    int    `json:"priority"`
 	MaxAttempts int    `json:"max_attempts"`
+	// Where is the route's filter when the event was dispatched, if any.
+	Where string `json:"where,omitempty"`
+	// Skipped is empty when the handler got a job at dispatch, else why
+	// not: SkippedByFilter or SkippedByFilterError.
+	Skipped string `json:"skipped,omitempty"`
 }
+
+// Why a route of a dispatched event made no job (Route.Skipped).
+const (
+	// SkippedByFilter: the route's filter did not match the row.
+	SkippedByFilter = "filter"
+	// SkippedByFilterError: the route's filter could not be evaluated on
+	// the row (strict mode on a missing key, a type mismatch), which
+	// counts as not matching.
+	SkippedByFilterError = "filter_error"
+)
 
 // Event is one event's history.
 type Event struct {

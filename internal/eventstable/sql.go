@@ -30,6 +30,12 @@ const (
 // than they are stored: JSON over $3 bytes makes the row large, and once
 // the JSON so far passes $2 bytes the rest are deferred. The first row is
 // never deferred, as $3 <= $2.
+//
+// The fifth column is the results of the route filters of the row's name:
+// $4 are event names and $5 jsonpath predicates, pairwise (see
+// FilterResultsSQL). It is NULL for a row whose name has no filter, and
+// for a row already deferred by its stored size; a large row's filters are
+// evaluated too, as its JSON never leaves the server.
 func (t *Table) FetchBoundedSQL() string {
 	return `WITH s AS (
 			SELECT k.ord, e AS ev, pg_column_size(e.*) AS stored,
@@ -37,19 +43,25 @@ func (t *Table) FetchBoundedSQL() string {
 			FROM unnest($1::` + t.ArrayType() + `) WITH ORDINALITY AS k(id, ord)
 			JOIN ` + t.Ident + ` AS e ON e.` + t.IDCol + ` = k.id
 		), f AS (
-			SELECT s.ord, (s.ev).` + t.IDCol + `::text AS id, (s.ev).` + t.NameCol + `::text AS name, s.cum, x.j,
+			SELECT s.ord, (s.ev).` + t.IDCol + `::text AS id, (s.ev).` + t.NameCol + `::text AS name, s.cum, x.j, y.filters,
 				CASE WHEN x.j IS NULL OR octet_length(x.j) > $3::bigint THEN least(s.stored, $3::bigint) ELSE octet_length(x.j) END AS held
 			FROM s
 			LEFT JOIN LATERAL (
 				SELECT row_to_json(s.ev)::text AS j WHERE s.cum <= $2::bigint AND s.stored <= $3::bigint OFFSET 0
 			) x ON true
+			LEFT JOIN LATERAL (
+				SELECT ` + FilterResultsSQL("r.jb", "(s.ev)."+t.NameCol+"::text", "$4", "$5") + ` AS filters
+				FROM (SELECT row_to_json(s.ev)::jsonb AS jb OFFSET 0) r
+				WHERE s.cum <= $2::bigint AND (s.ev).` + t.NameCol + `::text = ANY($4::text[])
+			) y ON true
 		), g AS (
-			SELECT id, name, j, cum, sum(held) OVER (ORDER BY ord) AS cum2 FROM f
+			SELECT id, name, j, filters, cum, sum(held) OVER (ORDER BY ord) AS cum2 FROM f
 		)
 		SELECT id, name,
 			CASE WHEN cum > $2::bigint OR cum2 > $2::bigint THEN 2
 				WHEN j IS NULL OR octet_length(j) > $3::bigint THEN 1 ELSE 0 END,
-			CASE WHEN cum <= $2::bigint AND cum2 <= $2::bigint AND octet_length(j) <= $3::bigint THEN j END
+			CASE WHEN cum <= $2::bigint AND cum2 <= $2::bigint AND octet_length(j) <= $3::bigint THEN j END,
+			filters
 		FROM g`
 }
 
@@ -81,4 +93,24 @@ func (t *Table) RowNamesSQL() string {
 func (t *Table) NamesSQL() string {
 	return "SELECT DISTINCT e." + t.NameCol + "::text FROM " + t.Ident + " AS e WHERE e." + t.IDCol +
 		" = ANY($1::" + t.ArrayType() + ") AND e." + t.NameCol + " IS NOT NULL"
+}
+
+// The result of a route filter on a row, in FilterResultsSQL's array.
+const (
+	FilterNoMatch = 0 // the predicate is false
+	FilterMatch   = 1 // the predicate is true
+	FilterError   = 2 // the predicate is unknown: the row cannot be evaluated (strict mode on a missing key, a type mismatch)
+)
+
+// FilterResultsSQL is an expression: the results (FilterMatch, FilterNoMatch
+// or FilterError) of the route filters for an event named name, whose row is
+// the jsonb jb, in order. names and paths are parameters, text arrays
+// paired element by element: paths[i] is a jsonpath predicate, the filter
+// of a route of names[i]. Each is evaluated by jsonb_path_match in silent
+// mode, so that a row the filter cannot evaluate gives unknown (NULL), not
+// an error. In a custom plan the paths are parsed once per statement.
+func FilterResultsSQL(jb, name, names, paths string) string {
+	return `ARRAY(SELECT coalesce(jsonb_path_match(` + jb + `, p.path, '{}', true)::int, 2)
+		FROM unnest(` + names + `::text[], ` + paths + `::text[]::jsonpath[]) WITH ORDINALITY AS p(name, path, ord)
+		WHERE p.name = ` + name + ` ORDER BY p.ord)`
 }
