@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ type eventRow struct {
 	name      *string
 	data      []byte
 	placement int     // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
-	filters   []int32 // the results of the filters of its name's routes, in order (see routeFilters)
+	filters   []int32 // the results of the filters of its name's routes, in order (see jobparams.FilterArgs)
 }
 
 // outcomeRecord is one row for notified_dispatch.
@@ -303,7 +302,7 @@ func parseClaimed(t *eventstable.Table, rows []claimedRow) parsed {
 // past it are marked deferred, and a row larger than LargeRowBytes is marked
 // large and not read: its jobs are inserted by the server. The same
 // statement evaluates the filters of the routes of each row's name on the
-// row, in the server (see routeFilters). It returns the rows by id and the
+// row, in the server (see jobparams.FilterArgs). It returns the rows by id and the
 // bytes read.
 func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []string, seqs []int64, byName map[string][]routes.Route) (map[string]eventRow, int64, error) {
 	found := make(map[string]eventRow, len(ids))
@@ -313,7 +312,7 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 	fail := func(err error) error {
 		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.Display, err)}
 	}
-	names, paths := routeFilters(byName)
+	names, paths := jobparams.FilterArgs(byName)
 	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes, names, paths)
 	if err != nil {
 		return nil, 0, fail(err)
@@ -386,7 +385,7 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 		default:
 			rec.name, rec.outcome = ev.name, history.OutcomeDispatched
 			rec.routes = routesByName[*ev.name]
-			rec.jobs, rec.skipped = applyFilters(rec.routes, ev.filters)
+			rec.jobs, rec.skipped = jobparams.ApplyFilters(rec.routes, ev.filters)
 			if len(rec.jobs) == 0 {
 				rec.reason = ptr(allSkippedReason)
 			}
@@ -402,55 +401,6 @@ func ptr[T any](v T) *T { return &v }
 // allSkippedReason is the reason recorded for a dispatched event that the
 // filters of all its routes skipped: it got no job.
 const allSkippedReason = "no job: the filter of every route skipped the event"
-
-// routeFilters pairs the event names of routes with their filters, for the
-// fetch: names[i] has a route whose filter is paths[i], in the order of the
-// routes of each name, the names sorted.
-func routeFilters(byName map[string][]routes.Route) (names, paths []string) {
-	names, paths = []string{}, []string{}
-	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		for _, r := range byName[name] {
-			if r.Where != "" {
-				names, paths = append(names, name), append(paths, r.Where)
-			}
-		}
-	}
-	return names, paths
-}
-
-// applyFilters splits rs, the routes of an event's name, by the results of
-// their filters on its row (in order, one per route with a filter): it
-// returns the routes that get a job, and per route why it is skipped ("" if
-// not). A route without a filter always gets one; a result that is missing
-// (the server evaluated none) counts as an error.
-func applyFilters(rs []routes.Route, results []int32) (jobs []routes.Route, skipped []string) {
-	hasFilter := slices.ContainsFunc(rs, func(r routes.Route) bool { return r.Where != "" })
-	if !hasFilter {
-		return rs, nil
-	}
-	skipped = make([]string, len(rs))
-	i := 0
-	for j, r := range rs {
-		if r.Where == "" {
-			jobs = append(jobs, r)
-			continue
-		}
-		res := int32(eventstable.FilterError)
-		if i < len(results) {
-			res = results[i]
-		}
-		i++
-		switch res {
-		case eventstable.FilterMatch:
-			jobs = append(jobs, r)
-		case eventstable.FilterNoMatch:
-			skipped[j] = history.SkippedByFilter
-		default:
-			skipped[j] = history.SkippedByFilterError
-		}
-	}
-	return jobs, skipped
-}
 
 // putAside returns to the outbox the rows decide left for later: those not
 // visible yet, tried again after retryDelay, and those past the batch's

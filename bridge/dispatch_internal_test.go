@@ -90,35 +90,6 @@ func TestParseClaimed(t *testing.T) {
 	require.Equal(t, int64(1), p.byKey["42"].seq)
 }
 
-// TestApplyFilters: the routes of a name split by their filters' results.
-func TestApplyFilters(t *testing.T) {
-	t.Parallel()
-	plain := routes.Route{Event: "order", Kind: "ship"}
-	big := routes.Route{Event: "order", Kind: "big", Where: "$.total > 1000"}
-	fr := routes.Route{Event: "order", Kind: "fr", Where: `strict $.country == "FR"`}
-	rs := []routes.Route{big, fr, plain}
-
-	jobs, skipped := applyFilters([]routes.Route{plain}, nil)
-	require.Equal(t, []routes.Route{plain}, jobs)
-	require.Nil(t, skipped, "no filter: nothing to say")
-
-	jobs, skipped = applyFilters(rs, []int32{eventstable.FilterMatch, eventstable.FilterNoMatch})
-	require.Equal(t, []routes.Route{big, plain}, jobs)
-	require.Equal(t, []string{"", history.SkippedByFilter, ""}, skipped)
-
-	jobs, skipped = applyFilters(rs, []int32{eventstable.FilterError, eventstable.FilterMatch})
-	require.Equal(t, []routes.Route{fr, plain}, jobs)
-	require.Equal(t, []string{history.SkippedByFilterError, "", ""}, skipped)
-
-	jobs, skipped = applyFilters(rs, nil)
-	require.Equal(t, []routes.Route{plain}, jobs, "no result (none evaluated) counts as an error")
-	require.Equal(t, []string{history.SkippedByFilterError, history.SkippedByFilterError, ""}, skipped)
-
-	names, paths := routeFilters(map[string][]routes.Route{"order": rs, "a": {{Event: "a", Kind: "k", Where: "$.x == 1"}}, "b": {plain}})
-	require.Equal(t, []string{"a", "order", "order"}, names)
-	require.Equal(t, []string{"$.x == 1", "$.total > 1000", `strict $.country == "FR"`}, paths)
-}
-
 // TestEncodeRouteSetsWithFilters: events of one name share a route set only
 // when their filters gave the same results.
 func TestEncodeRouteSetsWithFilters(t *testing.T) {

@@ -102,6 +102,20 @@ type Route struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
+// SkipText says in words why the route made no job at dispatch ("skipped
+// by filter", "skipped: filter error"), or "" if it made one.
+func (r Route) SkipText() string {
+	switch r.Skipped {
+	case "":
+		return ""
+	case SkippedByFilter:
+		return "skipped by filter"
+	case SkippedByFilterError:
+		return "skipped: filter error"
+	}
+	return "skipped: " + r.Skipped
+}
+
 // Why a route of a dispatched event made no job (Route.Skipped).
 const (
 	// SkippedByFilter: the route's filter did not match the row.

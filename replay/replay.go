@@ -71,6 +71,13 @@ type Options struct {
 	Reason string
 	// RequestedBy says who, for the record (e.g. user@host).
 	RequestedBy string
+	// IgnoreFilters makes a job for every route of the event's name (to
+	// the chosen handlers), whatever the routes' filters say of its row.
+	// By default a replay applies today's filters to the row as it is now,
+	// as the bridge does at dispatch. The replay's record says which.
+	// Filters are never applied to the handlers of Selector.Jobs: those
+	// jobs were made, so their filters had matched (or were ignored).
+	IgnoreFilters bool
 	// BatchSize is how many events one transaction replays; 0 means
 	// Config.BatchSize.
 	BatchSize int
@@ -94,6 +101,8 @@ type PlannedEvent struct {
 	EventID   string   `json:"event_id"`
 	EventName string   `json:"event_name"`
 	Handlers  []string `json:"handlers"`
+	// Filtered are the handlers whose route's filter skipped the event.
+	Filtered []string `json:"filtered,omitempty"`
 }
 
 // SkipCause says in one word why a selected event got no job.
@@ -110,6 +119,9 @@ const (
 	SkipNullName SkipCause = "null_name"
 	// SkipNoRoute: no route for the event's name (to the chosen handlers).
 	SkipNoRoute SkipCause = "no_route"
+	// SkipFiltered: the filters of all its routes (to the chosen
+	// handlers) skipped the event's row.
+	SkipFiltered SkipCause = "filtered"
 )
 
 // SkippedEvent is one selected event a replay could not enqueue jobs for.
@@ -130,6 +142,13 @@ type Result struct {
 	DryRun   bool  `json:"dry_run"`
 	// Selected is how many events the selector matched.
 	Selected int `json:"selected"`
+	// FiltersApplied says whether the routes' filters chose the handlers
+	// (see Options.IgnoreFilters).
+	FiltersApplied bool `json:"filters_applied"`
+	// FilteredJobs is how many jobs the filters skipped in the events that
+	// got other jobs; the events they skipped entirely are counted in
+	// SkippedByCause[SkipFiltered].
+	FilteredJobs int `json:"filtered_jobs"`
 	// Events is how many of them got jobs, and Jobs how many jobs.
 	Events int `json:"events"`
 	Jobs   int `json:"jobs"`
@@ -373,7 +392,7 @@ func (r *replayer) run(ctx context.Context) (*Result, error) {
 	}
 
 	// 4. Batches.
-	res := &Result{DryRun: r.opts.DryRun, Selected: len(keys), JobsByHandler: map[string]int{},
+	res := &Result{DryRun: r.opts.DryRun, Selected: len(keys), FiltersApplied: r.filtersApplied(), JobsByHandler: map[string]int{},
 		Planned: []PlannedEvent{}, Skipped: []SkippedEvent{}, SkippedByCause: map[SkipCause]int{}}
 	if !r.opts.DryRun {
 		client, err := river.NewClient(riverpgxv5.New(r.pool), &river.Config{Schema: r.cfg.Schema, Logger: r.cfg.Logger})
@@ -409,8 +428,9 @@ func (r *replayer) run(ctx context.Context) (*Result, error) {
 // row is an event's row as a batch reads it: its name and, unless in a dry
 // run, its data.
 type row struct {
-	name *string
-	data []byte
+	name    *string
+	data    []byte
+	filters []int32 // the results of the filters of its name's routes
 }
 
 // plannedJobs is one event of a batch that gets jobs.
@@ -418,7 +438,11 @@ type plannedJobs struct {
 	id, name string
 	data     []byte
 	routes   []routes.Route
+	filtered []string // the handlers whose filter skipped it
 }
+
+// filtersApplied says whether the routes' filters choose the handlers.
+func (r *replayer) filtersApplied() bool { return !r.opts.IgnoreFilters && r.jobKinds == nil }
 
 // batch replays one batch of events, in one transaction unless it is a dry
 // run. If it fails, res is left as it was.
@@ -459,7 +483,7 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 				handlers = r.opts.Handlers
 			}
 			if err := tx.QueryRow(ctx, r.q.record, r.cfg.Channel, r.opts.RequestedBy, r.opts.Reason, selJSON, handlers,
-				r.startedAt).Scan(&r.replayID); err != nil {
+				r.startedAt, !r.filtersApplied()).Scan(&r.replayID); err != nil {
 				return fmt.Errorf("record replay: %w", err)
 			}
 		}
@@ -517,14 +541,18 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 		if r.opts.DryRun {
 			query = r.q.rowNames
 		}
-		rows, err := db.Query(ctx, query, ids)
+		names, paths := []string{}, []string{}
+		if r.filtersApplied() {
+			names, paths = jobparams.FilterArgs(r.routes)
+		}
+		rows, err := db.Query(ctx, query, ids, names, paths)
 		if err != nil {
 			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
 		}
 		var id string
 		var ev row
-		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
-			found[id] = row{name: ev.name, data: slices.Clone(ev.data)}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data, &ev.filters}, func() error {
+			found[id] = row{name: ev.name, data: slices.Clone(ev.data), filters: slices.Clone(ev.filters)}
 			return nil
 		}); err != nil {
 			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
@@ -542,10 +570,26 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 			continue
 		}
 		var chosen []routes.Route
-		for _, rt := range r.routes[*ev.name] {
-			if r.jobKinds == nil || slices.Contains(r.jobKinds[id], rt.Kind) {
-				chosen = append(chosen, rt)
+		var filtered []string
+		if r.filtersApplied() {
+			all := r.routes[*ev.name]
+			var skipped []string
+			chosen, skipped = jobparams.ApplyFilters(all, ev.filters)
+			for i, why := range skipped {
+				if why != "" {
+					filtered = append(filtered, all[i].Kind)
+				}
 			}
+		} else {
+			for _, rt := range r.routes[*ev.name] {
+				if r.jobKinds == nil || slices.Contains(r.jobKinds[id], rt.Kind) {
+					chosen = append(chosen, rt)
+				}
+			}
+		}
+		if len(chosen) == 0 && len(filtered) > 0 {
+			skip(id, SkipFiltered, fmt.Sprintf("the filters of its routes skipped the row (%s): replay ignoring filters to make their jobs", strings.Join(filtered, ", ")))
+			continue
 		}
 		if len(chosen) == 0 {
 			reason := eventstable.NoRouteReason(*ev.name)
@@ -555,7 +599,7 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 			skip(id, SkipNoRoute, reason)
 			continue
 		}
-		planned = append(planned, plannedJobs{id: id, name: *ev.name, data: ev.data, routes: chosen})
+		planned = append(planned, plannedJobs{id: id, name: *ev.name, data: ev.data, routes: chosen, filtered: filtered})
 	}
 	return planned, skipped, nil
 }
@@ -571,8 +615,9 @@ func (r *replayer) tally(res *Result, planned []plannedJobs, skipped []SkippedEv
 			handlers[i] = rt.Kind
 			res.JobsByHandler[rt.Kind]++
 		}
+		res.FilteredJobs += len(p.filtered)
 		if room(len(res.Planned)) {
-			res.Planned = append(res.Planned, PlannedEvent{EventID: p.id, EventName: p.name, Handlers: handlers})
+			res.Planned = append(res.Planned, PlannedEvent{EventID: p.id, EventName: p.name, Handlers: handlers, Filtered: p.filtered})
 		}
 	}
 	for _, s := range skipped {

@@ -503,7 +503,7 @@ func TestReplayDryRunChangesNothing(t *testing.T) {
 		Progress: func(p replay.Progress) { progress = append(progress, p) }})
 	require.NoError(t, err)
 	res.Took = 0
-	require.Equal(t, &replay.Result{
+	require.Equal(t, &replay.Result{FiltersApplied: true,
 		DryRun:        true,
 		Selected:      4,
 		Events:        3,

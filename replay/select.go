@@ -21,7 +21,7 @@ type replayQueries struct {
 	jobsView string // quoted notified_jobs
 	schema   string // as configured, for history's SQL
 
-	rows     string // the rows of ids $1: id, name, the row as JSON
+	rows     string // the rows of ids $1: id, name, the row as JSON, the results of filters $2/$3
 	rowNames string // the same without the row (NULL), for a dry run
 	names    string // the distinct names of the rows of ids $1
 	jobsOf   string // the event id and kind of jobs @jobs of @channel
@@ -38,12 +38,12 @@ func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 		jobsView: jobsView,
 		schema:   schema,
 
-		rows:     t.FetchSQL(),
-		rowNames: t.RowNamesSQL(),
+		rows:     t.FetchFilteredSQL(true),
+		rowNames: t.FetchFilteredSQL(false),
 		names:    t.NamesSQL(),
 		jobsOf:   `SELECT event_id, kind FROM ` + jobsView + ` WHERE channel = @channel AND job_id = ANY(@jobs)`,
-		record: `INSERT INTO ` + replay + ` (channel, requested_by, reason, selector, handlers, started_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		record: `INSERT INTO ` + replay + ` (channel, requested_by, reason, selector, handlers, started_at, ignore_filters)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 		progress: `UPDATE ` + replay + ` SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
 		finish:   `UPDATE ` + replay + ` SET finished_at = now() WHERE id = $1`,
 	}

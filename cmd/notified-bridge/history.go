@@ -82,6 +82,9 @@ func printEvent(w io.Writer, v *history.EventView) {
 		kinds := make([]string, len(ev.Routes))
 		for i, r := range ev.Routes {
 			kinds[i] = termsafe.String(r.Handler)
+			if skip := r.SkipText(); skip != "" {
+				kinds[i] += " (" + skip + ")"
+			}
 		}
 		fmt.Fprintf(tw, "routed to\t%s\n", strings.Join(kinds, ", "))
 	}
@@ -99,6 +102,10 @@ func printEvent(w io.Writer, v *history.EventView) {
 	if len(ev.Jobs) == 0 {
 		switch ev.Outcome {
 		case history.OutcomeDispatched:
+			if allSkipped(ev.Routes) {
+				fmt.Fprintln(w, "no jobs: the filter of every route skipped the event; `notified-bridge replay --id "+termsafe.String(ev.ID)+" --ignore-filters --reason ...` makes them")
+				return
+			}
 			fmt.Fprintln(w, "no jobs: they were deleted before their outcome was recorded, or pruned")
 		case history.OutcomePending:
 		default:
@@ -108,6 +115,17 @@ func printEvent(w io.Writer, v *history.EventView) {
 	}
 	printJobs(w, ev.Jobs, false)
 	printJobData(w, ev)
+}
+
+// allSkipped reports whether rs has routes and the filter of each skipped
+// the event.
+func allSkipped(rs []history.Route) bool {
+	for _, r := range rs {
+		if r.Skipped == "" {
+			return false
+		}
+	}
+	return len(rs) > 0
 }
 
 // printJobData prints the event's row as each job's handler received it,

@@ -32,7 +32,8 @@ func replayCommand() *cli.Command {
 			"  notified-bridge replay --from-id 1000 --to-id 1999 --handler send_email --reason 'bug #12'\n" +
 			"  notified-bridge replay --name user_signed_up --since 2026-11-26 --until 2026-11-27 --reason 'template fix'\n" +
 			"  notified-bridge replay --outcome unrouted --name order_paid --reason 'route added' --dry-run\n" +
-			"  notified-bridge replay --handler send_email --job-state discarded --reason 'SMTP was down'",
+			"  notified-bridge replay --handler send_email --job-state discarded --reason 'SMTP was down'\n" +
+			"  notified-bridge replay --id 42 --ignore-filters --reason 'alert for this order too'",
 		Flags: []cli.Flag{
 			flagChannel(), flagTable(), flagIDField(), flagNameField(), flagJSON(),
 			&cli.StringSliceFlag{Name: "id", Usage: "an event id (repeatable)"},
@@ -46,6 +47,7 @@ func replayCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "handler", Usage: "enqueue jobs only for this handler kind (repeatable)"},
 			&cli.StringFlag{Name: "reason", Usage: "why, recorded with the replay (required unless --dry-run)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "show what would be enqueued and change nothing"},
+			&cli.BoolFlag{Name: "ignore-filters", Usage: "enqueue a job for every route, whatever the routes' filters (--where) say of the row (default: apply today's filters)"},
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "events per transaction"},
 		},
 		Action: func(c *cli.Context) error {
@@ -94,7 +96,7 @@ func runReplay(c *cli.Context, pool *pgxpool.Pool, sel replay.Selector, handlers
 	}
 	opts := replay.Options{
 		Handlers: handlers, DryRun: c.Bool("dry-run"), Reason: c.String("reason"), RequestedBy: requester(),
-		BatchSize: c.Int("batch-size"), PlanLimit: 0,
+		BatchSize: c.Int("batch-size"), PlanLimit: 0, IgnoreFilters: c.Bool("ignore-filters"),
 	}
 	if !c.Bool("json") {
 		opts.PlanLimit = 20 // the table shows the first ones; JSON lists all
@@ -149,6 +151,12 @@ func printReplay(c *cli.Context, cfg bridge.Config, res *replay.Result) error {
 	if len(res.SkippedByCause) > 0 {
 		fmt.Fprintf(w, "skipped: %s\n", skipCauses(res.SkippedByCause, cfg.Table))
 	}
+	if res.FilteredJobs > 0 {
+		fmt.Fprintf(w, "route filters skipped %s of the events enqueued for (--ignore-filters makes them)\n", plural(res.FilteredJobs, "job"))
+	}
+	if !res.FiltersApplied && c.Bool("ignore-filters") {
+		fmt.Fprintln(w, "route filters ignored (--ignore-filters): every route got its job")
+	}
 	if len(res.Planned) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -157,6 +165,9 @@ func printReplay(c *cli.Context, cfg bridge.Config, res *replay.Result) error {
 			handlers := make([]string, len(p.Handlers))
 			for i, h := range p.Handlers {
 				handlers[i] = termsafe.String(h)
+			}
+			for _, h := range p.Filtered {
+				handlers = append(handlers, termsafe.String(h)+" (skipped by filter)")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", termsafe.Shorten(termsafe.String(p.EventID), 40), termsafe.String(p.EventName), strings.Join(handlers, ", "))
 		}
@@ -230,6 +241,7 @@ func skipCauses(byCause map[replay.SkipCause]int, table string) string {
 		replay.SkipNoRow:     "no row in " + termsafe.String(table),
 		replay.SkipNullName:  "name is NULL",
 		replay.SkipNoRoute:   "no route for the name",
+		replay.SkipFiltered:  "skipped by the routes' filters (--ignore-filters makes their jobs)",
 	}
 	var parts []string
 	for _, c := range slices.Sorted(maps.Keys(byCause)) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -27,6 +28,7 @@ func routesAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
 			&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
 			&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
+			&cli.StringFlag{Name: "where", Usage: "filter: only events whose row matches this jsonpath predicate get a job, e.g. '$.total > 1000' (default: every event)"},
 			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
@@ -35,7 +37,7 @@ func routesAddCommand() *cli.Command {
 				return err
 			}
 			r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
-				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts")}
+				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts"), Where: strings.TrimSpace(c.String("where"))}
 			// The Go API reads 0 as "the default"; on the command line
 			// an explicit 0 is a mistake.
 			if r.Priority == 0 {
@@ -44,20 +46,28 @@ func routesAddCommand() *cli.Command {
 			if r.MaxAttempts == 0 {
 				return fmt.Errorf("route %s -> %s: max attempts 0 is out of range: use 1 to 32767", r.Event, r.Kind)
 			}
+			if c.IsSet("where") && r.Where == "" {
+				return fmt.Errorf("route %s -> %s: --where is empty: give a jsonpath predicate, e.g. --where '%s', or leave --where out for every event", r.Event, r.Kind, routes.WhereExample)
+			}
 			pool, err := connectMigrated(c)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			// Add refuses an invalid route, saying what is wrong with it.
+			// Add refuses an invalid route, saying what is wrong with it;
+			// the server checks the filter.
 			if err := routes.NewStore(pool, c.String("schema")).Add(c.Context, r); err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, r)
 			}
-			fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d)\n",
-				termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts)
+			where := ""
+			if r.Where != "" {
+				where = ", where " + termsafe.String(r.Where)
+			}
+			fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d%s)\n",
+				termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts, where)
 			return nil
 		},
 	}
@@ -89,10 +99,14 @@ func routesListCommand() *cli.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS")
+			fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS\tWHERE")
 			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
-					r.Priority, r.MaxAttempts)
+				where := "-"
+				if r.Where != "" {
+					where = termsafe.String(r.Where)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
+					r.Priority, r.MaxAttempts, where)
 			}
 			return tw.Flush()
 		},

@@ -82,6 +82,24 @@ func (t *Table) BoundType() string {
 	return strings.TrimSuffix(t.ArrayType(), "[]")
 }
 
+// FetchFilteredSQL is FetchSQL (RowNamesSQL without data) with a fourth
+// column: the results of the route filters $2 (names) and $3 (paths) of
+// the row's name on the row (see FilterResultsSQL), NULL when its name has
+// none.
+func (t *Table) FetchFilteredSQL(data bool) string {
+	d := "row_to_json(e)::text"
+	if !data {
+		d = "NULL::text"
+	}
+	return "SELECT e." + t.IDCol + "::text, e." + t.NameCol + "::text, " + d + ", f.filters FROM " + t.Ident + ` AS e
+		LEFT JOIN LATERAL (
+			SELECT ` + FilterResultsSQL("r.jb", "e."+t.NameCol+"::text", "$2", "$3") + ` AS filters
+			FROM (SELECT row_to_json(e)::jsonb AS jb OFFSET 0) r
+			WHERE e.` + t.NameCol + `::text = ANY($2::text[])
+		) f ON true
+		WHERE e.` + t.IDCol + " = ANY($1::" + t.ArrayType() + ")"
+}
+
 // RowNamesSQL selects the id and name of the rows of ids $1, and a NULL
 // where FetchSQL has the row's data.
 func (t *Table) RowNamesSQL() string {

@@ -8,9 +8,12 @@ package jobparams
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/riverqueue/river"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/routes"
@@ -82,4 +85,53 @@ func LargeRowArgs(src jobs.Source, rs []routes.Route) ([]any, error) {
 		priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
 	}
 	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts}, nil
+}
+
+// FilterArgs pairs the event names of routes with their filters, as the
+// parameters of eventstable.FilterResultsSQL: names[i] has a route whose filter is paths[i], in the order of the
+// routes of each name, the names sorted.
+func FilterArgs(byName map[string][]routes.Route) (names, paths []string) {
+	names, paths = []string{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		for _, r := range byName[name] {
+			if r.Where != "" {
+				names, paths = append(names, name), append(paths, r.Where)
+			}
+		}
+	}
+	return names, paths
+}
+
+// ApplyFilters splits rs, the routes of an event's name, by the results of
+// their filters on its row (in order, one per route with a filter): it
+// returns the routes that get a job, and per route why it is skipped ("" if
+// not). A route without a filter always gets one; a result that is missing
+// (the server evaluated none) counts as an error.
+func ApplyFilters(rs []routes.Route, results []int32) (jobs []routes.Route, skipped []string) {
+	hasFilter := slices.ContainsFunc(rs, func(r routes.Route) bool { return r.Where != "" })
+	if !hasFilter {
+		return rs, nil
+	}
+	skipped = make([]string, len(rs))
+	i := 0
+	for j, r := range rs {
+		if r.Where == "" {
+			jobs = append(jobs, r)
+			continue
+		}
+		res := int32(eventstable.FilterError)
+		if i < len(results) {
+			res = results[i]
+		}
+		i++
+		switch res {
+		case eventstable.FilterMatch:
+			jobs = append(jobs, r)
+		case eventstable.FilterNoMatch:
+			skipped[j] = history.SkippedByFilter
+		default:
+			skipped[j] = history.SkippedByFilterError
+		}
+	}
+	return jobs, skipped
 }
