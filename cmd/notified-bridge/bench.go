@@ -27,6 +27,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "mode", Value: string(bench.Burst), Usage: "burst, steady or catchup"},
 			&cli.IntFlag{Name: "events", Value: 100_000, Usage: "events to commit (burst, catchup)"},
 			&cli.IntFlag{Name: "routes", Value: 1, Usage: fmt.Sprintf("handlers per event, 1 to %d: each event becomes that many jobs", bench.MaxRoutes)},
+			&cli.BoolFlag{Name: "filters", Usage: "give each route a filter (--where) that every event matches: the same jobs, plus the filters' cost"},
 			&cli.IntFlag{Name: "rate", Value: 2000, Usage: "events/s over all producers (steady)"},
 			&cli.IntFlag{Name: "events-per-tx", Usage: "events a burst or catch-up producer commits in one transaction (default 1000, at most --events)"},
 			&cli.IntFlag{Name: "producers", Usage: "connections committing events (default 4 in steady mode, 1 otherwise; 4 for the producer cost)"},
@@ -52,7 +53,7 @@ func benchCommand() *cli.Command {
 				return errors.New("bench works in a scratch schema of its own: drop --schema / NOTIFIED_SCHEMA (name it with --bench-schema)")
 			}
 			o := bench.Options{
-				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"),
+				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"), Filters: c.Bool("filters"),
 				Rate: c.Int("rate"), Producers: c.Int("producers"), EventsPerTx: c.Int("events-per-tx"), Duration: c.Duration("duration"),
 				Work: c.Bool("work"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
 				Concurrency: c.Int("concurrency"), NoBaseline: c.Bool("no-baseline"),
@@ -218,8 +219,9 @@ func printBench(w io.Writer, r *bench.Result) {
 	if r.Mode == bench.Steady {
 		what = fmt.Sprintf("%d producers at %d events/s for %s (%d events)", r.Producers, r.Rate, r.Duration, r.Events)
 	}
-	fmt.Fprintf(w, "notified bench: %s, %s, %d route(s), %d bridge(s) (batch size %d, concurrency %d)%s\n",
-		r.Mode, what, r.Routes, r.Bridges, r.BatchSize, r.Concurrency, map[bool]string{true: ", with workers"}[r.Work])
+	fmt.Fprintf(w, "notified bench: %s, %s, %d route(s)%s, %d bridge(s) (batch size %d, concurrency %d)%s\n",
+		r.Mode, what, r.Routes, map[bool]string{true: " with filters"}[r.Filters], r.Bridges, r.BatchSize, r.Concurrency,
+		map[bool]string{true: ", with workers"}[r.Work])
 	clock := "times from the database's clock at each insert"
 	if r.Clock == "commit" {
 		clock = "times from the database's commit timestamps"

@@ -58,6 +58,10 @@ type Options struct {
 	// Routes is how many routes (handlers) the events' name has, 1 to
 	// MaxRoutes (default 1); each event becomes that many jobs.
 	Routes int
+	// Filters gives each route a filter (a jsonpath predicate on the row)
+	// that every event of the bench matches: the jobs are the same, and
+	// the difference is the cost of evaluating the filters.
+	Filters bool
 	// Rate is the steady mode's target, in events/s over all producers
 	// (default 2,000).
 	Rate int
@@ -120,6 +124,7 @@ type Result struct {
 	Schema      string        `json:"schema"`
 	Events      int           `json:"events"`
 	Routes      int           `json:"routes"`
+	Filters     bool          `json:"filters"`
 	Bridges     int           `json:"bridges"`
 	BatchSize   int           `json:"batch_size"`
 	Concurrency int           `json:"concurrency"`

@@ -522,3 +522,19 @@ func TestBenchRunWorksInAMixedCaseSchema(t *testing.T) {
 	require.True(t, res.Verified)
 	require.False(t, schemaExists(t, pool, schema))
 }
+
+// TestBenchFiltersMakeTheSameJobs: with Filters, each route has a filter
+// that every event matches, so every event still gets one job per route.
+func TestBenchFiltersMakeTheSameJobs(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	schema := scratchName()
+	const events = 2000
+	res, err := run(t, pool, bench.Options{Events: events, Routes: 5, Filters: true, Keep: true, NoBaseline: true, NoProducerCost: true, Schema: schema})
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.True(t, res.Filters)
+	require.Equal(t, events*5, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "river_job"}.Sanitize()))
+	require.Equal(t, 5, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "notified_route"}.Sanitize()+" WHERE filter_path IS NOT NULL"))
+	require.Zero(t, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "notified_dispatch"}.Sanitize()+" WHERE jobs::text LIKE '%skipped%'"))
+}

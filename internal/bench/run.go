@@ -33,7 +33,7 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	o := r.o
-	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Bridges: o.Bridges,
+	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Filters: o.Filters, Bridges: o.Bridges,
 		BatchSize: o.BatchSize, Concurrency: o.Concurrency, Producers: o.Producers, Work: o.Work, Clock: "statement"}
 	if o.Mode != Steady {
 		res.EventsPerTx = o.EventsPerTx

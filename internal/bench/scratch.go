@@ -69,7 +69,11 @@ func (s *scratch) populate(ctx context.Context, o Options) error {
 	}
 	store := routes.NewStore(s.pool, s.schema)
 	for i := range o.Routes {
-		if err := store.Ensure(ctx, routes.Route{Event: eventName, Kind: routeKind(i)}); err != nil {
+		r := routes.Route{Event: eventName, Kind: routeKind(i)}
+		if o.Filters {
+			r.Where = routeFilter(i)
+		}
+		if err := store.Ensure(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -112,6 +116,19 @@ func (s *scratch) drop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// routeFilters are filters every event of the bench matches (see
+// eventData), each of a common shape: a comparison of a number, of a
+// string, a conjunction with a regular expression, a strict path.
+var routeFilters = []string{
+	`$.data.amount > 10`,
+	`$.data.plan == "pro"`,
+	`$.data.user_id >= 0 && $.data.email like_regex "@example\.com$"`,
+	`strict $.data.amount < 1000`,
+}
+
+// routeFilter is the filter of the i-th route, with Options.Filters.
+func routeFilter(i int) string { return routeFilters[i%len(routeFilters)] }
 
 // routeKind is the job kind of the i-th route.
 func routeKind(i int) string { return "bench_route_" + strconv.Itoa(i) }
