@@ -16,6 +16,7 @@ import (
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/routes"
 )
 
 // BenchmarkBurst commits b.N × 1,000 events in transactions of 1,000 rows
@@ -107,8 +108,33 @@ func (baselineArgs) Kind() string { return "k0" }
 //
 //	go test ./bridge -run '^$' -bench 'DispatchTransaction' -benchtime 50x -count 5
 func BenchmarkDispatchTransaction(b *testing.B) {
+	benchmarkDispatch(b, []routes.Route{{Event: "e", Kind: "k0"}})
+}
+
+// BenchmarkDispatchFilters runs BenchmarkDispatchTransaction's transaction
+// with three routes, without and with a filter on each that every row
+// matches: the same jobs, and the cost of the filters.
+//
+//	go test ./bridge -run '^$' -bench 'DispatchFilters' -benchtime 50x -count 5
+func BenchmarkDispatchFilters(b *testing.B) {
+	wheres := []string{"$.payload.i > 0", `$.name == "e"`, `strict $.payload.i < 1000000`}
+	for _, filters := range []bool{false, true} {
+		b.Run(fmt.Sprintf("filters=%t", filters), func(b *testing.B) {
+			rs := make([]routes.Route, len(wheres))
+			for i, w := range wheres {
+				rs[i] = routes.Route{Event: "e", Kind: fmt.Sprintf("k%d", i)}
+				if filters {
+					rs[i].Where = w
+				}
+			}
+			benchmarkDispatch(b, rs)
+		})
+	}
+}
+
+func benchmarkDispatch(b *testing.B, rs []routes.Route) {
 	tb := setup(b)
-	tb.Route(b, "e", "k0")
+	require.NoError(b, routes.NewStore(tb.DB.Pool, tb.DB.Schema).Ensure(context.Background(), rs...))
 	cfg := tb.Config
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	ctx := context.Background()

@@ -509,8 +509,11 @@ func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err
 	byName := map[string]int32{} // the events of one name and results share its routes
 	for i, r := range records {
 		name := ""
-		if len(r.routes) > 0 {
+		switch {
+		case r.skipped != nil:
 			name = *r.name + "\x00" + strings.Join(r.skipped, ",")
+		case len(r.routes) > 0:
+			name = *r.name
 		}
 		if idx, ok := byName[name]; ok {
 			index[i] = idx

@@ -81,7 +81,7 @@ func BenchmarkEncodeRouteSets(b *testing.B) {
 	records := make([]outcomeRecord, hotBatch)
 	for i := range records {
 		n := names[i%len(names)]
-		records[i] = outcomeRecord{key: strconv.Itoa(i), name: &n, outcome: history.OutcomeDispatched, jobs: byName[n]}
+		records[i] = outcomeRecord{key: strconv.Itoa(i), name: &n, outcome: history.OutcomeDispatched, routes: byName[n], jobs: byName[n]}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
