@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/history"
@@ -98,7 +99,7 @@ func TestFiltersChooseHandlers(t *testing.T) {
 	}
 	ids := tb.insertPayloads(t, "order_placed", payloads...)
 	refunds := tb.insertPayloads(t, "refund", js(`{"amount": 500}`), js(`{"amount": 5}`))
-	_, sigs := tb.startWatched(t, tb.Config)
+	b, sigs := tb.startWatched(t, tb.Config)
 	all := len(ids) + len(refunds)
 	tb.WaitRecorded(t, all)
 	waitAccounted(t, sigs, all)
@@ -129,6 +130,25 @@ func TestFiltersChooseHandlers(t *testing.T) {
 	require.Equal(t, "no job: the filter of every route skipped the event", got[refunds[1]].Reason)
 	require.Equal(t, map[string]string{"audit": no}, skips(tb.routeSet(t, refunds[1])))
 	tb.requireExactlyOnce(t, want)
+
+	// The metrics count the jobs skipped, by handler and reason.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
+	skippedBy := map[string]float64{}
+	for _, c := range cases {
+		for kind, why := range c.want {
+			if why != match {
+				skippedBy[kind+"/"+why]++
+			}
+		}
+	}
+	skippedBy["audit/"+no]++
+	for key, n := range skippedBy {
+		kind, why, _ := strings.Cut(key, "/")
+		v, ok := metricValue(t, reg, "notified_jobs_skipped_by_filter_total", map[string]string{"handler": kind, "reason": why})
+		require.True(t, ok, key)
+		require.Equal(t, n, v, key)
+	}
 
 	// Exactly once: a route changed after the dispatch does not dispatch
 	// an event again, even announced again.

@@ -18,6 +18,7 @@ type metrics struct {
 	notifications prometheus.Counter
 	events        *prometheus.CounterVec
 	jobs          *prometheus.CounterVec
+	skipped       *prometheus.CounterVec // jobs a route's filter skipped, by handler and reason
 	duplicates    prometheus.Counter
 	errors        prometheus.Counter
 	isolations    prometheus.Counter
@@ -50,6 +51,9 @@ func newMetrics(channel string) *metrics {
 			ConstLabels: labels}, []string{"outcome"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "jobs_enqueued_total",
 			Help: "Jobs inserted into River, by handler kind.", ConstLabels: labels}, []string{"handler"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "jobs_skipped_by_filter_total",
+			Help: "Jobs not made because the route's filter skipped the event, by handler kind and reason: filter (the " +
+				"predicate was false), filter_error (it could not be evaluated on the row).", ConstLabels: labels}, []string{"handler", "reason"}),
 		duplicates: counter("duplicates_skipped_total", "Claimed outbox rows skipped because their event was recorded before."),
 		errors:     counter("dispatch_errors_total", "Dispatch transactions and adoptions of notified ids that failed (rolled back and retried later)."),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "notified", Name: "notifications_ignored_total",
@@ -88,7 +92,7 @@ func newMetrics(channel string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.duplicates, m.errors, m.isolations, m.ignored, m.batchSize,
+	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.skipped, m.duplicates, m.errors, m.isolations, m.ignored, m.batchSize,
 		m.batchBytes, m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp, m.tableOK, m.waiting}
 }
 
@@ -147,6 +151,11 @@ func (b *Bridge) observe(res *batchResult) {
 		}
 		for _, route := range r.jobs {
 			byHandler[route.Kind]++
+		}
+		for i, why := range r.skipped {
+			if why != "" {
+				m.skipped.WithLabelValues(r.routes[i].Kind, why).Inc()
+			}
 		}
 		if !res.claimedAt.IsZero() {
 			m.lag.Observe((r.age + since).Seconds())
