@@ -32,8 +32,8 @@ type claimedRow struct {
 type eventRow struct {
 	name      *string
 	data      []byte
-	placement int     // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
-	filters   []int32 // the results of the filters of its name's routes, in order (see jobparams.FilterArgs)
+	placement int    // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
+	filters   string // the results of the filters of its name's routes, in order (see jobparams.ApplyFilters)
 }
 
 // outcomeRecord is one row for notified_dispatch.

@@ -97,9 +97,9 @@ func TestEncodeRouteSetsWithFilters(t *testing.T) {
 	name := "order"
 	rs := []routes.Route{{Event: name, Kind: "big", Queue: "default", Priority: 1, MaxAttempts: 25, Where: "$.total > 1000"}}
 	recs := []outcomeRecord{
-		{key: "1", name: &name, routes: rs, jobs: rs, skipped: []string{""}},
+		{key: "1", name: &name, routes: rs, jobs: rs},
 		{key: "2", name: &name, routes: rs, skipped: []string{history.SkippedByFilter}},
-		{key: "3", name: &name, routes: rs, jobs: rs, skipped: []string{""}},
+		{key: "3", name: &name, routes: rs, jobs: rs},
 		{key: "4", outcome: history.OutcomeMissing},
 	}
 	index, sets, err := encodeRouteSets(recs)

@@ -430,7 +430,7 @@ func (r *replayer) run(ctx context.Context) (*Result, error) {
 type row struct {
 	name    *string
 	data    []byte
-	filters []int32 // the results of the filters of its name's routes
+	filters string // the results of the filters of its name's routes (see jobparams.ApplyFilters)
 }
 
 // plannedJobs is one event of a batch that gets jobs.
@@ -552,7 +552,7 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 		var id string
 		var ev row
 		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data, &ev.filters}, func() error {
-			found[id] = row{name: ev.name, data: slices.Clone(ev.data), filters: slices.Clone(ev.filters)}
+			found[id] = row{name: ev.name, data: slices.Clone(ev.data), filters: ev.filters}
 			return nil
 		}); err != nil {
 			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)

@@ -33,7 +33,7 @@ const (
 //
 // The fifth column is the results of the route filters of the row's name:
 // $4 are event names and $5 jsonpath predicates, pairwise (see
-// FilterResultsSQL). It is NULL for a row whose name has no filter, and
+// FilterResultsSQL). It is empty for a row whose name has no filter, and
 // for a row already deferred by its stored size; a large row's filters are
 // evaluated too, as its JSON never leaves the server.
 func (t *Table) FetchBoundedSQL() string {
@@ -61,7 +61,7 @@ func (t *Table) FetchBoundedSQL() string {
 			CASE WHEN cum > $2::bigint OR cum2 > $2::bigint THEN 2
 				WHEN j IS NULL OR octet_length(j) > $3::bigint THEN 1 ELSE 0 END,
 			CASE WHEN cum <= $2::bigint AND cum2 <= $2::bigint AND octet_length(j) <= $3::bigint THEN j END,
-			filters
+			coalesce(filters, '')
 		FROM g`
 }
 
@@ -84,14 +84,14 @@ func (t *Table) BoundType() string {
 
 // FetchFilteredSQL is FetchSQL (RowNamesSQL without data) with a fourth
 // column: the results of the route filters $2 (names) and $3 (paths) of
-// the row's name on the row (see FilterResultsSQL), NULL when its name has
-// none.
+// the row's name on the row (see FilterResultsSQL), empty when its name
+// has none.
 func (t *Table) FetchFilteredSQL(data bool) string {
 	d := "row_to_json(e)::text"
 	if !data {
 		d = "NULL::text"
 	}
-	return "SELECT e." + t.IDCol + "::text, e." + t.NameCol + "::text, " + d + ", f.filters FROM " + t.Ident + ` AS e
+	return "SELECT e." + t.IDCol + "::text, e." + t.NameCol + "::text, " + d + ", coalesce(f.filters, '') FROM " + t.Ident + ` AS e
 		LEFT JOIN LATERAL (
 			SELECT ` + FilterResultsSQL("r.jb", "e."+t.NameCol+"::text", "$2", "$3") + ` AS filters
 			FROM (SELECT row_to_json(e)::jsonb AS jb OFFSET 0) r
@@ -113,22 +113,25 @@ func (t *Table) NamesSQL() string {
 		" = ANY($1::" + t.ArrayType() + ") AND e." + t.NameCol + " IS NOT NULL"
 }
 
-// The result of a route filter on a row, in FilterResultsSQL's array.
+// The result of a route filter on a row, a character of FilterResultsSQL's
+// text.
 const (
-	FilterNoMatch = 0 // the predicate is false
-	FilterMatch   = 1 // the predicate is true
-	FilterError   = 2 // the predicate is unknown: the row cannot be evaluated (strict mode on a missing key, a type mismatch)
+	FilterNoMatch = '0' // the predicate is false
+	FilterMatch   = '1' // the predicate is true
+	FilterError   = '2' // the predicate is unknown: the row cannot be evaluated (strict mode on a missing key, a type mismatch)
 )
 
-// FilterResultsSQL is an expression: the results (FilterMatch, FilterNoMatch
-// or FilterError) of the route filters for an event named name, whose row is
-// the jsonb jb, in order. names and paths are parameters, text arrays
-// paired element by element: paths[i] is a jsonpath predicate, the filter
-// of a route of names[i]. Each is evaluated by jsonb_path_match in silent
-// mode, so that a row the filter cannot evaluate gives unknown (NULL), not
-// an error. In a custom plan the paths are parsed once per statement.
+// FilterResultsSQL is an expression: the results of the route filters for
+// an event named name, whose row is the jsonb jb, in order, as text of one
+// character each (FilterMatch, FilterNoMatch or FilterError; text rather
+// than an array, as it costs the bridge one allocation per row to read).
+// names and paths are parameters, text arrays paired element by element:
+// paths[i] is a jsonpath predicate, the filter of a route of names[i]. Each
+// is evaluated by jsonb_path_match in silent mode, so that a row the filter
+// cannot evaluate gives unknown (NULL), not an error. In a custom plan the
+// paths are parsed once per statement.
 func FilterResultsSQL(jb, name, names, paths string) string {
-	return `ARRAY(SELECT coalesce(jsonb_path_match(` + jb + `, p.path, '{}', true)::int, 2)
+	return `(SELECT string_agg(coalesce(jsonb_path_match(` + jb + `, p.path, '{}', true)::int, 2)::text, '' ORDER BY p.ord)
 		FROM unnest(` + names + `::text[], ` + paths + `::text[]::jsonpath[]) WITH ORDINALITY AS p(name, path, ord)
-		WHERE p.name = ` + name + ` ORDER BY p.ord)`
+		WHERE p.name = ` + name + `)`
 }

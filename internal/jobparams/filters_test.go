@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/history"
-	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/routes"
 )
@@ -19,19 +18,23 @@ func TestApplyFilters(t *testing.T) {
 	fr := routes.Route{Event: "order", Kind: "fr", Where: `strict $.country == "FR"`}
 	rs := []routes.Route{big, fr, plain}
 
-	jobs, skipped := jobparams.ApplyFilters([]routes.Route{plain}, nil)
+	jobs, skipped := jobparams.ApplyFilters([]routes.Route{plain}, "")
 	require.Equal(t, []routes.Route{plain}, jobs)
 	require.Nil(t, skipped, "no filter: nothing to say")
 
-	jobs, skipped = jobparams.ApplyFilters(rs, []int32{eventstable.FilterMatch, eventstable.FilterNoMatch})
+	jobs, skipped = jobparams.ApplyFilters(rs, "10")
 	require.Equal(t, []routes.Route{big, plain}, jobs)
 	require.Equal(t, []string{"", history.SkippedByFilter, ""}, skipped)
 
-	jobs, skipped = jobparams.ApplyFilters(rs, []int32{eventstable.FilterError, eventstable.FilterMatch})
+	jobs, skipped = jobparams.ApplyFilters(rs, "21")
 	require.Equal(t, []routes.Route{fr, plain}, jobs)
 	require.Equal(t, []string{history.SkippedByFilterError, "", ""}, skipped)
 
-	jobs, skipped = jobparams.ApplyFilters(rs, nil)
+	jobs, skipped = jobparams.ApplyFilters(rs, "11")
+	require.Equal(t, rs, jobs)
+	require.Nil(t, skipped, "every filter matched: nothing to say")
+
+	jobs, skipped = jobparams.ApplyFilters(rs, "")
 	require.Equal(t, []routes.Route{plain}, jobs, "no result (none evaluated) counts as an error")
 	require.Equal(t, []string{history.SkippedByFilterError, history.SkippedByFilterError, ""}, skipped)
 

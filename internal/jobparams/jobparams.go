@@ -103,28 +103,36 @@ func FilterArgs(byName map[string][]routes.Route) (names, paths []string) {
 }
 
 // ApplyFilters splits rs, the routes of an event's name, by the results of
-// their filters on its row (in order, one per route with a filter): it
-// returns the routes that get a job, and per route why it is skipped ("" if
-// not). A route without a filter always gets one; a result that is missing
+// their filters on its row (eventstable.FilterResultsSQL's text: one
+// character per route with a filter, in order): it returns the routes that
+// get a job, and, if a filter skipped any, per route why ("" if it gets
+// one). A route without a filter always gets one; a result that is missing
 // (the server evaluated none) counts as an error.
-func ApplyFilters(rs []routes.Route, results []int32) (jobs []routes.Route, skipped []string) {
-	hasFilter := slices.ContainsFunc(rs, func(r routes.Route) bool { return r.Where != "" })
-	if !hasFilter {
+func ApplyFilters(rs []routes.Route, results string) (jobs []routes.Route, skipped []string) {
+	result := func(i int) byte {
+		if i < len(results) {
+			return results[i]
+		}
+		return eventstable.FilterError
+	}
+	i, all := 0, true
+	for _, r := range rs {
+		if r.Where != "" {
+			all = all && result(i) == eventstable.FilterMatch
+			i++
+		}
+	}
+	if all {
 		return rs, nil
 	}
 	skipped = make([]string, len(rs))
-	i := 0
+	i = 0
 	for j, r := range rs {
 		if r.Where == "" {
 			jobs = append(jobs, r)
 			continue
 		}
-		res := int32(eventstable.FilterError)
-		if i < len(results) {
-			res = results[i]
-		}
-		i++
-		switch res {
+		switch result(i) {
 		case eventstable.FilterMatch:
 			jobs = append(jobs, r)
 		case eventstable.FilterNoMatch:
@@ -132,6 +140,7 @@ func ApplyFilters(rs []routes.Route, results []int32) (jobs []routes.Route, skip
 		default:
 			skipped[j] = history.SkippedByFilterError
 		}
+		i++
 	}
 	return jobs, skipped
 }
