@@ -31,4 +31,9 @@ func TestEventPageShowsFilterSkips(t *testing.T) {
 	require.Contains(t, r.body, `<span class="name">ship_order</span></dd>`)
 	require.Contains(t, r.body, `<td><span class="name">ship_order</span></td>`)
 	require.NotContains(t, r.body, `<td><span class="name">big_order_alert</span></td>`)
+
+	// The list of events says so too.
+	r = get(t, ts, "/events", "", "")
+	require.Equal(t, http.StatusOK, r.code, r.body)
+	require.Contains(t, r.body, `<span class="name">big_order_alert</span> <span class="muted skipped">(skipped by filter)</span>, <span class="name">french_desk</span> <span class="muted skipped">(skipped: filter error)</span>, <span class="name">ship_order</span></td>`)
 }
