@@ -62,20 +62,29 @@ type route struct {
 	Queue       string `json:"queue"`
 	Priority    int    `json:"priority"`
 	MaxAttempts int    `json:"max_attempts"`
+	Where       string `json:"where"`   // the route's filter
+	Skipped     string `json:"skipped"` // as recorded: why the filter made no job
 }
+
+// evenIDs is the filter of a route of nameThree: its jobs are made for the
+// events of even id only.
+const evenIDs = "$.id % 2 == 0"
+
+// filterMatches says whether the filter of r matches event id.
+func filterMatches(r route, id int64) bool { return r.Where == "" || id%2 == 0 }
 
 // initialRoutes exist from the start; addedRoute is added by the route_add
 // fault and removedRoute deleted by route_remove.
 var (
 	initialRoutes = []route{
-		{nameOne, "one_a", "default", 1, 25},
-		{nameThree, "three_a", "default", 1, 25},
-		{nameThree, "three_b", "bulk", 2, 25},
-		{nameThree, "three_c", "default", 1, 5},
-		{nameRemoved, "removed_a", "default", 1, 25},
-		{nameCanary, "canary_a", "default", 4, 25},
+		{nameOne, "one_a", "default", 1, 25, "", ""},
+		{nameThree, "three_a", "default", 1, 25, "", ""},
+		{nameThree, "three_b", "bulk", 2, 25, "", ""},
+		{nameThree, "three_c", "default", 1, 5, evenIDs, ""},
+		{nameRemoved, "removed_a", "default", 1, 25, "", ""},
+		{nameCanary, "canary_a", "default", 4, 25, "", ""},
 	}
-	addedRoute   = route{nameAdded, "added_a", "default", 1, 25}
+	addedRoute   = route{nameAdded, "added_a", "default", 1, 25, "", ""}
 	removedRoute = initialRoutes[4]
 )
 
@@ -324,9 +333,12 @@ func (h *harness) setup(t *testing.T) {
 	}
 	h.cli(t, args...)
 	for _, r := range initialRoutes {
-		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 {
-			h.cli(t, "routes", "add", "--queue", r.Queue,
-				"--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts), r.Event, r.Kind)
+		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 || r.Where != "" {
+			args := []string{"routes", "add", "--queue", r.Queue, "--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts)}
+			if r.Where != "" {
+				args = append(args, "--where", r.Where)
+			}
+			h.cli(t, append(args, r.Event, r.Kind)...)
 		}
 	}
 	var n int

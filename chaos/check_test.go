@@ -304,6 +304,15 @@ func (h *harness) check(ctx context.Context) *result {
 		}
 
 		for _, r := range expected {
+			// A route's filter is evaluated once, at dispatch: the
+			// record says whether it skipped the event, and then no
+			// job may exist.
+			if r.Skipped != "" || !filterMatches(r, id) {
+				if r.Skipped == "" || filterMatches(r, id) {
+					probs.add("filter result recorded wrong", "event %d (%s) %s: recorded skipped %q, filter %q", id, name, r.Kind, r.Skipped, r.Where)
+				}
+				continue
+			}
 			res.jobsExpected++
 			j := jobs[jobKey{key, r.Kind}]
 			if j == nil {
