@@ -137,7 +137,8 @@ type Event struct {
 	Reason       *string    `json:"reason"`
 	NotifiedAt   time.Time  `json:"notified_at"`
 	DispatchedAt *time.Time `json:"dispatched_at"`
-	// Routes are the handlers the event was routed to when dispatched.
+	// Routes are the handlers the event was routed to when dispatched,
+	// each saying whether its filter skipped the event (Route.Skipped).
 	Routes []Route `json:"routes"`
 	// Jobs are every job created for the event, oldest first.
 	Jobs []Job `json:"jobs"`
