@@ -73,18 +73,22 @@ const (
 // few jobs are in (all but completed): it finds those jobs first, from
 // their state (River's index on state; notified_job_trouble for the jobs
 // River has deleted), then their events by primary key, and sorts them.
-// Its cost grows with the number of such jobs, not of events.
+// Its cost grows with the number of such jobs, not of events. OFFSET 0
+// keeps each event's lookup by primary key: flattened into a join, with
+// the few jobs underestimated (no statistics after a bulk load), Postgres
+// would rather walk every event in list order and compare each with every
+// such job (2.7-8.8 s with 4,000 discarded jobs among 1,000,000).
 const listRareStatesSQL = `WITH ev AS MATERIALIZED (
 		SELECT j.metadata->'notified'->>'event_id' AS event_id FROM {schema}.river_job j
 		WHERE j.state = ANY(@states::text[]::{schema}.river_job_state[])
-		  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', @channel::text)){j_kind}
+		  AND j.metadata->'notified'->>'channel' = @channel{j_kind}
 		UNION
 		SELECT n.event_id FROM {schema}.notified_job n
 		WHERE n.channel = @channel AND n.state = ANY(@states) AND n.state <> 'completed'{n_kind}
 		  AND NOT EXISTS (SELECT 1 FROM {schema}.river_job x WHERE x.id = n.job_id))
 	SELECT d.event_id, d.event_name, d.outcome, d.reason, d.notified_at, d.dispatched_at, d.jobs
 	FROM ev CROSS JOIN LATERAL (SELECT * FROM {schema}.notified_dispatch d
-		WHERE d.channel = @channel AND d.event_id = ev.event_id{filters}) d
+		WHERE d.channel = @channel AND d.event_id = ev.event_id{filters} OFFSET 0) d
 	ORDER BY d.dispatched_at DESC, d.event_id DESC
 	LIMIT @limit`
 
