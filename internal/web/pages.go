@@ -177,6 +177,44 @@ func (s *Server) eventsList(w http.ResponseWriter, r *http.Request) {
 	s.show(w, r, http.StatusOK, "events.html", "Events", "events", data)
 }
 
+// eventsListJSON serves /api/events: the events list as JSON, with the
+// page's filters and paging (name, outcome, handler, state, since, until,
+// after_at and after_id, channel), and "next", the URL of the following
+// page, or null on the last.
+func (s *Server) eventsListJSON(w http.ResponseWriter, r *http.Request) {
+	form, f, err := parseListForm(r.URL.Query(), s.channel(r))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	p, err := history.NewStore(s.opts.Pool, s.opts.Events.Schema).List(r.Context(), f)
+	switch {
+	case errors.Is(err, history.ErrBadFilter):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	case err != nil:
+		s.log.Error("web UI: list events", slog.String("error", err.Error()))
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "could not list the events: see the bridge's log"})
+		return
+	}
+	out := struct {
+		Events []history.EventSummary `json:"events"`
+		Next   *string                `json:"next"`
+	}{Events: p.Events}
+	if out.Events == nil {
+		out.Events = []history.EventSummary{}
+	}
+	if p.Next != nil {
+		extra := url.Values{"after_at": {p.Next.DispatchedAt.Format(time.RFC3339Nano)}, "after_id": {p.Next.EventID}}
+		if ch := r.URL.Query().Get("channel"); ch != "" {
+			extra.Set("channel", ch)
+		}
+		next := "/api/events?" + form.query(extra)
+		out.Next = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // failedLimit is how many dead letters, and how many rejected or missing
 // events, the failed page shows.
 const failedLimit = 50

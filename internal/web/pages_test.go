@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -117,6 +118,64 @@ func TestEventsListPage(t *testing.T) {
 		require.Contains(t, r.body, `<div class="alert err">`, c.query)
 		require.Contains(t, r.body, c.want, c.query)
 	}
+}
+
+// TestEventsListJSON: /api/events answers with the list's events and
+// filters, pages by its "next" URL, and says what is wrong with a filter.
+func TestEventsListJSON(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.dispatchEvent(t)
+	tb.insertDispatch(t, "1001", "user_signed_up", "missing")
+	tb.insertDispatch(t, "oops", "", "rejected")
+	ts := serve(t, tb.newServer(t, "", ""))
+
+	type page struct {
+		Events []struct {
+			ID      string `json:"event_id"`
+			Outcome string `json:"outcome"`
+		} `json:"events"`
+		Next *string `json:"next"`
+	}
+	read := func(path string) page {
+		t.Helper()
+		r := get(t, ts, path, "", "")
+		require.Equal(t, http.StatusOK, r.code, r.body)
+		require.Equal(t, "application/json", r.header.Get("Content-Type"))
+		var p page
+		require.NoError(t, json.Unmarshal([]byte(r.body), &p), r.body)
+		return p
+	}
+	p := read("/api/events")
+	require.Len(t, p.Events, 3)
+	require.Nil(t, p.Next)
+	p = read("/api/events?outcome=missing")
+	require.Len(t, p.Events, 1)
+	require.Equal(t, "1001", p.Events[0].ID)
+	require.Equal(t, "missing", p.Events[0].Outcome)
+	p = read("/api/events?outcome=unrouted")
+	require.NotNil(t, p.Events, "an empty page is a list, not null")
+	require.Empty(t, p.Events)
+
+	var seen []string
+	for p, n := read("/api/events?limit=1"), 0; ; n++ {
+		require.Less(t, n, 3)
+		require.Len(t, p.Events, 1)
+		seen = append(seen, p.Events[0].ID)
+		if p.Next == nil {
+			break
+		}
+		require.True(t, strings.HasPrefix(*p.Next, "/api/events?"), *p.Next)
+		p = read(*p.Next)
+	}
+	require.Equal(t, []string{"oops", "1001", "42"}, seen)
+
+	r := get(t, ts, "/api/events?outcome=lost", "", "")
+	require.Equal(t, http.StatusBadRequest, r.code)
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	var body map[string]string
+	require.NoError(t, json.Unmarshal([]byte(r.body), &body))
+	require.Contains(t, body["error"], `outcome "lost" is not one of dispatched, unrouted, missing, rejected`)
 }
 
 func TestFailedPageRetriesADeadLetter(t *testing.T) {

@@ -140,6 +140,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /replays/{id}", s.replayPage)
 	s.mux.HandleFunc("GET /status", s.statusPage)
 	s.mux.HandleFunc("GET /jobs/{id}", s.jobRedirect)
+	s.mux.HandleFunc("GET /api/events", s.eventsListJSON)
 	s.mux.HandleFunc("GET /api/events/{id}", s.eventJSON)
 	s.mux.HandleFunc("GET /api/status", s.statusJSON)
 	return s, nil
