@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,13 +57,20 @@ func sameOrigin(ts string) map[string]string {
 	return map[string]string{"Origin": ts, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/x-www-form-urlencoded"}
 }
 
-func TestEventsListPage(t *testing.T) {
-	t.Parallel()
+// listedEvents serves the UI over three events: 42 dispatched to two
+// handlers, 1001 missing and "oops" rejected.
+func listedEvents(t *testing.T) *httptest.Server {
+	t.Helper()
 	tb := setup(t)
 	tb.dispatchEvent(t)
 	tb.insertDispatch(t, "1001", "user_signed_up", "missing")
 	tb.insertDispatch(t, "oops", "", "rejected")
-	ts := serve(t, tb.newServer(t, "", ""))
+	return serve(t, tb.newServer(t, "", ""))
+}
+
+func TestEventsListPage(t *testing.T) {
+	t.Parallel()
+	ts := listedEvents(t)
 
 	r := get(t, ts, "/events", "", "")
 	require.Equal(t, http.StatusOK, r.code, r.body)
@@ -124,11 +132,7 @@ func TestEventsListPage(t *testing.T) {
 // filters, pages by its "next" URL, and says what is wrong with a filter.
 func TestEventsListJSON(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
-	tb.dispatchEvent(t)
-	tb.insertDispatch(t, "1001", "user_signed_up", "missing")
-	tb.insertDispatch(t, "oops", "", "rejected")
-	ts := serve(t, tb.newServer(t, "", ""))
+	ts := listedEvents(t)
 
 	type page struct {
 		Events []struct {
