@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -624,35 +623,11 @@ func TestPrune(t *testing.T) {
 }
 
 // startBridgeEnv is startBridge with the environment env (DATABASE_URL
-// included) and extra arguments, waiting until it listens for events.
+// included) and extra arguments, and the default missing grace, waiting
+// until it listens for events.
 func startBridgeEnv(t *testing.T, db *testdb.DB, env []string, extraArgs ...string) *bridgeProc {
 	t.Helper()
-	args := append([]string{"--schema", db.Schema, "run", "--table", db.Events(), "--channel", db.Channel,
-		"--poll-interval", "200ms"}, extraArgs...)
-	p := &bridgeProc{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("bridge pid %d output:\n%s", p.cmd.Process.Pid, tail(p.stderr.String(), 4000))
-		}
-	})
-	testdb.WaitFor(t, 15*time.Second, func() (bool, string) {
-		if p.exited() {
-			t.Fatalf("bridge exited before listening (%v): %s", p.err, p.stderr.String())
-		}
-		return strings.Contains(p.stderr.String(), `"msg":"listening"`), "bridge logs that it is listening"
-	})
-	return p
+	return startRun(t, binary, env, append(runArgs(db), extraArgs...))
 }
 
 // logged returns the attribute attr of the first JSON log line with msg.

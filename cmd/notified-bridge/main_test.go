@@ -167,11 +167,22 @@ type bridgeProc struct {
 // process is killed when the test ends, if it still runs.
 func startBridge(t *testing.T, db *testdb.DB, extraArgs ...string) *bridgeProc {
 	t.Helper()
-	args := []string{"--schema", db.Schema, "run", "--table", db.Events(), "--channel", db.Channel,
-		"--poll-interval", "200ms", "--missing-grace", "500ms"}
-	args = append(args, extraArgs...)
-	p := &bridgeProc{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = envWithURL(db.URL)
+	return startRun(t, binary, envWithURL(db.URL), append(runArgs(db), append([]string{"--missing-grace", "500ms"}, extraArgs...)...))
+}
+
+// runArgs are the arguments of `run` on the test's events table and
+// channel, with a short poll interval.
+func runArgs(db *testdb.DB) []string {
+	return []string{"--schema", db.Schema, "run", "--table", db.Events(), "--channel", db.Channel, "--poll-interval", "200ms"}
+}
+
+// startRun starts bin with args in the environment env and waits until the
+// bridge it runs listens. The process is killed when the test ends, if it
+// still runs; its output is logged if the test failed.
+func startRun(t *testing.T, bin string, env, args []string) *bridgeProc {
+	t.Helper()
+	p := &bridgeProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = env
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr
 	require.NoError(t, p.cmd.Start())

@@ -74,28 +74,7 @@ func buildWithVersion(t *testing.T, version string) string {
 // until it listens; the process is killed when the test ends if it runs.
 func startBinary(t *testing.T, bin string, db *testdb.DB) *bridgeProc {
 	t.Helper()
-	p := &bridgeProc{cmd: exec.Command(bin, "--schema", db.Schema, "run", "--table", db.Events(), "--channel", db.Channel,
-		"--poll-interval", "200ms"), stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = envWithURL(db.URL)
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	testdb.WaitFor(t, 15*time.Second, func() (bool, string) {
-		if p.exited() {
-			t.Fatalf("bridge exited before listening (%v): %s", p.err, p.stderr.String())
-		}
-		return strings.Contains(p.stderr.String(), `"msg":"listening"`), "bridge logs that it is listening"
-	})
-	return p
+	return startRun(t, bin, envWithURL(db.URL), runArgs(db))
 }
 
 // TestVersionSetAtBuildTime: the version given with -ldflags is what
