@@ -47,8 +47,9 @@ type Bridge struct {
 	q     queries
 	log   *slog.Logger
 
-	wake    chan struct{} // wakes the main drainer; capacity 1
-	helpers chan struct{} // wakes helper drainers while a backlog lasts
+	wake     chan struct{} // wakes the main drainer; capacity 1
+	laneWake chan struct{} // wakes the lane waker (lanes.go); capacity 1
+	helpers  chan struct{} // wakes helper drainers while a backlog lasts
 
 	pendingMu sync.Mutex
 	pending   []string // payloads notified and not taken by the drainer yet
@@ -100,15 +101,16 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	b := &Bridge{
-		id:      newBridgeID(),
-		cfg:     cfg,
-		pool:    pool,
-		river:   client,
-		q:       newQueries(cfg.Schema),
-		log:     cfg.Logger.With(slog.String("channel", cfg.Channel)),
-		wake:    make(chan struct{}, 1),
-		helpers: make(chan struct{}, cfg.Concurrency),
-		recent:  newRecentSet(max(1<<16, 4*cfg.BatchSize*cfg.Concurrency)),
+		id:       newBridgeID(),
+		cfg:      cfg,
+		pool:     pool,
+		river:    client,
+		q:        newQueries(cfg.Schema),
+		log:      cfg.Logger.With(slog.String("channel", cfg.Channel)),
+		wake:     make(chan struct{}, 1),
+		laneWake: make(chan struct{}, 1),
+		helpers:  make(chan struct{}, cfg.Concurrency),
+		recent:   newRecentSet(max(1<<16, 4*cfg.BatchSize*cfg.Concurrency)),
 
 		unresolved:     map[string]time.Time{},
 		ignoredSince:   map[string]int{},
@@ -139,6 +141,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	wg.Go(func() { b.drainLoop(ctx) })
 	wg.Go(func() { b.housekeeping(ctx) })
 	wg.Go(func() { b.ginCleaner(ctx) })
+	wg.Go(func() { b.laneWaker(ctx) })
 	for range b.cfg.Concurrency - 1 {
 		wg.Go(func() { b.helperLoop(ctx) })
 	}

@@ -32,8 +32,9 @@ type claimedRow struct {
 type eventRow struct {
 	name      *string
 	data      []byte
-	placement int    // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
-	filters   string // the results of the filters of its name's routes, in order (see jobparams.ApplyFilters)
+	placement int       // eventstable.RowInline, eventstable.RowLarge or eventstable.RowDeferred
+	filters   string    // the results of the filters of its name's routes, in order (see jobparams.ApplyFilters)
+	keys      []*string // the lane keys of its name's ordered routes, in order (see jobparams.Lanes)
 }
 
 // outcomeRecord is one row for notified_dispatch.
@@ -45,6 +46,7 @@ type outcomeRecord struct {
 	routes    []routes.Route // every route of the event's name, for the record
 	skipped   []string       // per route: "" if it gets a job, else history.SkippedBy...
 	jobs      []routes.Route // the routes that get a job
+	lanes     []string       // per job, its lane key ("" for none); nil when no job is ordered
 	createdAt time.Time
 	age       time.Duration // in the outbox when claimed, by the database's clock
 	data      []byte
@@ -183,14 +185,15 @@ type claimed struct {
 // A statement that runs longer than BatchTimeout is cancelled by the server
 // (SQLSTATE 57014), and the batch is split (see isolate.go); a lock on the
 // events table held longer than a quarter of it (an ALTER TABLE, say) fails
-// the batch as a whole (SQLSTATE 55P03), to be retried. While the GIN
+// the batch as a whole (SQLSTATE 55P03), to be retried. The wait for the
+// channel's lane lock (see laneLockSQL) may last BatchTimeout. While the GIN
 // cleaner flushes River's pending lists, the transaction leaves the flushing
 // to it (see gin.go).
 func (b *Bridge) dispatchOptions() string {
 	options := `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),
 		set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
 		set_config('statement_timeout', '` + strconv.FormatInt(b.cfg.BatchTimeout.Milliseconds(), 10) + `', true),
-		set_config('lock_timeout', '` + strconv.FormatInt(max(b.cfg.BatchTimeout.Milliseconds()/4, 1), 10) + `', true)`
+		set_config('lock_timeout', '` + strconv.FormatInt(b.cfg.BatchTimeout.Milliseconds(), 10) + `', true)`
 	if b.ginCleaning.Load() {
 		options += `, set_config('gin_pending_list_limit', '` + ginPendingLimit + `', true)`
 	}
@@ -204,12 +207,13 @@ func (b *Bridge) dispatchOptions() string {
 func (b *Bridge) claim(ctx context.Context, tx pgx.Tx, st *tableState, sel selection) (*claimed, error) {
 	batch := &pgx.Batch{}
 	batch.Queue(b.dispatchOptions())
+	batch.Queue(b.q.laneLock, b.cfg.Channel)
 	if sel.seqs != nil {
 		batch.Queue(b.q.claimSeqs, b.cfg.Channel, sel.seqs)
 	} else {
 		batch.Queue(b.q.claim, b.cfg.Channel, b.cfg.BatchSize)
 	}
-	batch.Queue(afterClaimOptions)
+	batch.Queue(afterClaimOptions, strconv.FormatInt(max(b.cfg.BatchTimeout.Milliseconds()/4, 1), 10))
 	batch.Queue(b.q.routes)
 	batch.Queue(checkTableSQL, st.t.Ident, b.cfg.IDColumn, b.cfg.NameColumn, st.triggerMark)
 	br := tx.SendBatch(ctx, batch)
@@ -233,6 +237,12 @@ func readClaim(br pgx.BatchResults, channel string) (*claimed, tableSeen, error)
 		return nil, seen, fmt.Errorf("set dispatch options: %w", err)
 	}
 	rows, _ := br.Query()
+	ordered := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, seen, fmt.Errorf("take the lane lock of channel %q: %w", channel, err)
+	}
+	rows, _ = br.Query()
 	claimedRows, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimedRow, error) {
 		var c claimedRow
 		err := row.Scan(&c.seq, &c.payload, &c.createdAt, &c.age)
@@ -258,6 +268,11 @@ func readClaim(br pgx.BatchResults, channel string) (*claimed, tableSeen, error)
 		c.seqs[i] = r.seq
 	}
 	for _, r := range allRoutes {
+		if !ordered {
+			// Made ordered since the lane lock was not taken: its jobs
+			// are ordered from the next batch on.
+			r.OrderedBy = ""
+		}
 		c.routes[r.Event] = append(c.routes[r.Event], r)
 	}
 	return c, seen, nil
@@ -313,7 +328,8 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 		return &stepError{step: stepFetch, seqs: seqs, err: fmt.Errorf("fetch events from %s: %w", st.t.Display, err)}
 	}
 	names, paths := jobparams.FilterArgs(byName)
-	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes, names, paths)
+	keyNames, keyPaths := jobparams.KeyArgs(byName)
+	rows, err := tx.Query(ctx, st.fetch, ids, b.cfg.MaxBatchBytes, b.cfg.LargeRowBytes, names, paths, keyNames, keyPaths)
 	if err != nil {
 		return nil, 0, fail(err)
 	}
@@ -322,7 +338,7 @@ func (b *Bridge) fetch(ctx context.Context, tx pgx.Tx, st *tableState, ids []str
 	for rows.Next() {
 		var id string
 		var ev eventRow
-		if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data, &ev.filters); err != nil {
+		if err := rows.Scan(&id, &ev.name, &ev.placement, &ev.data, &ev.filters, &ev.keys); err != nil {
 			return nil, 0, fail(err)
 		}
 		held += int64(len(ev.data))
@@ -386,6 +402,7 @@ func decide(p parsed, found map[string]eventRow, routesByName map[string][]route
 			rec.name, rec.outcome = ev.name, history.OutcomeDispatched
 			rec.routes = routesByName[*ev.name]
 			rec.jobs, rec.skipped = jobparams.ApplyFilters(rec.routes, ev.filters)
+			rec.lanes = jobparams.Lanes(rec.routes, rec.jobs, ev.keys)
 			if len(rec.jobs) == 0 {
 				rec.reason = ptr(allSkippedReason)
 			}
@@ -428,11 +445,15 @@ func (b *Bridge) putAside(ctx context.Context, tx pgx.Tx, d decision, res *batch
 
 // insertJobs runs step 6: one River job per route of each dispatched event
 // in records, with River's InsertManyFastTx; those of large rows by the
-// server. It returns how many jobs it inserted.
+// server. The jobs of ordered routes are inserted pending, with River's
+// InsertManyTx, which returns their ids, and appended to their lanes in
+// the order of their events. It returns how many jobs it inserted.
 func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord, seqs []int64) (int, error) {
-	var params []river.InsertManyParams
+	var params, orderedParams []river.InsertManyParams
+	var orderedAt []laneSlot // where each of orderedParams goes in lanes
 	var large []outcomeRecord
-	for _, r := range records {
+	var lanes [][]jobparams.LaneEntry // per record, its ordered jobs
+	for i, r := range records {
 		switch {
 		case r.outcome != history.OutcomeDispatched || len(r.jobs) == 0:
 		case r.large:
@@ -440,8 +461,22 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 		default:
 			var err error
 			src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
-			if params, err = jobparams.Append(params, src, r.data, r.jobs); err != nil {
+			unordered, ordered, keys := jobparams.SplitOrdered(r.jobs, r.lanes)
+			if params, err = jobparams.Append(params, src, r.data, unordered, nil); err != nil {
 				return 0, err
+			}
+			if len(ordered) == 0 {
+				continue
+			}
+			if orderedParams, err = jobparams.Append(orderedParams, src, r.data, ordered, keys); err != nil {
+				return 0, err
+			}
+			if lanes == nil {
+				lanes = make([][]jobparams.LaneEntry, len(records))
+			}
+			for j, route := range ordered {
+				lanes[i] = append(lanes[i], jobparams.LaneEntry{Kind: route.Kind, Key: keys[j], Stop: route.OnFailure == routes.OnFailureStop})
+				orderedAt = append(orderedAt, laneSlot{record: i, job: j})
 			}
 		}
 	}
@@ -453,14 +488,59 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 		}
 		n += inserted
 	}
+	if len(orderedParams) > 0 {
+		results, err := b.river.InsertManyTx(ctx, tx, orderedParams)
+		if err != nil {
+			return 0, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d ordered jobs: %w", len(orderedParams), err)}
+		}
+		for k, res := range results {
+			lanes[orderedAt[k].record][orderedAt[k].job].JobID = res.Job.ID
+		}
+		n += len(results)
+	}
 	if len(large) > 0 {
-		inserted, err := b.insertLarge(ctx, tx, st, large)
+		inserted, largeLanes, err := b.insertLarge(ctx, tx, st, large)
 		if err != nil {
 			return 0, &stepError{step: stepInsert, seqs: seqs, err: err}
 		}
 		n += inserted
+		if len(largeLanes) > 0 {
+			if lanes == nil {
+				lanes = make([][]jobparams.LaneEntry, len(records))
+			}
+			for i, r := range records {
+				if e, ok := largeLanes[r.key]; ok {
+					lanes[i] = e
+				}
+			}
+		}
+	}
+	if lanes != nil {
+		if err := b.appendLanes(ctx, tx, lanes); err != nil {
+			return 0, &stepError{step: stepInsert, seqs: seqs, err: err}
+		}
 	}
 	return n, nil
+}
+
+// laneSlot is where an ordered job's insert parameters go: the job'th
+// ordered job of record.
+type laneSlot struct{ record, job int }
+
+// appendLanes appends the ordered jobs of a batch, per record in the
+// batch's order, to their lanes.
+func (b *Bridge) appendLanes(ctx context.Context, tx pgx.Tx, perRecord [][]jobparams.LaneEntry) error {
+	var entries []jobparams.LaneEntry
+	for _, e := range perRecord {
+		entries = append(entries, e...)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, b.q.appendLanes, jobparams.LaneArgs(b.cfg.Channel, entries)...); err != nil {
+		return fmt.Errorf("append %d ordered jobs to their lanes: %w", len(entries), err)
+	}
+	return nil
 }
 
 // steps times the steps of a dispatch transaction, for its log line, and
@@ -601,35 +681,59 @@ func (b *Bridge) putBack(ctx context.Context, tx pgx.Tx, rows []claimedRow) erro
 
 // insertLarge inserts the jobs of events whose rows are over LargeRowBytes
 // with a statement that reads each row in the server, in one round trip.
-// A row deleted since the fetch fails the batch, to be retried.
-func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord) (int, error) {
+// A row deleted since the fetch fails the batch, to be retried. It returns
+// how many jobs it inserted and, by event, the ordered ones, for their
+// lanes.
+func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord) (int, map[string][]jobparams.LaneEntry, error) {
 	batch := &pgx.Batch{}
 	want := 0
 	for _, r := range records {
-		args, err := jobparams.LargeRowArgs(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}, r.jobs)
+		args, err := jobparams.LargeRowArgs(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}, r.jobs, r.lanes)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		batch.Queue(st.insertLarge, args...)
 		want += len(r.jobs)
 	}
 	br := tx.SendBatch(ctx, batch)
 	got := 0
+	var lanes map[string][]jobparams.LaneEntry
 	for _, r := range records {
-		tag, err := br.Exec()
-		if err != nil {
-			_ = br.Close()
-			return 0, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+		rows, _ := br.Query()
+		ids := map[string]int64{}
+		for rows.Next() {
+			var id int64
+			var kind string
+			if err := rows.Scan(&id, &kind); err != nil {
+				rows.Close()
+				_ = br.Close()
+				return 0, nil, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+			}
+			ids[kind] = id
 		}
-		got += int(tag.RowsAffected())
+		if err := rows.Err(); err != nil {
+			_ = br.Close()
+			return 0, nil, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+		}
+		got += len(ids)
+		for j, route := range r.jobs {
+			if r.lanes == nil || r.lanes[j] == "" {
+				continue
+			}
+			if lanes == nil {
+				lanes = map[string][]jobparams.LaneEntry{}
+			}
+			lanes[r.key] = append(lanes[r.key], jobparams.LaneEntry{JobID: ids[route.Kind], Kind: route.Kind, Key: r.lanes[j],
+				Stop: route.OnFailure == routes.OnFailureStop})
+		}
 	}
 	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("insert the jobs of %d large rows: %w", len(records), err)
+		return 0, nil, fmt.Errorf("insert the jobs of %d large rows: %w", len(records), err)
 	}
 	if got != want {
-		return 0, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
+		return 0, nil, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
 	}
-	return got, nil
+	return got, lanes, nil
 }
 
 func (b *Bridge) hook(step string) error {

@@ -48,6 +48,17 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.cfg.Channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen on channel %q: %w", b.cfg.Channel, err)
 	}
+	// Lanes of ordered routes left for the bridge to advance.
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(nullif($1, ''), current_schema())", b.cfg.Schema).Scan(&schema); err != nil {
+		return fmt.Errorf("resolve the schema: %w", err)
+	}
+	laneChannel := schema + laneChannelSuffix
+	if laneChannel == b.cfg.Channel {
+		laneChannel = "" // events come first; lanes are then advanced every poll interval
+	} else if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{laneChannel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen on channel %q: %w", laneChannel, err)
+	}
 	// Make sure notifications reach this connection: through a
 	// transaction-pooling proxy LISTEN succeeds, but what is notified later
 	// never arrives. A probe sent from another connection tells.
@@ -65,8 +76,10 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 		b.metrics.listener.Set(0)
 	}()
 	connected()
-	// Anything committed while we were not listening is in the outbox.
+	// Anything committed while we were not listening is in the outbox,
+	// and any lane left then in notified_lane_wake.
 	b.kick()
+	b.wakeLanes()
 	for {
 		wait := b.cfg.PingInterval
 		if !probed {
@@ -85,6 +98,10 @@ func (b *Bridge) listenOnce(ctx context.Context, connected func()) error {
 					b.metrics.listener.Set(1)
 					b.log.Info("listening")
 				}
+				continue
+			}
+			if laneChannel != "" && n.Channel == laneChannel {
+				b.wakeLanes()
 				continue
 			}
 			b.notified(n.Payload)

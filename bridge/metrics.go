@@ -29,6 +29,7 @@ type metrics struct {
 	lag           prometheus.Histogram
 	listener      prometheus.Gauge
 	reconnects    prometheus.Counter
+	lanesWoken    prometheus.Counter
 	lastCatchUp   prometheus.Gauge
 	tableOK       prometheus.Gauge
 	waiting       prometheus.Gauge
@@ -80,6 +81,7 @@ func newMetrics(channel string) *metrics {
 				"past that they are ignored as too_many_waiting).", maxUnresolved),
 			ConstLabels: labels}),
 		reconnects:  counter("listener_reconnects_total", "Times the listener lost its connection and reconnected."),
+		lanesWoken:  counter("lanes_woken_total", "Lanes of ordered routes the bridge advanced because River finalized their head while a dispatch held them."),
 		lastCatchUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "notified", Name: "last_catch_up_timestamp_seconds", Help: "Unix time of the last complete drain of the outbox.", ConstLabels: labels}),
 		backlog: prometheus.NewDesc("notified_backlog_events", "Outbox rows not dispatched yet (read from the database at scrape time).",
 			nil, labels),
@@ -93,7 +95,7 @@ func newMetrics(channel string) *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.notifications, m.events, m.jobs, m.skipped, m.duplicates, m.errors, m.isolations, m.ignored, m.batchSize,
-		m.batchBytes, m.batchDuration, m.lag, m.listener, m.reconnects, m.lastCatchUp, m.tableOK, m.waiting}
+		m.batchBytes, m.batchDuration, m.lag, m.listener, m.reconnects, m.lanesWoken, m.lastCatchUp, m.tableOK, m.waiting}
 }
 
 // Describe implements prometheus.Collector.
@@ -181,6 +183,7 @@ type Stats struct {
 	Duplicates    int64 // claims skipped because the event was recorded before
 	Ignored       int64 // notifications that named no event: not an id, or no row
 	Reconnects    int64 // listener reconnects
+	LanesWoken    int64 // lanes advanced by the lane waker (lanes.go)
 }
 
 // Stats returns a snapshot of the counters, read from the bridge's
@@ -200,6 +203,7 @@ func (b *Bridge) Stats() Stats {
 		Duplicates:    countsBy(m.duplicates, "")[""],
 		Ignored:       countsBy(m.ignored, "")[""],
 		Reconnects:    countsBy(m.reconnects, "")[""],
+		LanesWoken:    countsBy(m.lanesWoken, "")[""],
 	}
 }
 

@@ -50,7 +50,7 @@ func catchUpCost(t *testing.T, dispatched, backlog int) (claim, fetch testdb.Pla
 	for i, id := range ids {
 		strIDs[i] = fmtInt(id)
 	}
-	fetch = testdb.Explain(t, tx, bridge.FetchSQL(b), strIDs, int64(bridge.DefaultMaxBatchBytes), int64(bridge.DefaultLargeRowBytes), []string{}, []string{})
+	fetch = testdb.Explain(t, tx, bridge.FetchSQL(b), strIDs, int64(bridge.DefaultMaxBatchBytes), int64(bridge.DefaultLargeRowBytes), []string{}, []string{}, []string{}, []string{})
 	return claim, fetch
 }
 

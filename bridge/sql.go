@@ -3,6 +3,7 @@ package bridge
 import (
 	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/routes"
 )
 
@@ -32,12 +33,24 @@ const claimSeqsSQL = `WITH c AS (
 	DELETE FROM {schema}.notified_outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM c))
 	RETURNING seq, event_id, created_at, now() - created_at`
 
+// laneLockSQL takes channel $1's lane lock when a route is ordered, and
+// returns a row if it did. Claims of a channel with ordered routes are
+// serialized by it, each holding it to its commit, so that every dispatch
+// appends its jobs to their lanes after the dispatches that claimed
+// earlier events: the jobs of one lane keep the order of their events. The
+// lock is a transaction-level advisory lock, keyed by the channel and the
+// routes table (one per schema).
+const laneLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('notified lanes ' || $1::text, '{schema}.notified_route'::regclass::oid::bigint))
+	WHERE EXISTS (SELECT 1 FROM {schema}.notified_route WHERE ordered_by IS NOT NULL)`
+
 // afterClaimOptions turn sorts and bitmap scans back on after the claim. The
 // fetch looks rows up by primary key; an events table that grew since it was
 // last analyzed (or never was) looks small to the planner, which would then
 // read all of it for each batch: sequential scans are off for the rest of
 // the transaction, whose other statements do not scan.
-const afterClaimOptions = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true)"
+// A lock the rest waits for longer than $1 ms (a quarter of BatchTimeout)
+// fails the batch.
+const afterClaimOptions = "SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'off', true), set_config('lock_timeout', $1, true)"
 
 // requeueSQL puts ids $2 whose row is not visible yet back in channel $1's
 // outbox with their original created_at $3, to be tried again after $4.
@@ -73,6 +86,10 @@ const recordSQL = `INSERT INTO {schema}.notified_dispatch (channel, event_id, ev
 	WHERE notified_dispatch.outcome = 'missing' AND EXCLUDED.outcome <> 'missing'
 	RETURNING event_id`
 
+// wakeLanesSQL advances the lanes whose head River finalized while a
+// dispatch held them (see migration 005), and returns how many.
+const wakeLanesSQL = `SELECT {schema}.notified_lane_wake_up()`
+
 // registerSQL records bridge $1 of channel $2 in notified_bridge, or
 // refreshes its heartbeat.
 const registerSQL = `INSERT INTO {schema}.notified_bridge (id, channel, host, pid, version, poll_interval)
@@ -104,6 +121,7 @@ const probeSQL = `SELECT pg_notify($1, $2)`
 type queries struct {
 	claim, claimSeqs, routes, requeue, putBack, record string
 	register, unregister, backlog                      string
+	laneLock, appendLanes, wakeLanes                   string
 }
 
 func newQueries(schema string) queries {
@@ -112,6 +130,7 @@ func newQueries(schema string) queries {
 		claim: in(claimSQL), claimSeqs: in(claimSeqsSQL), routes: routes.ListSQL(schema),
 		requeue: in(requeueSQL), putBack: in(putBackSQL), record: in(recordSQL),
 		register: in(registerSQL), unregister: in(unregisterSQL), backlog: in(backlogSQL),
+		laneLock: in(laneLockSQL), appendLanes: jobparams.AppendLanesSQL(schema), wakeLanes: in(wakeLanesSQL),
 	}
 }
 

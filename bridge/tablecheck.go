@@ -43,7 +43,7 @@ func newTableState(cfg Config, t *eventstable.Table) *tableState {
 	return &tableState{
 		t:           t,
 		fetch:       t.FetchBoundedSQL(),
-		insertLarge: jobparams.LargeRowSQL(migrations.Qualify(cfg.Schema, "river_job"), t),
+		insertLarge: jobparams.LargeRowSQL(migrations.Qualify(cfg.Schema, "river_job"), migrations.Qualify(cfg.Schema, "river_job_state"), t),
 		adopt:       addToOutboxSQL(cfg.Schema, t),
 		triggerMark: "'" + strings.ReplaceAll(cfg.Channel, "'", "''") + "'",
 	}

@@ -77,6 +77,11 @@ type Source struct {
 	// ReplayID is the replay that created the job (notified_replay.id), or 0
 	// for a job created when the event was dispatched.
 	ReplayID int64 `json:"replay_id,omitempty"`
+	// Lane is the key of the job's lane when its route is ordered (as JSON
+	// text: 42, "A-17"): the jobs of one kind with the same lane run one at a
+	// time, in the order of their events. Empty for a job that is not
+	// ordered.
+	Lane string `json:"lane,omitempty"`
 }
 
 // Kind names a handler kind. Implement it with a value receiver on an empty

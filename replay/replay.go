@@ -430,7 +430,8 @@ func (r *replayer) run(ctx context.Context) (*Result, error) {
 type row struct {
 	name    *string
 	data    []byte
-	filters string // the results of the filters of its name's routes (see jobparams.ApplyFilters)
+	filters string    // the results of the filters of its name's routes (see jobparams.ApplyFilters)
+	keys    []*string // the lane keys of its name's ordered routes (see jobparams.Lanes)
 }
 
 // plannedJobs is one event of a batch that gets jobs.
@@ -438,6 +439,7 @@ type plannedJobs struct {
 	id, name string
 	data     []byte
 	routes   []routes.Route
+	lanes    []string // per route, its job's lane key ("" for none); nil when none is ordered
 	filtered []string // the handlers whose filter skipped it
 }
 
@@ -468,7 +470,8 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 			return nil // nothing to record yet
 		}
 		events, jobCount := res.Events+len(planned), res.Jobs
-		var params []river.InsertManyParams
+		var params, orderedParams []river.InsertManyParams
+		var lanes []jobparams.LaneEntry
 		for _, p := range planned {
 			jobCount += len(p.routes)
 		}
@@ -490,8 +493,15 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 		for _, p := range planned {
 			src := jobs.Source{EventID: p.id, EventName: p.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
 			var err error
-			if params, err = jobparams.Append(params, src, p.data, p.routes); err != nil {
+			unordered, ordered, keys := jobparams.SplitOrdered(p.routes, p.lanes)
+			if params, err = jobparams.Append(params, src, p.data, unordered, nil); err != nil {
 				return err
+			}
+			if orderedParams, err = jobparams.Append(orderedParams, src, p.data, ordered, keys); err != nil {
+				return err
+			}
+			for i, rt := range ordered {
+				lanes = append(lanes, jobparams.LaneEntry{Kind: rt.Kind, Key: keys[i], Stop: rt.OnFailure == routes.OnFailureStop})
 			}
 		}
 		if len(params) > 0 {
@@ -501,6 +511,19 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 			}
 			if n != len(params) {
 				return fmt.Errorf("insert %d replayed jobs: River inserted %d", len(params), n)
+			}
+		}
+		if len(orderedParams) > 0 {
+			// Ordered jobs join the end of their lanes.
+			results, err := r.river.InsertManyTx(ctx, tx, orderedParams)
+			if err != nil {
+				return fmt.Errorf("insert %d replayed ordered jobs: %w", len(orderedParams), err)
+			}
+			for i, res := range results {
+				lanes[i].JobID = res.Job.ID
+			}
+			if _, err := tx.Exec(ctx, r.q.appendLanes, jobparams.LaneArgs(r.cfg.Channel, lanes)...); err != nil {
+				return fmt.Errorf("append %d replayed ordered jobs to their lanes: %w", len(lanes), err)
 			}
 		}
 		if _, err := tx.Exec(ctx, r.q.progress, r.replayID, events, jobCount, skippedCount); err != nil {
@@ -545,14 +568,15 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 		if r.filtersApplied() {
 			names, paths = jobparams.FilterArgs(r.routes)
 		}
-		rows, err := db.Query(ctx, query, ids, names, paths)
+		keyNames, keyPaths := jobparams.KeyArgs(r.routes)
+		rows, err := db.Query(ctx, query, ids, names, paths, keyNames, keyPaths)
 		if err != nil {
 			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
 		}
 		var id string
 		var ev row
-		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data, &ev.filters}, func() error {
-			found[id] = row{name: ev.name, data: slices.Clone(ev.data), filters: ev.filters}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data, &ev.filters, &ev.keys}, func() error {
+			found[id] = row{name: ev.name, data: slices.Clone(ev.data), filters: ev.filters, keys: ev.keys}
 			return nil
 		}); err != nil {
 			return nil, nil, fmt.Errorf("fetch events from %s: %w", r.table.Display, err)
@@ -599,7 +623,8 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 			skip(id, SkipNoRoute, reason)
 			continue
 		}
-		planned = append(planned, plannedJobs{id: id, name: *ev.name, data: ev.data, routes: chosen, filtered: filtered})
+		planned = append(planned, plannedJobs{id: id, name: *ev.name, data: ev.data, routes: chosen,
+			lanes: jobparams.Lanes(r.routes[*ev.name], chosen, ev.keys), filtered: filtered})
 	}
 	return planned, skipped, nil
 }

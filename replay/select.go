@@ -12,6 +12,7 @@ import (
 
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/eventstable"
+	"github.com/notified/notified/internal/jobparams"
 	"github.com/notified/notified/migrations"
 )
 
@@ -21,13 +22,15 @@ type replayQueries struct {
 	jobsView string // quoted notified_jobs
 	schema   string // as configured, for history's SQL
 
-	rows     string // the rows of ids $1: id, name, the row as JSON, the results of filters $2/$3
+	rows     string // the rows of ids $1: id, name, the row as JSON, the results of filters $2/$3, lane keys $4/$5
 	rowNames string // the same without the row (NULL), for a dry run
 	names    string // the distinct names of the rows of ids $1
 	jobsOf   string // the event id and kind of jobs @jobs of @channel
 	record   string // inserts a replay's record, returns its id
 	progress string // sets a replay's counts
 	finish   string // sets a replay's finished_at
+
+	appendLanes string // appends ordered jobs to their lanes
 }
 
 func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
@@ -46,6 +49,8 @@ func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 		progress: `UPDATE ` + replay + ` SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
 		finish:   `UPDATE ` + replay + ` SET finished_at = now() WHERE id = $1`,
+
+		appendLanes: jobparams.AppendLanesSQL(schema),
 	}
 }
 

@@ -8,6 +8,7 @@
 package routes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,33 @@ type Route struct {
 	// as the path says; a row it cannot evaluate (strict mode on a missing
 	// key, a type mismatch) does not match. Empty: every event of the name.
 	Where string `json:"where"`
+	// OrderedBy, when set, orders the route's jobs per key: a Postgres
+	// jsonpath (e.g. `$.order_id`) that selects the key in the event's row
+	// as JSON. The jobs of one handler kind whose events have the same key
+	// run one at a time, in the order their events were committed; events
+	// with different keys run in parallel. An event whose row has no key
+	// (the path selects nothing, or JSON null) is not ordered. Empty: the
+	// route's jobs are not ordered.
+	OrderedBy string `json:"ordered_by"`
+	// OnFailure says what an ordered route's lane does when one of its
+	// jobs is discarded or cancelled: OnFailureContinue (the default) runs
+	// the next job and records that the lane went on past the failure;
+	// OnFailureStop keeps the lane stopped until an operator resumes it
+	// (lanes.Store.Resume).
+	OnFailure string `json:"on_failure"`
 }
+
+// What an ordered route's lane does after a job that failed for good.
+const (
+	OnFailureContinue = "continue"
+	OnFailureStop     = "stop"
+)
+
+// MaxOrderedByLength is the longest key path a route takes, in bytes.
+const MaxOrderedByLength = 1024
+
+// OrderedByExample is a key path shown in the errors about ordering.
+const OrderedByExample = `$.order_id`
 
 // MaxWhereLength is the longest filter a route takes, in bytes.
 const MaxWhereLength = 4096
@@ -68,6 +95,10 @@ func (r Route) withDefaults() Route {
 		r.MaxAttempts = DefaultMaxAttempts
 	}
 	r.Where = strings.TrimSpace(r.Where)
+	r.OrderedBy = strings.TrimSpace(r.OrderedBy)
+	if r.OnFailure == "" && r.OrderedBy != "" {
+		r.OnFailure = OnFailureContinue
+	}
 	return r
 }
 
@@ -91,6 +122,14 @@ func (r Route) Validate() error {
 		return fmt.Errorf("route %s -> %s: filter is longer than %d bytes: write a shorter jsonpath predicate, e.g. '%s'", r.Event, r.Kind, MaxWhereLength, WhereExample)
 	case strings.ContainsRune(r.Where, 0) || !utf8.ValidString(r.Where):
 		return fmt.Errorf("route %s -> %s: filter is not valid UTF-8 text: write a jsonpath predicate, e.g. '%s'", r.Event, r.Kind, WhereExample)
+	case len(r.OrderedBy) > MaxOrderedByLength:
+		return fmt.Errorf("route %s -> %s: ordering key is longer than %d bytes: write a jsonpath that selects the key, e.g. '%s'", r.Event, r.Kind, MaxOrderedByLength, OrderedByExample)
+	case strings.ContainsRune(r.OrderedBy, 0) || !utf8.ValidString(r.OrderedBy):
+		return fmt.Errorf("route %s -> %s: ordering key is not valid UTF-8 text: write a jsonpath that selects the key, e.g. '%s'", r.Event, r.Kind, OrderedByExample)
+	case r.OnFailure != "" && r.OnFailure != OnFailureContinue && r.OnFailure != OnFailureStop:
+		return fmt.Errorf("route %s -> %s: on failure %q is not %q or %q", r.Event, r.Kind, r.OnFailure, OnFailureContinue, OnFailureStop)
+	case r.OnFailure == OnFailureStop && r.OrderedBy == "":
+		return fmt.Errorf("route %s -> %s: on failure %q applies to ordered routes only: give the ordering key too, e.g. '%s'", r.Event, r.Kind, OnFailureStop, OrderedByExample)
 	}
 	return nil
 }
@@ -114,9 +153,11 @@ func NewStore(db DB, schema string) *Store {
 // sql returns query for the store's schema.
 func (s *Store) sql(query string) string { return dbtx.InSchema(s.schema, query) }
 
-// Add creates the route, or updates its queue, priority, max attempts and
-// filter when a route for the same event and kind exists. A filter is
-// checked by the server (see CheckWhere).
+// Add creates the route, or updates its queue, priority, max attempts,
+// filter and ordering when a route for the same event and kind exists. A
+// filter and an ordering key are checked by the server (see CheckWhere and
+// CheckOrderedBy). A change of ordering applies to the events dispatched
+// after it.
 func (s *Store) Add(ctx context.Context, r Route) error {
 	if err := s.validate(ctx, r); err != nil {
 		return err
@@ -124,12 +165,49 @@ func (s *Store) Add(ctx context.Context, r Route) error {
 	return s.upsert(ctx, r)
 }
 
-// validate checks r, and its filter with the server.
+// validate checks r, and its filter and ordering key with the server.
 func (s *Store) validate(ctx context.Context, r Route) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	return s.CheckWhere(ctx, r)
+	if err := s.CheckWhere(ctx, r); err != nil {
+		return err
+	}
+	return s.CheckOrderedBy(ctx, r)
+}
+
+// ErrInvalidOrderedBy is wrapped by the errors about a route's ordering key
+// that the server refused: not a jsonpath, or a predicate.
+var ErrInvalidOrderedBy = errors.New("invalid ordering key")
+
+// CheckOrderedBy asks the server whether r's ordering key, if any, is a
+// jsonpath that selects a key: it must parse, need no variables and,
+// evaluated on an empty object, give neither a boolean (a predicate: every
+// event would fall in one of two lanes) nor the object itself (every event
+// its own lane). The error, which wraps ErrInvalidOrderedBy, quotes the
+// server's message and shows an example.
+func (s *Store) CheckOrderedBy(ctx context.Context, r Route) error {
+	r = r.withDefaults()
+	if r.OrderedBy == "" {
+		return nil
+	}
+	var kind string
+	err := s.db.QueryRow(ctx, checkOrderedBySQL, r.OrderedBy).Scan(&kind)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		return fmt.Errorf("route %s -> %s: %w %q: %s: write a jsonpath that selects the key, e.g. '%s'",
+			r.Event, r.Kind, ErrInvalidOrderedBy, r.OrderedBy, oneLine(pgErr.Message), OrderedByExample)
+	case err != nil:
+		return fmt.Errorf("route %s -> %s: check ordering key: %w", r.Event, r.Kind, err)
+	case kind == "predicate":
+		return fmt.Errorf("route %s -> %s: %w %q is a predicate, not a key: name the field that identifies the lane, e.g. '%s'",
+			r.Event, r.Kind, ErrInvalidOrderedBy, r.OrderedBy, OrderedByExample)
+	case kind == "row":
+		return fmt.Errorf("route %s -> %s: %w %q selects the whole row, which makes every event its own lane: name the field that identifies the lane, e.g. '%s'",
+			r.Event, r.Kind, ErrInvalidOrderedBy, r.OrderedBy, OrderedByExample)
+	}
+	return nil
 }
 
 // ErrInvalidWhere is wrapped by the errors about a route's filter that the
@@ -174,7 +252,8 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // upsert writes a validated route.
 func (s *Store) upsert(ctx context.Context, r Route) error {
 	r = r.withDefaults()
-	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where))
+	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where),
+		nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue))
 	if err != nil {
 		return fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 	}
@@ -218,7 +297,8 @@ func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 	var added []Route
 	for _, r := range rs {
 		r = r.withDefaults()
-		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where))
+		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where),
+			nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue))
 		if err != nil {
 			return added, fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 		}
@@ -256,7 +336,7 @@ func ListSQL(schema string) string { return dbtx.InSchema(schema, listRoutesSQL)
 func ScanList(rows pgx.Rows) ([]Route, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Route, error) {
 		var r Route
-		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts, &r.Where)
+		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts, &r.Where, &r.OrderedBy, &r.OnFailure)
 		return r, err
 	})
 	if err != nil {

@@ -4,26 +4,38 @@ package routes
 // dbtx.InSchema); every value is a parameter.
 
 // upsertRouteSQL creates the route from event $1 to kind $2 with queue $3,
-// priority $4, max attempts $5 and filter $6 (NULL: none), or updates those
-// four if it exists.
-const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path)
-	VALUES ($1, $2, $3, $4, $5, $6)
+// priority $4, max attempts $5, filter $6 (NULL: none), ordering key $7
+// (NULL: not ordered) and on-failure $8, or updates those if it exists.
+const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 	ON CONFLICT (event_name, kind) DO UPDATE
 	SET queue = excluded.queue, priority = excluded.priority,
-	    max_attempts = excluded.max_attempts, filter_path = excluded.filter_path, updated_at = now()`
+	    max_attempts = excluded.max_attempts, filter_path = excluded.filter_path,
+	    ordered_by = excluded.ordered_by, on_failure = excluded.on_failure, updated_at = now()`
 
 // addRouteIfMissingSQL creates the route like upsertRouteSQL, and does
 // nothing if it exists.
-const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path)
-	VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_name, kind) DO NOTHING`
+const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_name, kind) DO NOTHING`
 
 // removeRouteSQL deletes the route from event $1 to kind $2.
 const removeRouteSQL = `DELETE FROM {schema}.notified_route WHERE event_name = $1 AND kind = $2`
 
 // listRoutesSQL lists every route, ordered by event and kind, with its
-// filter (empty for none).
-const listRoutesSQL = `SELECT event_name, kind, queue, priority, max_attempts, coalesce(filter_path, '')
+// filter and ordering key (empty for none) and, for an ordered route, its
+// on-failure.
+const listRoutesSQL = `SELECT event_name, kind, queue, priority, max_attempts, coalesce(filter_path, ''),
+		coalesce(ordered_by, ''), CASE WHEN ordered_by IS NULL THEN '' ELSE on_failure END
 	FROM {schema}.notified_route ORDER BY event_name, kind`
+
+// checkOrderedBySQL says what $1, a jsonpath, selects in an empty object:
+// "predicate" (a boolean or unknown), "row" (the object itself) or "key".
+// A path that does not parse, or that names a variable, fails.
+const checkOrderedBySQL = `SELECT CASE
+		WHEN r IN ('[true]', '[false]', '[null]') THEN 'predicate'
+		WHEN r = '[{}]' THEN 'row'
+		ELSE 'key' END
+	FROM (SELECT jsonb_path_query_array('{}'::jsonb, $1::jsonpath, '{}', true) AS r) x`
 
 // checkWhereSQL says whether $1 is a jsonpath predicate: evaluated on an
 // empty object, without raising the errors of evaluation, it gives one

@@ -137,6 +137,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			migrateCommand(),
 			routesCommand(),
+			lanesCommand(),
 			installTriggerCommand(),
 			uninstallTriggerCommand(),
 			runCommand(),

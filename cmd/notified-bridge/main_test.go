@@ -412,8 +412,8 @@ func TestRoutes(t *testing.T) {
 
 	table := strings.Split(strings.TrimRight(mustRun(t, db, "routes", "list"), "\n"), "\n")
 	require.Len(t, table, 2, table)
-	require.Equal(t, []string{"EVENT", "KIND", "QUEUE", "PRIORITY", "MAX", "ATTEMPTS", "WHERE"}, strings.Fields(table[0]))
-	require.Equal(t, []string{"user_signed_up", "send_welcome", "mail", "2", "3", "-"}, strings.Fields(table[1]))
+	require.Equal(t, []string{"EVENT", "KIND", "QUEUE", "PRIORITY", "MAX", "ATTEMPTS", "WHERE", "ORDERED", "BY"}, strings.Fields(table[0]))
+	require.Equal(t, []string{"user_signed_up", "send_welcome", "mail", "2", "3", "-", "-"}, strings.Fields(table[1]))
 
 	// Adding again updates the options.
 	mustRun(t, db, "routes", "add", "--queue", "urgent", "--priority", "4", "--max-attempts", "10", "user_signed_up", "send_welcome")

@@ -29,6 +29,8 @@ func routesAddCommand() *cli.Command {
 			&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
 			&cli.IntFlag{Name: "max-attempts", Value: routes.DefaultMaxAttempts, Usage: "attempts before River discards a failing job"},
 			&cli.StringFlag{Name: "where", Usage: "filter: only events whose row matches this jsonpath predicate get a job, e.g. '$.total > 1000' (default: every event)"},
+			&cli.StringFlag{Name: "ordered-by", Usage: "order the jobs per key: jobs whose events have the same value at this jsonpath run one at a time, in commit order, e.g. '$.order_id'; events without it are not ordered (default: not ordered)"},
+			&cli.StringFlag{Name: "on-failure", Value: routes.OnFailureContinue, Usage: "what an ordered lane does after a job is discarded or cancelled: continue with the next job, or stop until `lanes resume`"},
 			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
@@ -37,7 +39,8 @@ func routesAddCommand() *cli.Command {
 				return err
 			}
 			r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
-				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts"), Where: strings.TrimSpace(c.String("where"))}
+				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts"), Where: strings.TrimSpace(c.String("where")),
+				OrderedBy: strings.TrimSpace(c.String("ordered-by")), OnFailure: c.String("on-failure")}
 			// The Go API reads 0 as "the default"; on the command line
 			// an explicit 0 is a mistake.
 			if r.Priority == 0 {
@@ -48,6 +51,12 @@ func routesAddCommand() *cli.Command {
 			}
 			if c.IsSet("where") && r.Where == "" {
 				return fmt.Errorf("route %s -> %s: --where is empty: give a jsonpath predicate, e.g. --where '%s', or leave --where out for every event", r.Event, r.Kind, routes.WhereExample)
+			}
+			if c.IsSet("ordered-by") && r.OrderedBy == "" {
+				return fmt.Errorf("route %s -> %s: --ordered-by is empty: give a jsonpath that selects the key, e.g. --ordered-by '%s', or leave --ordered-by out", r.Event, r.Kind, routes.OrderedByExample)
+			}
+			if r.OnFailure == routes.OnFailureStop && r.OrderedBy == "" {
+				return fmt.Errorf("route %s -> %s: --on-failure stop applies to ordered routes: add --ordered-by, e.g. --ordered-by '%s'", r.Event, r.Kind, routes.OrderedByExample)
 			}
 			pool, err := connectMigrated(c)
 			if err != nil {
@@ -66,8 +75,14 @@ func routesAddCommand() *cli.Command {
 			if r.Where != "" {
 				where = ", where " + termsafe.String(r.Where)
 			}
+			if r.OrderedBy != "" {
+				where += ", ordered by " + termsafe.String(r.OrderedBy) + " (" + onFailureText(r.OnFailure) + ")"
+			}
 			fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d%s)\n",
 				termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts, where)
+			if r.OrderedBy != "" {
+				fmt.Fprintln(c.App.Writer, "ordering applies to the events dispatched from now on; an event whose row has no value at the key runs unordered")
+			}
 			return nil
 		},
 	}
@@ -99,16 +114,27 @@ func routesListCommand() *cli.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS\tWHERE")
+			fmt.Fprintln(tw, "EVENT\tKIND\tQUEUE\tPRIORITY\tMAX ATTEMPTS\tWHERE\tORDERED BY")
+			ordered := false
 			for _, r := range rs {
-				where := "-"
+				where, orderedBy := "-", "-"
 				if r.Where != "" {
 					where = termsafe.String(r.Where)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
-					r.Priority, r.MaxAttempts, where)
+				if r.OrderedBy != "" {
+					orderedBy = termsafe.String(r.OrderedBy) + " (" + onFailureText(r.OnFailure) + ")"
+					ordered = true
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
+					r.Priority, r.MaxAttempts, where, orderedBy)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if ordered {
+				fmt.Fprintln(c.App.Writer, "ordered routes: an event whose row has no value (or null) at the key runs unordered; see `notified-bridge lanes list`")
+			}
+			return nil
 		},
 	}
 }
@@ -143,4 +169,12 @@ func routesRemoveCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// onFailureText says what an ordered route does at a failure.
+func onFailureText(onFailure string) string {
+	if onFailure == routes.OnFailureStop {
+		return "stops at a failure"
+	}
+	return "goes on past a failure"
 }

@@ -23,8 +23,8 @@ func TestRoutesWhere(t *testing.T) {
 
 	table := strings.Split(strings.TrimRight(mustRun(t, db, "routes", "list"), "\n"), "\n")
 	require.Len(t, table, 3, table)
-	require.Equal(t, []string{"order_placed", "big_order_alert", "default", "1", "25", "$.total", ">", "1000"}, strings.Fields(table[1]))
-	require.Equal(t, []string{"order_placed", "ship_order", "default", "1", "25", "-"}, strings.Fields(table[2]))
+	require.Equal(t, []string{"order_placed", "big_order_alert", "default", "1", "25", "$.total", ">", "1000", "-"}, strings.Fields(table[1]))
+	require.Equal(t, []string{"order_placed", "ship_order", "default", "1", "25", "-", "-"}, strings.Fields(table[2]))
 
 	var rs []map[string]any
 	out = mustRun(t, db, "routes", "list", "--json")

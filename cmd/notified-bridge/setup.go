@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ func setupCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagTable(), flagChannel(), flagIDField(), flagJSON(),
 			&cli.StringSliceFlag{Name: "route", EnvVars: []string{"NOTIFIED_ROUTES"},
-				Usage: "route EVENT=KIND to add (repeatable; in the environment, comma-separated)"},
+				Usage: "route EVENT=KIND to add, with options after semicolons: EVENT=KIND;queue=Q;priority=N;max-attempts=N;where=PREDICATE;ordered-by=PATH;on-failure=stop (repeatable; in the environment, comma-separated)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -34,14 +35,13 @@ func setupCommand() *cli.Command {
 			}
 			var rs []routes.Route
 			for _, spec := range c.StringSlice("route") {
-				event, kind, ok := strings.Cut(strings.TrimSpace(spec), "=")
-				if !ok || event == "" || kind == "" {
-					return fmt.Errorf("--route %q is not EVENT=KIND, e.g. --route user_signed_up=send_welcome_email", spec)
+				r, err := parseRouteSpec(spec)
+				if err != nil {
+					return err
 				}
 				// AddMissing validates the routes too, but only after the
 				// migration and the trigger: checked here, a bad route
 				// changes nothing.
-				r := routes.Route{Event: event, Kind: kind}
 				if err := r.Validate(); err != nil {
 					return err
 				}
@@ -142,4 +142,50 @@ func healthcheckCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// parseRouteSpec reads a --route of setup: EVENT=KIND, then options as
+// name=value after semicolons (a value may hold "=": jsonpath's ==).
+func parseRouteSpec(spec string) (routes.Route, error) {
+	parts := strings.Split(strings.TrimSpace(spec), ";")
+	event, kind, ok := strings.Cut(parts[0], "=")
+	event, kind = strings.TrimSpace(event), strings.TrimSpace(kind)
+	if !ok || event == "" || kind == "" {
+		return routes.Route{}, fmt.Errorf("--route %q is not EVENT=KIND, e.g. --route user_signed_up=send_welcome_email", spec)
+	}
+	r := routes.Route{Event: event, Kind: kind}
+	for _, opt := range parts[1:] {
+		name, value, ok := strings.Cut(opt, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || value == "" {
+			return routes.Route{}, fmt.Errorf("--route %q: option %q is not NAME=VALUE, e.g. %s=%s;ordered-by=%s", spec, opt, event, kind, routes.OrderedByExample)
+		}
+		number := func(v *int) {
+			n, err := strconv.Atoi(value)
+			if err != nil || n <= 0 {
+				n = -1
+			}
+			*v = n
+		}
+		switch name {
+		case "queue":
+			r.Queue = value
+		case "priority":
+			number(&r.Priority)
+		case "max-attempts":
+			number(&r.MaxAttempts)
+		case "where":
+			r.Where = value
+		case "ordered-by":
+			r.OrderedBy = value
+		case "on-failure":
+			r.OnFailure = value
+		default:
+			return routes.Route{}, fmt.Errorf("--route %q: unknown option %q: use queue, priority, max-attempts, where, ordered-by or on-failure", spec, name)
+		}
+		if r.Priority < 0 || r.MaxAttempts < 0 {
+			return routes.Route{}, fmt.Errorf("--route %q: %s %q is not a positive number", spec, name, value)
+		}
+	}
+	return r, nil
 }

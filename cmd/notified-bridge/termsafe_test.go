@@ -75,7 +75,7 @@ func TestHumanOutputEscapesDatabaseText(t *testing.T) {
 	out := mustRunSafe(t, db, "routes", "add", hostileName, hostileKind)
 	require.Equal(t, "route added: "+escapedName+" -> "+escapedKind+" (queue default, priority 1, max attempts 25)\n", out)
 	out = mustRunSafe(t, db, "routes", "list")
-	require.Equal(t, []string{escapedName, escapedKind, "default", "1", "25", "-"}, line(t, out, escapedName))
+	require.Equal(t, []string{escapedName, escapedKind, "default", "1", "25", "-", "-"}, line(t, out, escapedName))
 	var rs []struct{ Event, Kind string }
 	require.NoError(t, json.Unmarshal([]byte(mustRun(t, db, "routes", "list", "--json")), &rs))
 	require.Equal(t, []struct{ Event, Kind string }{{hostileName, hostileKind}}, rs, "JSON has the exact values")
@@ -197,7 +197,7 @@ func TestHumanOutputEscapesInvalidUTF8(t *testing.T) {
 	require.NoError(t, err)
 
 	out := mustRunSafe(t, db, "routes", "list")
-	require.Equal(t, []string{`bad\xff\xfename`, `kind\xe9`, "default", "1", "25", "-"}, line(t, out, `bad\xff\xfename`))
+	require.Equal(t, []string{`bad\xff\xfename`, `kind\xe9`, "default", "1", "25", "-", "-"}, line(t, out, `bad\xff\xfename`))
 	out = mustRunSafe(t, db, "history", "--table", "app.no_events_table", "1")
 	require.True(t, strings.HasPrefix(out, `event 1 on channel "events": bad\xff\xfename`+"\n\n"), out)
 	require.Equal(t, []string{"reason", `why\x80\x9b`}, line(t, out, "reason"))

@@ -1,6 +1,9 @@
 package eventstable
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // FetchSQL selects the rows of the given ids: id as text, name as text and
 // the whole row as a JSON object.
@@ -35,7 +38,10 @@ const (
 // $4 are event names and $5 jsonpath predicates, pairwise (see
 // FilterResultsSQL). It is empty for a row whose name has no filter, and
 // for a row already deferred by its stored size; a large row's filters are
-// evaluated too, as its JSON never leaves the server.
+// evaluated too, as its JSON never leaves the server. The sixth is the lane
+// keys of the ordered routes of the row's name: $6 are event names and $7
+// key paths, pairwise (see LaneKeysSQL); NULL for a row whose name has no
+// ordered route.
 func (t *Table) FetchBoundedSQL() string {
 	return `WITH s AS (
 			SELECT k.ord, e AS ev, pg_column_size(e.*) AS stored,
@@ -43,25 +49,27 @@ func (t *Table) FetchBoundedSQL() string {
 			FROM unnest($1::` + t.ArrayType() + `) WITH ORDINALITY AS k(id, ord)
 			JOIN ` + t.Ident + ` AS e ON e.` + t.IDCol + ` = k.id
 		), f AS (
-			SELECT s.ord, (s.ev).` + t.IDCol + `::text AS id, (s.ev).` + t.NameCol + `::text AS name, s.cum, x.j, y.filters,
+			SELECT s.ord, (s.ev).` + t.IDCol + `::text AS id, (s.ev).` + t.NameCol + `::text AS name, s.cum, x.j, y.filters, y.keys,
 				CASE WHEN x.j IS NULL OR octet_length(x.j) > $3::bigint THEN least(s.stored, $3::bigint) ELSE octet_length(x.j) END AS held
 			FROM s
 			LEFT JOIN LATERAL (
 				SELECT row_to_json(s.ev)::text AS j WHERE s.cum <= $2::bigint AND s.stored <= $3::bigint OFFSET 0
 			) x ON true
 			LEFT JOIN LATERAL (
-				SELECT ` + FilterResultsSQL("r.jb", "(s.ev)."+t.NameCol+"::text", "$4", "$5") + ` AS filters
+				SELECT ` + FilterResultsSQL("r.jb", "(s.ev)."+t.NameCol+"::text", "$4", "$5") + ` AS filters,
+					` + LaneKeysSQL("r.jb", "(s.ev)."+t.NameCol+"::text", "$6", "$7") + ` AS keys
 				FROM (SELECT row_to_json(s.ev)::jsonb AS jb OFFSET 0) r
-				WHERE s.cum <= $2::bigint AND (s.ev).` + t.NameCol + `::text = ANY($4::text[])
+				WHERE s.cum <= $2::bigint
+					AND ((s.ev).` + t.NameCol + `::text = ANY($4::text[]) OR (s.ev).` + t.NameCol + `::text = ANY($6::text[]))
 			) y ON true
 		), g AS (
-			SELECT id, name, j, filters, cum, sum(held) OVER (ORDER BY ord) AS cum2 FROM f
+			SELECT id, name, j, filters, keys, cum, sum(held) OVER (ORDER BY ord) AS cum2 FROM f
 		)
 		SELECT id, name,
 			CASE WHEN cum > $2::bigint OR cum2 > $2::bigint THEN 2
 				WHEN j IS NULL OR octet_length(j) > $3::bigint THEN 1 ELSE 0 END,
 			CASE WHEN cum <= $2::bigint AND cum2 <= $2::bigint AND octet_length(j) <= $3::bigint THEN j END,
-			coalesce(filters, '')
+			coalesce(filters, ''), keys
 		FROM g`
 }
 
@@ -85,17 +93,20 @@ func (t *Table) BoundType() string {
 // FetchFilteredSQL is FetchSQL (RowNamesSQL without data) with a fourth
 // column: the results of the route filters $2 (names) and $3 (paths) of
 // the row's name on the row (see FilterResultsSQL), empty when its name
-// has none.
+// has none; and a fifth: the lane keys of the ordered routes $4 (names)
+// and $5 (key paths) of the row's name (see LaneKeysSQL), NULL when its
+// name has none.
 func (t *Table) FetchFilteredSQL(data bool) string {
 	d := "row_to_json(e)::text"
 	if !data {
 		d = "NULL::text"
 	}
-	return "SELECT e." + t.IDCol + "::text, e." + t.NameCol + "::text, " + d + ", coalesce(f.filters, '') FROM " + t.Ident + ` AS e
+	return "SELECT e." + t.IDCol + "::text, e." + t.NameCol + "::text, " + d + ", coalesce(f.filters, ''), f.keys FROM " + t.Ident + ` AS e
 		LEFT JOIN LATERAL (
-			SELECT ` + FilterResultsSQL("r.jb", "e."+t.NameCol+"::text", "$2", "$3") + ` AS filters
+			SELECT ` + FilterResultsSQL("r.jb", "e."+t.NameCol+"::text", "$2", "$3") + ` AS filters,
+				` + LaneKeysSQL("r.jb", "e."+t.NameCol+"::text", "$4", "$5") + ` AS keys
 			FROM (SELECT row_to_json(e)::jsonb AS jb OFFSET 0) r
-			WHERE e.` + t.NameCol + `::text = ANY($2::text[])
+			WHERE e.` + t.NameCol + `::text = ANY($2::text[]) OR e.` + t.NameCol + `::text = ANY($4::text[])
 		) f ON true
 		WHERE e.` + t.IDCol + " = ANY($1::" + t.ArrayType() + ")"
 }
@@ -133,5 +144,28 @@ const (
 func FilterResultsSQL(jb, name, names, paths string) string {
 	return `(SELECT string_agg(coalesce(jsonb_path_match(` + jb + `, p.path, '{}', true)::int, 2)::text, '' ORDER BY p.ord)
 		FROM unnest(` + names + `::text[], ` + paths + `::text[]::jsonpath[]) WITH ORDINALITY AS p(name, path, ord)
+		WHERE p.name = ` + name + `)`
+}
+
+// MaxLaneKeyBytes is the longest lane key kept as it is: a longer key is
+// kept as "sha256:" and the hex digest of its text (see LaneKeysSQL).
+const MaxLaneKeyBytes = 200
+
+// LaneKeysSQL is an expression: the lane keys of the ordered routes for an
+// event named name, whose row is the jsonb jb, in order, as a text array
+// (NULL when the name has no ordered route). names and paths are
+// parameters, text arrays paired element by element: paths[i] is the
+// jsonpath of the key of an ordered route of names[i]. A key is the first
+// item the path selects, as JSON text (42, "A-17"), evaluated in silent
+// mode; NULL when it selects nothing or JSON null (the event is then not
+// ordered). A key longer than MaxLaneKeyBytes is replaced by its SHA-256,
+// so that a row cannot make a lane key too large to index.
+func LaneKeysSQL(jb, name, names, paths string) string {
+	return `(SELECT array_agg(CASE
+			WHEN k.v IS NULL OR jsonb_typeof(k.v) = 'null' THEN NULL
+			WHEN octet_length(k.v::text) > ` + strconv.Itoa(MaxLaneKeyBytes) + ` THEN 'sha256:' || encode(sha256(convert_to(k.v::text, 'UTF8')), 'hex')
+			ELSE k.v::text END ORDER BY p.ord)
+		FROM unnest(` + names + `::text[], ` + paths + `::text[]::jsonpath[]) WITH ORDINALITY AS p(name, path, ord),
+			LATERAL (SELECT jsonb_path_query_first(` + jb + `, p.path, '{}', true) AS v) k
 		WHERE p.name = ` + name + `)`
 }

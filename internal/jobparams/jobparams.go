@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/internal/dbtx"
 	"github.com/notified/notified/internal/eventstable"
 	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/routes"
@@ -28,8 +29,11 @@ type args struct {
 func (a args) Kind() string { return a.kind }
 
 // Append appends the insert parameters of one job per route for an event
-// whose row is data, so River UI shows where each job came from.
-func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route) ([]river.InsertManyParams, error) {
+// whose row is data, so River UI shows where each job came from. lanes,
+// when not nil, is the lane key of each route's job (see Lanes): a job
+// with one is inserted pending, its lane in its metadata, for
+// AppendLanesSQL to put in its lane.
+func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route, lanes []string) ([]river.InsertManyParams, error) {
 	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
 	meta, err := Metadata(src)
 	if err != nil {
@@ -38,9 +42,103 @@ func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []
 	opts := make([]river.InsertOpts, len(rs))
 	for i, route := range rs {
 		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
+		if lanes != nil && lanes[i] != "" {
+			laneSrc := src
+			laneSrc.Lane = lanes[i]
+			if opts[i].Metadata, err = Metadata(laneSrc); err != nil {
+				return params, err
+			}
+			opts[i].Pending = true
+		}
 		params = append(params, river.InsertManyParams{Args: args{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
 	}
 	return params, nil
+}
+
+// KeyArgs pairs the event names of ordered routes with their key paths, as
+// the parameters of eventstable.LaneKeysSQL, as FilterArgs does filters.
+func KeyArgs(byName map[string][]routes.Route) (names, paths []string) {
+	names, paths = []string{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		for _, r := range byName[name] {
+			if r.OrderedBy != "" {
+				names, paths = append(names, name), append(paths, r.OrderedBy)
+			}
+		}
+	}
+	return names, paths
+}
+
+// Lanes gives the lane key of the job of each route of chosen, a subset of
+// rs (the routes of an event's name, in order) : "" for a route that is
+// not ordered or whose key the event's row does not have. keys are
+// eventstable.LaneKeysSQL's results on the row, one per ordered route of
+// rs in order. It returns nil when no job has a lane.
+func Lanes(rs, chosen []routes.Route, keys []*string) []string {
+	byKind := map[string]string{}
+	i := 0
+	for _, r := range rs {
+		if r.OrderedBy == "" {
+			continue
+		}
+		if i < len(keys) && keys[i] != nil {
+			byKind[r.Kind] = *keys[i]
+		}
+		i++
+	}
+	if len(byKind) == 0 {
+		return nil
+	}
+	lanes := make([]string, len(chosen))
+	for j, r := range chosen {
+		lanes[j] = byKind[r.Kind]
+	}
+	return lanes
+}
+
+// SplitOrdered splits the routes rs of an event's jobs by their lanes
+// (see Lanes): the routes whose jobs are not ordered, and those that are,
+// with their lane keys.
+func SplitOrdered(rs []routes.Route, lanes []string) (unordered, ordered []routes.Route, keys []string) {
+	if lanes == nil {
+		return rs, nil, nil
+	}
+	for i, r := range rs {
+		if lanes[i] == "" {
+			unordered = append(unordered, r)
+		} else {
+			ordered, keys = append(ordered, r), append(keys, lanes[i])
+		}
+	}
+	return unordered, ordered, keys
+}
+
+// LaneEntry is one ordered job to append to its lane.
+type LaneEntry struct {
+	JobID int64
+	Kind  string
+	Key   string
+	Stop  bool // its route's OnFailure is stop
+}
+
+// AppendLanesSQL appends jobs to their lanes in schema (see
+// notified_lane_append in migrations); LaneArgs gives its arguments. It
+// returns how many lanes it started.
+func AppendLanesSQL(schema string) string {
+	return "SELECT " + dbtx.InSchema(schema, "{schema}.notified_lane_append($1, $2, $3, $4, $5)")
+}
+
+// LaneArgs are AppendLanesSQL's arguments for entries of channel, in
+// their order.
+func LaneArgs(channel string, entries []LaneEntry) []any {
+	kinds := make([]string, len(entries))
+	keys := make([]string, len(entries))
+	stops := make([]bool, len(entries))
+	ids := make([]int64, len(entries))
+	for i, e := range entries {
+		kinds[i], keys[i], stops[i], ids[i] = e.Kind, e.Key, e.Stop, e.JobID
+	}
+	return []any{channel, kinds, keys, stops, ids}
 }
 
 // Metadata is the River metadata of an event's job: its source event (and
@@ -55,23 +153,29 @@ func Metadata(src jobs.Source) ([]byte, error) {
 	return meta, nil
 }
 
-// LargeRowSQL inserts into riverJob the jobs of one row of t without the
+// LargeRowSQL inserts into riverJob (whose state has type riverJobState) the jobs of one row of t without the
 // row leaving the server: one job per route, whose args are the Payload
-// Append would build with the row as data. LargeRowArgs gives its
-// arguments. River's own clients for other languages insert jobs with SQL
-// in the same way.
-func LargeRowSQL(riverJob string, t *eventstable.Table) string {
+// Append would build with the row as data, pending with its lane in its
+// metadata when it has one. It returns the id and kind of each job it
+// inserted. LargeRowArgs gives its arguments. River's own clients for other
+// languages insert jobs with SQL in the same way.
+func LargeRowSQL(riverJob, riverJobState string, t *eventstable.Table) string {
 	return `INSERT INTO ` + riverJob + ` (args, kind, max_attempts, metadata, priority, queue, scheduled_at, state, tags)
 		SELECT jsonb_build_object('event_id', $2::text, 'event_name', $3::text, 'channel', $4::text, 'data', row_to_json(e)::jsonb),
-			r.kind, r.max_attempts, $5::jsonb, r.priority, r.queue, now(), 'available', '{}'
+			r.kind, r.max_attempts,
+			CASE WHEN r.lane IS NULL THEN $5::jsonb ELSE jsonb_set($5::jsonb, '{notified,lane}', to_jsonb(r.lane)) END,
+			r.priority, r.queue, now(),
+			CASE WHEN r.lane IS NULL THEN 'available' ELSE 'pending' END::` + riverJobState + `, '{}'
 		FROM ` + t.Ident + ` AS e,
-			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[]) AS r(kind, queue, priority, max_attempts)
-		WHERE e.` + t.IDCol + ` = $1::` + t.BoundType()
+			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[], $10::text[]) AS r(kind, queue, priority, max_attempts, lane)
+		WHERE e.` + t.IDCol + ` = $1::` + t.BoundType() + `
+		RETURNING id, kind`
 }
 
 // LargeRowArgs are LargeRowSQL's arguments for the event src, whose row
-// has the id src.EventID, and its routes.
-func LargeRowArgs(src jobs.Source, rs []routes.Route) ([]any, error) {
+// has the id src.EventID, its routes and their lanes (nil: none, see
+// Lanes).
+func LargeRowArgs(src jobs.Source, rs []routes.Route, lanes []string) ([]any, error) {
 	meta, err := Metadata(src)
 	if err != nil {
 		return nil, err
@@ -80,11 +184,15 @@ func LargeRowArgs(src jobs.Source, rs []routes.Route) ([]any, error) {
 	queues := make([]string, len(rs))
 	priorities := make([]int16, len(rs))
 	attempts := make([]int16, len(rs))
+	laneKeys := make([]*string, len(rs))
 	for i, route := range rs {
 		kinds[i], queues[i] = route.Kind, route.Queue
 		priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
+		if lanes != nil && lanes[i] != "" {
+			laneKeys[i] = &lanes[i]
+		}
 	}
-	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts}, nil
+	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts, laneKeys}, nil
 }
 
 // FilterArgs pairs the event names of routes with their filters, as the

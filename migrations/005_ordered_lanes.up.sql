@@ -1,0 +1,298 @@
+-- Ordered delivery per key. A route ordered by a key (a jsonpath, e.g.
+-- $.order_id) puts the jobs of its events into lanes, one per (channel,
+-- handler kind, key): the jobs of one lane run one at a time, in the order
+-- the bridge dispatched their events, which is the order the events were
+-- committed (docs/design.md, "Ordered delivery"). A job waiting for its
+-- turn is River's `pending` state, which River's producers never fetch;
+-- it is made `available` in the transaction that finalizes the job before
+-- it in its lane, by the trigger below, and River's producers are told
+-- with the notification River sends for an insert.
+
+ALTER TABLE notified_route
+    ADD COLUMN ordered_by text
+        CHECK (ordered_by IS NULL OR (ordered_by <> '' AND ordered_by::jsonpath IS NOT NULL)),
+    ADD COLUMN on_failure text NOT NULL DEFAULT 'continue'
+        CHECK (on_failure IN ('continue', 'stop'));
+
+-- One row per lane that has jobs: created by the first job appended to it,
+-- deleted when its last job is finalized. head_job_id is the job released
+-- (available, running, retryable or scheduled); NULL while the lane is
+-- stopped (stopped_job_id: the job whose failure stopped it).
+CREATE TABLE notified_lane (
+    id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel        text        NOT NULL,
+    kind           text        NOT NULL,
+    key            text        NOT NULL,
+    head_job_id    bigint,
+    stopped_job_id bigint,
+    stopped_at     timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (channel, kind, key)
+);
+
+-- The jobs of each lane in their order: the head first (once released),
+-- then the jobs waiting, pending in River. An entry whose job was
+-- finalized or deleted while waiting (cancelled by hand) is skipped when
+-- the lane reaches it.
+CREATE TABLE notified_lane_job (
+    lane_id  bigint  NOT NULL,
+    position bigint  GENERATED ALWAYS AS IDENTITY,
+    job_id   bigint  NOT NULL,
+    stop     boolean NOT NULL DEFAULT false, -- the route's on_failure was stop when the job was made
+    PRIMARY KEY (lane_id, position)
+);
+
+-- Lanes whose head was finalized while another transaction held the
+-- lane (a dispatch appending to it): the finalizing transaction, River's,
+-- never waits for a lane, so it leaves the lane here and notifies
+-- <schema>.notified_lane; a bridge advances the lane as soon as it hears
+-- (and every poll interval, in case it did not). No unique key: an insert
+-- never waits for another transaction.
+CREATE TABLE notified_lane_wake (
+    lane_id  bigint      NOT NULL,
+    added_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX notified_lane_wake_lane ON notified_lane_wake (lane_id);
+
+-- What happened to lanes at a failure and after: a lane that went on past
+-- a discarded or cancelled job, one that stopped there, and who resumed it.
+CREATE TABLE notified_lane_event (
+    id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel    text        NOT NULL,
+    kind       text        NOT NULL,
+    key        text        NOT NULL,
+    action     text        NOT NULL CHECK (action IN ('continued', 'stopped', 'resumed')),
+    job_id     bigint      NOT NULL, -- the job that failed (continued, stopped) or the lane's stopped job (resumed)
+    job_state  text,
+    next_job_id bigint,              -- the job released next, if any
+    actor      text,                 -- resumed: who asked, and why
+    reason     text,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX notified_lane_event_job ON notified_lane_event (job_id);
+CREATE INDEX notified_lane_event_lane ON notified_lane_event (channel, kind, key, at);
+
+-- The lane key of an ordered job, kept in notified_job after River's
+-- cleaner has deleted the job.
+ALTER TABLE notified_job ADD COLUMN lane text;
+
+CREATE OR REPLACE FUNCTION notified_record_job() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+BEGIN
+    INSERT INTO notified_job (job_id, channel, event_id, event_name, kind, queue, state,
+        attempt, max_attempts, created_at, attempted_at, finalized_at, last_error, output, replay_id, lane)
+    VALUES (NEW.id,
+        coalesce(NEW.metadata->'notified'->>'channel', ''),
+        coalesce(NEW.metadata->'notified'->>'event_id', ''),
+        coalesce(NEW.metadata->'notified'->>'event_name', ''),
+        NEW.kind, NEW.queue, NEW.state::text, NEW.attempt, NEW.max_attempts,
+        NEW.created_at, NEW.attempted_at, coalesce(NEW.finalized_at, now()),
+        NEW.errors[array_upper(NEW.errors, 1)]->>'error',
+        NEW.metadata->'output',
+        CASE WHEN jsonb_typeof(NEW.metadata->'notified'->'replay_id') = 'number'
+             THEN (NEW.metadata->'notified'->>'replay_id')::bigint END,
+        NEW.metadata->'notified'->>'lane')
+    ON CONFLICT (job_id) DO UPDATE SET
+        state = EXCLUDED.state, queue = EXCLUDED.queue, attempt = EXCLUDED.attempt,
+        max_attempts = EXCLUDED.max_attempts, attempted_at = EXCLUDED.attempted_at,
+        finalized_at = EXCLUDED.finalized_at, last_error = EXCLUDED.last_error,
+        output = EXCLUDED.output, recorded_at = now();
+    RETURN NULL;
+END
+$fn$;
+
+-- notified_lane_advance moves lane p_lane on, its row locked by the caller:
+-- if its head was finalized (or deleted), the head leaves the lane and the
+-- first job waiting is made available, unless the head failed and the
+-- route said stop. Every decision is read from the tables, so calling it
+-- again, or on a lane whose head still runs, changes nothing.
+CREATE FUNCTION notified_lane_advance(p_lane bigint) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    l     notified_lane;
+    e     notified_lane_job;
+    st    text;
+    q     text;
+    done  bigint;
+    dstate text;
+    dstop boolean := false;
+BEGIN
+    SELECT * INTO l FROM notified_lane WHERE id = p_lane;
+    IF NOT FOUND OR l.stopped_job_id IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF l.head_job_id IS NOT NULL THEN
+        SELECT j.state::text INTO st FROM river_job j WHERE j.id = l.head_job_id;
+        IF FOUND AND st NOT IN ('completed', 'cancelled', 'discarded') THEN
+            RETURN; -- the head still runs, waits for a retry or was snoozed
+        END IF;
+        done := l.head_job_id;
+        dstate := coalesce(st, 'deleted');
+        -- The head is the lane's first entry (a head resumed by retrying
+        -- its failed job has none left).
+        DELETE FROM notified_lane_job
+        WHERE lane_id = l.id AND job_id = done
+          AND position = (SELECT min(position) FROM notified_lane_job WHERE lane_id = l.id)
+        RETURNING stop INTO dstop;
+        IF dstate IN ('cancelled', 'discarded') AND coalesce(dstop, false) THEN
+            UPDATE notified_lane SET head_job_id = NULL, stopped_job_id = done, stopped_at = now()
+            WHERE id = l.id;
+            INSERT INTO notified_lane_event (channel, kind, key, action, job_id, job_state)
+            VALUES (l.channel, l.kind, l.key, 'stopped', done, dstate);
+            RETURN;
+        END IF;
+    END IF;
+    LOOP
+        SELECT * INTO e FROM notified_lane_job WHERE lane_id = l.id ORDER BY position LIMIT 1;
+        IF NOT FOUND THEN
+            IF dstate IN ('cancelled', 'discarded') THEN
+                INSERT INTO notified_lane_event (channel, kind, key, action, job_id, job_state)
+                VALUES (l.channel, l.kind, l.key, 'continued', done, dstate);
+            END IF;
+            DELETE FROM notified_lane WHERE id = l.id;
+            RETURN;
+        END IF;
+        UPDATE river_job SET state = 'available'
+        WHERE id = e.job_id AND state = 'pending'
+        RETURNING queue INTO q;
+        IF NOT FOUND THEN
+            -- Not waiting any more: made available by hand (it is the
+            -- head now), or finalized or deleted while waiting (skipped).
+            SELECT j.state::text INTO st FROM river_job j WHERE j.id = e.job_id;
+            IF FOUND AND st NOT IN ('completed', 'cancelled', 'discarded') THEN
+                q := NULL;
+            ELSE
+                DELETE FROM notified_lane_job WHERE lane_id = l.id AND position = e.position;
+                CONTINUE;
+            END IF;
+        END IF;
+        UPDATE notified_lane SET head_job_id = e.job_id WHERE id = l.id;
+        IF dstate IN ('cancelled', 'discarded') THEN
+            INSERT INTO notified_lane_event (channel, kind, key, action, job_id, job_state, next_job_id)
+            VALUES (l.channel, l.kind, l.key, 'continued', done, dstate, e.job_id);
+        END IF;
+        IF q IS NOT NULL THEN
+            PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', q)::text);
+        END IF;
+        RETURN;
+    END LOOP;
+END
+$fn$;
+
+-- notified_lane_append appends jobs to their lanes, in the order given:
+-- p_jobs[i] of kind p_kinds[i] to the lane of key p_keys[i] on channel
+-- p_channel, stopping at its failure if p_stops[i]. The jobs are pending
+-- in River. Lanes are created as needed and locked in one order (kind,
+-- key) by every caller, so callers never deadlock one another; a lane that
+-- has no head gets its first job released. It returns how many jobs it
+-- released.
+CREATE FUNCTION notified_lane_append(p_channel text, p_kinds text[], p_keys text[], p_stops boolean[], p_jobs bigint[])
+RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    lane     bigint;
+    released integer := 0;
+    ids      bigint[];
+BEGIN
+    -- Create or lock every lane, in (kind, key) order; the no-op update
+    -- locks a lane that exists.
+    WITH l AS (
+        INSERT INTO notified_lane AS nl (channel, kind, key)
+        SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
+        ORDER BY 2, 3
+        ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind
+        RETURNING nl.id
+    )
+    SELECT array_agg(id) INTO ids FROM l;
+
+    INSERT INTO notified_lane_job (lane_id, job_id, stop)
+    SELECT nl.id, a.job, coalesce(a.stop, false)
+    FROM unnest(p_kinds, p_keys, p_stops, p_jobs) WITH ORDINALITY AS a(k, y, stop, job, ord)
+    JOIN notified_lane nl ON nl.channel = p_channel AND nl.kind = a.k AND nl.key = a.y
+    ORDER BY a.ord;
+
+    FOR lane IN
+        SELECT nl.id FROM notified_lane nl
+        WHERE nl.id = ANY(ids) AND nl.head_job_id IS NULL AND nl.stopped_job_id IS NULL
+        ORDER BY nl.kind, nl.key
+    LOOP
+        PERFORM notified_lane_advance(lane);
+        released := released + 1;
+    END LOOP;
+    RETURN released;
+END
+$fn$;
+
+-- notified_lane_wake_up advances the lanes left in notified_lane_wake, each
+-- locked in turn (waiting for a dispatch that holds it), and returns how
+-- many it advanced.
+CREATE FUNCTION notified_lane_wake_up() RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    lane bigint;
+    n    integer := 0;
+BEGIN
+    FOR lane IN
+        SELECT DISTINCT w.lane_id FROM notified_lane_wake w ORDER BY 1
+    LOOP
+        PERFORM 1 FROM notified_lane WHERE id = lane FOR UPDATE;
+        PERFORM notified_lane_advance(lane);
+        DELETE FROM notified_lane_wake WHERE lane_id = lane;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+
+-- notified_lane_job_done runs as River finalizes (or deletes) a job of a
+-- lane, in River's transaction. If the job is its lane's head, the lane
+-- moves on now; if another transaction holds the lane, the lane is left
+-- for a bridge to advance (notified_lane_wake): River's transaction never
+-- waits for a lane, so it cannot deadlock with a dispatch.
+CREATE FUNCTION notified_lane_job_done() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+    j       river_job;
+    v_lane  bigint;
+    v_head  bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        j := OLD;
+    ELSE
+        j := NEW;
+    END IF;
+    SELECT l.id, l.head_job_id INTO v_lane, v_head FROM notified_lane l
+    WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
+      AND l.key = j.metadata->'notified'->>'lane';
+    IF v_lane IS NULL OR v_head IS DISTINCT FROM j.id THEN
+        RETURN NULL; -- not its lane's head: the lane skips it when it gets there
+    END IF;
+    PERFORM 1 FROM notified_lane l WHERE l.id = v_lane FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        PERFORM notified_lane_advance(v_lane);
+    ELSE
+        INSERT INTO notified_lane_wake (lane_id) VALUES (v_lane);
+        PERFORM pg_notify(current_schema() || '.notified_lane', v_lane::text);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION notified_lane_job_done() FROM PUBLIC;
+
+CREATE TRIGGER notified_lane_job_finalized
+    AFTER UPDATE ON river_job
+    FOR EACH ROW
+    WHEN (NEW.state IN ('completed', 'cancelled', 'discarded')
+          AND OLD.state IS DISTINCT FROM NEW.state
+          AND NEW.metadata->'notified' ? 'lane')
+    EXECUTE FUNCTION notified_lane_job_done();
+
+CREATE TRIGGER notified_lane_job_deleted
+    AFTER DELETE ON river_job
+    FOR EACH ROW
+    WHEN (OLD.state NOT IN ('completed', 'cancelled', 'discarded')
+          AND OLD.metadata->'notified' ? 'lane')
+    EXECUTE FUNCTION notified_lane_job_done();
