@@ -602,7 +602,7 @@ func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err
 		rs := make([]history.Route, len(r.routes))
 		for j, route := range r.routes {
 			rs[j] = history.Route{Handler: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts,
-				Where: route.Where}
+				Where: route.Where, OrderedBy: route.OrderedBy}
 			if r.skipped != nil {
 				rs[j].Skipped = r.skipped[j]
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/notified/notified/internal/dbtx"
+	"github.com/notified/notified/lanes"
 )
 
 // DB is what the store runs its queries through: a *pgxpool.Pool, a
@@ -86,6 +87,19 @@ type Job struct {
 	// job cleaner deletes the job, args included, and notified does not
 	// keep them: Data is then nil.
 	Data json.RawMessage `json:"data,omitempty"`
+	// Lane is the job's lane key when its route was ordered (see package
+	// lanes), kept after River's cleaner deleted the job.
+	Lane string `json:"lane,omitempty"`
+	// WaitingBehind is, for a job waiting in its lane (River's pending
+	// state), the job its lane runs now; nil when the lane is stopped or
+	// the job does not wait.
+	WaitingBehind *int64 `json:"waiting_behind,omitempty"`
+	// LaneStoppedAt is, for a job waiting in a lane stopped at a failure,
+	// the failed job it stopped at.
+	LaneStoppedAt *int64 `json:"lane_stopped_at,omitempty"`
+	// LaneEvents is what happened to the job's lane at its failure: the
+	// lane went on past it, or stopped there and was resumed.
+	LaneEvents []lanes.Event `json:"lane_events,omitempty"`
 }
 
 // Route is a handler an event was routed to when it was dispatched, as
@@ -97,6 +111,9 @@ type Route struct {
 	MaxAttempts int    `json:"max_attempts"`
 	// Where is the route's filter when the event was dispatched, if any.
 	Where string `json:"where,omitempty"`
+	// OrderedBy is the route's ordering key when the event was dispatched,
+	// if any.
+	OrderedBy string `json:"ordered_by,omitempty"`
 	// Skipped is empty when the handler got a job at dispatch, else why
 	// not: SkippedByFilter or SkippedByFilterError.
 	Skipped string `json:"skipped,omitempty"`
@@ -196,6 +213,9 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	if err := s.readJobData(ctx, ev.Jobs); err != nil {
 		return nil, fmt.Errorf("read the data of event %s's jobs: %w", id, err)
 	}
+	if err := s.readLanes(ctx, ev.Jobs); err != nil {
+		return nil, fmt.Errorf("read the lanes of event %s's jobs: %w", id, err)
+	}
 	return ev, nil
 }
 
@@ -225,6 +245,51 @@ func (s *Store) readJobData(ctx context.Context, js []Job) error {
 		return nil
 	})
 	return err
+}
+
+// readLanes fills in the lanes of the jobs of ordered routes: their key,
+// what a waiting job waits for, and what happened to the lane at a
+// failure.
+func (s *Store) readLanes(ctx context.Context, js []Job) error {
+	if len(js) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(js))
+	byID := make(map[int64]*Job, len(js))
+	for i := range js {
+		ids[i] = js[i].ID
+		byID[js[i].ID] = &js[i]
+	}
+	rows, err := s.db.Query(ctx, s.sql(jobLanesSQL), ids)
+	if err != nil {
+		return err
+	}
+	var (
+		jobID             int64
+		lane              *string
+		behind, stoppedAt *int64
+	)
+	var laned []int64
+	_, err = pgx.ForEachRow(rows, []any{&jobID, &lane, &behind, &stoppedAt}, func() error {
+		if j := byID[jobID]; j != nil && lane != nil {
+			j.Lane, j.WaitingBehind, j.LaneStoppedAt = *lane, behind, stoppedAt
+			laned = append(laned, jobID)
+		}
+		return nil
+	})
+	if err != nil || len(laned) == 0 {
+		return err
+	}
+	events, err := lanes.NewStore(s.db, s.schema).Events(ctx, laned)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if j := byID[e.JobID]; j != nil {
+			j.LaneEvents = append(j.LaneEvents, e)
+		}
+	}
+	return nil
 }
 
 // scanJob reads a row of deadLettersSQL.

@@ -32,6 +32,19 @@ const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempt
 // has: the event's row as their handlers received it.
 const jobDataSQL = `SELECT id, args->'data' FROM {schema}.river_job WHERE id = ANY($1)`
 
+// jobLanesSQL reads the lane of each of the jobs $1 that has one (from
+// River while it has the job, from notified_job after) and, for a job
+// waiting in its lane, the lane's head job or the failed job it is stopped
+// at.
+const jobLanesSQL = `SELECT j.id, coalesce(r.metadata->'notified'->>'lane', n.lane),
+		CASE WHEN r.state = 'pending' THEN l.head_job_id END,
+		CASE WHEN r.state = 'pending' THEN l.stopped_job_id END
+	FROM unnest($1::bigint[]) AS j(id)
+	LEFT JOIN {schema}.river_job r ON r.id = j.id
+	LEFT JOIN {schema}.notified_job n ON n.job_id = j.id
+	LEFT JOIN {schema}.notified_lane l ON l.channel = r.metadata->'notified'->>'channel'
+		AND l.kind = r.kind AND l.key = r.metadata->'notified'->>'lane'`
+
 // deadLettersSQL lists the dead letters of channel @channel, newest first:
 // its jobs that ended discarded or cancelled and are the newest job of
 // their handler for their event, live in River or recorded after it. The

@@ -15,6 +15,7 @@ import (
 	"github.com/notified/notified/bridge"
 	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/termsafe"
+	"github.com/notified/notified/lanes"
 )
 
 // tableConfig is the events table part of the bridge's configuration, from
@@ -85,6 +86,9 @@ func printEvent(w io.Writer, v *history.EventView) {
 			if skip := r.SkipText(); skip != "" {
 				kinds[i] += " (" + skip + ")"
 			}
+			if r.OrderedBy != "" {
+				kinds[i] += " (ordered by " + termsafe.String(r.OrderedBy) + ")"
+			}
 		}
 		fmt.Fprintf(tw, "routed to\t%s\n", strings.Join(kinds, ", "))
 	}
@@ -114,7 +118,51 @@ func printEvent(w io.Writer, v *history.EventView) {
 		return
 	}
 	printJobs(w, ev.Jobs, false)
+	printLanes(w, ev.Jobs)
 	printJobData(w, ev)
+}
+
+// printLanes says, for the jobs of ordered routes, which lane each is in,
+// what a waiting job waits for, and what its lane did at its failure.
+func printLanes(w io.Writer, js []history.Job) {
+	var lines []string
+	for _, j := range js {
+		if j.Lane == "" {
+			continue
+		}
+		line := fmt.Sprintf("  job %d	lane %s of %s", j.ID, termsafe.String(j.Lane), termsafe.String(j.Handler))
+		switch {
+		case j.LaneStoppedAt != nil:
+			line += fmt.Sprintf(": waits; the lane is stopped at failed job %d (resume it: `notified-bridge lanes resume --reason ... %s %s`)",
+				*j.LaneStoppedAt, termsafe.String(j.Handler), shellQuote(termsafe.String(j.Lane)))
+		case j.WaitingBehind != nil:
+			line += fmt.Sprintf(": waits for job %d", *j.WaitingBehind)
+		}
+		for _, e := range j.LaneEvents {
+			switch e.Action {
+			case lanes.ActionContinued:
+				next := "no job was waiting"
+				if e.NextJobID != nil {
+					next = fmt.Sprintf("job %d ran next", *e.NextJobID)
+				}
+				line += fmt.Sprintf("; the lane went on past this %s job (%s)", termsafe.String(e.JobState), next)
+			case lanes.ActionStopped:
+				line += fmt.Sprintf("; the lane stopped at this %s job at %s", termsafe.String(e.JobState), fmtTime(e.At))
+			case lanes.ActionResumed:
+				line += fmt.Sprintf("; resumed by %s at %s: %s", termsafe.String(e.Actor), fmtTime(e.At), termsafe.String(e.Reason))
+			}
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nordered jobs (one lane per handler and key, run one at a time in commit order):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintln(tw, l)
+	}
+	_ = tw.Flush()
 }
 
 // allSkipped reports whether rs has routes and the filter of each skipped

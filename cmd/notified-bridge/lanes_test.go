@@ -102,6 +102,14 @@ func TestLanesStopAndResume(t *testing.T) {
 	_, state = jobOf(second)
 	require.Equal(t, "pending", state)
 
+	// History says where each job stands in its lane.
+	hist := mustRun(t, db, "history", "--channel", db.Channel, "--table", db.Events(), strconv.FormatInt(second, 10))
+	require.Regexp(t, `routed to +fulfil \(ordered by \$\.payload\.order_id\)`, hist)
+	require.Contains(t, hist, `lane "A-17" of fulfil: waits; the lane is stopped at failed job `+strconv.FormatInt(head, 10)+
+		` (resume it: `+"`notified-bridge lanes resume --reason ... fulfil '\"A-17\"'`)")
+	hist = mustRun(t, db, "history", "--channel", db.Channel, "--table", db.Events(), strconv.FormatInt(first, 10))
+	require.Contains(t, hist, `lane "A-17" of fulfil; the lane stopped at this discarded job at `)
+
 	_, stderr, code := run(t, db, "lanes", "resume", "--channel", db.Channel, "fulfil", `"A-17"`)
 	requireUserError(t, stderr, code, "lanes resume needs a reason")
 	_, stderr, code = run(t, db, "lanes", "resume", "--channel", db.Channel, "--reason", "x", "fulfil", "A-17")
@@ -112,6 +120,9 @@ func TestLanesStopAndResume(t *testing.T) {
 	_, state = jobOf(second)
 	require.Equal(t, "available", state)
 	_ = next
+	hist = mustRun(t, db, "history", "--channel", db.Channel, "--table", db.Events(), "--json", strconv.FormatInt(first, 10))
+	require.Contains(t, hist, `"action": "resumed"`)
+	require.Contains(t, hist, `"reason": "refunded by hand"`)
 	_, stderr, code = run(t, db, "lanes", "resume", "--channel", db.Channel, "--reason", "x", "fulfil", `"A-17"`)
 	requireUserError(t, stderr, code, "lane is not stopped")
 }

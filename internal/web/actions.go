@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/lanes"
 	"github.com/notified/notified/replay"
 )
 
@@ -74,6 +76,41 @@ func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.runReplay(w, r, channel, replay.Selector{Jobs: []int64{id}}, reason)
+}
+
+// resumeLane serves POST /failed/resume: it resumes the stopped lane of
+// kind and key on the form's channel, past its failed job or retrying it
+// first (retry=on), as `lanes resume` does, and sends the browser back to
+// /failed.
+func (s *Server) resumeLane(w http.ResponseWriter, r *http.Request) {
+	reason, err := actionForm(r)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, strings.Replace(err.Error(), "a replay needs", "resuming a lane needs", 1))
+		return
+	}
+	p := lanes.ResumeParams{Channel: s.formChannel(r), Kind: r.PostForm.Get("kind"), Key: r.PostForm.Get("key"),
+		RetryFailed: r.PostForm.Get("retry") == "on", RequestedBy: s.requester(r), Reason: reason}
+	if p.Kind == "" || p.Key == "" {
+		s.fail(w, r, http.StatusBadRequest, "the form names no lane (kind and key): nothing was resumed")
+		return
+	}
+	job, err := lanes.NewStore(s.opts.Pool, s.opts.Events.Schema).Resume(r.Context(), p)
+	switch {
+	case errors.Is(err, lanes.ErrNoLane), errors.Is(err, lanes.ErrNotStopped), errors.Is(err, lanes.ErrFailedJobGone):
+		s.fail(w, r, http.StatusConflict, err.Error()+": nothing was resumed")
+		return
+	case err != nil:
+		s.log.Error("web UI: resume a lane", slog.String("kind", p.Kind), slog.String("error", err.Error()))
+		s.fail(w, r, http.StatusInternalServerError, "could not resume the lane: see the bridge's log")
+		return
+	}
+	s.log.Info("web UI: lane resumed", slog.String("kind", p.Kind), slog.String("key", p.Key), slog.Int64("failed_job_id", job),
+		slog.Bool("retried", p.RetryFailed), slog.String("requested_by", p.RequestedBy))
+	v := url.Values{"resumed": {fmt.Sprintf("lane %s of %s", p.Key, p.Kind)}}
+	if p.Channel != s.opts.Events.WithDefaults().Channel {
+		v.Set("channel", p.Channel)
+	}
+	http.Redirect(w, r, "/failed?"+v.Encode(), http.StatusSeeOther)
 }
 
 // replayEvent serves POST /failed/replay: it replays the event event_id

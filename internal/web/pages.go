@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/lanes"
 )
 
 // page is what every page's template gets: its title, the nav entry it
@@ -220,7 +221,8 @@ func (s *Server) eventsListJSON(w http.ResponseWriter, r *http.Request) {
 const failedLimit = 50
 
 // failedPage serves /failed: the dead letters, and the events rejected or
-// missing, each with a form to replay it.
+// missing, each with a form to replay it, and the lanes of ordered routes
+// stopped at a failure, each with a form to resume it.
 func (s *Server) failedPage(w http.ResponseWriter, r *http.Request) {
 	channel := s.channel(r)
 	store := history.NewStore(s.opts.Pool, s.opts.Events.Schema)
@@ -236,7 +238,18 @@ func (s *Server) failedPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "could not list the rejected and missing events: see the bridge's log")
 		return
 	}
-	data := map[string]any{"Dead": dead, "MoreDead": len(dead) > failedLimit, "Events": events, "MoreEvents": more, "Limit": failedLimit}
+	stopped, err := lanes.NewStore(s.opts.Pool, s.opts.Events.Schema).List(r.Context(),
+		lanes.ListOptions{Channel: channel, Stopped: true, Limit: failedLimit + 1})
+	if err != nil {
+		s.log.Error("web UI: list stopped lanes", slog.String("error", err.Error()))
+		s.fail(w, r, http.StatusInternalServerError, "could not list the stopped lanes: see the bridge's log")
+		return
+	}
+	data := map[string]any{"Dead": dead, "MoreDead": len(dead) > failedLimit, "Events": events, "MoreEvents": more, "Limit": failedLimit,
+		"Stopped": stopped, "MoreStopped": len(stopped) > failedLimit, "Resumed": r.URL.Query().Get("resumed")}
+	if len(stopped) > failedLimit {
+		data["Stopped"] = stopped[:failedLimit]
+	}
 	if len(dead) > failedLimit {
 		data["Dead"] = dead[:failedLimit]
 	}

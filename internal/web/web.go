@@ -137,6 +137,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /failed", s.failedPage)
 	s.mux.HandleFunc("POST /failed/retry", s.retryDeadLetter)
 	s.mux.HandleFunc("POST /failed/replay", s.replayEvent)
+	s.mux.HandleFunc("POST /failed/resume", s.resumeLane)
 	s.mux.HandleFunc("GET /replays/{id}", s.replayPage)
 	s.mux.HandleFunc("GET /status", s.statusPage)
 	s.mux.HandleFunc("GET /jobs/{id}", s.jobRedirect)
