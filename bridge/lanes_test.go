@@ -567,3 +567,48 @@ func TestOrderedLanesWithSeveralBridges(t *testing.T) {
 	waitFor(t, 60*time.Second, func() bool { return rec.count() >= 3*perKey }, func() string { return fmt.Sprintf("%d runs", rec.count()) })
 	requireLaneOrder(t, rec.byKey(), want)
 }
+
+// TestOrderedLaneWaitsForARescuedHead: a head left running by a worker that
+// died is brought back by River's rescuer and run again before the next job
+// of its lane: the lane does not skip it.
+func TestOrderedLaneWaitsForARescuedHead(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.addOrderedRoute(t, "order_event", "fulfil", "")
+	ids := tb.insertOrders(t, "order_event", "6", "6")
+	tb.startWatched(t, tb.Config)
+	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[1]) == "pending" }, func() string { return tb.jobState(t, ids[1]) })
+	// A worker took the head, then died.
+	_, err := tb.DB.Pool.Exec(context.Background(), "UPDATE "+tb.DB.Schema+".river_job SET state = 'running', attempt = 1,"+
+		" attempted_at = now() - interval '1 hour', attempted_by = '{dead-worker}' WHERE id = $1", tb.jobOf(t, ids[0]))
+	require.NoError(t, err)
+
+	rec := &laneRecorder{}
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.HandleFunc(workers, "fulfil", func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		key, id := orderKey(t, ev)
+		run := laneRun{key: key, event: id, attempt: ev.Job.Attempt, start: time.Now()}
+		run.end = time.Now()
+		rec.add(run)
+		return jobs.Success(nil), nil
+	}))
+	client, err := river.NewClient(riverpgxv5.New(tb.DB.Pool), &river.Config{
+		Schema: tb.DB.Schema, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}}, Workers: workers,
+		FetchCooldown: 5 * time.Millisecond, RescueStuckJobsAfter: time.Minute, RetryPolicy: soonRetry{},
+		Logger: testLogger(t), TestOnly: true,
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+	waitFor(t, 60*time.Second, func() bool { return rec.count() >= 2 }, func() string {
+		return fmt.Sprintf("%d runs; head %s, next %s", rec.count(), tb.jobState(t, ids[0]), tb.jobState(t, ids[1]))
+	})
+	runs := rec.byKey()["6"]
+	require.Equal(t, ids[0], runs[0].event, "the rescued head runs first")
+	require.Equal(t, 2, runs[0].attempt, "as its second attempt")
+	require.Equal(t, ids[1], runs[1].event)
+}
