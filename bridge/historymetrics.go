@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notified/notified/history"
+	"github.com/notified/notified/lanes"
 )
 
 // The windows of the metrics read from notified's history at scrape time.
@@ -30,6 +31,8 @@ type historyMetrics struct {
 	finished    *prometheus.Desc
 	retryable   *prometheus.Desc
 	deadLetters *prometheus.Desc
+	lanes       *prometheus.Desc
+	laneWaiting *prometheus.Desc
 	scrapeFail  *prometheus.Desc
 }
 
@@ -44,6 +47,12 @@ func newHistoryMetrics(labels prometheus.Labels) historyMetrics {
 		deadLetters: prometheus.NewDesc("notified_dead_letters_24h",
 			"Dead letters finalized in the last 24 hours: jobs discarded or cancelled and not replayed or retried since, as status counts them.",
 			nil, labels),
+		lanes: prometheus.NewDesc("notified_lanes",
+			"Lanes of ordered routes that have jobs, by handler kind and state (running: a job runs or waits for its turn; stopped: stopped at a failure until resumed).",
+			[]string{"handler", "state"}, labels),
+		laneWaiting: prometheus.NewDesc("notified_lane_jobs_waiting",
+			"Jobs of ordered routes waiting for their turn in their lane (River's pending state), by handler kind.",
+			[]string{"handler"}, labels),
 		scrapeFail: prometheus.NewDesc("notified_history_scrape_error",
 			"1 when the job outcomes or dead letters could not be read at this scrape.", nil, labels),
 	}
@@ -53,6 +62,8 @@ func (m historyMetrics) describe(ch chan<- *prometheus.Desc) {
 	ch <- m.finished
 	ch <- m.retryable
 	ch <- m.deadLetters
+	ch <- m.lanes
+	ch <- m.laneWaiting
 	ch <- m.scrapeFail
 }
 
@@ -79,7 +90,17 @@ func (b *Bridge) collectHistory(ch chan<- prometheus.Metric) {
 		b.historyScrapeFailed(ch, err)
 		return
 	}
+	ls, err := lanes.NewStore(b.pool, b.cfg.Schema).Summary(ctx, b.cfg.Channel)
+	if err != nil {
+		b.historyScrapeFailed(ch, err)
+		return
+	}
 	ch <- prometheus.MustNewConstMetric(m.scrapeFail, prometheus.GaugeValue, 0)
+	for _, l := range ls {
+		ch <- prometheus.MustNewConstMetric(m.lanes, prometheus.GaugeValue, float64(l.Lanes-l.Stopped), l.Kind, "running")
+		ch <- prometheus.MustNewConstMetric(m.lanes, prometheus.GaugeValue, float64(l.Stopped), l.Kind, "stopped")
+		ch <- prometheus.MustNewConstMetric(m.laneWaiting, prometheus.GaugeValue, float64(l.Waiting), l.Kind)
+	}
 	ch <- prometheus.MustNewConstMetric(m.deadLetters, prometheus.GaugeValue, float64(dead))
 	for _, o := range outcomes {
 		if o.State == history.StateRetryable {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -310,7 +311,9 @@ func TestOrderedLaneStopsAtAFailureUntilResumed(t *testing.T) {
 		}
 		return nil
 	})
-	tb.startWatched(t, tb.Config)
+	b, _ := tb.startWatched(t, tb.Config)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b)
 	waitFor(t, 30*time.Second, func() bool { return rec.count() >= 4 }, func() string { return fmt.Sprintf("%d runs", rec.count()) })
 
 	store := lanes.NewStore(tb.DB.Pool, tb.DB.Schema)
@@ -324,10 +327,19 @@ func TestOrderedLaneStopsAtAFailureUntilResumed(t *testing.T) {
 	require.Equal(t, "1", stopped[0].Key)
 	require.Equal(t, tb.jobOf(t, ids[1]), *stopped[0].StoppedJobID)
 	require.EqualValues(t, 2, stopped[0].Waiting)
+	summary, err := store.Summary(context.Background(), tb.DB.Channel)
+	require.NoError(t, err)
+	require.Equal(t, []lanes.KindSummary{{Kind: "fulfil", Lanes: 1, Stopped: 1, Waiting: 2}}, summary)
+	ch := `channel="` + tb.DB.Channel + `"`
+	require.ElementsMatch(t, []string{
+		`notified_lanes{` + ch + `,handler="fulfil",state="running"} 0`,
+		`notified_lanes{` + ch + `,handler="fulfil",state="stopped"} 1`,
+	}, scrape(t, reg, "notified_lanes{"))
+	require.Equal(t, []string{`notified_lane_jobs_waiting{` + ch + `,handler="fulfil"} 2`}, scrape(t, reg, "notified_lane_jobs_waiting"))
 	require.Equal(t, "pending", tb.jobState(t, ids[2]), "the jobs behind the failure wait")
 
 	// Resuming a lane that does not exist, or is not stopped, says so.
-	_, err := store.Resume(context.Background(), lanes.ResumeParams{Channel: tb.DB.Channel, Kind: "fulfil", Key: "3"})
+	_, err = store.Resume(context.Background(), lanes.ResumeParams{Channel: tb.DB.Channel, Kind: "fulfil", Key: "3"})
 	require.ErrorIs(t, err, lanes.ErrNoLane)
 
 	// Retry the failed job first: it fails again, and stops the lane again.

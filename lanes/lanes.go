@@ -213,3 +213,28 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// KindSummary counts the lanes of one handler kind.
+type KindSummary struct {
+	Kind    string `json:"kind"`
+	Lanes   int64  `json:"lanes"`   // lanes with jobs
+	Stopped int64  `json:"stopped"` // of which stopped at a failure
+	Waiting int64  `json:"waiting"` // jobs waiting behind the heads
+}
+
+// Summary counts the lanes of channel, per handler kind.
+func (s *Store) Summary(ctx context.Context, channel string) ([]KindSummary, error) {
+	rows, err := s.db.Query(ctx, s.sql(summarySQL), channel)
+	if err != nil {
+		return nil, fmt.Errorf("count lanes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (KindSummary, error) {
+		var k KindSummary
+		err := row.Scan(&k.Kind, &k.Lanes, &k.Stopped, &k.Waiting)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count lanes: %w", err)
+	}
+	return out, nil
+}

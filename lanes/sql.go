@@ -57,3 +57,12 @@ const advanceSQL = `SELECT {schema}.notified_lane_advance($1)`
 // resumes of lanes stopped at them.
 const eventsSQL = `SELECT channel, kind, key, action, job_id, job_state, next_job_id, actor, reason, at
 	FROM {schema}.notified_lane_event WHERE job_id = ANY($1::bigint[]) ORDER BY at, id`
+
+// summarySQL counts, per handler kind, the lanes of channel $1, those
+// stopped, and the jobs waiting behind their heads.
+const summarySQL = `SELECT l.kind, count(DISTINCT l.id), count(DISTINCT l.id) FILTER (WHERE l.stopped_job_id IS NOT NULL),
+		count(j.job_id) FILTER (WHERE j.job_id IS DISTINCT FROM l.head_job_id)
+	FROM {schema}.notified_lane l
+	LEFT JOIN {schema}.notified_lane_job j ON j.lane_id = l.id
+	WHERE l.channel = $1
+	GROUP BY l.kind ORDER BY l.kind`
