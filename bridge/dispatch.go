@@ -602,7 +602,7 @@ func encodeRouteSets(records []outcomeRecord) (index []int32, sets []string, err
 		rs := make([]history.Route, len(r.routes))
 		for j, route := range r.routes {
 			rs[j] = history.Route{Handler: route.Kind, Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts,
-				Where: route.Where, OrderedBy: route.OrderedBy}
+				Where: route.Where, OrderedBy: route.OrderedBy, Webhook: route.Webhook}
 			if r.skipped != nil {
 				rs[j].Skipped = r.skipped[j]
 			}
@@ -700,16 +700,16 @@ func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, rec
 	var lanes map[string][]jobparams.LaneEntry
 	for _, r := range records {
 		rows, _ := br.Query()
-		ids := map[string]int64{}
+		ids := map[string]int64{} // by kind and webhook URL
 		for rows.Next() {
 			var id int64
-			var kind string
-			if err := rows.Scan(&id, &kind); err != nil {
+			var kind, url string
+			if err := rows.Scan(&id, &kind, &url); err != nil {
 				rows.Close()
 				_ = br.Close()
 				return 0, nil, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
 			}
-			ids[kind] = id
+			ids[kind+"\x00"+url] = id
 		}
 		if err := rows.Err(); err != nil {
 			_ = br.Close()
@@ -723,7 +723,7 @@ func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, rec
 			if lanes == nil {
 				lanes = map[string][]jobparams.LaneEntry{}
 			}
-			lanes[r.key] = append(lanes[r.key], jobparams.LaneEntry{JobID: ids[route.Kind], Kind: route.Kind, Key: r.lanes[j],
+			lanes[r.key] = append(lanes[r.key], jobparams.LaneEntry{JobID: ids[route.Kind+"\x00"+route.Webhook], Kind: route.Kind, Key: r.lanes[j],
 				Stop: route.OnFailure == routes.OnFailureStop})
 		}
 	}

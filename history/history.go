@@ -114,6 +114,8 @@ type Route struct {
 	// OrderedBy is the route's ordering key when the event was dispatched,
 	// if any.
 	OrderedBy string `json:"ordered_by,omitempty"`
+	// Webhook is the URL a webhook route delivered to, if it is one.
+	Webhook string `json:"webhook,omitempty"`
 	// Skipped is empty when the handler got a job at dispatch, else why
 	// not: SkippedByFilter or SkippedByFilterError.
 	Skipped string `json:"skipped,omitempty"`

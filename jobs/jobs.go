@@ -82,6 +82,17 @@ type Source struct {
 	// time, in the order of their events. Empty for a job that is not
 	// ordered.
 	Lane string `json:"lane,omitempty"`
+	// Webhook is where a webhook route's job delivers the event; nil for
+	// other jobs.
+	Webhook *WebhookTarget `json:"webhook,omitempty"`
+}
+
+// WebhookTarget is where a webhook job delivers its event: the route's URL
+// and the name of the worker's environment variable that holds the signing
+// secret, as they were when the job was made.
+type WebhookTarget struct {
+	URL       string `json:"url"`
+	SecretEnv string `json:"secret_env,omitempty"`
 }
 
 // Kind names a handler kind. Implement it with a value receiver on an empty

@@ -298,7 +298,7 @@ type replayer struct {
 	snapshot      string
 	args          pgx.NamedArgs
 	snapshotNames bool
-	jobKinds      map[string][]string // event id -> handlers, from sel.Jobs
+	jobKinds      map[string][]string // event id -> handlers (see handlerOf), from sel.Jobs
 
 	routes map[string][]routes.Route // event name -> routes to the chosen handlers
 
@@ -606,7 +606,7 @@ func (r *replayer) plan(ctx context.Context, db dbtx.DBTX, keys []string) ([]pla
 			}
 		} else {
 			for _, rt := range r.routes[*ev.name] {
-				if r.jobKinds == nil || slices.Contains(r.jobKinds[id], rt.Kind) {
+				if r.jobKinds == nil || slices.Contains(r.jobKinds[id], handlerOf(rt.Kind, rt.Webhook)) {
 					chosen = append(chosen, rt)
 				}
 			}

@@ -25,7 +25,7 @@ type replayQueries struct {
 	rows     string // the rows of ids $1: id, name, the row as JSON, the results of filters $2/$3, lane keys $4/$5
 	rowNames string // the same without the row (NULL), for a dry run
 	names    string // the distinct names of the rows of ids $1
-	jobsOf   string // the event id and kind of jobs @jobs of @channel
+	jobsOf   string // the event id, kind and webhook URL of jobs @jobs of @channel
 	record   string // inserts a replay's record, returns its id
 	progress string // sets a replay's counts
 	finish   string // sets a replay's finished_at
@@ -44,7 +44,10 @@ func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 		rows:     t.FetchFilteredSQL(true),
 		rowNames: t.FetchFilteredSQL(false),
 		names:    t.NamesSQL(),
-		jobsOf:   `SELECT event_id, kind FROM ` + jobsView + ` WHERE channel = @channel AND job_id = ANY(@jobs)`,
+		jobsOf: `SELECT v.event_id, v.kind, coalesce(
+				(SELECT j.metadata->'notified'->'webhook'->>'url' FROM ` + migrations.Qualify(schema, "river_job") + ` j WHERE j.id = v.job_id),
+				(SELECT n.webhook_url FROM ` + migrations.Qualify(schema, "notified_job") + ` n WHERE n.job_id = v.job_id), '')
+			FROM ` + jobsView + ` v WHERE v.channel = @channel AND v.job_id = ANY(@jobs)`,
 		record: `INSERT INTO ` + replay + ` (channel, requested_by, reason, selector, handlers, started_at, ignore_filters)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 		progress: `UPDATE ` + replay + ` SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
@@ -190,10 +193,10 @@ func (r *replayer) lookUpJobs(ctx context.Context) error {
 		return fmt.Errorf("look up jobs to replay: %w", err)
 	}
 	r.jobKinds = map[string][]string{}
-	var id, kind string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
-		if !slices.Contains(r.jobKinds[id], kind) {
-			r.jobKinds[id] = append(r.jobKinds[id], kind)
+	var id, kind, url string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &kind, &url}, func() error {
+		if h := handlerOf(kind, url); !slices.Contains(r.jobKinds[id], h) {
+			r.jobKinds[id] = append(r.jobKinds[id], h)
 		}
 		return nil
 	}); err != nil {
@@ -291,3 +294,7 @@ func (r *replayer) sortIDs(keys []string) {
 		keys[i] = k.text
 	}
 }
+
+// handlerOf names a route's handler among the jobs to replay: its kind and,
+// for a webhook route, its URL, since webhook routes share their kind.
+func handlerOf(kind, webhookURL string) string { return kind + "\x00" + webhookURL }

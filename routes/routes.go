@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/notified/notified/internal/dbtx"
+	"github.com/notified/notified/internal/webhook"
 )
 
 // Defaults for the optional parts of a route, the same as River's.
@@ -60,7 +61,35 @@ type Route struct {
 	// OnFailureStop keeps the lane stopped until an operator resumes it
 	// (lanes.Store.Resume).
 	OnFailure string `json:"on_failure"`
+	// Webhook, when set, makes the route deliver its events over HTTP: its
+	// jobs are of the built-in kind WebhookKind (Kind must be that or
+	// empty), in WebhookQueue unless Queue says otherwise, and a webhook
+	// worker (`notified-bridge work`, or jobs.RegisterWebhooks) POSTs each
+	// event to this http or https URL, signed per Standard Webhooks. Several
+	// webhook routes of one event, to different URLs, are separate routes.
+	Webhook string `json:"webhook,omitempty"`
+	// SecretEnv names the environment variable of the webhook worker that
+	// holds the signing secret (whsec_...): the secret itself is never
+	// stored. It must start with SecretEnvPrefix. Empty: requests are not
+	// signed.
+	SecretEnv string `json:"secret_env,omitempty"`
 }
+
+// Webhook routes.
+const (
+	// WebhookKind is the job kind of every webhook route.
+	WebhookKind = "notified_webhook"
+	// WebhookQueue is the default queue of webhook routes, the one the
+	// webhook worker works by default.
+	WebhookQueue = "webhook"
+	// SecretEnvPrefix starts the name of every variable that holds a
+	// webhook secret, so that a route cannot make the worker sign with
+	// another variable of its environment (DATABASE_URL, say).
+	SecretEnvPrefix = "NOTIFIED_WEBHOOK_SECRET"
+)
+
+// secretEnvRE is the rule for SecretEnv, as migration 006's CHECK has it.
+var secretEnvRE = regexp.MustCompile(`^` + SecretEnvPrefix + `[A-Z0-9_]{0,64}$`)
 
 // What an ordered route's lane does after a job that failed for good.
 const (
@@ -85,6 +114,13 @@ var queueRE = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)
 
 // withDefaults fills the zero-valued optional fields.
 func (r Route) withDefaults() Route {
+	r.Webhook = strings.TrimSpace(r.Webhook)
+	if r.Webhook != "" && r.Kind == "" {
+		r.Kind = WebhookKind
+	}
+	if r.Queue == "" && r.Webhook != "" {
+		r.Queue = WebhookQueue
+	}
 	if r.Queue == "" {
 		r.Queue = DefaultQueue
 	}
@@ -130,6 +166,20 @@ func (r Route) Validate() error {
 		return fmt.Errorf("route %s -> %s: on failure %q is not %q or %q", r.Event, r.Kind, r.OnFailure, OnFailureContinue, OnFailureStop)
 	case r.OnFailure == OnFailureStop && r.OrderedBy == "":
 		return fmt.Errorf("route %s -> %s: on failure %q applies to ordered routes only: give the ordering key too, e.g. '%s'", r.Event, r.Kind, OnFailureStop, OrderedByExample)
+	case r.Webhook == "" && r.Kind == WebhookKind:
+		return fmt.Errorf("route %s -> %s: the kind %s is for webhook routes: give the URL to deliver to", r.Event, r.Kind, WebhookKind)
+	case r.Webhook == "" && r.SecretEnv != "":
+		return fmt.Errorf("route %s -> %s: a secret applies to webhook routes only", r.Event, r.Kind)
+	case r.Webhook == "":
+		return nil
+	case r.Kind != WebhookKind:
+		return fmt.Errorf("route %s -> %s: a webhook route's kind is %s: leave the kind out", r.Event, r.Kind, WebhookKind)
+	case r.SecretEnv != "" && !secretEnvRE.MatchString(r.SecretEnv):
+		return fmt.Errorf("route %s -> webhook: secret variable %q must be named %s followed by up to 64 upper-case letters, digits or _, e.g. %s_WELCOME",
+			r.Event, r.SecretEnv, SecretEnvPrefix, SecretEnvPrefix)
+	}
+	if err := webhook.ValidateURL(r.Webhook); err != nil {
+		return fmt.Errorf("route %s -> webhook: %w", r.Event, err)
 	}
 	return nil
 }
@@ -253,7 +303,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func (s *Store) upsert(ctx context.Context, r Route) error {
 	r = r.withDefaults()
 	_, err := s.db.Exec(ctx, s.sql(upsertRouteSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where),
-		nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue))
+		nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue), r.Webhook, nullIfEmpty(r.SecretEnv))
 	if err != nil {
 		return fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 	}
@@ -298,7 +348,7 @@ func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 	for _, r := range rs {
 		r = r.withDefaults()
 		tag, err := s.db.Exec(ctx, s.sql(addRouteIfMissingSQL), r.Event, r.Kind, r.Queue, r.Priority, r.MaxAttempts, nullIfEmpty(r.Where),
-			nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue))
+			nullIfEmpty(r.OrderedBy), cmp.Or(r.OnFailure, OnFailureContinue), r.Webhook, nullIfEmpty(r.SecretEnv))
 		if err != nil {
 			return added, fmt.Errorf("add route %s -> %s: %w", r.Event, r.Kind, err)
 		}
@@ -310,12 +360,32 @@ func (s *Store) AddMissing(ctx context.Context, rs ...Route) ([]Route, error) {
 }
 
 // Remove deletes the route from event to kind and reports whether it existed.
+// A webhook route is removed with RemoveWebhook.
 func (s *Store) Remove(ctx context.Context, event, kind string) (bool, error) {
-	tag, err := s.db.Exec(ctx, s.sql(removeRouteSQL), event, kind)
+	tag, err := s.db.Exec(ctx, s.sql(removeRouteSQL), event, kind, "")
 	if err != nil {
 		return false, fmt.Errorf("remove route %s -> %s: %w", event, kind, err)
 	}
 	return tag.RowsAffected() > 0, nil
+}
+
+// RemoveWebhook deletes the webhook route from event to url and reports
+// whether it existed.
+func (s *Store) RemoveWebhook(ctx context.Context, event, url string) (bool, error) {
+	tag, err := s.db.Exec(ctx, s.sql(removeRouteSQL), event, WebhookKind, strings.TrimSpace(url))
+	if err != nil {
+		return false, fmt.Errorf("remove webhook route %s -> %s: %w", event, webhook.Redact(url), err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Target names the route's handler for people: its kind, or for a webhook
+// route the URL it delivers to.
+func (r Route) Target() string {
+	if r.Webhook != "" {
+		return r.Webhook
+	}
+	return r.Kind
 }
 
 // List returns every route, ordered by event and kind.
@@ -336,7 +406,7 @@ func ListSQL(schema string) string { return dbtx.InSchema(schema, listRoutesSQL)
 func ScanList(rows pgx.Rows) ([]Route, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Route, error) {
 		var r Route
-		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts, &r.Where, &r.OrderedBy, &r.OnFailure)
+		err := row.Scan(&r.Event, &r.Kind, &r.Queue, &r.Priority, &r.MaxAttempts, &r.Where, &r.OrderedBy, &r.OnFailure, &r.Webhook, &r.SecretEnv)
 		return r, err
 	})
 	if err != nil {

@@ -5,28 +5,33 @@ package routes
 
 // upsertRouteSQL creates the route from event $1 to kind $2 with queue $3,
 // priority $4, max attempts $5, filter $6 (NULL: none), ordering key $7
-// (NULL: not ordered) and on-failure $8, or updates those if it exists.
-const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-	ON CONFLICT (event_name, kind) DO UPDATE
+// (NULL: not ordered), on-failure $8, webhook URL $9 ('' for none) and
+// secret variable $10, or updates those if it exists.
+const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure,
+		webhook_url, secret_env)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	ON CONFLICT (event_name, kind, webhook_url) DO UPDATE
 	SET queue = excluded.queue, priority = excluded.priority,
 	    max_attempts = excluded.max_attempts, filter_path = excluded.filter_path,
-	    ordered_by = excluded.ordered_by, on_failure = excluded.on_failure, updated_at = now()`
+	    ordered_by = excluded.ordered_by, on_failure = excluded.on_failure, secret_env = excluded.secret_env, updated_at = now()`
 
 // addRouteIfMissingSQL creates the route like upsertRouteSQL, and does
 // nothing if it exists.
-const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_name, kind) DO NOTHING`
+const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure,
+		webhook_url, secret_env)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_name, kind, webhook_url) DO NOTHING`
 
-// removeRouteSQL deletes the route from event $1 to kind $2.
-const removeRouteSQL = `DELETE FROM {schema}.notified_route WHERE event_name = $1 AND kind = $2`
+// removeRouteSQL deletes the route from event $1 to kind $2 and webhook URL
+// $3 ('' for none).
+const removeRouteSQL = `DELETE FROM {schema}.notified_route WHERE event_name = $1 AND kind = $2 AND webhook_url = $3`
 
-// listRoutesSQL lists every route, ordered by event and kind, with its
-// filter and ordering key (empty for none) and, for an ordered route, its
-// on-failure.
+// listRoutesSQL lists every route, ordered by event, kind and webhook URL,
+// with its filter and ordering key (empty for none), for an ordered route
+// its on-failure, and its webhook URL and secret variable (empty for none).
 const listRoutesSQL = `SELECT event_name, kind, queue, priority, max_attempts, coalesce(filter_path, ''),
-		coalesce(ordered_by, ''), CASE WHEN ordered_by IS NULL THEN '' ELSE on_failure END
-	FROM {schema}.notified_route ORDER BY event_name, kind`
+		coalesce(ordered_by, ''), CASE WHEN ordered_by IS NULL THEN '' ELSE on_failure END,
+		webhook_url, coalesce(secret_env, '')
+	FROM {schema}.notified_route ORDER BY event_name, kind, webhook_url`
 
 // checkOrderedBySQL says what $1, a jsonpath, selects in an empty object:
 // "predicate" (a boolean or unknown), "row" (the object itself) or "key".

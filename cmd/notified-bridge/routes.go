@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/internal/termsafe"
+	"github.com/notified/notified/internal/webhook"
 	"github.com/notified/notified/routes"
 )
 
@@ -22,8 +23,8 @@ func routesCommand() *cli.Command {
 func routesAddCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "add",
-		Usage:     "route events named EVENT to the handler kind KIND (updates options if the route exists)",
-		ArgsUsage: "EVENT KIND",
+		Usage:     "route events named EVENT to the handler kind KIND, or with --webhook to a URL (updates options if the route exists)",
+		ArgsUsage: "EVENT KIND | --webhook URL EVENT",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "queue", Value: routes.DefaultQueue, Usage: "River queue of the jobs"},
 			&cli.IntFlag{Name: "priority", Value: routes.DefaultPriority, Usage: "River priority of the jobs, 1 (highest) to 4"},
@@ -31,14 +32,27 @@ func routesAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "where", Usage: "filter: only events whose row matches this jsonpath predicate get a job, e.g. '$.total > 1000' (default: every event)"},
 			&cli.StringFlag{Name: "ordered-by", Usage: "order the jobs per key: jobs whose events have the same value at this jsonpath run one at a time, in commit order, e.g. '$.order_id'; events without it are not ordered (default: not ordered)"},
 			&cli.StringFlag{Name: "on-failure", Value: routes.OnFailureContinue, Usage: "what an ordered lane does after a job is discarded or cancelled: continue with the next job, or stop until `lanes resume`"},
+			&cli.StringFlag{Name: "webhook", Usage: "deliver the events over HTTP: POST each, signed per Standard Webhooks, to this http(s) URL, from `notified-bridge work` (the kind is " + routes.WebhookKind + "; no KIND argument)"},
+			&cli.StringFlag{Name: "secret-env", Usage: "with --webhook: the worker's environment variable that holds the signing secret (whsec_...), named " + routes.SecretEnvPrefix + "..., e.g. " + routes.SecretEnvPrefix + "_WELCOME; the secret is never stored"},
 			flagJSON(),
 		},
 		Action: func(c *cli.Context) error {
-			args, err := positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
+			var args []string
+			var err error
+			if c.IsSet("webhook") {
+				args, err = positional(c, 1, "routes add --webhook URL takes one argument, EVENT, e.g. routes add --webhook https://app.internal/hooks/welcome user_signed_up")
+				args = append(args, routes.WebhookKind)
+			} else {
+				args, err = positional(c, 2, "routes add takes two arguments, EVENT and KIND, e.g. routes add user_signed_up send_welcome_email")
+			}
 			if err != nil {
 				return err
 			}
-			r := routes.Route{Event: args[0], Kind: args[1], Queue: c.String("queue"),
+			queue := c.String("queue")
+			if c.IsSet("webhook") && !c.IsSet("queue") {
+				queue = routes.WebhookQueue
+			}
+			r := routes.Route{Event: args[0], Kind: args[1], Queue: queue, Webhook: c.String("webhook"), SecretEnv: c.String("secret-env"),
 				Priority: c.Int("priority"), MaxAttempts: c.Int("max-attempts"), Where: strings.TrimSpace(c.String("where")),
 				OrderedBy: strings.TrimSpace(c.String("ordered-by")), OnFailure: c.String("on-failure")}
 			// The Go API reads 0 as "the default"; on the command line
@@ -51,6 +65,12 @@ func routesAddCommand() *cli.Command {
 			}
 			if c.IsSet("where") && r.Where == "" {
 				return fmt.Errorf("route %s -> %s: --where is empty: give a jsonpath predicate, e.g. --where '%s', or leave --where out for every event", r.Event, r.Kind, routes.WhereExample)
+			}
+			if c.IsSet("webhook") && strings.TrimSpace(r.Webhook) == "" {
+				return fmt.Errorf("route %s: --webhook is empty: give the URL to deliver to, e.g. --webhook https://app.internal/hooks/welcome", r.Event)
+			}
+			if c.IsSet("secret-env") && !c.IsSet("webhook") {
+				return fmt.Errorf("route %s -> %s: --secret-env applies to webhook routes: add --webhook URL", r.Event, r.Kind)
 			}
 			if c.IsSet("ordered-by") && r.OrderedBy == "" {
 				return fmt.Errorf("route %s -> %s: --ordered-by is empty: give a jsonpath that selects the key, e.g. --ordered-by '%s', or leave --ordered-by out", r.Event, r.Kind, routes.OrderedByExample)
@@ -78,8 +98,17 @@ func routesAddCommand() *cli.Command {
 			if r.OrderedBy != "" {
 				where += ", ordered by " + termsafe.String(r.OrderedBy) + " (" + onFailureText(r.OnFailure) + ")"
 			}
+			if r.SecretEnv != "" {
+				where += ", signed with $" + r.SecretEnv
+			}
 			fmt.Fprintf(c.App.Writer, "route added: %s -> %s (queue %s, priority %d, max attempts %d%s)\n",
-				termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue), r.Priority, r.MaxAttempts, where)
+				termsafe.String(r.Event), termsafe.String(targetText(r)), termsafe.String(r.Queue), r.Priority, r.MaxAttempts, where)
+			if r.Webhook != "" {
+				fmt.Fprintf(c.App.Writer, "its jobs are delivered by `notified-bridge work` (queue %s)\n", termsafe.String(r.Queue))
+				if r.SecretEnv == "" {
+					fmt.Fprintln(c.App.Writer, "warning: requests are not signed, so the receiver cannot tell them from anyone's: add --secret-env")
+				}
+			}
 			if r.OrderedBy != "" {
 				fmt.Fprintln(c.App.Writer, "ordering applies to the events dispatched from now on; an event whose row has no value at the key runs unordered")
 			}
@@ -125,7 +154,7 @@ func routesListCommand() *cli.Command {
 					orderedBy = termsafe.String(r.OrderedBy) + " (" + onFailureText(r.OnFailure) + ")"
 					ordered = true
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", termsafe.String(r.Event), termsafe.String(r.Kind), termsafe.String(r.Queue),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", termsafe.String(r.Event), termsafe.String(targetText(r)), termsafe.String(r.Queue),
 					r.Priority, r.MaxAttempts, where, orderedBy)
 			}
 			if err := tw.Flush(); err != nil {
@@ -142,11 +171,21 @@ func routesListCommand() *cli.Command {
 func routesRemoveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "remove",
-		Usage:     "remove the route from EVENT to KIND",
-		ArgsUsage: "EVENT KIND",
-		Flags:     []cli.Flag{flagJSON()},
+		Usage:     "remove the route from EVENT to KIND, or with --webhook to a URL",
+		ArgsUsage: "EVENT KIND | --webhook URL EVENT",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "webhook", Usage: "remove the webhook route of EVENT to this URL"},
+			flagJSON(),
+		},
 		Action: func(c *cli.Context) error {
-			args, err := positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
+			var args []string
+			var err error
+			if c.IsSet("webhook") {
+				args, err = positional(c, 1, "routes remove --webhook URL takes one argument, EVENT")
+				args = append(args, routes.WebhookKind)
+			} else {
+				args, err = positional(c, 2, "routes remove takes two arguments, EVENT and KIND")
+			}
 			if err != nil {
 				return err
 			}
@@ -155,12 +194,22 @@ func routesRemoveCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			ok, err := routes.NewStore(pool, c.String("schema")).Remove(c.Context, args[0], args[1])
+			store := routes.NewStore(pool, c.String("schema"))
+			var ok bool
+			if c.IsSet("webhook") {
+				ok, err = store.RemoveWebhook(c.Context, args[0], c.String("webhook"))
+			} else {
+				ok, err = store.Remove(c.Context, args[0], args[1])
+			}
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", args[0], args[1])
+				target := args[1]
+				if c.IsSet("webhook") {
+					target = "webhook " + webhook.Redact(c.String("webhook"))
+				}
+				return fmt.Errorf("no route %s -> %s: see `notified-bridge routes list`", termsafe.String(args[0]), termsafe.String(target))
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, map[string]any{"event": args[0], "kind": args[1], "removed": true})
@@ -177,4 +226,13 @@ func onFailureText(onFailure string) string {
 		return "stops at a failure"
 	}
 	return "goes on past a failure"
+}
+
+// targetText names a route's handler for people: its kind, or for a
+// webhook route "webhook" and its URL.
+func targetText(r routes.Route) string {
+	if r.Webhook != "" {
+		return "webhook " + webhook.Redact(r.Webhook)
+	}
+	return r.Kind
 }

@@ -42,13 +42,18 @@ func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []
 	opts := make([]river.InsertOpts, len(rs))
 	for i, route := range rs {
 		opts[i] = river.InsertOpts{Queue: route.Queue, Priority: route.Priority, MaxAttempts: route.MaxAttempts, Metadata: meta}
+		own := src
 		if lanes != nil && lanes[i] != "" {
-			laneSrc := src
-			laneSrc.Lane = lanes[i]
-			if opts[i].Metadata, err = Metadata(laneSrc); err != nil {
+			own.Lane = lanes[i]
+			opts[i].Pending = true
+		}
+		if route.Webhook != "" {
+			own.Webhook = &jobs.WebhookTarget{URL: route.Webhook, SecretEnv: route.SecretEnv}
+		}
+		if own.Lane != "" || own.Webhook != nil {
+			if opts[i].Metadata, err = Metadata(own); err != nil {
 				return params, err
 			}
-			opts[i].Pending = true
 		}
 		params = append(params, river.InsertManyParams{Args: args{kind: route.Kind, Payload: payload}, InsertOpts: &opts[i]})
 	}
@@ -75,23 +80,24 @@ func KeyArgs(byName map[string][]routes.Route) (names, paths []string) {
 // eventstable.LaneKeysSQL's results on the row, one per ordered route of
 // rs in order. It returns nil when no job has a lane.
 func Lanes(rs, chosen []routes.Route, keys []*string) []string {
-	byKind := map[string]string{}
+	type route struct{ kind, webhook string }
+	byRoute := map[route]string{}
 	i := 0
 	for _, r := range rs {
 		if r.OrderedBy == "" {
 			continue
 		}
 		if i < len(keys) && keys[i] != nil {
-			byKind[r.Kind] = *keys[i]
+			byRoute[route{r.Kind, r.Webhook}] = *keys[i]
 		}
 		i++
 	}
-	if len(byKind) == 0 {
+	if len(byRoute) == 0 {
 		return nil
 	}
 	lanes := make([]string, len(chosen))
 	for j, r := range chosen {
-		lanes[j] = byKind[r.Kind]
+		lanes[j] = byRoute[route{r.Kind, r.Webhook}]
 	}
 	return lanes
 }
@@ -156,20 +162,25 @@ func Metadata(src jobs.Source) ([]byte, error) {
 // LargeRowSQL inserts into riverJob (whose state has type riverJobState) the jobs of one row of t without the
 // row leaving the server: one job per route, whose args are the Payload
 // Append would build with the row as data, pending with its lane in its
-// metadata when it has one. It returns the id and kind of each job it
+// metadata when it has one, with its webhook target for a webhook route.
+// It returns the id, kind and webhook URL ('' for none) of each job it
 // inserted. LargeRowArgs gives its arguments. River's own clients for other
 // languages insert jobs with SQL in the same way.
 func LargeRowSQL(riverJob, riverJobState string, t *eventstable.Table) string {
 	return `INSERT INTO ` + riverJob + ` (args, kind, max_attempts, metadata, priority, queue, scheduled_at, state, tags)
 		SELECT jsonb_build_object('event_id', $2::text, 'event_name', $3::text, 'channel', $4::text, 'data', row_to_json(e)::jsonb),
 			r.kind, r.max_attempts,
-			CASE WHEN r.lane IS NULL THEN $5::jsonb ELSE jsonb_set($5::jsonb, '{notified,lane}', to_jsonb(r.lane)) END,
+			CASE WHEN r.webhook = '' THEN m.meta
+				ELSE jsonb_set(m.meta, '{notified,webhook}', jsonb_strip_nulls(jsonb_build_object('url', r.webhook, 'secret_env', nullif(r.secret_env, ''))))
+				END,
 			r.priority, r.queue, now(),
 			CASE WHEN r.lane IS NULL THEN 'available' ELSE 'pending' END::` + riverJobState + `, '{}'
 		FROM ` + t.Ident + ` AS e,
-			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[], $10::text[]) AS r(kind, queue, priority, max_attempts, lane)
+			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[])
+				AS r(kind, queue, priority, max_attempts, lane, webhook, secret_env),
+			LATERAL (SELECT CASE WHEN r.lane IS NULL THEN $5::jsonb ELSE jsonb_set($5::jsonb, '{notified,lane}', to_jsonb(r.lane)) END AS meta) m
 		WHERE e.` + t.IDCol + ` = $1::` + t.BoundType() + `
-		RETURNING id, kind`
+		RETURNING id, kind, coalesce(metadata->'notified'->'webhook'->>'url', '')`
 }
 
 // LargeRowArgs are LargeRowSQL's arguments for the event src, whose row
@@ -185,14 +196,16 @@ func LargeRowArgs(src jobs.Source, rs []routes.Route, lanes []string) ([]any, er
 	priorities := make([]int16, len(rs))
 	attempts := make([]int16, len(rs))
 	laneKeys := make([]*string, len(rs))
+	webhooks := make([]string, len(rs))
+	secrets := make([]string, len(rs))
 	for i, route := range rs {
-		kinds[i], queues[i] = route.Kind, route.Queue
+		kinds[i], queues[i], webhooks[i], secrets[i] = route.Kind, route.Queue, route.Webhook, route.SecretEnv
 		priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
 		if lanes != nil && lanes[i] != "" {
 			laneKeys[i] = &lanes[i]
 		}
 	}
-	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts, laneKeys}, nil
+	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts, laneKeys, webhooks, secrets}, nil
 }
 
 // FilterArgs pairs the event names of routes with their filters, as the

@@ -51,5 +51,5 @@ func TestLargeRowArgsMatchAppend(t *testing.T) {
 	meta, err := Metadata(src)
 	require.NoError(t, err)
 	require.Equal(t, []any{"42", "42", "signup", "events", meta, []string{"a", "b"}, []string{"default", "mail"},
-		[]int16{1, 4}, []int16{25, 1<<15 - 1}, []*string{nil, nil}}, args)
+		[]int16{1, 4}, []int16{25, 1<<15 - 1}, []*string{nil, nil}, []string{"", ""}, []string{"", ""}}, args)
 }
