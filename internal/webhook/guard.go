@@ -18,7 +18,7 @@ type RefusedError struct {
 
 // Error says what was refused and how to allow it.
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("webhook target address %s is %s and refused by the private-address policy: "+
+	return fmt.Sprintf("address %s is %s, refused by the private-address policy: "+
 		"if this target is trusted, allow it with --webhook-allow-cidr %s (or every private address with --webhook-allow-private)",
 		e.Addr, e.Kind, netip.PrefixFrom(e.Addr, e.Addr.BitLen()))
 }
@@ -87,7 +87,7 @@ func reservedKind(addr netip.Addr) string {
 		}
 		if embedded.IsValid() {
 			if kind := reservedKind(embedded); kind != "" {
-				return kind + ", embedded in " + addr.String()
+				return fmt.Sprintf("the IPv6 form of %s, which is %s", embedded, kind)
 			}
 		}
 	}
