@@ -255,6 +255,7 @@ func (d *Deliverer) deliver(ctx context.Context, req Request) Result {
 		}
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
@@ -273,7 +274,7 @@ func (d *Deliverer) deliver(ctx context.Context, req Request) Result {
 	start := time.Now()
 	resp, err := d.client.Do(httpReq)
 	if err != nil {
-		res := d.failure(target, err)
+		res := d.failure(parent, target, err)
 		res.Duration = time.Since(start)
 		return res
 	}
@@ -287,17 +288,22 @@ func (d *Deliverer) deliver(ctx context.Context, req Request) Result {
 	return res
 }
 
-// failure classifies a request that got no answer.
-func (d *Deliverer) failure(target string, err error) Result {
+// failure classifies a request that got no answer. parent is the caller's
+// context, without the delivery's own timeout.
+func (d *Deliverer) failure(parent context.Context, target string, err error) Result {
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
 		return Result{Outcome: Permanent, Class: ClassRefused, Err: fmt.Errorf("webhook to %s: %w", target, refused)}
+	case parent.Err() != nil:
+		class := ClassError
+		if errors.Is(parent.Err(), context.DeadlineExceeded) {
+			class = ClassTimeout
+		}
+		return Result{Outcome: Retry, Class: class, Err: fmt.Errorf("webhook to %s: delivery stopped before an answer: %w", target, parent.Err())}
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return Result{Outcome: Retry, Class: ClassTimeout,
-			Err: fmt.Errorf("webhook to %s: no answer within %s: the receiver is slow or unreachable", target, d.timeout)}
-	case errors.Is(err, context.Canceled):
-		return Result{Outcome: Retry, Class: ClassError, Err: fmt.Errorf("webhook to %s: delivery canceled before an answer", target)}
+			Err: fmt.Errorf("webhook to %s: no answer within %s (Timeout): the receiver is slow or unreachable", target, d.timeout)}
 	}
 	return Result{Outcome: Retry, Class: ClassError, Err: fmt.Errorf("webhook to %s: %w", target, oneLine(unwrapURLError(err)))}
 }

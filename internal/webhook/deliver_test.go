@@ -361,6 +361,51 @@ func TestDeliverStopsWhenTheCallerCancels(t *testing.T) {
 	require.Less(t, res.Duration, DefaultTimeout)
 }
 
+func TestDeliverStopsAtTheCallersDeadline(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	d := newDeliverer(t, Options{AllowCIDRs: loopback})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+
+	res := d.Deliver(ctx, Request{URL: b.server.URL, MsgID: "m", Body: []byte(`{}`)})
+	require.Equal(t, Retry, res.Outcome)
+	require.Equal(t, ClassTimeout, res.Class)
+	require.ErrorContains(t, res.Err, "delivery stopped before an answer: context deadline exceeded")
+	require.Less(t, res.Duration, DefaultTimeout)
+}
+
+func TestDeliverReusesConnectionsUnlessTheAnswerIsTooLong(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/long" {
+			_, _ = io.WriteString(w, strings.Repeat("x", 4096))
+		}
+	}))
+	server.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	server.Start()
+	t.Cleanup(server.Close)
+	d := newDeliverer(t, Options{AllowCIDRs: loopback, MaxResponseBytes: 1024})
+	send := func(path string) {
+		t.Helper()
+		res := d.Deliver(context.Background(), Request{URL: server.URL + path, MsgID: "m", Body: []byte(`{}`)})
+		require.Equal(t, Delivered, res.Outcome, res.Err)
+	}
+
+	send("/short")
+	send("/short")
+	require.EqualValues(t, 1, conns.Load(), "a fully read answer leaves its connection for the next delivery")
+	send("/long") // on the same connection, read only up to MaxResponseBytes, then dropped
+	send("/short")
+	require.EqualValues(t, 2, conns.Load(), "an answer longer than MaxResponseBytes must close its connection")
+}
+
 func TestDeliverRefusesPrivateTargetsByDefault(t *testing.T) {
 	t.Parallel()
 	b := setup(t, answerStatus(http.StatusOK, ""))
