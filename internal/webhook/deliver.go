@@ -225,10 +225,10 @@ func (d *Deliverer) CloseIdleConnections() {
 }
 
 // Deliver POSTs req.Body to req.URL with the Standard Webhooks headers and
-// classifies what happened. It never returns before the answer is read or
-// Options.Timeout has passed, whichever comes first, and ends early when ctx
-// is done. An answer whose status arrived counts by its status even if
-// reading its body then failed.
+// classifies what happened. It returns once the answer is read, or at the
+// latest when Options.Timeout has passed or ctx is done. An answer whose
+// status arrived counts by its status even if reading its body then failed
+// or timed out.
 func (d *Deliverer) Deliver(ctx context.Context, req Request) Result {
 	res := d.deliver(ctx, req)
 	d.metrics.observe(req.Route, res)
