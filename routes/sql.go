@@ -5,7 +5,7 @@ package routes
 
 // upsertRouteSQL creates the route from event $1 to kind $2 with queue $3,
 // priority $4, max attempts $5, filter $6 (NULL: none), ordering key $7
-// (NULL: not ordered), on-failure $8, webhook URL $9 ('' for none) and
+// (NULL: not ordered), on-failure $8, webhook URL $9 (empty for none) and
 // secret variable $10, or updates those if it exists.
 const upsertRouteSQL = `INSERT INTO {schema}.notified_route (event_name, kind, queue, priority, max_attempts, filter_path, ordered_by, on_failure,
 		webhook_url, secret_env)
@@ -22,7 +22,7 @@ const addRouteIfMissingSQL = `INSERT INTO {schema}.notified_route (event_name, k
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_name, kind, webhook_url) DO NOTHING`
 
 // removeRouteSQL deletes the route from event $1 to kind $2 and webhook URL
-// $3 ('' for none).
+// $3 (empty for none).
 const removeRouteSQL = `DELETE FROM {schema}.notified_route WHERE event_name = $1 AND kind = $2 AND webhook_url = $3`
 
 // listRoutesSQL lists every route, ordered by event, kind and webhook URL,

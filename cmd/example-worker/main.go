@@ -32,12 +32,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/notified/notified/example"
+	"github.com/notified/notified/internal/worker"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 )
@@ -49,9 +49,6 @@ const builtin = "builtin"
 const (
 	defaultMaxWorkers  = 20
 	defaultStopTimeout = 30 * time.Second
-	// hardStopTimeout bounds the wait for cancelled jobs to return after
-	// the graceful stop timed out.
-	hardStopTimeout = 10 * time.Second
 )
 
 // River's job retention: completed jobs are kept a day, cancelled and
@@ -301,32 +298,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	kinds := []string{example.SendWelcomeEmail{}.Kind(), example.WriteAudit{}.Kind(), example.CallWebhook{}.Kind()}
 	logger.Info("worker running", slog.Any("kinds", kinds), slog.Int("max_workers", cfg.maxWorkers))
 	<-ctx.Done()
-	return stopClient(client, cfg.stopTimeout, logger)
-}
-
-// stopClient stops the client gracefully, waiting up to timeout for running
-// jobs to finish; then it cancels the jobs still running, which River puts
-// back in the queue for the next worker.
-func stopClient(client *river.Client[pgx.Tx], timeout time.Duration, logger *slog.Logger) error {
-	logger.Info("stopping: waiting for running jobs", slog.Duration("timeout", timeout))
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := client.Stop(ctx)
-	if err == nil {
-		logger.Info("stopped")
-		return nil
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("stop river client: %w", err)
-	}
-	logger.Warn("jobs still running after the stop timeout: cancelling them; River puts them back in the queue", slog.Duration("timeout", timeout))
-	hardCtx, hardCancel := context.WithTimeout(context.Background(), hardStopTimeout)
-	defer hardCancel()
-	if err := client.StopAndCancel(hardCtx); err != nil {
-		return fmt.Errorf("stop river client after cancelling running jobs: %w", err)
-	}
-	logger.Info("stopped")
-	return nil
+	return worker.StopClient(client, cfg.stopTimeout, logger)
 }
 
 // logMail logs a mail the built-in sink received.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notified/notified/routes"
+
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
 )
@@ -96,6 +98,9 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 			text, err := os.ReadFile(file)
 			require.NoError(t, err)
 			for _, env := range re.FindAllString(string(text), -1) {
+				if strings.HasPrefix(env, routes.SecretEnvPrefix) {
+					continue // a webhook secret's variable, named by a route, read by the worker
+				}
 				_, ok := envs[env]
 				require.True(t, ok, "%s names %s, which no flag of notified-bridge reads", filepath.Base(file), env)
 			}

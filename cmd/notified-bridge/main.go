@@ -141,6 +141,7 @@ func newApp() *cli.App {
 			installTriggerCommand(),
 			uninstallTriggerCommand(),
 			runCommand(),
+			workCommand(),
 			notifyCommand(),
 			historyCommand(),
 			statusCommand(),

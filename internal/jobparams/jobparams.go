@@ -163,7 +163,7 @@ func Metadata(src jobs.Source) ([]byte, error) {
 // row leaving the server: one job per route, whose args are the Payload
 // Append would build with the row as data, pending with its lane in its
 // metadata when it has one, with its webhook target for a webhook route.
-// It returns the id, kind and webhook URL ('' for none) of each job it
+// It returns the id, kind and webhook URL (empty for none) of each job it
 // inserted. LargeRowArgs gives its arguments. River's own clients for other
 // languages insert jobs with SQL in the same way.
 func LargeRowSQL(riverJob, riverJobState string, t *eventstable.Table) string {

@@ -45,3 +45,14 @@ func ValidateURL(raw string) error {
 	}
 	return nil
 }
+
+// Redact returns raw with the password of its user info, if any, replaced
+// by "xxxxx", for messages about a URL a user typed; raw itself when it
+// does not parse.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

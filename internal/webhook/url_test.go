@@ -51,3 +51,10 @@ func TestValidateURL(t *testing.T) {
 		})
 	}
 }
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "https://user:xxxxx@x/y", Redact("https://user:hunter2@x/y"))
+	require.Equal(t, "https://x/y?token=abc", Redact("https://x/y?token=abc"))
+	require.Equal(t, "%zz", Redact("%zz"))
+}
