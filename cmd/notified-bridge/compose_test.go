@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/notified/notified/routes"
+
 	composecli "github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/patternmatcher"
@@ -63,9 +65,12 @@ func TestComposeHealthCheckAsksTheBridge(t *testing.T) {
 func TestComposeVariablesAreReadByTheirCommand(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t)
-	for service, command := range map[string]string{"setup": "setup", "bridge": "run"} {
+	for service, command := range map[string]string{"setup": "setup", "bridge": "run", "webhooks": "work"} {
 		read := flagsByEnv(command)
 		for name := range p.Services[service].Environment {
+			if strings.HasPrefix(name, routes.SecretEnvPrefix) {
+				continue // a webhook secret, named by a route, read by the worker
+			}
 			if strings.HasPrefix(name, "NOTIFIED_") || name == "DATABASE_URL" {
 				require.NotNil(t, read[name], "%s sets %s, which no flag of `notified-bridge %s` reads", service, name, command)
 			}
@@ -146,15 +151,39 @@ func TestComposePostgresCreatesTheEventsTable(t *testing.T) {
 }
 
 // setup adds the example worker's routes, so that events committed before
-// the worker first starts are routed as it would route them.
+// the worker first starts are routed as it would route them, and a webhook
+// route to the receiver, signed with the secret the webhooks service and
+// the receiver share.
 func TestComposeSetupRoutesAreTheExampleWorkers(t *testing.T) {
 	t.Parallel()
+	p := loadCompose(t)
 	var want []string
 	for _, r := range example.Routes() {
 		want = append(want, r.Event+"="+r.Kind)
 	}
-	got := strings.Split(serviceEnv(loadCompose(t).Services["setup"], "NOTIFIED_ROUTES"), ",")
-	require.ElementsMatch(t, want, got)
+	var hooks []routes.Route
+	for _, spec := range strings.Split(serviceEnv(p.Services["setup"], "NOTIFIED_ROUTES"), ",") {
+		r, err := parseRouteSpec(spec)
+		require.NoError(t, err, spec)
+		require.NoError(t, r.Validate(), spec)
+		if r.Webhook != "" {
+			hooks = append(hooks, r)
+			continue
+		}
+		require.Contains(t, want, spec)
+		want = slices.DeleteFunc(want, func(w string) bool { return w == spec })
+	}
+	require.Empty(t, want, "example routes setup does not add")
+	require.Len(t, hooks, 1)
+	u, err := url.Parse(hooks[0].Webhook)
+	require.NoError(t, err)
+	require.Contains(t, p.Services, u.Hostname(), "the webhook route's host is a service")
+	for _, service := range []string{"webhooks", u.Hostname()} {
+		require.NotEmpty(t, serviceEnv(p.Services[service], hooks[0].SecretEnv), "%s has the secret", service)
+	}
+	require.Equal(t, serviceEnv(p.Services["webhooks"], hooks[0].SecretEnv), serviceEnv(p.Services[u.Hostname()], hooks[0].SecretEnv))
+	require.Equal(t, "work", commandRun(t, p.Services["webhooks"].Command))
+	require.Equal(t, "true", serviceEnv(p.Services["webhooks"], "NOTIFIED_WEBHOOK_ALLOW_PRIVATE"), "the receiver has a private address")
 }
 
 // The worker's variables are ones cmd/example-worker reads (its -h output

@@ -134,7 +134,7 @@ func TestSetupRouteOptions(t *testing.T) {
 	for _, tc := range []struct {
 		spec, want string
 	}{
-		{"e=k;colour=red", `--route "e=k;colour=red": unknown option "colour": use queue, priority, max-attempts, where, ordered-by or on-failure`},
+		{"e=k;colour=red", `--route "e=k;colour=red": unknown option "colour": use queue, priority, max-attempts, where, ordered-by, on-failure, webhook or secret-env`},
 		{"e=k;ordered-by", `--route "e=k;ordered-by": option "ordered-by" is not NAME=VALUE, e.g. e=k;ordered-by=$.order_id`},
 		{"e=k;priority=high", `--route "e=k;priority=high": priority "high" is not a positive number`},
 		{"e=k;on-failure=stop", `route e -> k: on failure "stop" applies to ordered routes only: give the ordering key too, e.g. '$.order_id'`},
@@ -156,4 +156,11 @@ func TestSetupRouteOptions(t *testing.T) {
 	require.Equal(t, "$.total >= 10 && $.x == 1", r.Where)
 	require.Equal(t, 2, r.Priority)
 	require.Equal(t, 5, r.MaxAttempts)
+
+	r, err = parseRouteSpec("order_placed=notified_webhook;webhook=http://receiver:8000/hooks/orders;secret-env=NOTIFIED_WEBHOOK_SECRET_ORDERS")
+	require.NoError(t, err)
+	require.NoError(t, r.Validate())
+	require.Equal(t, "http://receiver:8000/hooks/orders", r.Webhook)
+	require.Equal(t, "webhook", r.Queue)
+	require.Equal(t, "NOTIFIED_WEBHOOK_SECRET_ORDERS", r.SecretEnv)
 }

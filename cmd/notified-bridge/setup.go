@@ -27,7 +27,7 @@ func setupCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagTable(), flagChannel(), flagIDField(), flagJSON(),
 			&cli.StringSliceFlag{Name: "route", EnvVars: []string{"NOTIFIED_ROUTES"},
-				Usage: "route EVENT=KIND to add, with options after semicolons: EVENT=KIND;queue=Q;priority=N;max-attempts=N;where=PREDICATE;ordered-by=PATH;on-failure=stop (repeatable; in the environment, comma-separated)"},
+				Usage: "route EVENT=KIND to add, with options after semicolons: EVENT=KIND;queue=Q;priority=N;max-attempts=N;where=PREDICATE;ordered-by=PATH;on-failure=stop, or for a webhook EVENT=notified_webhook;webhook=URL;secret-env=NAME (repeatable; in the environment, comma-separated)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -154,6 +154,9 @@ func parseRouteSpec(spec string) (routes.Route, error) {
 		return routes.Route{}, fmt.Errorf("--route %q is not EVENT=KIND, e.g. --route user_signed_up=send_welcome_email", spec)
 	}
 	r := routes.Route{Event: event, Kind: kind}
+	if kind == routes.WebhookKind {
+		r.Queue = routes.WebhookQueue
+	}
 	for _, opt := range parts[1:] {
 		name, value, ok := strings.Cut(opt, "=")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
@@ -180,8 +183,12 @@ func parseRouteSpec(spec string) (routes.Route, error) {
 			r.OrderedBy = value
 		case "on-failure":
 			r.OnFailure = value
+		case "webhook":
+			r.Webhook = value
+		case "secret-env":
+			r.SecretEnv = value
 		default:
-			return routes.Route{}, fmt.Errorf("--route %q: unknown option %q: use queue, priority, max-attempts, where, ordered-by or on-failure", spec, name)
+			return routes.Route{}, fmt.Errorf("--route %q: unknown option %q: use queue, priority, max-attempts, where, ordered-by, on-failure, webhook or secret-env", spec, name)
 		}
 		if r.Priority < 0 || r.MaxAttempts < 0 {
 			return routes.Route{}, fmt.Errorf("--route %q: %s %q is not a positive number", spec, name, value)

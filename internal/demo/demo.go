@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ import (
 	"github.com/notified/notified/internal/ident"
 	"github.com/notified/notified/internal/pgcluster"
 	"github.com/notified/notified/internal/termsafe"
+	"github.com/notified/notified/internal/webhook"
+	"github.com/notified/notified/jobs"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
@@ -228,6 +231,13 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("mail sink on %s (greylists the first 2 mails), webhook endpoint on %s (503 on the first try of every third order, 404 for order totals of 404)",
 		out.sink.Addr(), out.hookAddr)
 
+	// A webhook route, delivered by the built-in webhook handler, signed.
+	hook := routes.Route{Event: "order_placed", Webhook: "http://" + out.hookAddr + "/hooks/signed", SecretEnv: demoSecretEnv}
+	if err := routes.NewStore(d.pool, d.schema).Ensure(ctx, hook); err != nil {
+		return err
+	}
+	d.say("route order_placed -> webhook %s (signed with $%s, delivered by the built-in webhook handler)", hook.Webhook, demoSecretEnv)
+
 	// 4. The bridge and a worker.
 	b, err := d.startBridge(runCtx, &wg)
 	if err != nil {
@@ -262,6 +272,13 @@ func (d *demo) run(ctx context.Context) error {
 	// 7. What happened.
 	return report(ctx, d.o, d.pool, store, d.schema, d.channel, out.sink)
 }
+
+// The demo's webhook secret, and the variable its route names; the worker
+// reads it from here rather than from the environment.
+const (
+	demoSecret    = "whsec_ZGVtby1zZWNyZXQtbm90LWZvci1wcm9kdWN0aW9u"
+	demoSecretEnv = "NOTIFIED_WEBHOOK_SECRET_DEMO"
+)
 
 // outside is the demo's outside world: a mail sink that greylists the
 // first two mails, and a webhook endpoint that fails now and then.
@@ -309,9 +326,16 @@ func (d *demo) startWorker(ctx context.Context, out *outside) (*river.Client[pgx
 		WebhookURL: "http://" + out.hookAddr + "/hooks/orders", WebhookTimeout: 2 * time.Second}); err != nil {
 		return nil, err
 	}
+	// The endpoint is on loopback, which webhook routes may not reach
+	// unless allowed.
+	if err := jobs.RegisterWebhooks(workers, jobs.WebhookOptions{Timeout: 2 * time.Second,
+		AllowCIDRs:   []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		LookupSecret: func(name string) (string, bool) { return demoSecret, name == demoSecretEnv }}); err != nil {
+		return nil, err
+	}
 	client, err := river.NewClient(riverpgxv5.New(d.pool), &river.Config{
 		Schema: d.schema, Workers: workers, Logger: d.o.Logger,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}, routes.WebhookQueue: {MaxWorkers: 10}},
 		FetchCooldown:     50 * time.Millisecond,
 		FetchPollInterval: 100 * time.Millisecond,
 		RetryPolicy:       quickRetry{},
@@ -580,8 +604,10 @@ func writeEvent(w io.Writer, ev *history.Event) {
 // errorWidth is how many characters of a job's last error the demo shows.
 const errorWidth = 120
 
-// flakyEndpoint is the webhook's receiving end: it answers 503 to the first
-// try of every third order, 404 to orders whose total is 404, and 200
+// flakyEndpoint is the webhooks' receiving end, /hooks/orders for the
+// example's Go handler and /hooks/signed for the webhook route, whose
+// signature it checks (401 if it does not verify): it answers 503 to the
+// first try of every third order, 404 to orders whose total is 404, and 200
 // otherwise.
 type flakyEndpoint struct {
 	mu    sync.Mutex
@@ -591,19 +617,30 @@ type flakyEndpoint struct {
 func newFlakyEndpoint() *flakyEndpoint { return &flakyEndpoint{tries: map[string]int{}} }
 
 func (f *flakyEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.URL.Path == "/hooks/signed" {
+		if err := webhook.Verify(demoSecret, r.Header, raw, 5*time.Minute); err != nil {
+			http.Error(w, "bad signature: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+	}
 	var body struct {
 		EventID string `json:"event_id"`
 		Data    struct {
 			Total float64 `json:"total"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal(raw, &body); err != nil {
 		http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	f.mu.Lock()
-	f.tries[body.EventID]++
-	try := f.tries[body.EventID]
+	f.tries[r.URL.Path+" "+body.EventID]++
+	try := f.tries[r.URL.Path+" "+body.EventID]
 	f.mu.Unlock()
 	var id int
 	_, _ = fmt.Sscan(body.EventID, &id)
