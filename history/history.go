@@ -90,6 +90,9 @@ type Job struct {
 	// Lane is the job's lane key when its route was ordered (see package
 	// lanes), kept after River's cleaner deleted the job.
 	Lane string `json:"lane,omitempty"`
+	// Webhook is the URL a webhook route's job delivers to, kept after
+	// River's cleaner deleted the job.
+	Webhook string `json:"webhook,omitempty"`
 	// WaitingBehind is, for a job waiting in its lane (River's pending
 	// state), the job its lane runs now; nil when the lane is stopped or
 	// the job does not wait.
@@ -249,9 +252,9 @@ func (s *Store) readJobData(ctx context.Context, js []Job) error {
 	return err
 }
 
-// readLanes fills in the lanes of the jobs of ordered routes: their key,
+// readLanes fills in the lanes of the jobs of ordered routes (their key,
 // what a waiting job waits for, and what happened to the lane at a
-// failure.
+// failure) and the URLs of webhook jobs.
 func (s *Store) readLanes(ctx context.Context, js []Job) error {
 	if len(js) == 0 {
 		return nil
@@ -268,12 +271,16 @@ func (s *Store) readLanes(ctx context.Context, js []Job) error {
 	}
 	var (
 		jobID             int64
-		lane              *string
+		lane, hook        *string
 		behind, stoppedAt *int64
 	)
 	var laned []int64
-	_, err = pgx.ForEachRow(rows, []any{&jobID, &lane, &behind, &stoppedAt}, func() error {
-		if j := byID[jobID]; j != nil && lane != nil {
+	_, err = pgx.ForEachRow(rows, []any{&jobID, &lane, &behind, &stoppedAt, &hook}, func() error {
+		j := byID[jobID]
+		if j != nil && hook != nil {
+			j.Webhook = *hook
+		}
+		if j != nil && lane != nil {
 			j.Lane, j.WaitingBehind, j.LaneStoppedAt = *lane, behind, stoppedAt
 			laned = append(laned, jobID)
 		}

@@ -33,12 +33,13 @@ const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempt
 const jobDataSQL = `SELECT id, args->'data' FROM {schema}.river_job WHERE id = ANY($1)`
 
 // jobLanesSQL reads the lane of each of the jobs $1 that has one (from
-// River while it has the job, from notified_job after) and, for a job
-// waiting in its lane, the lane's head job or the failed job it is stopped
-// at.
+// River while it has the job, from notified_job after), for a job waiting
+// in its lane the lane's head job or the failed job it is stopped at, and
+// a webhook job's URL.
 const jobLanesSQL = `SELECT j.id, coalesce(r.metadata->'notified'->>'lane', n.lane),
 		CASE WHEN r.state = 'pending' THEN l.head_job_id END,
-		CASE WHEN r.state = 'pending' THEN l.stopped_job_id END
+		CASE WHEN r.state = 'pending' THEN l.stopped_job_id END,
+		coalesce(r.metadata->'notified'->'webhook'->>'url', n.webhook_url)
 	FROM unnest($1::bigint[]) AS j(id)
 	LEFT JOIN {schema}.river_job r ON r.id = j.id
 	LEFT JOIN {schema}.notified_job n ON n.job_id = j.id

@@ -86,6 +86,9 @@ func printEvent(w io.Writer, v *history.EventView) {
 			if skip := r.SkipText(); skip != "" {
 				kinds[i] += " (" + skip + ")"
 			}
+			if r.Webhook != "" {
+				kinds[i] = "webhook " + termsafe.String(r.Webhook)
+			}
 			if r.OrderedBy != "" {
 				kinds[i] += " (ordered by " + termsafe.String(r.OrderedBy) + ")"
 			}
@@ -231,6 +234,9 @@ func printJobs(w io.Writer, js []history.Job, withEvent bool) {
 			detail = termsafe.Shorten(termsafe.String(termsafe.OneLine(*j.LastError)), 80)
 		}
 		handler, state := termsafe.String(j.Handler), termsafe.String(j.State)
+		if j.Webhook != "" {
+			handler = "webhook " + termsafe.Shorten(termsafe.String(j.Webhook), 60)
+		}
 		if withEvent {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, termsafe.Shorten(termsafe.String(j.EventID), 40),
 				termsafe.String(j.EventName), handler, state, j.Attempt, j.MaxAttempts, finalized, detail)

@@ -181,6 +181,13 @@ func runArgs(db *testdb.DB) []string {
 // still runs; its output is logged if the test failed.
 func startRun(t *testing.T, bin string, env, args []string) *bridgeProc {
 	t.Helper()
+	return startUntil(t, bin, env, args, "listening")
+}
+
+// startUntil starts bin as startRun does and waits until it logs msg (as
+// JSON).
+func startUntil(t *testing.T, bin string, env, args []string, msg string) *bridgeProc {
+	t.Helper()
 	p := &bridgeProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout = p.stderr
@@ -201,9 +208,9 @@ func startRun(t *testing.T, bin string, env, args []string) *bridgeProc {
 	})
 	testdb.WaitFor(t, 15*time.Second, func() (bool, string) {
 		if p.exited() {
-			t.Fatalf("bridge exited before listening (%v): %s", p.err, p.stderr.String())
+			t.Fatalf("process exited before it logged %q (%v): %s", msg, p.err, p.stderr.String())
 		}
-		return strings.Contains(p.stderr.String(), `"msg":"listening"`), "bridge logs that it is listening"
+		return strings.Contains(p.stderr.String(), `"msg":"`+msg+`"`), "process logs " + msg
 	})
 	return p
 }

@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/internal/webhook"
 )
 
 // TestRoutesWebhook: routes add --webhook stores a webhook route (kind
@@ -59,4 +65,50 @@ func TestRoutesWebhook(t *testing.T) {
 	_, stderr, code := run(t, db, "routes", "remove", "--webhook", "http://crm.internal/signup", "user_signed_up")
 	requireUserError(t, stderr, code, "no route user_signed_up -> webhook http://crm.internal/signup")
 	require.Len(t, strings.Split(strings.TrimRight(mustRun(t, db, "routes", "list"), "\n"), "\n"), 3, "the other two routes are left")
+}
+
+// TestWorkDeliversWebhooks: with a webhook route, `run` and `work` deliver
+// an event to the receiver, signed with the secret of the variable the
+// route names; history shows the delivery; SIGTERM stops the worker
+// cleanly. A private target is refused unless allowed.
+func TestWorkDeliversWebhooks(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	got := make(chan *http.Request, 10)
+	bodies := make(chan []byte, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+		_, _ = io.WriteString(w, `{"welcomed": true}`)
+	}))
+	t.Cleanup(srv.Close)
+	mustRun(t, db, "install-trigger", "--table", db.Events(), "--channel", db.Channel)
+	mustRun(t, db, "routes", "add", "--webhook", srv.URL+"/hooks/welcome", "--secret-env", "NOTIFIED_WEBHOOK_SECRET_WELCOME", "user_signed_up")
+	startBridge(t, db)
+
+	// Refused by default: the receiver is on loopback.
+	_, stderr, code := run(t, db, "work", "--webhook-allow-cidr", "10.0.0.0/33")
+	requireUserError(t, stderr, code, `--webhook-allow-cidr / NOTIFIED_WEBHOOK_ALLOW_CIDRS: "10.0.0.0/33" is not an address range`)
+	env := append(envWithURL(db.URL), "NOTIFIED_WEBHOOK_SECRET_WELCOME="+secret)
+	w := startUntil(t, binary, env, []string{"--schema", db.Schema, "work", "--webhook-allow-cidr", "127.0.0.1/32"}, "worker running")
+	id := insertEvent(t, db, "user_signed_up", `{"email": "a@b.c"}`)
+	var r *http.Request
+	select {
+	case r = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the receiver got nothing")
+	}
+	body := <-bodies
+	require.NoError(t, webhook.Verify(secret, r.Header, body, time.Minute))
+	require.Contains(t, string(body), `"event_name":"user_signed_up"`)
+	testdb.WaitFor(t, 20*time.Second, func() (bool, string) {
+		n := count(t, db, "SELECT count(*) FROM "+tbl(db, "river_job")+" WHERE state = 'completed'")
+		return n == 1, "completed jobs: " + strconv.Itoa(n)
+	})
+	hist := mustRun(t, db, "history", "--channel", db.Channel, "--table", db.Events(), strconv.FormatInt(id, 10))
+	require.Contains(t, hist, "webhook "+srv.URL+"/hooks/welcome")
+	require.Contains(t, hist, `{"url": "`+srv.URL+`/hooks/welcome"`)
+	require.Equal(t, exitTerminate, w.stop(t))
 }
