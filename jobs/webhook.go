@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -134,7 +135,7 @@ func (h *webhookHandler) handle(ctx context.Context, ev Event) (Result, error) {
 		return Result{}, river.JobCancel(fmt.Errorf("encode event %s for its webhook: %w", ev.ID, err))
 	}
 	res := h.d.Deliver(ctx, webhook.Request{URL: target.URL, Secret: secret, MsgID: webhookMsgID(ev.Job.ID), Body: body,
-		Route: ev.Name + " -> " + target.URL})
+		Route: ev.Name + " -> " + metricURL(target.URL)})
 	switch res.Outcome {
 	case webhook.Delivered:
 		return Success(WebhookOutput{URL: target.URL, Status: res.Status, Body: res.Excerpt, DurationMS: res.Duration.Milliseconds()}), nil
@@ -162,3 +163,13 @@ func webhookError(res webhook.Result) error {
 
 // webhookMsgID is the webhook-id of a job: the same for every attempt.
 func webhookMsgID(jobID int64) string { return "msg_notified_" + strconv.FormatInt(jobID, 10) }
+
+// metricURL is the URL as the metrics label it: scheme, host and path, but
+// not the query, where webhook URLs often carry tokens.
+func metricURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}

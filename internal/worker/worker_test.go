@@ -129,9 +129,25 @@ func (b *bundle) waitState(t *testing.T, want string) {
 func TestWebhookDeliversSignedEvent(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t, func(int) (int, http.Header, string) { return 200, nil, `{"ok": true}` })
-	b := setup(t, rcv.srv.URL+"/hooks/welcome", jobs.WebhookOptions{AllowPrivate: true})
+	b := setup(t, rcv.srv.URL+"/hooks/welcome?token=s3cret", jobs.WebhookOptions{AllowPrivate: true})
 	ids := b.InsertEvents(t, "user_signed_up")
 	b.waitState(t, "completed")
+	mfs, err := b.reg.Gather()
+	require.NoError(t, err)
+	var labels []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" {
+					labels = append(labels, l.GetValue())
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, labels)
+	for _, l := range labels {
+		require.Equal(t, "user_signed_up -> "+rcv.srv.URL+"/hooks/welcome", l, "the metrics label the route without its query")
+	}
 
 	got := rcv.requests()
 	require.Len(t, got, 1)
