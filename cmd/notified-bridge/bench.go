@@ -33,6 +33,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "producers", Usage: "connections committing events (default 4 in steady mode, 1 otherwise; 4 for the producer cost)"},
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "how long the producers run (steady)"},
 			&cli.BoolFlag{Name: "work", Usage: "also run River workers with a no-op handler per route, and measure events handled/s"},
+			&cli.IntFlag{Name: "ordered-keys", Usage: "order every route by a key with this many values (user_id % N): each key's jobs run one at a time," +
+				" in commit order; with --work (burst, catchup) the run measures the same workload unordered first, compares, and checks the order (0: unordered)"},
 			&cli.IntFlag{Name: "bridges", Value: 1, Usage: "bridges running at once"},
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "each bridge's events per dispatch transaction"},
 			&cli.IntFlag{Name: "concurrency", Value: bridge.DefaultConcurrency, Usage: "each bridge's dispatch transactions at once"},
@@ -55,7 +57,7 @@ func benchCommand() *cli.Command {
 			o := bench.Options{
 				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"), Filters: c.Bool("filters"),
 				Rate: c.Int("rate"), Producers: c.Int("producers"), EventsPerTx: c.Int("events-per-tx"), Duration: c.Duration("duration"),
-				Work: c.Bool("work"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
+				Work: c.Bool("work"), OrderedKeys: c.Int("ordered-keys"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
 				Concurrency: c.Int("concurrency"), NoBaseline: c.Bool("no-baseline"),
 				NoProducerCost: c.Bool("no-producer-cost"), ProducerCostTime: c.Duration("producer-cost-time"),
 				Schema: c.String("bench-schema"), Keep: c.Bool("keep"),
@@ -64,6 +66,9 @@ func benchCommand() *cli.Command {
 				if c.IsSet(f) && c.Int(f) < 1 {
 					return fmt.Errorf("--%s %d must be at least 1", f, c.Int(f))
 				}
+			}
+			if c.Int("ordered-keys") < 0 {
+				return fmt.Errorf("--ordered-keys %d must be 0 (unordered) or more", c.Int("ordered-keys"))
 			}
 			for _, f := range []string{"duration", "producer-cost-time"} {
 				if c.IsSet(f) && c.Duration(f) <= 0 {
@@ -256,7 +261,19 @@ func printBench(w io.Writer, r *bench.Result) {
 			fmt.Fprintf(tw, "handled / handled baseline\t\t%.2f\n", r.HandledRatio)
 		}
 	}
+	if b := r.BridgeUnordered; b != nil {
+		fmt.Fprintf(tw, "bridge, same run unordered\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			b.EventsPerSec, b.JobsPerSec, b.Jobs, b.Seconds)
+	}
+	if h := r.HandledUnordered; h != nil {
+		fmt.Fprintf(tw, "handled, same run unordered\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			h.EventsPerSec, h.JobsPerSec, h.Jobs, h.Seconds)
+		if r.OrderedRatio > 0 {
+			fmt.Fprintf(tw, "handled ordered / unordered\t\t%.2f\n", r.OrderedRatio)
+		}
+	}
 	tw.Flush()
+	printOrder(w, r)
 	if l := r.Latency; l != nil {
 		kept := "kept up"
 		if !l.KeptUp {
@@ -279,5 +296,27 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.Verified {
 		fmt.Fprintf(w, "verified: every event has exactly one job per route, no duplicates\n")
+	}
+}
+
+// printOrder prints what a bench with ordered keys saw of its lanes.
+func printOrder(w io.Writer, r *bench.Result) {
+	o := r.Order
+	if o == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nordered by %s: %d key(s) × %d route(s) = %d lanes; %d jobs went through a lane\n",
+		r.OrderedBy, r.OrderedKeys, r.Routes, o.Lanes, o.LaneJobs)
+	switch {
+	case !r.Work:
+		fmt.Fprintf(w, "order not checked: no handler ran (--work)\n")
+	case r.OrderVerified && o.CommitOrderChecked:
+		fmt.Fprintf(w, "order verified: %d starts checked, no two jobs of a lane ran at once, each lane's jobs started in commit order\n", o.Started)
+	case r.OrderVerified:
+		fmt.Fprintf(w, "order verified: %d starts checked, no two jobs of a lane ran at once; commit order not checked with %d producers\n",
+			o.Started, r.Producers)
+	default:
+		fmt.Fprintf(w, "ORDER NOT VERIFIED: %d starts checked, %d while a job of their lane was running, %d out of commit order\n",
+			o.Started, o.Overlaps, o.OutOfOrder)
 	}
 }

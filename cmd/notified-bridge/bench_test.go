@@ -127,6 +127,7 @@ func TestBenchRefusals(t *testing.T) {
 		{"steady duration 0s", nil, []string{"bench", "--mode", "steady", "--duration", "0s"}, "--duration 0s must be positive"},
 		{"steady duration 500ms", nil, []string{"bench", "--mode", "steady", "--duration", "500ms"}, "duration 500ms must be at least 1s"},
 		{"producer cost time 0s", nil, []string{"bench", "--producer-cost-time", "0s"}, "--producer-cost-time 0s must be positive"},
+		{"ordered keys -1", nil, []string{"bench", "--ordered-keys", "-1"}, "--ordered-keys -1 must be 0 (unordered) or more"},
 		{"schema before the command", nil, []string{"--schema", "x", "bench"}, ownSchema},
 		{"schema after the command", nil, []string{"bench", "--schema", "x"}, ownSchema},
 		{"NOTIFIED_SCHEMA", []string{"NOTIFIED_SCHEMA=x"}, []string{"bench"}, ownSchema},
@@ -275,4 +276,35 @@ func TestBenchWritesProfiles(t *testing.T) {
 	_, stderr, code = runEnv(t, envWithURL(db.URL), "bench", "--events", "10", "--cpuprofile", dir+"/missing/cpu.pprof")
 	requireUserError(t, stderr, code, "--cpuprofile: open "+dir+"/missing/cpu.pprof: no such file or directory")
 	require.False(t, strings.Contains(stderr, "goroutine"))
+}
+
+func TestBenchOrderedKeysComparesWithTheSameRunUnorderedAndSaysTheOrderIsVerified(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	stdout, stderr, code := runEnv(t, envWithURL(db.URL), "bench", "--events", "1000", "--events-per-tx", "250", "--work",
+		"--ordered-keys", "100", "--no-baseline", "--no-producer-cost", "--bench-schema", benchSchemaName(t, db))
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Regexp(t, `(?m)^handled \(first commit to last handler completed\) +\d+ events/s +\d+ jobs/s +1000 jobs in \d+\.\d\ds$`, stdout)
+	require.Regexp(t, `(?m)^bridge, same run unordered +\d+ events/s +\d+ jobs/s +1000 jobs in \d+\.\d\ds$`, stdout)
+	require.Regexp(t, `(?m)^handled, same run unordered +\d+ events/s +\d+ jobs/s +1000 jobs in \d+\.\d\ds$`, stdout)
+	require.Regexp(t, `(?m)^handled ordered / unordered +\d+\.\d\d$`, stdout)
+	require.Contains(t, stdout, "\nordered by $.data.user_id % 100: 100 key(s) × 1 route(s) = 100 lanes; 1000 jobs went through a lane\n")
+	require.Contains(t, stdout, "\norder verified: 1000 starts checked, no two jobs of a lane ran at once, each lane's jobs started in commit order\n")
+	require.Contains(t, stdout, "\nverified: every event has exactly one job per route, no duplicates\n")
+}
+
+func TestBenchOrderedKeysJSON(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	stdout, stderr, code := runEnv(t, envWithURL(db.URL), "bench", "--mode", "catchup", "--events", "500", "--producers", "2",
+		"--ordered-keys", "1", "--no-baseline", "--no-producer-cost", "--json", "--bench-schema", benchSchemaName(t, db))
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res), "stdout is one JSON document: %s", stdout)
+	require.Equal(t, float64(1), res["ordered_keys"])
+	require.Equal(t, "$.data.user_id % 1", res["ordered_by"])
+	require.Equal(t, map[string]any{"lanes": float64(1), "lane_jobs": float64(500), "started": float64(0), "overlaps": float64(0),
+		"commit_order_checked": false, "out_of_order": float64(0)}, res["order"])
+	require.NotContains(t, res, "order_verified", "without workers the order is not checked")
+	require.NotContains(t, res, "handled_unordered", "the comparison is of handled throughput (--work)")
 }

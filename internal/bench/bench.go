@@ -76,6 +76,13 @@ type Options struct {
 	// Work also runs River workers in this process, with a no-op handler
 	// per route, and measures events handled per second.
 	Work bool
+	// OrderedKeys, when above 0, orders every route by a key with that
+	// many values spread over the events (the event's user_id modulo
+	// OrderedKeys): the jobs of one route and key run one at a time, in
+	// the order their events were committed. With Work, in burst and
+	// catchup modes, the run measures the same workload unordered first,
+	// and the handlers check the order of every lane. 0: unordered.
+	OrderedKeys int
 	// Bridges is how many bridges run at once (default 1).
 	Bridges int
 	// BatchSize and Concurrency configure each bridge (default the
@@ -158,6 +165,27 @@ type Result struct {
 	// HandledRatio is Handled.JobsPerSec / HandledBaseline.JobsPerSec, for
 	// burst and catchup runs with Work.
 	HandledRatio float64 `json:"handled_ratio,omitempty"`
+	// OrderedKeys is Options.OrderedKeys, and OrderedBy the routes'
+	// ordering key (a jsonpath) for it.
+	OrderedKeys int    `json:"ordered_keys,omitempty"`
+	OrderedBy   string `json:"ordered_by,omitempty"`
+	// BridgeUnordered and HandledUnordered are, with OrderedKeys and Work
+	// in burst and catchup modes, Bridge and Handled for the same run with
+	// its routes unordered: the same events, bridges' settings and
+	// workers, measured in this run before the ordered phase, on emptied
+	// tables.
+	BridgeUnordered  *Throughput `json:"bridge_unordered,omitempty"`
+	HandledUnordered *Throughput `json:"handled_unordered,omitempty"`
+	// OrderedRatio is Handled.JobsPerSec / HandledUnordered.JobsPerSec:
+	// what ordering costs the handled throughput.
+	OrderedRatio float64 `json:"ordered_ratio,omitempty"`
+	// Order is what the handlers saw of the lanes (with OrderedKeys).
+	Order *Order `json:"order,omitempty"`
+	// OrderVerified says, with OrderedKeys and Work, that every job went
+	// through a lane and no two jobs of a lane ran at once; and, with one
+	// producer, that each lane's jobs started in their events' commit
+	// order.
+	OrderVerified bool `json:"order_verified,omitempty"`
 	// Latency is from an event's commit to its jobs' insert (steady mode).
 	Latency *Latency `json:"latency,omitempty"`
 	// HandledLatency is from an event's commit to its first handler's
@@ -307,6 +335,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("batch size %d must be at least 1", o.BatchSize)
 	case o.Concurrency < 1:
 		return fmt.Errorf("concurrency %d must be at least 1", o.Concurrency)
+	case o.OrderedKeys < 0:
+		return fmt.Errorf("ordered keys %d must be 0 (unordered) or more", o.OrderedKeys)
 	case o.ProducerCostTime < 0:
 		return fmt.Errorf("producer cost time %s must be positive", o.ProducerCostTime)
 	}

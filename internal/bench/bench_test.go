@@ -355,6 +355,7 @@ func TestBenchInvalidOptionsAreRefusedWithoutCreatingASchema(t *testing.T) {
 		{"batch size -1", bench.Options{BatchSize: -1}, "batch size -1 must be at least 1"},
 		{"concurrency -1", bench.Options{Concurrency: -1}, "concurrency -1 must be at least 1"},
 		{"producer cost time -1s", bench.Options{ProducerCostTime: -time.Second}, "producer cost time -1s must be positive"},
+		{"ordered keys -1", bench.Options{OrderedKeys: -1}, "ordered keys -1 must be 0 (unordered) or more"},
 		{"schema Bad-Name", bench.Options{Schema: "Bad-Name"},
 			`Schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
 		{"schema too long", bench.Options{Schema: strings.Repeat("b", 47)},
@@ -537,4 +538,56 @@ func TestBenchFiltersMakeTheSameJobs(t *testing.T) {
 	require.Equal(t, events*5, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "river_job"}.Sanitize()))
 	require.Equal(t, 5, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "notified_route"}.Sanitize()+" WHERE filter_path IS NOT NULL"))
 	require.Zero(t, testdb.Count(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "notified_dispatch"}.Sanitize()+" WHERE jobs::text LIKE '%skipped%'"))
+}
+
+func TestBenchOrderedKeysWithWorkComparesWithTheSameRunUnorderedAndVerifiesTheOrder(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	var p phases
+	// Ten jobs per lane: a lane's next job waits for River to record the
+	// completion of the one before, which it does every 250 ms when few
+	// completions are waiting, so a lane runs about 4 jobs/s.
+	const events, keys = 2000, 200
+	res, err := run(t, pool, bench.Options{Events: events, EventsPerTx: 500, OrderedKeys: keys, Work: true,
+		NoBaseline: true, NoProducerCost: true, Schema: scratchName(), Progress: p.record})
+	require.NoError(t, err)
+
+	require.True(t, res.Verified)
+	require.Equal(t, keys, res.OrderedKeys)
+	require.Equal(t, "$.data.user_id % 200", res.OrderedBy)
+	require.Equal(t, []string{"unordered: burst", "unordered: handlers finishing", "ordered: burst", "ordered: handlers finishing"}, p.list())
+
+	for _, th := range []*bench.Throughput{res.BridgeUnordered, res.HandledUnordered, res.Handled} {
+		require.NotNil(t, th)
+		require.Equal(t, events, th.Events)
+		require.Equal(t, events, th.Jobs)
+		require.Positive(t, th.JobsPerSec)
+	}
+	require.InDelta(t, res.Handled.JobsPerSec/res.HandledUnordered.JobsPerSec, res.OrderedRatio, 1e-9)
+
+	require.True(t, res.OrderVerified)
+	o := res.Order
+	require.NotNil(t, o)
+	require.Equal(t, keys, o.Lanes)
+	require.Equal(t, events, o.LaneJobs, "every job of the ordered phase went through a lane")
+	require.Equal(t, int64(events), o.Started, "the handlers checked every job of the ordered phase")
+	require.True(t, o.CommitOrderChecked, "one producer commits in user_id order")
+	require.Zero(t, o.Overlaps)
+	require.Zero(t, o.OutOfOrder)
+}
+
+func TestBenchOrderedKeysWithoutWorkOrdersTheJobsAndChecksNoOrder(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	res, err := run(t, pool, bench.Options{Mode: bench.Catchup, Events: 1000, Routes: 2, Producers: 2, OrderedKeys: 1,
+		NoBaseline: true, NoProducerCost: true, Schema: scratchName()})
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.Nil(t, res.HandledUnordered, "the unordered comparison is of handled throughput")
+	require.Zero(t, res.OrderedRatio)
+	require.NotNil(t, res.Order)
+	require.Equal(t, 2, res.Order.Lanes)
+	require.Equal(t, 2000, res.Order.LaneJobs)
+	require.False(t, res.Order.CommitOrderChecked)
+	require.False(t, res.OrderVerified, "no handler ran")
 }

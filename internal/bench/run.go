@@ -29,6 +29,19 @@ type runner struct {
 	firstCommit   time.Time
 	handled       atomic.Int64 // jobs handled by the workers
 	bridges       []*bridge.Bridge
+	// pass names the phase measured when a run measures two (unordered,
+	// ordered); order is the handlers' check of the lanes (with
+	// OrderedKeys).
+	pass  string
+	order *orderCheck
+}
+
+// phase is the name progress reports for a step of the measured phase.
+func (r *runner) phase(name string) string {
+	if r.pass == "" {
+		return name
+	}
+	return r.pass + ": " + name
 }
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
@@ -44,6 +57,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if o.Mode == Steady {
 		res.Rate, res.Duration = o.Rate, o.Duration
 		res.Events = int(float64(o.Rate) * o.Duration.Seconds())
+	}
+	if o.OrderedKeys > 0 {
+		// Every handler of the run, the baseline's too, does the order
+		// check's work.
+		r.order = newOrderCheck(o.OrderedKeys)
 	}
 	if !o.NoProducerCost {
 		pc, err := r.producerCost(ctx)
@@ -84,8 +102,24 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			res.HandledBaseline = h
 		}
 	}
+	if o.OrderedKeys > 0 {
+		res.OrderedKeys, res.OrderedBy = o.OrderedKeys, orderedBy(o.OrderedKeys)
+		r.newPhase()
+		if o.Work && o.Mode != Steady {
+			if err := r.measureUnordered(ctx, res); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.s.orderRoutes(ctx, o, res.OrderedBy); err != nil {
+			return nil, err
+		}
+		r.pass = "ordered"
+	}
 	if err := r.measure(ctx, res); err != nil {
 		return nil, err
+	}
+	if res.HandledUnordered != nil && res.HandledUnordered.JobsPerSec > 0 && res.Handled != nil {
+		res.OrderedRatio = res.Handled.JobsPerSec / res.HandledUnordered.JobsPerSec
 	}
 	// A steady run's rate is the producers'; only a burst or a drain
 	// compares with River's.
@@ -97,6 +131,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	if err := r.verify(ctx, res); err != nil {
 		return res, err
+	}
+	if o.OrderedKeys > 0 {
+		if err := r.verifyOrder(ctx, res); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -166,7 +205,7 @@ type phaseStart struct {
 // the backlog. It returns the drain's start: the database's clock as the
 // bridges started.
 func (r *runner) drainBacklog(ctx context.Context, wg *sync.WaitGroup, rss *rssMeter, target int) (phaseStart, error) {
-	if err := r.bulk(ctx, r.o.Events, "catchup: committing"); err != nil {
+	if err := r.bulk(ctx, r.o.Events, r.phase("catchup: committing")); err != nil {
 		return phaseStart{}, err
 	}
 	var clock string
@@ -177,7 +216,7 @@ func (r *runner) drainBacklog(ctx context.Context, wg *sync.WaitGroup, rss *rssM
 	if err := r.startBridges(ctx, wg); err != nil {
 		return phaseStart{}, err
 	}
-	if err := r.wait(ctx, "catchup: draining", target, rss); err != nil {
+	if err := r.wait(ctx, r.phase("catchup: draining"), target, rss); err != nil {
 		return phaseStart{}, err
 	}
 	return phaseStart{sql: drainStartSQL, args: []any{clock}}, nil
@@ -201,7 +240,7 @@ func (r *runner) produceLive(ctx context.Context, wg *sync.WaitGroup, rss *rssMe
 	}
 	produced := make(chan error, 1)
 	wg.Go(func() { produced <- produce(ctx) })
-	if err := r.wait(ctx, string(r.o.Mode), want, rss, produced); err != nil {
+	if err := r.wait(ctx, r.phase(string(r.o.Mode)), want, rss, produced); err != nil {
 		return phaseStart{}, err
 	}
 	if r.o.Mode == Burst && !r.s.commit {

@@ -91,7 +91,8 @@ const stampEachJobSQL = `CREATE TRIGGER bench_job AFTER INSERT ON {schema}.river
 
 // resetSQL empties the tables a phase measures.
 const resetSQL = `TRUNCATE {schema}.river_job, {schema}.bench_mark, {schema}.bench_job, {schema}.notified_job, ` +
-	`{schema}.notified_dispatch, {schema}.notified_outbox, {schema}.events`
+	`{schema}.notified_dispatch, {schema}.notified_outbox, {schema}.events, ` +
+	`{schema}.notified_lane, {schema}.notified_lane_job, {schema}.notified_lane_wake, {schema}.notified_lane_event`
 
 // Producing events.
 
@@ -231,6 +232,10 @@ const verifySQL = `SELECT
 		(SELECT count(*) FROM {schema}.events),
 		(SELECT count(*) FROM {schema}.notified_dispatch WHERE outcome = 'dispatched'),
 		count(*), count(DISTINCT (args->>'event_id', kind)) FROM {schema}.river_job`
+
+// laneJobsSQL counts the jobs that went through a lane: their metadata
+// names it.
+const laneJobsSQL = `SELECT count(*) FROM {schema}.river_job WHERE metadata->'notified' ? 'lane'`
 
 // asyncCommitSQL makes a transaction commit without waiting for its WAL
 // flush, as the bridge's dispatch transactions do.

@@ -44,7 +44,17 @@ type workers struct {
 // count the jobs they handle.
 func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 	ws := river.NewWorkers()
-	handle := func(context.Context, jobs.Event) (jobs.Result, error) {
+	// With ordered keys the handlers of every phase check the order of
+	// each lane (see orderCheck), so that both phases do the same work.
+	order := r.order
+	handle := func(_ context.Context, ev jobs.Event) (jobs.Result, error) {
+		if order != nil {
+			done, err := order.start(ev)
+			if err != nil {
+				return jobs.Result{}, err
+			}
+			defer done()
+		}
 		r.handled.Add(1)
 		return jobs.Success(nil), nil
 	}
@@ -105,7 +115,7 @@ func (r *runner) waitHandled(ctx context.Context, n int, rss *rssMeter) error {
 		}
 		rss.sample()
 		ev, jb := r.dispatched()
-		r.progress(Progress{Phase: "handlers finishing", Elapsed: time.Since(start), Target: n, Committed: r.committed.Load(),
+		r.progress(Progress{Phase: r.phase("handlers finishing"), Elapsed: time.Since(start), Target: n, Committed: r.committed.Load(),
 			Dispatched: ev, Jobs: jb, Handled: int64(done), RSSBytes: rss.now})
 		if done >= n {
 			return nil
