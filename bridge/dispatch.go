@@ -445,38 +445,44 @@ func (b *Bridge) putAside(ctx context.Context, tx pgx.Tx, d decision, res *batch
 
 // insertJobs runs step 6: one River job per route of each dispatched event
 // in records, with River's InsertManyFastTx; those of large rows by the
-// server. The jobs of ordered routes are inserted pending, with River's
-// InsertManyTx, which returns their ids, and appended to their lanes in
-// the order of their events. It returns how many jobs it inserted.
+// server. The jobs of ordered routes go to their lanes: the lanes are
+// opened first (created or locked, in one order), which says which job is
+// its lane's head and is inserted available; the others are inserted
+// pending, with River's InsertManyTx, which returns their ids, and all are
+// appended to their lanes in the order of their events. It returns how
+// many jobs it inserted.
 func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord, seqs []int64) (int, error) {
+	fail := func(err error) (int, error) { return 0, &stepError{step: stepInsert, seqs: seqs, err: err} }
+	lanes, err := b.openLanes(ctx, tx, records)
+	if err != nil {
+		return fail(err)
+	}
 	var params, orderedParams []river.InsertManyParams
-	var orderedAt []laneSlot // where each of orderedParams goes in lanes
+	var orderedAt []int // the lane entry of each of orderedParams
 	var large []outcomeRecord
-	var lanes [][]jobparams.LaneEntry // per record, its ordered jobs
+	var largeAt [][]int
 	for i, r := range records {
 		switch {
 		case r.outcome != history.OutcomeDispatched || len(r.jobs) == 0:
 		case r.large:
-			large = append(large, r)
+			large, largeAt = append(large, r), append(largeAt, lanes.at[i])
 		default:
-			var err error
 			src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
 			unordered, ordered, keys := jobparams.SplitOrdered(r.jobs, r.lanes)
-			if params, err = jobparams.Append(params, src, r.data, unordered, nil); err != nil {
+			if params, err = jobparams.Append(params, src, r.data, unordered, nil, nil); err != nil {
 				return 0, err
 			}
 			if len(ordered) == 0 {
 				continue
 			}
-			if orderedParams, err = jobparams.Append(orderedParams, src, r.data, ordered, keys); err != nil {
+			var heads []bool
+			for _, k := range lanes.at[i] {
+				if k >= 0 {
+					heads, orderedAt = append(heads, lanes.entries[k].Head), append(orderedAt, k)
+				}
+			}
+			if orderedParams, err = jobparams.Append(orderedParams, src, r.data, ordered, keys, heads); err != nil {
 				return 0, err
-			}
-			if lanes == nil {
-				lanes = make([][]jobparams.LaneEntry, len(records))
-			}
-			for j, route := range ordered {
-				lanes[i] = append(lanes[i], jobparams.LaneEntry{Kind: route.Kind, Key: keys[j], Stop: route.OnFailure == routes.OnFailureStop})
-				orderedAt = append(orderedAt, laneSlot{record: i, job: j})
 			}
 		}
 	}
@@ -484,63 +490,75 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 	if len(params) > 0 {
 		inserted, err := b.river.InsertManyFastTx(ctx, tx, params)
 		if err != nil {
-			return 0, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d jobs: %w", len(params), err)}
+			return fail(fmt.Errorf("insert %d jobs: %w", len(params), err))
 		}
 		n += inserted
 	}
 	if len(orderedParams) > 0 {
 		results, err := b.river.InsertManyTx(ctx, tx, orderedParams)
 		if err != nil {
-			return 0, &stepError{step: stepInsert, seqs: seqs, err: fmt.Errorf("insert %d ordered jobs: %w", len(orderedParams), err)}
+			return fail(fmt.Errorf("insert %d ordered jobs: %w", len(orderedParams), err))
 		}
 		for k, res := range results {
-			lanes[orderedAt[k].record][orderedAt[k].job].JobID = res.Job.ID
+			lanes.entries[orderedAt[k]].JobID = res.Job.ID
 		}
 		n += len(results)
 	}
 	if len(large) > 0 {
-		inserted, largeLanes, err := b.insertLarge(ctx, tx, st, large)
+		inserted, err := b.insertLarge(ctx, tx, st, large, largeAt, lanes.entries)
 		if err != nil {
-			return 0, &stepError{step: stepInsert, seqs: seqs, err: err}
+			return fail(err)
 		}
 		n += inserted
-		if len(largeLanes) > 0 {
-			if lanes == nil {
-				lanes = make([][]jobparams.LaneEntry, len(records))
-			}
-			for i, r := range records {
-				if e, ok := largeLanes[r.key]; ok {
-					lanes[i] = e
-				}
-			}
-		}
 	}
-	if lanes != nil {
-		if err := b.appendLanes(ctx, tx, lanes); err != nil {
-			return 0, &stepError{step: stepInsert, seqs: seqs, err: err}
+	if len(lanes.entries) > 0 {
+		if _, err := tx.Exec(ctx, b.q.appendLanes, jobparams.LaneArgs(b.cfg.Channel, lanes.entries)...); err != nil {
+			return fail(fmt.Errorf("append %d ordered jobs to their lanes: %w", len(lanes.entries), err))
 		}
 	}
 	return n, nil
 }
 
-// laneSlot is where an ordered job's insert parameters go: the job'th
-// ordered job of record.
-type laneSlot struct{ record, job int }
+// batchLanes are the ordered jobs of a batch, in the order of their events.
+type batchLanes struct {
+	entries []jobparams.LaneEntry
+	at      [][]int // per record, per job: its entry, or -1 for an unordered job
+}
 
-// appendLanes appends the ordered jobs of a batch, per record in the
-// batch's order, to their lanes.
-func (b *Bridge) appendLanes(ctx context.Context, tx pgx.Tx, perRecord [][]jobparams.LaneEntry) error {
-	var entries []jobparams.LaneEntry
-	for _, e := range perRecord {
-		entries = append(entries, e...)
+// openLanes opens the lanes of the ordered jobs of records (see
+// jobparams.OpenLanesSQL), which says which are heads.
+func (b *Bridge) openLanes(ctx context.Context, tx pgx.Tx, records []outcomeRecord) (batchLanes, error) {
+	var l batchLanes
+	for i, r := range records {
+		if r.outcome != history.OutcomeDispatched || r.lanes == nil {
+			continue
+		}
+		if l.at == nil {
+			l.at = make([][]int, len(records))
+		}
+		l.at[i] = make([]int, len(r.jobs))
+		for j, route := range r.jobs {
+			l.at[i][j] = -1
+			if r.lanes[j] != "" {
+				l.at[i][j] = len(l.entries)
+				l.entries = append(l.entries, jobparams.LaneEntry{Kind: route.Kind, Key: r.lanes[j], Stop: route.OnFailure == routes.OnFailureStop})
+			}
+		}
 	}
-	if len(entries) == 0 {
-		return nil
+	if len(l.entries) == 0 {
+		return l, nil
 	}
-	if _, err := tx.Exec(ctx, b.q.appendLanes, jobparams.LaneArgs(b.cfg.Channel, entries)...); err != nil {
-		return fmt.Errorf("append %d ordered jobs to their lanes: %w", len(entries), err)
+	var heads []bool
+	if err := tx.QueryRow(ctx, b.q.openLanes, jobparams.OpenArgs(b.cfg.Channel, l.entries)...).Scan(&heads); err != nil {
+		return l, fmt.Errorf("open the lanes of %d ordered jobs: %w", len(l.entries), err)
 	}
-	return nil
+	if len(heads) != len(l.entries) {
+		return l, fmt.Errorf("open the lanes of %d ordered jobs: %d answers", len(l.entries), len(heads))
+	}
+	for k := range l.entries {
+		l.entries[k].Head = heads[k]
+	}
+	return l, nil
 }
 
 // steps times the steps of a dispatch transaction, for its log line, and
@@ -681,24 +699,30 @@ func (b *Bridge) putBack(ctx context.Context, tx pgx.Tx, rows []claimedRow) erro
 
 // insertLarge inserts the jobs of events whose rows are over LargeRowBytes
 // with a statement that reads each row in the server, in one round trip.
-// A row deleted since the fetch fails the batch, to be retried. It returns
-// how many jobs it inserted and, by event, the ordered ones, for their
-// lanes.
-func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord) (int, map[string][]jobparams.LaneEntry, error) {
+// A row deleted since the fetch fails the batch, to be retried. at gives,
+// per record, its jobs' lane entries (see batchLanes; nil for none), whose
+// job ids it fills in. It returns how many jobs it inserted.
+func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, records []outcomeRecord, at [][]int, entries []jobparams.LaneEntry) (int, error) {
 	batch := &pgx.Batch{}
 	want := 0
-	for _, r := range records {
-		args, err := jobparams.LargeRowArgs(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}, r.jobs, r.lanes)
+	for i, r := range records {
+		var heads []bool
+		if at[i] != nil {
+			heads = make([]bool, len(r.jobs))
+			for j, k := range at[i] {
+				heads[j] = k >= 0 && entries[k].Head
+			}
+		}
+		args, err := jobparams.LargeRowArgs(jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}, r.jobs, r.lanes, heads)
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 		batch.Queue(st.insertLarge, args...)
 		want += len(r.jobs)
 	}
 	br := tx.SendBatch(ctx, batch)
 	got := 0
-	var lanes map[string][]jobparams.LaneEntry
-	for _, r := range records {
+	for i, r := range records {
 		rows, _ := br.Query()
 		ids := map[string]int64{} // by kind and webhook URL
 		for rows.Next() {
@@ -707,33 +731,28 @@ func (b *Bridge) insertLarge(ctx context.Context, tx pgx.Tx, st *tableState, rec
 			if err := rows.Scan(&id, &kind, &url); err != nil {
 				rows.Close()
 				_ = br.Close()
-				return 0, nil, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+				return 0, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
 			}
 			ids[kind+"\x00"+url] = id
 		}
 		if err := rows.Err(); err != nil {
 			_ = br.Close()
-			return 0, nil, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
+			return 0, fmt.Errorf("insert the jobs of event %s, a row over %d bytes: %w", r.key, b.cfg.LargeRowBytes, err)
 		}
 		got += len(ids)
-		for j, route := range r.jobs {
-			if r.lanes == nil || r.lanes[j] == "" {
-				continue
+		for j, k := range at[i] {
+			if k >= 0 {
+				entries[k].JobID = ids[r.jobs[j].Kind+"\x00"+r.jobs[j].Webhook]
 			}
-			if lanes == nil {
-				lanes = map[string][]jobparams.LaneEntry{}
-			}
-			lanes[r.key] = append(lanes[r.key], jobparams.LaneEntry{JobID: ids[route.Kind+"\x00"+route.Webhook], Kind: route.Kind, Key: r.lanes[j],
-				Stop: route.OnFailure == routes.OnFailureStop})
 		}
 	}
 	if err := br.Close(); err != nil {
-		return 0, nil, fmt.Errorf("insert the jobs of %d large rows: %w", len(records), err)
+		return 0, fmt.Errorf("insert the jobs of %d large rows: %w", len(records), err)
 	}
 	if got != want {
-		return 0, nil, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
+		return 0, fmt.Errorf("insert the jobs of %d large rows: %d of %d jobs inserted: a row was deleted since the fetch", len(records), got, want)
 	}
-	return got, lanes, nil
+	return got, nil
 }
 
 func (b *Bridge) hook(step string) error {

@@ -62,7 +62,7 @@ func BenchmarkBuildJobParams(b *testing.B) {
 		var err error
 		for i := range data {
 			src := jobs.Source{EventID: strconv.Itoa(i), EventName: "signup", Channel: "events"}
-			if params, err = jobparams.Append(params, src, data[i], rs, nil); err != nil {
+			if params, err = jobparams.Append(params, src, data[i], rs, nil, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

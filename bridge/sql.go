@@ -121,7 +121,7 @@ const probeSQL = `SELECT pg_notify($1, $2)`
 type queries struct {
 	claim, claimSeqs, routes, requeue, putBack, record string
 	register, unregister, backlog                      string
-	laneLock, appendLanes, wakeLanes                   string
+	laneLock, openLanes, appendLanes, wakeLanes        string
 }
 
 func newQueries(schema string) queries {
@@ -130,7 +130,8 @@ func newQueries(schema string) queries {
 		claim: in(claimSQL), claimSeqs: in(claimSeqsSQL), routes: routes.ListSQL(schema),
 		requeue: in(requeueSQL), putBack: in(putBackSQL), record: in(recordSQL),
 		register: in(registerSQL), unregister: in(unregisterSQL), backlog: in(backlogSQL),
-		laneLock: in(laneLockSQL), appendLanes: jobparams.AppendLanesSQL(schema), wakeLanes: in(wakeLanesSQL),
+		laneLock: in(laneLockSQL), openLanes: jobparams.OpenLanesSQL(schema), appendLanes: jobparams.AppendLanesSQL(schema),
+		wakeLanes: in(wakeLanesSQL),
 	}
 }
 

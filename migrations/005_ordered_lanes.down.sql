@@ -2,8 +2,9 @@ DROP TRIGGER IF EXISTS notified_lane_job_deleted ON river_job;
 DROP TRIGGER IF EXISTS notified_lane_job_finalized ON river_job;
 DROP FUNCTION IF EXISTS notified_lane_job_done();
 DROP FUNCTION IF EXISTS notified_lane_wake_up();
-DROP FUNCTION IF EXISTS notified_lane_append(text, text[], text[], boolean[], bigint[]);
-DROP FUNCTION IF EXISTS notified_lane_advance(bigint);
+DROP FUNCTION IF EXISTS notified_lane_append(text, text[], text[], boolean[], bigint[], boolean[]);
+DROP FUNCTION IF EXISTS notified_lane_open(text, text[], text[]);
+DROP FUNCTION IF EXISTS notified_lane_advance(bigint, text);
 CREATE OR REPLACE FUNCTION notified_record_job() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 BEGIN

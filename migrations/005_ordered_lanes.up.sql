@@ -106,30 +106,36 @@ $fn$;
 -- notified_lane_advance moves lane p_lane on, its row locked by the caller:
 -- if its head was finalized (or deleted), the head leaves the lane and the
 -- first job waiting is made available, unless the head failed and the
--- route said stop. Every decision is read from the tables, so calling it
--- again, or on a lane whose head still runs, changes nothing.
-CREATE FUNCTION notified_lane_advance(p_lane bigint) RETURNS void
+-- route said stop. p_head_state, when the caller knows it (the finalizing
+-- trigger does), is the head's new state ('deleted' for a deleted head);
+-- otherwise it is read from River. Every decision is read from the tables,
+-- so calling it again, or on a lane whose head still runs, changes nothing.
+CREATE FUNCTION notified_lane_advance(p_lane bigint, p_head_state text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-    l     notified_lane;
-    e     notified_lane_job;
-    st    text;
-    q     text;
-    done  bigint;
+    l      notified_lane;
+    e      notified_lane_job;
+    st     text;
+    q      text;
+    done   bigint;
     dstate text;
-    dstop boolean := false;
+    dstop  boolean := false;
 BEGIN
     SELECT * INTO l FROM notified_lane WHERE id = p_lane;
     IF NOT FOUND OR l.stopped_job_id IS NOT NULL THEN
         RETURN;
     END IF;
     IF l.head_job_id IS NOT NULL THEN
-        SELECT j.state::text INTO st FROM river_job j WHERE j.id = l.head_job_id;
-        IF FOUND AND st NOT IN ('completed', 'cancelled', 'discarded') THEN
+        st := p_head_state;
+        IF st IS NULL THEN
+            SELECT j.state::text INTO st FROM river_job j WHERE j.id = l.head_job_id;
+            st := coalesce(st, 'deleted');
+        END IF;
+        IF st NOT IN ('completed', 'cancelled', 'discarded', 'deleted') THEN
             RETURN; -- the head still runs, waits for a retry or was snoozed
         END IF;
         done := l.head_job_id;
-        dstate := coalesce(st, 'deleted');
+        dstate := st;
         -- The head is the lane's first entry (a head resumed by retrying
         -- its failed job has none left).
         DELETE FROM notified_lane_job
@@ -181,37 +187,66 @@ BEGIN
 END
 $fn$;
 
--- notified_lane_append appends jobs to their lanes, in the order given:
--- p_jobs[i] of kind p_kinds[i] to the lane of key p_keys[i] on channel
--- p_channel, stopping at its failure if p_stops[i]. The jobs are pending
--- in River. Lanes are created as needed and locked in one order (kind,
--- key) by every caller, so callers never deadlock one another; a lane that
--- has no head gets its first job released. It returns how many jobs it
--- released.
-CREATE FUNCTION notified_lane_append(p_channel text, p_kinds text[], p_keys text[], p_stops boolean[], p_jobs bigint[])
-RETURNS integer
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
-DECLARE
-    lane     bigint;
-    released integer := 0;
-    ids      bigint[];
-BEGIN
-    -- Create or lock every lane, in (kind, key) order; the no-op update
-    -- locks a lane that exists.
+-- notified_lane_open creates or locks the lanes of jobs about to be made,
+-- p_kinds[i] and p_keys[i] on channel p_channel, in one order (kind, key),
+-- so that callers never deadlock one another, and says, per job, whether
+-- it is its lane's head: the first job given for a lane with no job
+-- running and not stopped. A head is inserted available, the others
+-- pending; notified_lane_append then puts them in their lanes, before the
+-- locks are released at commit.
+CREATE FUNCTION notified_lane_open(p_channel text, p_kinds text[], p_keys text[])
+RETURNS boolean[]
+LANGUAGE sql SET search_path FROM CURRENT AS $fn$
     WITH l AS (
         INSERT INTO notified_lane AS nl (channel, kind, key)
         SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
         ORDER BY 2, 3
         ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind
-        RETURNING nl.id
+        RETURNING nl.kind, nl.key, nl.head_job_id IS NULL AND nl.stopped_job_id IS NULL AS idle
+    ), a AS (
+        SELECT k, y, ord, min(ord) OVER (PARTITION BY k, y) AS first
+        FROM unnest(p_kinds, p_keys) WITH ORDINALITY AS a(k, y, ord)
     )
-    SELECT array_agg(id) INTO ids FROM l;
+    SELECT coalesce(array_agg(l.idle AND a.ord = a.first ORDER BY a.ord), '{}')
+    FROM a JOIN l ON l.kind = a.k AND l.key = a.y
+$fn$;
 
-    INSERT INTO notified_lane_job (lane_id, job_id, stop)
-    SELECT nl.id, a.job, coalesce(a.stop, false)
-    FROM unnest(p_kinds, p_keys, p_stops, p_jobs) WITH ORDINALITY AS a(k, y, stop, job, ord)
-    JOIN notified_lane nl ON nl.channel = p_channel AND nl.kind = a.k AND nl.key = a.y
-    ORDER BY a.ord;
+-- notified_lane_append appends jobs to their lanes, in the order given:
+-- p_jobs[i] of kind p_kinds[i] to the lane of key p_keys[i] on channel
+-- p_channel, stopping at its failure if p_stops[i]; p_heads[i] says it was
+-- made available as its lane's head, the others are pending in River. It
+-- is called in the transaction that opened the lanes with
+-- notified_lane_open (which created and locked them) and made the jobs. A
+-- lane left with no head gets its first job released. It returns how many
+-- jobs it appended.
+CREATE FUNCTION notified_lane_append(p_channel text, p_kinds text[], p_keys text[], p_stops boolean[], p_jobs bigint[],
+    p_heads boolean[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    lane bigint;
+    n    integer;
+    ids  bigint[];
+BEGIN
+    -- The lanes, opened by notified_lane_open in this transaction: created
+    -- and locked.
+    SELECT array_agg(nl.id) INTO ids
+    FROM (SELECT DISTINCT a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)) d
+    JOIN notified_lane nl ON nl.channel = p_channel AND nl.kind = d.k AND nl.key = d.y;
+
+    WITH a AS (
+        SELECT nl.id AS lane_id, a.job, coalesce(a.stop, false) AS stop, coalesce(a.head, false) AS head, a.ord
+        FROM unnest(p_kinds, p_keys, p_stops, p_jobs, p_heads) WITH ORDINALITY AS a(k, y, stop, job, head, ord)
+        JOIN notified_lane nl ON nl.channel = p_channel AND nl.kind = a.k AND nl.key = a.y
+    ), ins AS (
+        INSERT INTO notified_lane_job (lane_id, job_id, stop)
+        SELECT lane_id, job, stop FROM a ORDER BY ord
+        RETURNING 1
+    ), heads AS (
+        UPDATE notified_lane nl SET head_job_id = a.job
+        FROM a WHERE a.head AND nl.id = a.lane_id AND nl.head_job_id IS NULL AND nl.stopped_job_id IS NULL
+    )
+    SELECT count(*) INTO n FROM ins;
 
     FOR lane IN
         SELECT nl.id FROM notified_lane nl
@@ -219,27 +254,34 @@ BEGIN
         ORDER BY nl.kind, nl.key
     LOOP
         PERFORM notified_lane_advance(lane);
-        released := released + 1;
     END LOOP;
-    RETURN released;
+    RETURN n;
 END
 $fn$;
 
 -- notified_lane_wake_up advances the lanes left in notified_lane_wake, each
--- locked in turn (waiting for a dispatch that holds it), and returns how
--- many it advanced.
+-- locked in turn (waiting for a dispatch that holds it) in the order
+-- dispatches lock them (kind, key), so that it never deadlocks with one,
+-- and returns how many it advanced.
 CREATE FUNCTION notified_lane_wake_up() RETURNS integer
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-    lane bigint;
-    n    integer := 0;
+    lane  bigint;
+    n     integer := 0;
+    woken bigint[];
 BEGIN
+    -- The lanes left so far; a lane left while this runs (its new head
+    -- finalized while this holds it) stays for the next call, which its
+    -- notification brings.
+    WITH w AS (DELETE FROM notified_lane_wake RETURNING lane_id)
+    SELECT array_agg(DISTINCT lane_id) INTO woken FROM w;
     FOR lane IN
-        SELECT DISTINCT w.lane_id FROM notified_lane_wake w ORDER BY 1
+        SELECT l.id FROM notified_lane l
+        WHERE l.id = ANY(woken)
+        ORDER BY l.channel, l.kind, l.key
     LOOP
         PERFORM 1 FROM notified_lane WHERE id = lane FOR UPDATE;
         PERFORM notified_lane_advance(lane);
-        DELETE FROM notified_lane_wake WHERE lane_id = lane;
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -255,27 +297,36 @@ CREATE FUNCTION notified_lane_job_done() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 DECLARE
     j       river_job;
+    v_state text;
     v_lane  bigint;
-    v_head  bigint;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         j := OLD;
+        v_state := 'deleted';
     ELSE
         j := NEW;
+        v_state := NEW.state::text;
     END IF;
-    SELECT l.id, l.head_job_id INTO v_lane, v_head FROM notified_lane l
+    -- The lane whose head this job is, locked unless another transaction
+    -- holds it.
+    SELECT l.id INTO v_lane FROM notified_lane l
     WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
-      AND l.key = j.metadata->'notified'->>'lane';
-    IF v_lane IS NULL OR v_head IS DISTINCT FROM j.id THEN
-        RETURN NULL; -- not its lane's head: the lane skips it when it gets there
-    END IF;
-    PERFORM 1 FROM notified_lane l WHERE l.id = v_lane FOR UPDATE SKIP LOCKED;
+      AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id
+    FOR UPDATE SKIP LOCKED;
     IF FOUND THEN
-        PERFORM notified_lane_advance(v_lane);
-    ELSE
+        PERFORM notified_lane_advance(v_lane, v_state);
+        RETURN NULL;
+    END IF;
+    SELECT l.id INTO v_lane FROM notified_lane l
+    WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
+      AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id;
+    IF FOUND THEN
+        -- Held by a dispatch: the bridge advances it once it commits.
         INSERT INTO notified_lane_wake (lane_id) VALUES (v_lane);
         PERFORM pg_notify(current_schema() || '.notified_lane', v_lane::text);
     END IF;
+    -- Otherwise it is not its lane's head: the lane skips it when it gets
+    -- there.
     RETURN NULL;
 END
 $fn$;

@@ -490,18 +490,38 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 				return fmt.Errorf("record replay: %w", err)
 			}
 		}
+		// Ordered jobs join the end of their lanes: their lanes are opened
+		// (created or locked) first, which says which job is a head.
+		for _, p := range planned {
+			_, ordered, keys := jobparams.SplitOrdered(p.routes, p.lanes)
+			for i, rt := range ordered {
+				lanes = append(lanes, jobparams.LaneEntry{Kind: rt.Kind, Key: keys[i], Stop: rt.OnFailure == routes.OnFailureStop})
+			}
+		}
+		if len(lanes) > 0 {
+			var heads []bool
+			if err := tx.QueryRow(ctx, r.q.openLanes, jobparams.OpenArgs(r.cfg.Channel, lanes)...).Scan(&heads); err != nil {
+				return fmt.Errorf("open the lanes of %d replayed ordered jobs: %w", len(lanes), err)
+			}
+			for i := range lanes {
+				lanes[i].Head = i < len(heads) && heads[i]
+			}
+		}
+		next := 0
 		for _, p := range planned {
 			src := jobs.Source{EventID: p.id, EventName: p.name, Channel: r.cfg.Channel, ReplayID: r.replayID}
 			var err error
 			unordered, ordered, keys := jobparams.SplitOrdered(p.routes, p.lanes)
-			if params, err = jobparams.Append(params, src, p.data, unordered, nil); err != nil {
+			if params, err = jobparams.Append(params, src, p.data, unordered, nil, nil); err != nil {
 				return err
 			}
-			if orderedParams, err = jobparams.Append(orderedParams, src, p.data, ordered, keys); err != nil {
-				return err
+			heads := make([]bool, len(ordered))
+			for i := range ordered {
+				heads[i] = lanes[next].Head
+				next++
 			}
-			for i, rt := range ordered {
-				lanes = append(lanes, jobparams.LaneEntry{Kind: rt.Kind, Key: keys[i], Stop: rt.OnFailure == routes.OnFailureStop})
+			if orderedParams, err = jobparams.Append(orderedParams, src, p.data, ordered, keys, heads); err != nil {
+				return err
 			}
 		}
 		if len(params) > 0 {
@@ -514,7 +534,6 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 			}
 		}
 		if len(orderedParams) > 0 {
-			// Ordered jobs join the end of their lanes.
 			results, err := r.river.InsertManyTx(ctx, tx, orderedParams)
 			if err != nil {
 				return fmt.Errorf("insert %d replayed ordered jobs: %w", len(orderedParams), err)

@@ -122,7 +122,7 @@ func insertLikeReplay(t *testing.T, db *testdb.DB, cfg bridge.Config, from, to i
 			var ev row
 			if _, err := pgx.ForEachRow(rows, []any{&id, &ev.name, &ev.data}, func() error {
 				src := jobs.Source{EventID: id, EventName: *ev.name, Channel: cfg.Channel, ReplayID: 1}
-				params, err = jobparams.Append(params, src, slices.Clone(ev.data), byName[*ev.name], nil)
+				params, err = jobparams.Append(params, src, slices.Clone(ev.data), byName[*ev.name], nil, nil)
 				return err
 			}); err != nil {
 				return err

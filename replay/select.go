@@ -30,6 +30,7 @@ type replayQueries struct {
 	progress string // sets a replay's counts
 	finish   string // sets a replay's finished_at
 
+	openLanes   string // opens the lanes of ordered jobs
 	appendLanes string // appends ordered jobs to their lanes
 }
 
@@ -53,6 +54,7 @@ func newReplayQueries(schema string, t *eventstable.Table) replayQueries {
 		progress: `UPDATE ` + replay + ` SET events = $2, jobs = $3, skipped = $4 WHERE id = $1`,
 		finish:   `UPDATE ` + replay + ` SET finished_at = now() WHERE id = $1`,
 
+		openLanes:   jobparams.OpenLanesSQL(schema),
 		appendLanes: jobparams.AppendLanesSQL(schema),
 	}
 }

@@ -31,9 +31,9 @@ func (a args) Kind() string { return a.kind }
 // Append appends the insert parameters of one job per route for an event
 // whose row is data, so River UI shows where each job came from. lanes,
 // when not nil, is the lane key of each route's job (see Lanes): a job
-// with one is inserted pending, its lane in its metadata, for
-// AppendLanesSQL to put in its lane.
-func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route, lanes []string) ([]river.InsertManyParams, error) {
+// with one has its lane in its metadata, for AppendLanesSQL to put in its
+// lane, and is inserted pending unless heads says it is its lane's head.
+func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []routes.Route, lanes []string, heads []bool) ([]river.InsertManyParams, error) {
 	payload := jobs.Payload{EventID: src.EventID, EventName: src.EventName, Channel: src.Channel, Data: data}
 	meta, err := Metadata(src)
 	if err != nil {
@@ -45,7 +45,7 @@ func Append(params []river.InsertManyParams, src jobs.Source, data []byte, rs []
 		own := src
 		if lanes != nil && lanes[i] != "" {
 			own.Lane = lanes[i]
-			opts[i].Pending = true
+			opts[i].Pending = heads == nil || !heads[i]
 		}
 		if route.Webhook != "" {
 			own.Webhook = &jobs.WebhookTarget{URL: route.Webhook, SecretEnv: route.SecretEnv}
@@ -125,13 +125,34 @@ type LaneEntry struct {
 	Kind  string
 	Key   string
 	Stop  bool // its route's OnFailure is stop
+	Head  bool // it is its lane's head: inserted available, not pending (see OpenLanesSQL)
+}
+
+// OpenLanesSQL creates or locks the lanes of ordered jobs about to be
+// inserted in schema and says which are their lanes' heads (see
+// notified_lane_open in migrations); OpenArgs gives its arguments. A head
+// is inserted available, the others pending. The lanes stay locked to the
+// transaction's end, for AppendLanesSQL.
+func OpenLanesSQL(schema string) string {
+	return "SELECT " + dbtx.InSchema(schema, "{schema}.notified_lane_open($1, $2, $3)")
+}
+
+// OpenArgs are OpenLanesSQL's arguments for entries of channel, in their
+// order.
+func OpenArgs(channel string, entries []LaneEntry) []any {
+	kinds := make([]string, len(entries))
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		kinds[i], keys[i] = e.Kind, e.Key
+	}
+	return []any{channel, kinds, keys}
 }
 
 // AppendLanesSQL appends jobs to their lanes in schema (see
 // notified_lane_append in migrations); LaneArgs gives its arguments. It
-// returns how many lanes it started.
+// returns how many jobs it appended.
 func AppendLanesSQL(schema string) string {
-	return "SELECT " + dbtx.InSchema(schema, "{schema}.notified_lane_append($1, $2, $3, $4, $5)")
+	return "SELECT " + dbtx.InSchema(schema, "{schema}.notified_lane_append($1, $2, $3, $4, $5, $6)")
 }
 
 // LaneArgs are AppendLanesSQL's arguments for entries of channel, in
@@ -141,10 +162,11 @@ func LaneArgs(channel string, entries []LaneEntry) []any {
 	keys := make([]string, len(entries))
 	stops := make([]bool, len(entries))
 	ids := make([]int64, len(entries))
+	heads := make([]bool, len(entries))
 	for i, e := range entries {
-		kinds[i], keys[i], stops[i], ids[i] = e.Kind, e.Key, e.Stop, e.JobID
+		kinds[i], keys[i], stops[i], ids[i], heads[i] = e.Kind, e.Key, e.Stop, e.JobID, e.Head
 	}
-	return []any{channel, kinds, keys, stops, ids}
+	return []any{channel, kinds, keys, stops, ids, heads}
 }
 
 // Metadata is the River metadata of an event's job: its source event (and
@@ -174,19 +196,19 @@ func LargeRowSQL(riverJob, riverJobState string, t *eventstable.Table) string {
 				ELSE jsonb_set(m.meta, '{notified,webhook}', jsonb_strip_nulls(jsonb_build_object('url', r.webhook, 'secret_env', nullif(r.secret_env, ''))))
 				END,
 			r.priority, r.queue, now(),
-			CASE WHEN r.lane IS NULL THEN 'available' ELSE 'pending' END::` + riverJobState + `, '{}'
+			CASE WHEN r.lane IS NULL OR r.head THEN 'available' ELSE 'pending' END::` + riverJobState + `, '{}'
 		FROM ` + t.Ident + ` AS e,
-			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[])
-				AS r(kind, queue, priority, max_attempts, lane, webhook, secret_env),
+			unnest($6::text[], $7::text[], $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[], $13::boolean[])
+				AS r(kind, queue, priority, max_attempts, lane, webhook, secret_env, head),
 			LATERAL (SELECT CASE WHEN r.lane IS NULL THEN $5::jsonb ELSE jsonb_set($5::jsonb, '{notified,lane}', to_jsonb(r.lane)) END AS meta) m
 		WHERE e.` + t.IDCol + ` = $1::` + t.BoundType() + `
 		RETURNING id, kind, coalesce(metadata->'notified'->'webhook'->>'url', '')`
 }
 
 // LargeRowArgs are LargeRowSQL's arguments for the event src, whose row
-// has the id src.EventID, its routes and their lanes (nil: none, see
-// Lanes).
-func LargeRowArgs(src jobs.Source, rs []routes.Route, lanes []string) ([]any, error) {
+// has the id src.EventID, its routes, their lanes (nil: none, see Lanes)
+// and which of those are their lanes' heads (see OpenLanesSQL).
+func LargeRowArgs(src jobs.Source, rs []routes.Route, lanes []string, heads []bool) ([]any, error) {
 	meta, err := Metadata(src)
 	if err != nil {
 		return nil, err
@@ -198,14 +220,16 @@ func LargeRowArgs(src jobs.Source, rs []routes.Route, lanes []string) ([]any, er
 	laneKeys := make([]*string, len(rs))
 	webhooks := make([]string, len(rs))
 	secrets := make([]string, len(rs))
+	isHead := make([]bool, len(rs))
 	for i, route := range rs {
 		kinds[i], queues[i], webhooks[i], secrets[i] = route.Kind, route.Queue, route.Webhook, route.SecretEnv
 		priorities[i], attempts[i] = int16(route.Priority), int16(min(route.MaxAttempts, 1<<15-1))
 		if lanes != nil && lanes[i] != "" {
 			laneKeys[i] = &lanes[i]
+			isHead[i] = heads != nil && heads[i]
 		}
 	}
-	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts, laneKeys, webhooks, secrets}, nil
+	return []any{src.EventID, src.EventID, src.EventName, src.Channel, meta, kinds, queues, priorities, attempts, laneKeys, webhooks, secrets, isHead}, nil
 }
 
 // FilterArgs pairs the event names of routes with their filters, as the

@@ -25,7 +25,7 @@ func TestAppendMetadataIsTheJSONEncoding(t *testing.T) {
 		{EventID: "", EventName: "", Channel: ""},
 		{EventID: "7", EventName: "signup", Channel: "events", ReplayID: 12},
 	} {
-		params, err := Append(nil, src, []byte(`{"id":42}`), rs, nil)
+		params, err := Append(nil, src, []byte(`{"id":42}`), rs, nil, nil)
 		require.NoError(t, err)
 		require.Len(t, params, len(rs))
 		want, err := json.Marshal(map[string]jobs.Source{jobs.MetadataKey: src})
@@ -46,10 +46,10 @@ func TestLargeRowArgsMatchAppend(t *testing.T) {
 	t.Parallel()
 	src := jobs.Source{EventID: "42", EventName: "signup", Channel: "events"}
 	rs := []routes.Route{{Kind: "a", Queue: "default", Priority: 1, MaxAttempts: 25}, {Kind: "b", Queue: "mail", Priority: 4, MaxAttempts: 1 << 20}}
-	args, err := LargeRowArgs(src, rs, nil)
+	args, err := LargeRowArgs(src, rs, nil, nil)
 	require.NoError(t, err)
 	meta, err := Metadata(src)
 	require.NoError(t, err)
 	require.Equal(t, []any{"42", "42", "signup", "events", meta, []string{"a", "b"}, []string{"default", "mail"},
-		[]int16{1, 4}, []int16{25, 1<<15 - 1}, []*string{nil, nil}, []string{"", ""}, []string{"", ""}}, args)
+		[]int16{1, 4}, []int16{25, 1<<15 - 1}, []*string{nil, nil}, []string{"", ""}, []string{"", ""}, []bool{false, false}}, args)
 }
