@@ -238,27 +238,36 @@ func (fr *faultRunner) do(ctx context.Context, kind string) {
 		// Half the time the leader: the heads it ran wait for a new
 		// leader's rescuer, which looks as soon as it is elected; else the
 		// leader's rescuer looks every 30 s.
-		p, role := h.crew.random(), ""
-		if l := h.crew.leader(ctx); l != nil {
-			if fr.rng.IntN(2) == 0 {
-				p = l
+		leader := h.crew.leader(ctx)
+		var others []*workerProc
+		for _, w := range running {
+			if w != leader {
+				others = append(others, w)
 			}
-			if p == l {
-				role = " (the leader)"
-			}
+		}
+		var p *workerProc
+		role := ""
+		if leader != nil && (len(others) == 0 || fr.rng.IntN(2) == 0) {
+			p, role = leader, " (the leader)"
+		} else if len(others) > 0 {
+			p = others[fr.rng.IntN(len(others))]
 		}
 		if p == nil {
 			h.errs.add("%s: no worker running", kind)
 			return
 		}
+		// Strike while it runs ordered jobs (up to 3 s), so that a kill
+		// leaves heads of lanes running.
+		heads := h.crew.waitHolding(ctx, p, 3*time.Second)
 		how := "killed"
 		if kind == faultWorkerKill {
 			h.crew.kill(p)
+			h.crew.mu.Lock()
 			if role != "" {
-				h.crew.mu.Lock()
 				h.crew.leaderKills++
-				h.crew.mu.Unlock()
 			}
+			h.crew.headsKilled += heads
+			h.crew.mu.Unlock()
 		} else {
 			h.crew.stop(p, "fault")
 			how = "stopped"
@@ -271,7 +280,8 @@ func (fr *faultRunner) do(ctx context.Context, kind string) {
 		if _, err := h.crew.start(ctx); err != nil {
 			h.errs.add("%s: start a worker: %v", kind, err)
 		}
-		detail = fmt.Sprintf("%s %s%s of %d, replaced after %s", how, p, role, len(running), gap.Round(time.Millisecond))
+		detail = fmt.Sprintf("%s %s%s of %d, running %d %s jobs; replaced after %s", how, p, role, len(running),
+			heads, orderedRoute.Kind, gap.Round(time.Millisecond))
 
 	case faultBridges2, faultBridges3:
 		n := 2

@@ -111,6 +111,7 @@ type crew struct {
 	startFailures   int
 	sigkills, terms int
 	leaderKills     int // SIGKILLs of the leader
+	headsKilled     int // ordered jobs running in the workers SIGKILLed, when they were
 }
 
 func newCrew(h *harness, binary string) *crew {
@@ -288,21 +289,32 @@ func (c *crew) leader(ctx context.Context) *workerProc {
 		return nil
 	}
 	for _, p := range c.runningProcs() {
-		if id == fmt.Sprintf("chaosworker-%d", p.cmd.Process.Pid) {
+		if id == p.clientID() {
 			return p
 		}
 	}
 	return nil
 }
 
-// random returns a running worker, or nil.
-func (c *crew) random() *workerProc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.run) == 0 {
-		return nil
+// clientID is the River client ID of the worker.
+func (p *workerProc) clientID() string { return fmt.Sprintf("chaosworker-%d", p.cmd.Process.Pid) }
+
+// waitHolding waits up to timeout until worker p runs jobs of the ordered
+// route, and returns how many it runs then (0 if it never did).
+func (c *crew) waitHolding(ctx context.Context, p *workerProc, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.h.ctl.QueryRow(qctx, `SELECT count(*) FROM notified.river_job
+			WHERE kind = $1 AND state = 'running' AND attempted_by[array_upper(attempted_by, 1)] = $2`,
+			orderedRoute.Kind, p.clientID()).Scan(&n)
+		cancel()
+		if (err == nil && n > 0) || time.Now().After(deadline) {
+			return n
+		}
+		sleep(ctx, 10*time.Millisecond)
 	}
-	return c.run[c.rng.IntN(len(c.run))]
 }
 
 func (c *crew) counts() (kills, terms int) {
@@ -334,8 +346,8 @@ func (c *crew) summary() string {
 		errs += p.watch.errors
 		p.watch.mu.Unlock()
 	}
-	return fmt.Sprintf("%d processes started (%d SIGKILLed, %d of them the leader; %d stopped by SIGTERM; %d start attempts failed while Postgres was away); %d ERROR log lines in all",
-		len(c.all), c.sigkills, c.leaderKills, c.terms, c.startFailures, errs)
+	return fmt.Sprintf("%d processes started (%d SIGKILLed, %d of them the leader, running %d %s jobs in all; %d stopped by SIGTERM; %d start attempts failed while Postgres was away); %d ERROR log lines in all (expected when Postgres restarts)",
+		len(c.all), c.sigkills, c.leaderKills, c.headsKilled, orderedRoute.Kind, c.terms, c.startFailures, errs)
 }
 
 // scanLogs fails the test on any panic, fatal error or data race a worker
