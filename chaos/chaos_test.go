@@ -151,7 +151,7 @@ func TestChaos(t *testing.T) {
 			t.Logf("stop the throwaway cluster: %v", err)
 		}
 		if t.Failed() || *flagKeepLogs {
-			t.Logf("logs kept in %s (bridge-NN.log per bridge process, postgres.log)", logDir)
+			t.Logf("logs kept in %s (bridge-NN.log per bridge process, worker-NN.log per worker process, postgres.log)", logDir)
 		} else {
 			_ = os.RemoveAll(logDir)
 		}

@@ -102,7 +102,7 @@ type faultRunner struct {
 	h           *harness
 	rng         *rand.Rand
 	start, end  time.Time
-	due         map[string]time.Time // one-time faults and when they are due
+	due         map[string]time.Time // one-time faults (or the first of a kind) and when they are due
 	scaleDownAt time.Time            // zero while one bridge runs
 }
 
@@ -115,6 +115,10 @@ func newFaultRunner(h *harness, start time.Time, d time.Duration) *faultRunner {
 		faultRouteAdd:    at(0.15, 0.35),
 		faultRestart:     at(0.3, 0.7),
 		faultRouteRemove: at(0.45, 0.75),
+		// The first worker kill comes early: the lanes it stalls (up to
+		// 35 s, until a rescuer looks) must be moving again before the
+		// final drain. Later ones are random, in the first half only.
+		faultWorkerKill: at(0.05, 0.35),
 	}}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -174,12 +173,19 @@ func (h *harness) checkOrdered(ctx context.Context, probs *problems) orderedResu
 			if r.attempt == j.attempt {
 				last = r
 			}
-			if deref(r.lane) != deref(j.lane) {
-				probs.add("handler saw another lane", "job %d attempt %d: %s, job row %s", j.id, r.attempt, deref(r.lane), deref(j.lane))
+			if deref(r.lane) != deref(j.lane) || deref(r.key) != deref(j.lane) {
+				probs.add("handler saw another lane or key", "job %d attempt %d: lane %s, payload.key %s; job row's lane %s",
+					j.id, r.attempt, deref(r.lane), deref(r.key), deref(j.lane))
 			}
 			if r.attempt > j.attempt {
 				probs.add("attempt beyond the job's", "job %d: attempt %d recorded, job row says %d", j.id, r.attempt, j.attempt)
 			}
+		}
+		if j.lane == nil {
+			res.unkeyed++
+		} else {
+			res.keyed++
+			byKey[*j.lane] = append(byKey[*j.lane], j)
 		}
 		if len(j.runs) == 0 {
 			if j.state == "completed" {
@@ -197,12 +203,6 @@ func (h *harness) checkOrdered(ctx context.Context, probs *problems) orderedResu
 		if j.state == "completed" && (last == nil || last.finished == nil) {
 			probs.add("completed ordered job whose last attempt did not finish", "job %d (event %d) attempt %d", j.id, j.eventID, j.attempt)
 		}
-		if j.lane == nil {
-			res.unkeyed++
-			continue
-		}
-		res.keyed++
-		byKey[*j.lane] = append(byKey[*j.lane], j)
 	}
 	res.keys = len(byKey)
 	res.workerKills, res.workerStops = h.crew.counts()
@@ -353,8 +353,8 @@ func (r orderedResult) summaryLines(line func(label, format string, args ...any)
 			r.handoffs[len(r.handoffs)/2].Round(time.Millisecond), r.handoffs[len(r.handoffs)*99/100].Round(time.Millisecond),
 			r.handoffs[len(r.handoffs)-1].Round(time.Millisecond), len(r.handoffs))
 	}
-	line("", "overlaps %d, out of lane order %d, against commit order %d of %d pairs known (of %s)",
-		r.overlaps, r.laneInversions, r.commitInverted, r.pairsKnown, strconv.Itoa(r.pairsAll))
+	line("", "overlaps %d, out of lane order %d, against commit order %d of %d pairs whose commit order is known (of %d pairs in all)",
+		r.overlaps, r.laneInversions, r.commitInverted, r.pairsKnown, r.pairsAll)
 	line("", "left: %d lanes, %d wake-ups, %d pending jobs", r.lanesLeft, r.wakesLeft, r.pendingLeft)
 	line("ordering verdict", "%s", r.verdict)
 }
