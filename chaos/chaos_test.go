@@ -26,7 +26,7 @@ var (
 	flagSeed = flag.Uint64("chaos.seed", 0,
 		"seed of the producers' and the fault plan's random choices; 0 picks one from the clock (printed in the summary)")
 	flagRaceBridge = flag.Bool("chaos.race-bridge", false,
-		"build notified-bridge with -race; a data race it reports fails the test")
+		"build notified-bridge and the worker with -race; a data race either reports fails the test")
 	flagKeepLogs = flag.Bool("chaos.keep-logs", false,
 		"keep the bridges' and Postgres' logs when the test passes (they are always kept when it fails)")
 	flagStrictRegistry = flag.Bool("chaos.strict-registry", true,
@@ -40,19 +40,28 @@ const (
 	channel = "events"     // the trigger's NOTIFY channel
 )
 
-// Event names. Producers use the first five; canaries use the last.
+// Event names. Producers use the first six; canaries use the last.
 const (
 	nameOne     = "one"     // one route
 	nameThree   = "three"   // three routes, with different options
 	nameNone    = "none"    // no route: unrouted
 	nameAdded   = "added"   // no route until route_add, then one
 	nameRemoved = "removed" // one route until route_remove, then none
+	nameOrdered = "ordered" // one route, ordered by payload.key
 	nameCanary  = "canary"  // the recovery probes
 )
 
 var (
-	producerNames = []string{nameOne, nameThree, nameNone, nameAdded, nameRemoved}
+	producerNames = []string{nameOne, nameThree, nameNone, nameAdded, nameRemoved, nameOrdered}
 	allNames      = append(append([]string(nil), producerNames...), nameCanary)
+	// producerDraw is what producers draw a name from: nameOrdered half as
+	// often as the others. A lane runs about 4 to 6 jobs/s (River's
+	// completer records completions every 250 ms when few are waiting), so
+	// 16 lanes take 60 events/s or more; the ordered events come at about
+	// 20/s, and the backlog of a burst (a bulk transaction of 5,000 rows
+	// has about 400 of them) is gone in seconds.
+	producerDraw = []string{nameOne, nameThree, nameNone, nameAdded, nameRemoved,
+		nameOne, nameThree, nameNone, nameAdded, nameRemoved, nameOrdered}
 )
 
 // route is a row of notified_route, as notified_dispatch.jobs records it.
@@ -64,11 +73,20 @@ type route struct {
 	MaxAttempts int    `json:"max_attempts"`
 	Where       string `json:"where"`   // the route's filter
 	Skipped     string `json:"skipped"` // as recorded: why the filter made no job
+	OrderedBy   string `json:"-"`       // the route's ordering key (notified_dispatch does not record it)
 }
 
 // evenIDs is the filter of a route of nameThree: its jobs are made for the
 // events of even id only.
 const evenIDs = "$.id % 2 == 0"
+
+// laneKeyPath is the ordering key of the route of nameOrdered. Producers
+// give most events of that name a key "k0" to "k<laneKeys-1>" there, and
+// the others none: their jobs are not ordered.
+const (
+	laneKeyPath = "$.payload.key"
+	laneKeys    = 16
+)
 
 // filterMatches says whether the filter of r matches event id.
 func filterMatches(r route, id int64) bool { return r.Where == "" || id%2 == 0 }
@@ -77,15 +95,17 @@ func filterMatches(r route, id int64) bool { return r.Where == "" || id%2 == 0 }
 // fault and removedRoute deleted by route_remove.
 var (
 	initialRoutes = []route{
-		{nameOne, "one_a", "default", 1, 25, "", ""},
-		{nameThree, "three_a", "default", 1, 25, "", ""},
-		{nameThree, "three_b", "bulk", 2, 25, "", ""},
-		{nameThree, "three_c", "default", 1, 5, evenIDs, ""},
-		{nameRemoved, "removed_a", "default", 1, 25, "", ""},
-		{nameCanary, "canary_a", "default", 4, 25, "", ""},
+		{nameOne, "one_a", "default", 1, 25, "", "", ""},
+		{nameThree, "three_a", "default", 1, 25, "", "", ""},
+		{nameThree, "three_b", "bulk", 2, 25, "", "", ""},
+		{nameThree, "three_c", "default", 1, 5, evenIDs, "", ""},
+		{nameRemoved, "removed_a", "default", 1, 25, "", "", ""},
+		{nameCanary, "canary_a", "default", 4, 25, "", "", ""},
+		{nameOrdered, "ordered_a", "default", 1, 25, "", "", laneKeyPath},
 	}
-	addedRoute   = route{nameAdded, "added_a", "default", 1, 25, "", ""}
+	addedRoute   = route{nameAdded, "added_a", "default", 1, 25, "", "", ""}
 	removedRoute = initialRoutes[4]
+	orderedRoute = initialRoutes[6]
 )
 
 // TestChaos runs producers and faults for -chaos.duration against bridges
@@ -131,7 +151,7 @@ func TestChaos(t *testing.T) {
 			t.Logf("stop the throwaway cluster: %v", err)
 		}
 		if t.Failed() || *flagKeepLogs {
-			t.Logf("logs kept in %s (bridge-NN.log per bridge process, postgres.log)", logDir)
+			t.Logf("logs kept in %s (bridge-NN.log per bridge process, worker-NN.log per worker process, postgres.log)", logDir)
 		} else {
 			_ = os.RemoveAll(logDir)
 		}
@@ -152,13 +172,20 @@ func TestChaos(t *testing.T) {
 	h.prod = newPool(t, h.url, "notified-chaos producer", 12)
 	h.fleet = newFleet(h)
 	t.Cleanup(h.fleet.killAll) // before the cluster stops
+	h.crew = newCrew(h, buildWorker(t, *flagRaceBridge))
+	t.Cleanup(h.crew.killAll)
 
 	h.setup(t)
 	h.logf("seed %d, chaos for %s, logs in %s", seed, duration, logDir)
 
-	// The chaos: one bridge to begin with, producers, faults, progress.
+	// The chaos: one bridge and the workers to begin with, producers,
+	// faults, progress.
 	_, err = h.fleet.start(ctx)
 	require.NoError(t, err, "start the first bridge")
+	for range workersRunning {
+		_, err = h.crew.start(ctx)
+		require.NoError(t, err, "start a worker")
+	}
 	chaosStart := time.Now()
 	prodCtx, stopProducers := context.WithCancel(ctx)
 	var producers sync.WaitGroup
@@ -180,10 +207,18 @@ func TestChaos(t *testing.T) {
 	h.fleet.scaleTo(ctx, 1)
 	h.endPhaseNotifies(ctx)
 	drained := h.waitDrained(ctx, 2*time.Minute)
+	// The ordered jobs run to the end, with a bridge running: its lane
+	// waker advances the lanes River's transactions found locked.
+	lanesStart := time.Now()
+	h.lanesDone = h.waitLanesDone(ctx, 2*time.Minute)
+	h.lanesTook = time.Since(lanesStart)
 	stopProgress()
 	progress.Wait()
 	for _, p := range h.fleet.runningProcs() {
 		h.fleet.stop(p, "end of run")
+	}
+	for _, p := range h.crew.runningProcs() {
+		h.crew.stop(p, "end of run")
 	}
 	drainTook := time.Since(drainStart)
 
@@ -195,7 +230,9 @@ func TestChaos(t *testing.T) {
 	res.drained = drained
 	res.total = time.Since(began)
 	res.bridges = h.fleet.summary()
+	res.workers = h.crew.summary()
 	h.scanLogs()
+	h.crew.scanLogs()
 	res.registryLeft = h.checkRegistry(ctx)
 	summary := res.summary(h)
 	t.Log("\n" + summary)
@@ -208,8 +245,12 @@ func TestChaos(t *testing.T) {
 	if res.lost > 0 || res.duplicated > 0 || res.unexpected > 0 {
 		t.Errorf("%d jobs lost, %d duplicated, %d unexpected", res.lost, res.duplicated, res.unexpected)
 	}
+	if res.ordered.verdict != "" && !res.ordered.ok {
+		t.Errorf("ordered route: %s", res.ordered.verdict)
+	}
 	if t.Failed() {
 		t.Logf("bridge logs:\n%s", strings.Join(h.fleet.logPaths(), "\n"))
+		t.Logf("worker logs:\n%s", strings.Join(h.crew.logPaths(), "\n"))
 	}
 }
 
@@ -226,10 +267,14 @@ type harness struct {
 	ctl  *pgxpool.Pool // faults, canaries, progress and checks
 	prod *pgxpool.Pool // producers only: a table lock that blocks them does not starve the rest
 
-	fleet  *fleet
-	led    *ledger
-	faults *faultStats
-	errs   *errorLog
+	fleet *fleet
+	crew  *crew // the worker processes
+
+	lanesTook time.Duration // from the drain to every ordered job finalized
+	lanesDone bool          // that happened in time
+	led       *ledger
+	faults    *faultStats
+	errs      *errorLog
 }
 
 // rng returns a generator for one goroutine, derived from the run's seed.
@@ -325,7 +370,20 @@ func bridgeEnv(url string) []string {
 func (h *harness) setup(t *testing.T) {
 	ctx := context.Background()
 	_, err := h.ctl.Exec(ctx, `CREATE SCHEMA app;
-		CREATE TABLE app.events (id bigserial PRIMARY KEY, name text, payload jsonb)`)
+		CREATE TABLE app.events (id bigserial PRIMARY KEY, name text, payload jsonb);
+		-- Every attempt of a job of the ordered route, as its handler in a
+		-- worker process saw it (chaos/internal/chaosworker).
+		CREATE TABLE app.lane_runs (
+			id          bigserial PRIMARY KEY,
+			job_id      bigint      NOT NULL,
+			event_id    text        NOT NULL,
+			lane        text,        -- the job's lane key (its metadata), NULL for none
+			payload_key text,        -- the event's payload.key as JSON, NULL for none
+			attempt     int         NOT NULL,
+			pid         int         NOT NULL,
+			started_at  timestamptz NOT NULL,
+			finished_at timestamptz -- NULL: the worker died (or the database went away) first
+		)`)
 	require.NoError(t, err)
 	args := []string{"setup", "--table", table, "--channel", channel}
 	for _, r := range initialRoutes {
@@ -333,10 +391,13 @@ func (h *harness) setup(t *testing.T) {
 	}
 	h.cli(t, args...)
 	for _, r := range initialRoutes {
-		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 || r.Where != "" {
+		if r.Queue != "default" || r.Priority != 1 || r.MaxAttempts != 25 || r.Where != "" || r.OrderedBy != "" {
 			args := []string{"routes", "add", "--queue", r.Queue, "--priority", fmt.Sprint(r.Priority), "--max-attempts", fmt.Sprint(r.MaxAttempts)}
 			if r.Where != "" {
 				args = append(args, "--where", r.Where)
+			}
+			if r.OrderedBy != "" {
+				args = append(args, "--ordered-by", r.OrderedBy)
 			}
 			h.cli(t, append(args, r.Event, r.Kind)...)
 		}
@@ -427,17 +488,20 @@ func (h *harness) reportProgress(ctx context.Context, start time.Time) {
 			return
 		case <-tick.C:
 		}
-		var outbox, recorded int
+		var outbox, recorded, ordered, lanes int
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := h.ctl.QueryRow(qctx, `SELECT (SELECT count(*) FROM notified.notified_outbox),
-			(SELECT count(*) FROM notified.notified_dispatch)`).Scan(&outbox, &recorded)
+			(SELECT count(*) FROM notified.notified_dispatch),
+			(SELECT count(*) FROM notified.river_job WHERE kind = $1 AND finalized_at IS NULL),
+			(SELECT count(*) FROM notified.notified_lane)`, orderedRoute.Kind).Scan(&outbox, &recorded, &ordered, &lanes)
 		cancel()
-		state := fmt.Sprintf("outbox %d, recorded %d", outbox, recorded)
+		state := fmt.Sprintf("outbox %d, recorded %d, %d ordered jobs open in %d lanes", outbox, recorded, ordered, lanes)
 		if err != nil {
 			state = "database: " + err.Error()
 		}
-		h.logf("t+%s: %d events committed, %s, %d bridges running, faults %s",
-			time.Since(start).Round(time.Second), h.led.committedCount(), state, len(h.fleet.runningProcs()), h.faults.countsText())
+		h.logf("t+%s: %d events committed, %s, %d bridges and %d workers running, faults %s",
+			time.Since(start).Round(time.Second), h.led.committedCount(), state, len(h.fleet.runningProcs()),
+			len(h.crew.runningProcs()), h.faults.countsText())
 	}
 }
 

@@ -28,15 +28,17 @@ const (
 	faultLock        = "table_lock"    // LOCK TABLE events IN ACCESS EXCLUSIVE MODE for 2-3 s
 	faultRebuild     = "table_rebuild" // copy events into a new table, drop the old one, install the trigger: one transaction
 	faultIDType      = "id_type"       // ALTER the id column between bigint and integer and install the trigger: one transaction
+	faultWorkerKill  = "worker_kill9"  // SIGKILL a worker (half the time the leader), start another (at once or after a gap); first half of the chaos only
+	faultWorkerTerm  = "worker_term"   // SIGTERM a random worker (a clean stop), start another
 )
 
 // faultKinds in the order the summary lists them.
 var faultKinds = []string{faultKill9, faultBridges2, faultBridges3, faultScaleDown, faultTerminate,
-	faultRestart, faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType}
+	faultRestart, faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType, faultWorkerKill, faultWorkerTerm}
 
 // mandatory faults happen in every run, however short.
 var mandatory = []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultRestart,
-	faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType}
+	faultRouteAdd, faultRouteRemove, faultLock, faultRebuild, faultIDType, faultWorkerKill, faultWorkerTerm}
 
 // recovery is how long the system took to dispatch a canary inserted right
 // after a fault.
@@ -100,7 +102,7 @@ type faultRunner struct {
 	h           *harness
 	rng         *rand.Rand
 	start, end  time.Time
-	due         map[string]time.Time // one-time faults and when they are due
+	due         map[string]time.Time // one-time faults (or the first of a kind) and when they are due
 	scaleDownAt time.Time            // zero while one bridge runs
 }
 
@@ -113,6 +115,10 @@ func newFaultRunner(h *harness, start time.Time, d time.Duration) *faultRunner {
 		faultRouteAdd:    at(0.15, 0.35),
 		faultRestart:     at(0.3, 0.7),
 		faultRouteRemove: at(0.45, 0.75),
+		// The first worker kill comes early: the lanes it stalls (up to
+		// 35 s, until a rescuer looks) must be moving again before the
+		// final drain. Later ones are random, in the first half only.
+		faultWorkerKill: at(0.05, 0.35),
 	}}
 }
 
@@ -156,11 +162,17 @@ func (fr *faultRunner) next() string {
 			return running < 2
 		case faultBridges3:
 			return running < 3
+		case faultWorkerKill:
+			// A head left running by a killed worker holds its lane until
+			// a rescuer brings it back, up to 35 s later: no kill in the
+			// second half of the chaos, so that this mostly happens before
+			// the final drain.
+			return now.Before(fr.start.Add(fr.end.Sub(fr.start) / 2))
 		}
 		return true
 	}
 	var fresh []string
-	for _, k := range []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultLock, faultRebuild, faultIDType} {
+	for _, k := range []string{faultKill9, faultBridges2, faultBridges3, faultTerminate, faultLock, faultRebuild, faultIDType, faultWorkerKill, faultWorkerTerm} {
 		if fr.h.faults.count(k) == 0 && applicable(k) {
 			fresh = append(fresh, k)
 		}
@@ -170,17 +182,21 @@ func (fr *faultRunner) next() string {
 	}
 	var k string
 	switch r := fr.rng.Float64(); {
-	case r < 0.3:
+	case r < 0.22:
 		k = faultKill9
-	case r < 0.5:
+	case r < 0.34:
+		k = faultWorkerKill
+	case r < 0.39:
+		k = faultWorkerTerm
+	case r < 0.56:
 		k = faultTerminate
-	case r < 0.6:
-		k = faultLock
 	case r < 0.65:
-		k = faultRebuild
+		k = faultLock
 	case r < 0.7:
+		k = faultRebuild
+	case r < 0.75:
 		k = faultIDType
-	case r < 0.85:
+	case r < 0.87:
 		k = faultBridges2
 	default:
 		k = faultBridges3
@@ -220,6 +236,56 @@ func (fr *faultRunner) do(ctx context.Context, kind string) {
 			h.errs.add("kill9: restart a bridge: %v", err)
 		}
 		detail = fmt.Sprintf("killed %s of %d, replaced after %s", p, len(running), gap.Round(time.Millisecond))
+
+	case faultWorkerKill, faultWorkerTerm:
+		running := h.crew.runningProcs()
+		// Half the time the leader: the heads it ran wait for a new
+		// leader's rescuer, which looks as soon as it is elected; else the
+		// leader's rescuer looks every 30 s.
+		leader := h.crew.leader(ctx)
+		var others []*workerProc
+		for _, w := range running {
+			if w != leader {
+				others = append(others, w)
+			}
+		}
+		var p *workerProc
+		role := ""
+		if leader != nil && (len(others) == 0 || fr.rng.IntN(2) == 0) {
+			p, role = leader, " (the leader)"
+		} else if len(others) > 0 {
+			p = others[fr.rng.IntN(len(others))]
+		}
+		if p == nil {
+			h.errs.add("%s: no worker running", kind)
+			return
+		}
+		// Strike while it runs ordered jobs (up to 3 s), so that a kill
+		// leaves heads of lanes running.
+		heads := h.crew.waitHolding(ctx, p, 3*time.Second)
+		how := "killed"
+		if kind == faultWorkerKill {
+			h.crew.kill(p)
+			h.crew.mu.Lock()
+			if role != "" {
+				h.crew.leaderKills++
+			}
+			h.crew.headsKilled += heads
+			h.crew.mu.Unlock()
+		} else {
+			h.crew.stop(p, "fault")
+			how = "stopped"
+		}
+		gap := time.Duration(0)
+		if fr.rng.IntN(2) == 0 {
+			gap = between(fr.rng, 200*time.Millisecond, 2*time.Second)
+			sleep(ctx, gap)
+		}
+		if _, err := h.crew.start(ctx); err != nil {
+			h.errs.add("%s: start a worker: %v", kind, err)
+		}
+		detail = fmt.Sprintf("%s %s%s of %d, running %d %s jobs; replaced after %s", how, p, role, len(running),
+			heads, orderedRoute.Kind, gap.Round(time.Millisecond))
 
 	case faultBridges2, faultBridges3:
 		n := 2
@@ -326,6 +392,10 @@ func (fr *faultRunner) do(ctx context.Context, kind string) {
 	}
 	if r.err != "" {
 		h.errs.add("fault %s at %s: no recovery: %s", kind, t0.Format("15:04:05.000"), r.err)
+	}
+	if canary == nil {
+		h.logf("fault %-12s %s", kind, detail) // no canary: dispatch does not depend on workers
+		return
 	}
 	h.logf("fault %-12s %s; recovered in %s", kind, detail, r.d.Round(time.Millisecond))
 }

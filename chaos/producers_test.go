@@ -36,6 +36,7 @@ type notifyRec struct {
 type evRec struct {
 	name         uint8 // index in allNames
 	notifiedLate bool  // hand-notified before its transaction committed
+	ins          int64 // unix ns: the INSERT sent (before its transaction could commit)
 	start, end   int64 // unix ns: commit sent, commit returned
 }
 
@@ -68,11 +69,13 @@ func nameIndex(name string) uint8 {
 	panic("unknown event name " + name)
 }
 
-func (l *ledger) commit(ids []int64, names []string, start, end time.Time, notifiedLate bool) {
+// commit records rows whose commit returned without error: the INSERT was
+// sent at ins, the commit at start, and it returned at end.
+func (l *ledger) commit(ids []int64, names []string, ins, start, end time.Time, notifiedLate bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, id := range ids {
-		l.committed[id] = evRec{name: nameIndex(names[i]), notifiedLate: notifiedLate, start: start.UnixNano(), end: end.UnixNano()}
+		l.committed[id] = evRec{name: nameIndex(names[i]), notifiedLate: notifiedLate, ins: ins.UnixNano(), start: start.UnixNano(), end: end.UnixNano()}
 		l.order = append(l.order, id)
 	}
 }
@@ -197,15 +200,19 @@ func (h *harness) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 
 // produceSingle commits one row on its own.
 func (h *harness) produceSingle(ctx context.Context, rng *rand.Rand) error {
-	name := producerNames[rng.IntN(len(producerNames))]
+	name := producerDraw[rng.IntN(len(producerDraw))]
+	payload := `{"src": "single"}`
+	if name == nameOrdered && rng.Float64() < keyedShare {
+		payload = fmt.Sprintf(`{"src": "single", "key": "k%d"}`, rng.IntN(laneKeys))
+	}
 	var id int64
 	start := time.Now()
-	err := h.prod.QueryRow(ctx, "INSERT INTO app.events (name, payload) VALUES ($1, '{\"src\": \"single\"}') RETURNING id", name).Scan(&id)
+	err := h.prod.QueryRow(ctx, "INSERT INTO app.events (name, payload) VALUES ($1, $2::jsonb) RETURNING id", name, payload).Scan(&id)
 	end := time.Now()
 	if err != nil {
 		return err // unknown outcome: the events table will tell
 	}
-	h.led.commit([]int64{id}, []string{name}, start, end, false)
+	h.led.commit([]int64{id}, []string{name}, start, start, end, false)
 	h.led.count(&h.led.singles, 1)
 	return nil
 }
@@ -222,15 +229,24 @@ func bulkSize(rng *rand.Rand) int {
 	}
 }
 
+// keyedShare is the share of the events of nameOrdered that have a key.
+const keyedShare = 0.9
+
+// insertMixed inserts $2 rows of names drawn from $1, from producer $3; an
+// event of name $4 has a key "k0" to "k<$5-1>" at payload.key, with
+// probability $6.
 const insertMixed = `INSERT INTO app.events (name, payload)
-	SELECT ($1::text[])[1 + floor(random() * cardinality($1::text[]))::int], jsonb_build_object('src', $3::text, 'n', g)
-	FROM generate_series(1, $2::int) AS g
+	SELECT name, CASE WHEN name = $4 AND random() < $6
+		THEN jsonb_build_object('src', $3::text, 'n', g, 'key', 'k' || floor(random() * $5::int)::int)
+		ELSE jsonb_build_object('src', $3::text, 'n', g) END
+	FROM (SELECT g, ($1::text[])[1 + floor(random() * cardinality($1::text[]))::int] AS name
+		FROM generate_series(1, $2::int) AS g OFFSET 0) AS r
 	RETURNING id, name`
 
 // insertRows inserts n rows of mixed names in tx and returns their ids and
 // names.
 func insertRows(ctx context.Context, tx pgx.Tx, n int, src string) ([]int64, []string, error) {
-	rows, err := tx.Query(ctx, insertMixed, producerNames, n, src)
+	rows, err := tx.Query(ctx, insertMixed, producerDraw, n, src, nameOrdered, laneKeys, keyedShare)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,6 +272,7 @@ func (h *harness) produceBulk(ctx context.Context, rng *rand.Rand) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	ins := time.Now()
 	ids, names, err := insertRows(ctx, tx, bulkSize(rng), "bulk")
 	if err != nil {
 		return err
@@ -265,7 +282,7 @@ func (h *harness) produceBulk(ctx context.Context, rng *rand.Rand) error {
 		h.led.uncertainCommit(ids, names, start, false)
 		return fmt.Errorf("commit %d rows: %w", len(ids), err)
 	}
-	h.led.commit(ids, names, start, time.Now(), false)
+	h.led.commit(ids, names, ins, start, time.Now(), false)
 	h.led.count(&h.led.bulks, 1)
 	h.led.count(&h.led.bulkRows, len(ids))
 	return nil
@@ -329,6 +346,7 @@ func (h *harness) produceLateCommit(ctx context.Context, rng *rand.Rand) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	ins := time.Now()
 	ids, names, err := insertRows(ctx, tx, 1+rng.IntN(3), "late")
 	if err != nil {
 		return err
@@ -342,7 +360,7 @@ func (h *harness) produceLateCommit(ctx context.Context, rng *rand.Rand) error {
 		h.led.uncertainCommit(ids, names, start, true)
 		return fmt.Errorf("commit: %w", err)
 	}
-	h.led.commit(ids, names, start, time.Now(), true)
+	h.led.commit(ids, names, ins, start, time.Now(), true)
 	h.led.count(&h.led.lates, 1)
 	return nil
 }
@@ -367,7 +385,7 @@ func (h *harness) insertCanary(ctx context.Context, deadline time.Time) (int64, 
 		end := time.Now()
 		cancel()
 		if err == nil {
-			h.led.commit([]int64{id}, []string{nameCanary}, start, end, false)
+			h.led.commit([]int64{id}, []string{nameCanary}, start, start, end, false)
 			h.led.count(&h.led.canaries, 1)
 			return id, nil
 		}
