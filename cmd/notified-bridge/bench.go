@@ -35,6 +35,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "work", Usage: "also run River workers with a no-op handler per route, and measure events handled/s"},
 			&cli.IntFlag{Name: "ordered-keys", Usage: "order every route by a key with this many values (user_id % N): each key's jobs run one at a time," +
 				" in commit order; with --work (burst, catchup) the run measures the same workload unordered first, compares, and checks the order (0: unordered)"},
+			&cli.BoolFlag{Name: "webhook", Usage: "with --work: measure webhook delivery: the run handles its jobs with Go handlers first, then makes the routes webhook routes" +
+				" to a receiver in this process (loopback, 204), delivered signed by the built-in webhook handler, and compares"},
 			&cli.IntFlag{Name: "bridges", Value: 1, Usage: "bridges running at once"},
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "each bridge's events per dispatch transaction"},
 			&cli.IntFlag{Name: "concurrency", Value: bridge.DefaultConcurrency, Usage: "each bridge's dispatch transactions at once"},
@@ -57,7 +59,7 @@ func benchCommand() *cli.Command {
 			o := bench.Options{
 				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"), Filters: c.Bool("filters"),
 				Rate: c.Int("rate"), Producers: c.Int("producers"), EventsPerTx: c.Int("events-per-tx"), Duration: c.Duration("duration"),
-				Work: c.Bool("work"), OrderedKeys: c.Int("ordered-keys"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
+				Work: c.Bool("work"), OrderedKeys: c.Int("ordered-keys"), Webhook: c.Bool("webhook"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
 				Concurrency: c.Int("concurrency"), NoBaseline: c.Bool("no-baseline"),
 				NoProducerCost: c.Bool("no-producer-cost"), ProducerCostTime: c.Duration("producer-cost-time"),
 				Schema: c.String("bench-schema"), Keep: c.Bool("keep"),
@@ -251,7 +253,11 @@ func printBench(w io.Writer, r *bench.Result) {
 		}
 	}
 	if r.Handled != nil {
-		fmt.Fprintf(tw, "handled (%s to last handler completed)\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
+		label := "handled (%s to last handler completed)"
+		if r.Webhook {
+			label = "webhooks delivered (%s to last delivery completed)"
+		}
+		fmt.Fprintf(tw, label+"\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
 			from, r.Handled.EventsPerSec, r.Handled.JobsPerSec, r.Handled.Jobs, r.Handled.Seconds)
 	}
 	if h := r.HandledBaseline; h != nil {
@@ -270,6 +276,13 @@ func printBench(w io.Writer, r *bench.Result) {
 			h.EventsPerSec, h.JobsPerSec, h.Jobs, h.Seconds)
 		if r.OrderedRatio > 0 {
 			fmt.Fprintf(tw, "handled ordered / unordered\t\t%.2f\n", r.OrderedRatio)
+		}
+	}
+	if h := r.HandledGo; h != nil {
+		fmt.Fprintf(tw, "handled, same run by Go handlers\t%.0f events/s\t%.0f jobs/s\t%d jobs in %.2fs\n",
+			h.EventsPerSec, h.JobsPerSec, h.Jobs, h.Seconds)
+		if r.WebhookRatio > 0 {
+			fmt.Fprintf(tw, "webhook deliveries / Go handlers\t\t%.2f\n", r.WebhookRatio)
 		}
 	}
 	tw.Flush()

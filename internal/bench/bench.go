@@ -83,6 +83,12 @@ type Options struct {
 	// catchup modes, the run measures the same workload unordered first,
 	// and the handlers check the order of every lane. 0: unordered.
 	OrderedKeys int
+	// Webhook, with Work, measures webhook delivery: the same run first
+	// measures the routes' jobs handled by in-process Go handlers, then
+	// the routes turned into webhook routes (one URL each) to a receiver
+	// in this process on loopback, answering 204, delivered by the
+	// built-in webhook handler, signed. Not with OrderedKeys.
+	Webhook bool
 	// Bridges is how many bridges run at once (default 1).
 	Bridges int
 	// BatchSize and Concurrency configure each bridge (default the
@@ -181,6 +187,12 @@ type Result struct {
 	OrderedRatio float64 `json:"ordered_ratio,omitempty"`
 	// Order is what the handlers saw of the lanes (with OrderedKeys).
 	Order *Order `json:"order,omitempty"`
+	// Webhook says Handled is webhook deliveries to a local receiver (see
+	// Options.Webhook); HandledGo is the same run's jobs handled by Go
+	// handlers in the process, and WebhookRatio Handled / HandledGo.
+	Webhook      bool        `json:"webhook,omitempty"`
+	HandledGo    *Throughput `json:"handled_go,omitempty"`
+	WebhookRatio float64     `json:"webhook_ratio,omitempty"`
 	// OrderVerified says, with OrderedKeys and Work, that every job went
 	// through a lane and no two jobs of a lane ran at once; and, with one
 	// producer, that each lane's jobs started in their events' commit
@@ -337,6 +349,12 @@ func (o Options) validate() error {
 		return fmt.Errorf("concurrency %d must be at least 1", o.Concurrency)
 	case o.OrderedKeys < 0:
 		return fmt.Errorf("ordered keys %d must be 0 (unordered) or more", o.OrderedKeys)
+	case o.Webhook && !o.Work:
+		return errors.New("webhook measures deliveries: it needs work (workers in this process)")
+	case o.Webhook && o.OrderedKeys > 0:
+		return errors.New("webhook and ordered keys measure one thing at a time: give one of them")
+	case o.Webhook && o.Mode == Steady:
+		return errors.New("webhook measures a burst or a catch-up, not the steady mode")
 	case o.ProducerCostTime < 0:
 		return fmt.Errorf("producer cost time %s must be positive", o.ProducerCostTime)
 	}

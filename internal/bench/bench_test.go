@@ -356,6 +356,10 @@ func TestBenchInvalidOptionsAreRefusedWithoutCreatingASchema(t *testing.T) {
 		{"concurrency -1", bench.Options{Concurrency: -1}, "concurrency -1 must be at least 1"},
 		{"producer cost time -1s", bench.Options{ProducerCostTime: -time.Second}, "producer cost time -1s must be positive"},
 		{"ordered keys -1", bench.Options{OrderedKeys: -1}, "ordered keys -1 must be 0 (unordered) or more"},
+		{"webhook without work", bench.Options{Webhook: true}, "webhook measures deliveries: it needs work (workers in this process)"},
+		{"webhook and ordered keys", bench.Options{Webhook: true, Work: true, OrderedKeys: 3},
+			"webhook and ordered keys measure one thing at a time: give one of them"},
+		{"webhook steady", bench.Options{Webhook: true, Work: true, Mode: bench.Steady}, "webhook measures a burst or a catch-up, not the steady mode"},
 		{"schema Bad-Name", bench.Options{Schema: "Bad-Name"},
 			`Schema "Bad-Name" is not valid: use letters, digits and underscores, at most 46 characters, not starting with a digit`},
 		{"schema too long", bench.Options{Schema: strings.Repeat("b", 47)},
@@ -590,4 +594,23 @@ func TestBenchOrderedKeysWithoutWorkOrdersTheJobsAndChecksNoOrder(t *testing.T) 
 	require.Equal(t, 2000, res.Order.LaneJobs)
 	require.False(t, res.Order.CommitOrderChecked)
 	require.False(t, res.OrderVerified, "no handler ran")
+}
+
+func TestBenchWebhookDeliversEveryJobAndComparesWithGoHandlers(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	var p phases
+	const events = 2000
+	res, err := run(t, pool, bench.Options{Events: events, EventsPerTx: 500, Routes: 2, Webhook: true, Work: true,
+		NoBaseline: true, NoProducerCost: true, Schema: scratchName(), Progress: p.record})
+	require.NoError(t, err)
+	require.True(t, res.Verified, "every event has one job per webhook route")
+	require.True(t, res.Webhook)
+	require.Equal(t, []string{"Go handlers: burst", "Go handlers: handlers finishing", "webhooks: burst", "webhooks: handlers finishing"}, p.list())
+	for _, th := range []*bench.Throughput{res.HandledGo, res.Handled} {
+		require.NotNil(t, th)
+		require.Equal(t, 2*events, th.Jobs)
+		require.Positive(t, th.JobsPerSec)
+	}
+	require.InDelta(t, res.Handled.JobsPerSec/res.HandledGo.JobsPerSec, res.WebhookRatio, 1e-9)
 }

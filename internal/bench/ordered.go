@@ -164,7 +164,9 @@ func (r *runner) newPhase() {
 	r.firstCommitMu.Lock()
 	r.firstCommit = time.Time{}
 	r.firstCommitMu.Unlock()
-	r.order = newOrderCheck(r.o.OrderedKeys)
+	if r.o.OrderedKeys > 0 {
+		r.order = newOrderCheck(r.o.OrderedKeys)
+	}
 }
 
 // verifyOrder fills res.Order from the ordered phase's handlers and the

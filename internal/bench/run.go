@@ -34,6 +34,8 @@ type runner struct {
 	// OrderedKeys).
 	pass  string
 	order *orderCheck
+	// receiver is the webhook mode's endpoint, once started.
+	receiver *receiver
 }
 
 // phase is the name progress reports for a step of the measured phase.
@@ -46,6 +48,11 @@ func (r *runner) phase(name string) string {
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	o := r.o
+	defer func() {
+		if r.receiver != nil {
+			r.receiver.stop()
+		}
+	}()
 	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Filters: o.Filters, Bridges: o.Bridges,
 		BatchSize: o.BatchSize, Concurrency: o.Concurrency, Producers: o.Producers, Work: o.Work, Clock: "statement"}
 	if o.Mode != Steady {
@@ -115,8 +122,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 		r.pass = "ordered"
 	}
+	if o.Webhook {
+		if err := r.measureGoThenWebhooks(ctx, res); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.measure(ctx, res); err != nil {
 		return nil, err
+	}
+	if res.HandledGo != nil && res.HandledGo.JobsPerSec > 0 && res.Handled != nil {
+		res.WebhookRatio = res.Handled.JobsPerSec / res.HandledGo.JobsPerSec
 	}
 	if res.HandledUnordered != nil && res.HandledUnordered.JobsPerSec > 0 && res.Handled != nil {
 		res.OrderedRatio = res.Handled.JobsPerSec / res.HandledUnordered.JobsPerSec

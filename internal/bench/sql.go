@@ -227,11 +227,13 @@ const drainSQL = `SELECT
 const completedJobsSQL = `SELECT count(*) FROM {schema}.notified_job WHERE state = 'completed'`
 
 // verifySQL returns the number of events, of events recorded as
-// dispatched, of jobs, and of distinct (event, kind) pairs among the jobs.
+// dispatched, of jobs, and of distinct (event, handler) pairs among the
+// jobs (a webhook route's handler is its URL).
 const verifySQL = `SELECT
 		(SELECT count(*) FROM {schema}.events),
 		(SELECT count(*) FROM {schema}.notified_dispatch WHERE outcome = 'dispatched'),
-		count(*), count(DISTINCT (args->>'event_id', kind)) FROM {schema}.river_job`
+		count(*), count(DISTINCT (args->>'event_id', kind, coalesce(metadata->'notified'->'webhook'->>'url', '')))
+	FROM {schema}.river_job`
 
 // laneJobsSQL counts the jobs that went through a lane: their metadata
 // names it.

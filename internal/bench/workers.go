@@ -67,6 +67,13 @@ func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 			return nil, err
 		}
 	}
+	if r.o.Webhook {
+		// The webhook phase's jobs, in the same queue: the receiver counts
+		// them as handled.
+		if err := registerWebhooks(ws); err != nil {
+			return nil, err
+		}
+	}
 	pool, err := r.newPool(ctx, 8, "worker")
 	if err != nil {
 		return nil, err
