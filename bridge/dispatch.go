@@ -465,7 +465,7 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 		switch {
 		case r.outcome != history.OutcomeDispatched || len(r.jobs) == 0:
 		case r.large:
-			large, largeAt = append(large, r), append(largeAt, lanes.at[i])
+			large, largeAt = append(large, r), append(largeAt, lanes.of(i))
 		default:
 			src := jobs.Source{EventID: r.key, EventName: *r.name, Channel: b.cfg.Channel}
 			unordered, ordered, keys := jobparams.SplitOrdered(r.jobs, r.lanes)
@@ -476,7 +476,7 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 				continue
 			}
 			var heads []bool
-			for _, k := range lanes.at[i] {
+			for _, k := range lanes.of(i) {
 				if k >= 0 {
 					heads, orderedAt = append(heads, lanes.entries[k].Head), append(orderedAt, k)
 				}
@@ -522,7 +522,16 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 // batchLanes are the ordered jobs of a batch, in the order of their events.
 type batchLanes struct {
 	entries []jobparams.LaneEntry
-	at      [][]int // per record, per job: its entry, or -1 for an unordered job
+	at      [][]int // per record, per job: its entry, or -1 for an unordered job; nil when none is ordered
+}
+
+// of returns the lane entries of record i's jobs (see at), or nil when
+// none is ordered.
+func (l batchLanes) of(i int) []int {
+	if l.at == nil {
+		return nil
+	}
+	return l.at[i]
 }
 
 // openLanes opens the lanes of the ordered jobs of records (see

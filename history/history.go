@@ -215,17 +215,18 @@ func (s *Store) Event(ctx context.Context, channel, id string) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read jobs of event %s: %w", id, err)
 	}
-	if err := s.readJobData(ctx, ev.Jobs); err != nil {
-		return nil, fmt.Errorf("read the data of event %s's jobs: %w", id, err)
-	}
-	if err := s.readLanes(ctx, ev.Jobs); err != nil {
-		return nil, fmt.Errorf("read the lanes of event %s's jobs: %w", id, err)
+	if err := s.readJobDetails(ctx, ev.Jobs); err != nil {
+		return nil, fmt.Errorf("read the data and lanes of event %s's jobs: %w", id, err)
 	}
 	return ev, nil
 }
 
-// readJobData fills in the Data of the jobs River still has.
-func (s *Store) readJobData(ctx context.Context, js []Job) error {
+// readJobDetails fills in, in one query, what each job's row in River
+// (while River has it) and notified's tables say beyond its outcome: the
+// data its handler received, a webhook job's URL and, for the jobs of
+// ordered routes, their lane, what a waiting job waits for and what
+// happened to the lane at a failure.
+func (s *Store) readJobDetails(ctx context.Context, js []Job) error {
 	if len(js) == 0 {
 		return nil
 	}
@@ -235,52 +236,29 @@ func (s *Store) readJobData(ctx context.Context, js []Job) error {
 		ids[i] = js[i].ID
 		byID[js[i].ID] = &js[i]
 	}
-	rows, err := s.db.Query(ctx, s.sql(jobDataSQL), ids)
-	if err != nil {
-		return err
-	}
-	var (
-		jobID int64
-		data  []byte
-	)
-	_, err = pgx.ForEachRow(rows, []any{&jobID, &data}, func() error {
-		if j := byID[jobID]; j != nil && data != nil {
-			j.Data = append(json.RawMessage(nil), data...)
-		}
-		return nil
-	})
-	return err
-}
-
-// readLanes fills in the lanes of the jobs of ordered routes (their key,
-// what a waiting job waits for, and what happened to the lane at a
-// failure) and the URLs of webhook jobs.
-func (s *Store) readLanes(ctx context.Context, js []Job) error {
-	if len(js) == 0 {
-		return nil
-	}
-	ids := make([]int64, len(js))
-	byID := make(map[int64]*Job, len(js))
-	for i := range js {
-		ids[i] = js[i].ID
-		byID[js[i].ID] = &js[i]
-	}
-	rows, err := s.db.Query(ctx, s.sql(jobLanesSQL), ids)
+	rows, err := s.db.Query(ctx, s.sql(jobDetailsSQL), ids)
 	if err != nil {
 		return err
 	}
 	var (
 		jobID             int64
+		data              []byte
 		lane, hook        *string
 		behind, stoppedAt *int64
 	)
 	var laned []int64
-	_, err = pgx.ForEachRow(rows, []any{&jobID, &lane, &behind, &stoppedAt, &hook}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&jobID, &data, &lane, &behind, &stoppedAt, &hook}, func() error {
 		j := byID[jobID]
-		if j != nil && hook != nil {
+		if j == nil {
+			return nil
+		}
+		if data != nil {
+			j.Data = append(json.RawMessage(nil), data...)
+		}
+		if hook != nil {
 			j.Webhook = *hook
 		}
-		if j != nil && lane != nil {
+		if lane != nil {
 			j.Lane, j.WaitingBehind, j.LaneStoppedAt = *lane, behind, stoppedAt
 			laned = append(laned, jobID)
 		}

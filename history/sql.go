@@ -28,15 +28,12 @@ const eventJobsSQL = `SELECT job_id, handler, queue, state, attempt, max_attempt
 	WHERE channel = $1 AND event_id = $2 AND job_id IS NOT NULL
 	ORDER BY job_id`
 
-// jobDataSQL returns the data of the args of the jobs $1 that River still
-// has: the event's row as their handlers received it.
-const jobDataSQL = `SELECT id, args->'data' FROM {schema}.river_job WHERE id = ANY($1)`
-
-// jobLanesSQL reads the lane of each of the jobs $1 that has one (from
-// River while it has the job, from notified_job after), for a job waiting
-// in its lane the lane's head job or the failed job it is stopped at, and
-// a webhook job's URL.
-const jobLanesSQL = `SELECT j.id, coalesce(r.metadata->'notified'->>'lane', n.lane),
+// jobDetailsSQL reads, for each of the jobs $1: the data of its args while
+// River has it (the event's row as its handler received it), its lane if
+// it has one (from River while it has the job, from notified_job after),
+// for a job waiting in its lane the lane's head job or the failed job it
+// is stopped at, and a webhook job's URL.
+const jobDetailsSQL = `SELECT j.id, r.args->'data', coalesce(r.metadata->'notified'->>'lane', n.lane),
 		CASE WHEN r.state = 'pending' THEN l.head_job_id END,
 		CASE WHEN r.state = 'pending' THEN l.stopped_job_id END,
 		coalesce(r.metadata->'notified'->'webhook'->>'url', n.webhook_url)
