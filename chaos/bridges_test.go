@@ -1,78 +1,35 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 )
 
 // bridgeProc is one `notified-bridge run` subprocess.
 type bridgeProc struct {
-	n       int
-	args    string
-	logPath string
-	cmd     *exec.Cmd
-	watch   *logWatcher
-	done    chan struct{}
-	waitErr error // once done is closed
+	proc
+	args  string
+	watch *logWatcher
 
-	signalled atomic.Bool // we killed or stopped it
-
-	// Guarded by the fleet's mutex.
-	up       bool   // it listened at least once
-	dead     bool   // the process ended
-	how      string // how it ended
-	graceful bool   // it exited 143 after SIGTERM
+	graceful bool // it exited 143 after SIGTERM; guarded by the fleet's mutex
 }
 
-func (p *bridgeProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *bridgeProc) String() string {
-	return fmt.Sprintf("bridge %d (pid %d)", p.n, p.cmd.Process.Pid)
-}
+func (p *bridgeProc) lines() *logLines { return &p.watch.logLines }
 
 // logWatcher reads a bridge's JSON log as it is written: it counts the
 // listener's (re)connections and the lines that reveal a crash.
 type logWatcher struct {
-	mu        sync.Mutex
-	partial   []byte
+	logLines
 	listenGen int  // "listening" lines seen
 	listening bool // the last listener event was "listening"
-	errors    int  // level ERROR lines
-	crashes   []string
 }
 
 func (w *logWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(string(w.partial[:i]))
-		w.partial = w.partial[i+1:]
-	}
+	w.feed(p, w.line)
 	return len(p), nil
 }
 
@@ -83,12 +40,6 @@ func (w *logWatcher) line(l string) {
 		w.listening = true
 	case strings.Contains(l, `"msg":"listener disconnected; reconnecting"`):
 		w.listening = false
-	}
-	if strings.Contains(l, `"level":"ERROR"`) {
-		w.errors++
-	}
-	if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.Contains(l, "WARNING: DATA RACE") {
-		w.crashes = append(w.crashes, l)
 	}
 }
 
@@ -107,199 +58,39 @@ func (w *logWatcher) state() (gen int, listening bool) {
 // fleet starts, kills and stops bridges, and notices the ones that exit on
 // their own.
 type fleet struct {
-	h   *harness
-	mu  sync.Mutex
-	rng *rand.Rand
-	seq int
-	all []*bridgeProc
-	run []*bridgeProc // running and listened at least once
-
-	startFailures int
-	sigkills      int
-	sigterms      int
+	procGroup[*bridgeProc]
 }
 
 func newFleet(h *harness) *fleet {
-	return &fleet{h: h, rng: h.rng("fleet")}
+	f := &fleet{procGroup[*bridgeProc]{h: h, kind: "bridge", rng: h.rng("fleet"), readyVerb: "listen",
+		isReady: func(p *bridgeProc) bool { return p.watch.gen() > 0 }}}
+	f.spawn = f.spawnBridge
+	return f
 }
 
-// launch starts one bridge process with a random batch size and concurrency.
-func (f *fleet) launch() (*bridgeProc, error) {
+// spawnBridge makes a bridge process with a random batch size and
+// concurrency.
+func (f *fleet) spawnBridge() (*bridgeProc, io.Writer) {
 	f.mu.Lock()
-	f.seq++
-	n := f.seq
 	batch := []int{50, 200, 1000}[f.rng.IntN(3)]
 	conc := 1 + f.rng.IntN(3)
 	f.mu.Unlock()
-
 	args := []string{"--schema", schema, "--log-format", "json", "run", "--table", table, "--channel", channel,
 		"--poll-interval", "200ms", "--missing-grace", "1s",
 		"--batch-size", fmt.Sprint(batch), "--concurrency", fmt.Sprint(conc)}
-	logPath := filepath.Join(f.h.logDir, fmt.Sprintf("bridge-%02d.log", n))
-	file, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	p := &bridgeProc{n: n, args: fmt.Sprintf("batch %d, concurrency %d", batch, conc), logPath: logPath,
-		cmd: exec.Command(f.h.binary, args...), watch: &logWatcher{}, done: make(chan struct{})}
-	p.cmd.Env = bridgeEnv(f.h.url)
-	if *flagRaceBridge {
-		p.cmd.Env = append(p.cmd.Env, "GORACE=halt_on_error=0")
-	}
-	out := io.MultiWriter(file, p.watch)
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		file.Close()
-		return nil, fmt.Errorf("start notified-bridge: %w", err)
-	}
-	f.mu.Lock()
-	f.all = append(f.all, p)
-	f.mu.Unlock()
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		file.Close()
-		f.exited(p)
-	}()
-	return p, nil
-}
-
-// exited runs when a bridge process ends.
-func (f *fleet) exited(p *bridgeProc) {
-	f.mu.Lock()
-	f.run = slices.DeleteFunc(f.run, func(q *bridgeProc) bool { return q == p })
-	p.dead = true
-	switch {
-	case p.signalled.Load():
-	case p.up:
-		p.how = "exited on its own: " + exitText(p.waitErr)
-		f.h.errs.add("%s exited on its own while running (%s); log %s", p, exitText(p.waitErr), p.logPath)
-	default:
-		p.how = "failed to start: " + exitText(p.waitErr)
-	}
-	f.mu.Unlock()
-	close(p.done)
-}
-
-// setHow records how we ended a bridge.
-func (f *fleet) setHow(p *bridgeProc, how string) {
-	f.mu.Lock()
-	p.how = how
-	f.mu.Unlock()
-}
-
-func (f *fleet) howEnded(p *bridgeProc) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return p.how
-}
-
-func exitText(err error) string {
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return "exit 0"
-	case errors.As(err, &exitErr):
-		return exitErr.String()
-	default:
-		return err.Error()
-	}
-}
-
-// start starts a bridge and waits until it listens, trying again (the
-// database may be restarting) for up to a minute.
-func (f *fleet) start(ctx context.Context) (*bridgeProc, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p, err := f.launch()
-		if err != nil {
-			return nil, err
-		}
-		for p.watch.gen() == 0 && !p.exited() && time.Now().Before(deadline) {
-			sleep(ctx, 20*time.Millisecond)
-		}
-		if p.watch.gen() > 0 {
-			f.mu.Lock()
-			p.up = true
-			dead := p.dead
-			if !dead {
-				f.run = append(f.run, p)
-			}
-			f.mu.Unlock()
-			if dead {
-				continue // exited right after listening: exited() reported it
-			}
-			return p, nil
-		}
-		if !p.exited() {
-			f.kill(p)
-			return nil, fmt.Errorf("%s did not listen within a minute; log %s", p, p.logPath)
-		}
-		<-p.done
-		f.mu.Lock()
-		f.startFailures++
-		f.mu.Unlock()
-		f.h.logf("%s failed to start (%s); trying again", p, f.howEnded(p))
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no bridge could start within a minute; last log %s", p.logPath)
-		}
-		sleep(ctx, 500*time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (f *fleet) kill(p *bridgeProc) {
-	p.signalled.Store(true)
-	f.setHow(p, "killed (SIGKILL)")
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	f.mu.Lock()
-	f.sigkills++
-	f.mu.Unlock()
+	p := &bridgeProc{proc: proc{cmd: exec.Command(f.h.binary, args...)},
+		args: fmt.Sprintf("batch %d, concurrency %d", batch, conc), watch: &logWatcher{}}
+	return p, p.watch
 }
 
 // stop sends SIGTERM and requires a clean exit within 15 s.
 func (f *fleet) stop(p *bridgeProc, why string) {
-	p.signalled.Store(true)
-	f.setHow(p, "stopped (SIGTERM, "+why+")")
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		// A clean stop on SIGTERM exits 143 (128+15), as shells expect.
-		if exitErr := (*exec.ExitError)(nil); !errors.As(p.waitErr, &exitErr) || exitErr.ExitCode() != 143 {
-			f.h.errs.add("%s exited with %s after SIGTERM (%s), want exit status 143; log %s", p, exitText(p.waitErr), why, p.logPath)
-		} else {
-			f.mu.Lock()
-			p.graceful = true
-			f.mu.Unlock()
-		}
-	case <-time.After(15 * time.Second):
-		f.h.errs.add("%s did not exit within 15s of SIGTERM (%s); killed; log %s", p, why, p.logPath)
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	// A clean stop on SIGTERM exits 143 (128+15), as shells expect.
+	if f.stopWith(p, why, 143, "exit status 143") {
+		f.mu.Lock()
+		p.graceful = true
+		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	f.sigterms++
-	f.mu.Unlock()
-}
-
-// killAll kills whatever still runs, when the test ends.
-func (f *fleet) killAll() {
-	f.mu.Lock()
-	all := append([]*bridgeProc(nil), f.all...)
-	f.mu.Unlock()
-	for _, p := range all {
-		if !p.exited() {
-			p.signalled.Store(true)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-}
-
-func (f *fleet) runningProcs() []*bridgeProc {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]*bridgeProc(nil), f.run...)
 }
 
 // random returns a running bridge, or nil.
@@ -365,28 +156,19 @@ func (f *fleet) waitRelistened(ctx context.Context, before map[*bridgeProc]int, 
 }
 
 func (f *fleet) logPaths() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, p := range f.all {
+	return f.procGroup.logPaths(func(p *bridgeProc) string {
 		how := p.how
 		if !p.dead {
 			how = "running"
 		}
-		out = append(out, fmt.Sprintf("  %s  [%s; %s]", p.logPath, p.args, how))
-	}
-	return out
+		return p.args + "; " + how
+	})
 }
 
 func (f *fleet) summary() string {
+	errs := f.logErrors()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	errs := 0
-	for _, p := range f.all {
-		p.watch.mu.Lock()
-		errs += p.watch.errors
-		p.watch.mu.Unlock()
-	}
 	return fmt.Sprintf("%d processes started (%d SIGKILLed, %d stopped by SIGTERM, %d start attempts failed while Postgres was away); %d ERROR log lines in all (expected during faults)",
 		len(f.all), f.sigkills, f.sigterms, f.startFailures, errs)
 }
@@ -432,20 +214,4 @@ func (h *harness) checkRegistry(ctx context.Context) []string {
 		}
 	}
 	return left
-}
-
-// scanLogs fails the test on any panic, fatal error or data race a bridge
-// printed.
-func (h *harness) scanLogs() {
-	h.fleet.mu.Lock()
-	all := append([]*bridgeProc(nil), h.fleet.all...)
-	h.fleet.mu.Unlock()
-	for _, p := range all {
-		p.watch.mu.Lock()
-		crashes := append([]string(nil), p.watch.crashes...)
-		p.watch.mu.Unlock()
-		for _, c := range crashes {
-			h.errs.add("%s printed %q; log %s", p, c, p.logPath)
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -231,7 +232,7 @@ func TestChaos(t *testing.T) {
 	res.total = time.Since(began)
 	res.bridges = h.fleet.summary()
 	res.workers = h.crew.summary()
-	h.scanLogs()
+	h.fleet.scanLogs()
 	h.crew.scanLogs()
 	res.registryLeft = h.checkRegistry(ctx)
 	summary := res.summary(h)
@@ -314,14 +315,20 @@ func (l *errorLog) all() []string {
 // directory, as a user would run it.
 func buildBridge(t *testing.T, race bool) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "notified-bridge")
+	return buildProgram(t, "github.com/notified/notified/cmd/notified-bridge", race)
+}
+
+// buildProgram builds the main package pkg into a temporary directory, under
+// the last element of its path, with the race detector if race.
+func buildProgram(t *testing.T, pkg string, race bool) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), path.Base(pkg))
 	args := []string{"build", "-o", bin}
 	if race {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/notified/notified/cmd/notified-bridge")
-	cmd := exec.Command("go", args...)
-	out, err := cmd.CombinedOutput()
+	args = append(args, pkg)
+	out, err := exec.Command("go", args...).CombinedOutput()
 	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
 	return bin
 }

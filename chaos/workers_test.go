@@ -4,19 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 )
 
 // Workers: River clients in processes of their own (chaos/internal/
@@ -33,60 +24,25 @@ const workerRescueAfter = 5 * time.Second
 
 // workerProc is one chaosworker subprocess.
 type workerProc struct {
-	n       int
-	logPath string
-	cmd     *exec.Cmd
-	watch   *workerWatcher
-	done    chan struct{}
-	waitErr error // once done is closed
-
-	signalled atomic.Bool // we killed or stopped it
-	how       string      // guarded by the crew's mutex
+	proc
+	watch *workerWatcher
 }
 
-func (p *workerProc) String() string {
-	return fmt.Sprintf("worker %d (pid %d)", p.n, p.cmd.Process.Pid)
-}
-
-func (p *workerProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *workerProc) lines() *logLines { return &p.watch.logLines }
 
 // workerWatcher reads a worker's log as it is written: whether it started
 // and the lines that reveal a crash.
 type workerWatcher struct {
-	mu      sync.Mutex
-	partial []byte
+	logLines
 	started bool
-	errors  int
-	crashes []string
 }
 
 func (w *workerWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial = append(w.partial, p...)
-	for {
-		i := slices.Index(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l := string(w.partial[:i])
-		w.partial = w.partial[i+1:]
-		switch {
-		case strings.Contains(l, `"msg":"worker started"`):
+	w.feed(p, func(l string) {
+		if strings.Contains(l, `"msg":"worker started"`) {
 			w.started = true
-		case strings.Contains(l, `"level":"ERROR"`):
-			w.errors++
-		case strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.Contains(l, "WARNING: DATA RACE"):
-			w.crashes = append(w.crashes, l)
 		}
-	}
+	})
 	return len(p), nil
 }
 
@@ -98,20 +54,13 @@ func (w *workerWatcher) isStarted() bool {
 
 // crew starts, kills and stops workers.
 type crew struct {
-	h      *harness
+	procGroup[*workerProc]
 	binary string
 	kinds  string
 
-	mu  sync.Mutex
-	rng *rand.Rand
-	seq int
-	all []*workerProc
-	run []*workerProc
-
-	startFailures   int
-	sigkills, terms int
-	leaderKills     int // SIGKILLs of the leader
-	headsKilled     int // ordered jobs running in the workers SIGKILLed, when they were
+	// Guarded by the mutex.
+	leaderKills int // SIGKILLs of the leader
+	headsKilled int // ordered jobs running in the workers SIGKILLed, when they were
 }
 
 func newCrew(h *harness, binary string) *crew {
@@ -119,163 +68,32 @@ func newCrew(h *harness, binary string) *crew {
 	for _, r := range append(append([]route(nil), initialRoutes...), addedRoute) {
 		kinds = append(kinds, r.Kind)
 	}
-	return &crew{h: h, binary: binary, kinds: strings.Join(kinds, ","), rng: h.rng("crew")}
+	// A worker that logged it started and then ended crashed, even if
+	// start had not seen it yet.
+	c := &crew{procGroup: procGroup[*workerProc]{h: h, kind: "worker", rng: h.rng("crew"), readyVerb: "start",
+		isReady: func(p *workerProc) bool { return p.watch.isStarted() }, crashIfReady: true},
+		binary: binary, kinds: strings.Join(kinds, ",")}
+	c.spawn = c.spawnWorker
+	return c
 }
 
 // buildWorker builds the worker program once, into a temporary directory.
 func buildWorker(t *testing.T, race bool) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "chaosworker")
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/notified/notified/chaos/internal/chaosworker")
-	out, err := exec.Command("go", args...).CombinedOutput()
-	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
-	return bin
+	return buildProgram(t, "github.com/notified/notified/chaos/internal/chaosworker", race)
 }
 
-func (c *crew) launch() (*workerProc, error) {
-	c.mu.Lock()
-	c.seq++
-	n := c.seq
-	c.mu.Unlock()
-	logPath := filepath.Join(c.h.logDir, fmt.Sprintf("worker-%02d.log", n))
-	file, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	p := &workerProc{n: n, logPath: logPath, watch: &workerWatcher{}, done: make(chan struct{}),
-		cmd: exec.Command(c.binary, "-schema", schema, "-kinds", c.kinds, "-ordered-kind", orderedRoute.Kind,
-			"-runs-table", "app.lane_runs", "-max-workers", "8", "-rescue-after", workerRescueAfter.String())}
-	p.cmd.Env = bridgeEnv(c.h.url)
-	if *flagRaceBridge {
-		p.cmd.Env = append(p.cmd.Env, "GORACE=halt_on_error=0")
-	}
-	out := io.MultiWriter(file, p.watch)
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		file.Close()
-		return nil, fmt.Errorf("start chaosworker: %w", err)
-	}
-	c.mu.Lock()
-	c.all = append(c.all, p)
-	c.mu.Unlock()
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		file.Close()
-		c.exited(p)
-	}()
-	return p, nil
-}
-
-func (c *crew) exited(p *workerProc) {
-	c.mu.Lock()
-	c.run = slices.DeleteFunc(c.run, func(q *workerProc) bool { return q == p })
-	if !p.signalled.Load() {
-		if p.watch.isStarted() {
-			p.how = "exited on its own: " + exitText(p.waitErr)
-			c.h.errs.add("%s exited on its own while running (%s); log %s", p, exitText(p.waitErr), p.logPath)
-		} else {
-			p.how = "failed to start: " + exitText(p.waitErr)
-		}
-	}
-	c.mu.Unlock()
-	close(p.done)
-}
-
-// start starts a worker and waits until its client works, trying again
-// (the database may be restarting) for up to a minute.
-func (c *crew) start(ctx context.Context) (*workerProc, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p, err := c.launch()
-		if err != nil {
-			return nil, err
-		}
-		for !p.watch.isStarted() && !p.exited() && time.Now().Before(deadline) {
-			sleep(ctx, 20*time.Millisecond)
-		}
-		if p.watch.isStarted() {
-			c.mu.Lock()
-			if !p.exited() {
-				c.run = append(c.run, p)
-			}
-			c.mu.Unlock()
-			return p, nil
-		}
-		if !p.exited() {
-			c.kill(p)
-			return nil, fmt.Errorf("%s did not start within a minute; log %s", p, p.logPath)
-		}
-		<-p.done
-		c.mu.Lock()
-		c.startFailures++
-		how := p.how
-		c.mu.Unlock()
-		c.h.logf("%s failed to start (%s); trying again", p, how)
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no worker could start within a minute; last log %s", p.logPath)
-		}
-		sleep(ctx, 500*time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (c *crew) kill(p *workerProc) {
-	p.signalled.Store(true)
-	c.mu.Lock()
-	p.how = "killed (SIGKILL)"
-	c.mu.Unlock()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	c.mu.Lock()
-	c.sigkills++
-	c.mu.Unlock()
+// spawnWorker makes a worker process.
+func (c *crew) spawnWorker() (*workerProc, io.Writer) {
+	p := &workerProc{proc: proc{cmd: exec.Command(c.binary, "-schema", schema, "-kinds", c.kinds, "-ordered-kind", orderedRoute.Kind,
+		"-runs-table", "app.lane_runs", "-max-workers", "8", "-rescue-after", workerRescueAfter.String())}, watch: &workerWatcher{}}
+	return p, p.watch
 }
 
 // stop sends SIGTERM and requires a clean exit (0) within 15 s: River
 // lets the jobs that run finish.
 func (c *crew) stop(p *workerProc, why string) {
-	p.signalled.Store(true)
-	c.mu.Lock()
-	p.how = "stopped (SIGTERM, " + why + ")"
-	c.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if p.waitErr != nil {
-			c.h.errs.add("%s exited with %s after SIGTERM (%s), want exit 0; log %s", p, exitText(p.waitErr), why, p.logPath)
-		}
-	case <-time.After(15 * time.Second):
-		c.h.errs.add("%s did not exit within 15s of SIGTERM (%s); killed; log %s", p, why, p.logPath)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	c.mu.Lock()
-	c.terms++
-	c.mu.Unlock()
-}
-
-// killAll kills whatever still runs, when the test ends.
-func (c *crew) killAll() {
-	c.mu.Lock()
-	all := append([]*workerProc(nil), c.all...)
-	c.mu.Unlock()
-	for _, p := range all {
-		if !p.exited() {
-			p.signalled.Store(true)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-}
-
-func (c *crew) runningProcs() []*workerProc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*workerProc(nil), c.run...)
+	c.stopWith(p, why, 0, "exit 0")
 }
 
 // leader returns the running worker whose River client is the leader
@@ -320,50 +138,24 @@ func (c *crew) waitHolding(ctx context.Context, p *workerProc, timeout time.Dura
 func (c *crew) counts() (kills, terms int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sigkills, c.terms
+	return c.sigkills, c.sigterms
 }
 
 func (c *crew) logPaths() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, p := range c.all {
-		how := p.how
-		if how == "" {
-			how = "running"
+	return c.procGroup.logPaths(func(p *workerProc) string {
+		if p.how == "" {
+			return "running"
 		}
-		out = append(out, fmt.Sprintf("  %s  [%s]", p.logPath, how))
-	}
-	return out
+		return p.how
+	})
 }
 
 func (c *crew) summary() string {
+	errs := c.logErrors()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	errs := 0
-	for _, p := range c.all {
-		p.watch.mu.Lock()
-		errs += p.watch.errors
-		p.watch.mu.Unlock()
-	}
 	return fmt.Sprintf("%d processes started (%d SIGKILLed, %d of them the leader, running %d %s jobs in all; %d stopped by SIGTERM; %d start attempts failed while Postgres was away); %d ERROR log lines in all (expected when Postgres restarts)",
-		len(c.all), c.sigkills, c.leaderKills, c.headsKilled, orderedRoute.Kind, c.terms, c.startFailures, errs)
-}
-
-// scanLogs fails the test on any panic, fatal error or data race a worker
-// printed.
-func (c *crew) scanLogs() {
-	c.mu.Lock()
-	all := append([]*workerProc(nil), c.all...)
-	c.mu.Unlock()
-	for _, p := range all {
-		p.watch.mu.Lock()
-		crashes := append([]string(nil), p.watch.crashes...)
-		p.watch.mu.Unlock()
-		for _, l := range crashes {
-			c.h.errs.add("%s printed %q; log %s", p, l, p.logPath)
-		}
-	}
+		len(c.all), c.sigkills, c.leaderKills, c.headsKilled, orderedRoute.Kind, c.sigterms, c.startFailures, errs)
 }
 
 // waitLanesDone waits until every job of the ordered route is finalized
