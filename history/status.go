@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notified/notified/lanes"
 )
 
 // Status is the state of the pipeline of one channel.
@@ -29,6 +31,9 @@ type Status struct {
 	// DeadLetters counts the dead letters finalized within the window: jobs
 	// discarded or cancelled and not replayed or retried since.
 	DeadLetters int64 `json:"dead_letters"`
+	// Lanes count, per handler kind, the lanes of ordered routes that have
+	// jobs, those stopped at a failure, and the jobs waiting in them.
+	Lanes []lanes.KindSummary `json:"lanes"`
 	// Bridges are the bridges registered for the channel.
 	Bridges []Bridge `json:"bridges"`
 	// At is the database's time when the status was read.
@@ -122,6 +127,13 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 	st.DeadLetters, err = s.CountDeadLetters(ctx, channel, st.At.Add(-window))
 	if err != nil {
 		return nil, err
+	}
+
+	if st.Lanes, err = lanes.NewStore(s.db, s.schema).Summary(ctx, channel); err != nil {
+		return nil, err
+	}
+	if st.Lanes == nil {
+		st.Lanes = []lanes.KindSummary{}
 	}
 
 	rows, err = s.db.Query(ctx, s.sql(statusBridgesSQL), channel)

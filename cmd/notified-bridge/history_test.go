@@ -353,12 +353,12 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, []string{"last", "minute", "3", "dispatched,", "1", "unrouted"}, line(t, out, "last", "minute"))
 	require.Equal(t, []string{"dead", "letters", "(24h)", "1:", "see", "`notified-bridge", "dead-letters`"}, line(t, out, "dead", "letters"))
 	require.Contains(t, out, "\njobs per handler (live, and finished in the last 24h)\n")
-	require.Equal(t, []string{"HANDLER", "AVAILABLE", "SCHEDULED", "RETRYABLE", "RUNNING", "COMPLETED", "CANCELLED", "DISCARDED", "LAST", "ERROR"},
+	require.Equal(t, []string{"HANDLER", "PENDING", "AVAILABLE", "SCHEDULED", "RETRYABLE", "RUNNING", "COMPLETED", "CANCELLED", "DISCARDED", "LAST", "ERROR"},
 		line(t, out, "HANDLER"))
 	wl := line(t, out, "send_welcome")
-	require.Equal(t, []string{"1", "0", "0", "0", "0", "0", "1", "smtp", "down", "("}, append(wl[1:10], wl[10][:1]))
-	require.Equal(t, []string{"ship_order", "0", "0", "0", "0", "1", "0", "0", "-"}, line(t, out, "ship_order"))
-	require.Equal(t, []string{"sync_crm", "2", "0", "0", "0", "0", "0", "0", "-"}, line(t, out, "sync_crm"))
+	require.Equal(t, []string{"0", "1", "0", "0", "0", "0", "0", "1", "smtp", "down", "("}, append(wl[1:11], wl[11][:1]))
+	require.Equal(t, []string{"ship_order", "0", "0", "0", "0", "0", "1", "0", "0", "-"}, line(t, out, "ship_order"))
+	require.Equal(t, []string{"sync_crm", "0", "2", "0", "0", "0", "0", "0", "0", "-"}, line(t, out, "sync_crm"))
 	require.True(t, strings.HasSuffix(out, "\nbridges\n  none running: start one with `notified-bridge run`\n"), out)
 
 	// --window bounds the finished jobs counted: the order shipped two hours

@@ -102,6 +102,11 @@ func TestLanesStopAndResume(t *testing.T) {
 	_, state = jobOf(second)
 	require.Equal(t, "pending", state)
 
+	// Status counts the lanes and points at the stopped one.
+	status := mustRun(t, db, "status", "--channel", db.Channel)
+	require.Contains(t, status, "\nlanes of ordered routes (pending jobs wait their turn in them)\n")
+	require.Regexp(t, "\nfulfil +1 +1: see `notified-bridge lanes list --stopped` +1\n", status)
+
 	// History says where each job stands in its lane.
 	hist := mustRun(t, db, "history", "--channel", db.Channel, "--table", db.Events(), strconv.FormatInt(second, 10))
 	require.Regexp(t, `routed to +fulfil \(ordered by \$\.payload\.order_id\)`, hist)

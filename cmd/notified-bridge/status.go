@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,12 +77,12 @@ func printStatus(w io.Writer, st *history.Status, cliVersion string) {
 		fmt.Fprintln(w, "  none")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		states := []string{"available", "scheduled", "retryable", "running", "completed", "cancelled", "discarded"}
+		states := []string{"pending", "available", "scheduled", "retryable", "running", "completed", "cancelled", "discarded"}
 		fmt.Fprintln(tw, "HANDLER\t"+strings.ToUpper(strings.Join(states, "\t"))+"\tLAST ERROR")
 		for _, h := range st.Handlers {
 			fmt.Fprint(tw, termsafe.String(h.Handler))
 			for _, s := range states {
-				fmt.Fprintf(tw, "\t%d", h.States[s]+extraState(h.States, s))
+				fmt.Fprintf(tw, "\t%d", h.States[s])
 			}
 			lastErr := "-"
 			if h.LastError != nil {
@@ -91,6 +92,20 @@ func printStatus(w io.Writer, st *history.Status, cliVersion string) {
 				}
 			}
 			fmt.Fprintf(tw, "\t%s\n", lastErr)
+		}
+		_ = tw.Flush()
+	}
+
+	if len(st.Lanes) > 0 {
+		fmt.Fprintln(w, "\nlanes of ordered routes (pending jobs wait their turn in them)")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HANDLER\tLANES\tSTOPPED\tJOBS WAITING")
+		for _, l := range st.Lanes {
+			stopped := strconv.FormatInt(l.Stopped, 10)
+			if l.Stopped > 0 {
+				stopped += ": see `notified-bridge lanes list --stopped`"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", termsafe.String(l.Kind), l.Lanes, stopped, l.Waiting)
 		}
 		_ = tw.Flush()
 	}
@@ -111,15 +126,6 @@ func printStatus(w io.Writer, st *history.Status, cliVersion string) {
 			termsafe.String(b.Version), fmtTime(b.StartedAt), fmtDur(st.At.Sub(b.SeenAt)), state)
 	}
 	_ = tw.Flush()
-}
-
-// extraState folds River's rarer states into the shown columns: pending
-// into available.
-func extraState(states map[string]int64, s string) int64 {
-	if s == "available" {
-		return states["pending"]
-	}
-	return 0
 }
 
 func fmtOutcomes(m map[string]int64) string {

@@ -71,6 +71,10 @@ func TestFailedPageResumesAStoppedLane(t *testing.T) {
 	require.Contains(t, r.body, `<table id="stopped-lanes">`)
 	require.Contains(t, r.body, `<input type="hidden" name="kind" value="fulfil"><input type="hidden" name="key" value="7">`)
 
+	r = get(t, ts, "/status", "admin", "s3cret")
+	require.Contains(t, r.body, `<table id="lanes">`)
+	require.Contains(t, r.body, `<td class="num"><a href="/failed">1</a></td>`, "the stopped lane links to /failed")
+
 	form := url.Values{"kind": {"fulfil"}, "key": {"7"}, "channel": {tb.db.Channel}}
 	r = send(t, ts, http.MethodPost, "/failed/resume", host, "admin", sameOrigin(ts.URL), form.Encode())
 	require.Equal(t, http.StatusBadRequest, r.code, r.body)
