@@ -296,9 +296,11 @@ $fn$;
 CREATE FUNCTION notified_lane_job_done() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 DECLARE
-    j       river_job;
-    v_state text;
-    v_lane  bigint;
+    j        river_job;
+    v_state  text;
+    v_lane   bigint;
+    v_next   bigint;
+    v_queue  text;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         j := OLD;
@@ -313,20 +315,48 @@ BEGIN
     WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
       AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id
     FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
+    IF NOT FOUND THEN
+        SELECT l.id INTO v_lane FROM notified_lane l
+        WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
+          AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id;
+        IF FOUND THEN
+            -- Held by a dispatch: the bridge advances it once it commits.
+            INSERT INTO notified_lane_wake (lane_id) VALUES (v_lane);
+            PERFORM pg_notify(current_schema() || '.notified_lane', v_lane::text);
+        END IF;
+        -- Otherwise it is not its lane's head: the lane skips it when it
+        -- gets there.
+        RETURN NULL;
+    END IF;
+    IF v_state IN ('cancelled', 'discarded') THEN
+        -- A failure: the lane goes on or stops, and says so.
         PERFORM notified_lane_advance(v_lane, v_state);
         RETURN NULL;
     END IF;
-    SELECT l.id INTO v_lane FROM notified_lane l
-    WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
-      AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id;
-    IF FOUND THEN
-        -- Held by a dispatch: the bridge advances it once it commits.
-        INSERT INTO notified_lane_wake (lane_id) VALUES (v_lane);
-        PERFORM pg_notify(current_schema() || '.notified_lane', v_lane::text);
+    -- The common case, in as few statements as it takes: the head, the
+    -- lane's first entry, leaves it, and the next job waiting is released.
+    DELETE FROM notified_lane_job
+    WHERE lane_id = v_lane AND job_id = j.id
+      AND position = (SELECT min(position) FROM notified_lane_job WHERE lane_id = v_lane);
+    WITH nxt AS (
+        SELECT job_id FROM notified_lane_job WHERE lane_id = v_lane ORDER BY position LIMIT 1
+    ), rel AS (
+        UPDATE river_job r SET state = 'available'
+        FROM nxt WHERE r.id = nxt.job_id AND r.state = 'pending'
+        RETURNING r.queue
+    )
+    SELECT nxt.job_id, (SELECT queue FROM rel) INTO v_next, v_queue FROM nxt;
+    IF v_next IS NULL THEN
+        DELETE FROM notified_lane WHERE id = v_lane;
+    ELSIF v_queue IS NOT NULL THEN
+        UPDATE notified_lane SET head_job_id = v_next WHERE id = v_lane;
+        PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', v_queue)::text);
+    ELSE
+        -- The next job is not waiting any more (finalized, deleted or made
+        -- available by hand): the general path sorts it out.
+        UPDATE notified_lane SET head_job_id = NULL WHERE id = v_lane;
+        PERFORM notified_lane_advance(v_lane);
     END IF;
-    -- Otherwise it is not its lane's head: the lane skips it when it gets
-    -- there.
     RETURN NULL;
 END
 $fn$;
