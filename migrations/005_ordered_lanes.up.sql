@@ -197,18 +197,20 @@ $fn$;
 CREATE FUNCTION notified_lane_open(p_channel text, p_kinds text[], p_keys text[])
 RETURNS boolean[]
 LANGUAGE sql SET search_path FROM CURRENT AS $fn$
-    WITH l AS (
-        INSERT INTO notified_lane AS nl (channel, kind, key)
-        SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
-        ORDER BY 2, 3
-        ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind
-        RETURNING nl.kind, nl.key, nl.head_job_id IS NULL AND nl.stopped_job_id IS NULL AS idle
-    ), a AS (
+    -- Creates the missing lanes and locks the others, in (kind, key)
+    -- order: DO UPDATE ... WHERE false locks an existing row without
+    -- writing a new version of it.
+    INSERT INTO notified_lane AS nl (channel, kind, key)
+    SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
+    ORDER BY 2, 3
+    ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind WHERE false;
+
+    WITH a AS (
         SELECT k, y, ord, min(ord) OVER (PARTITION BY k, y) AS first
         FROM unnest(p_kinds, p_keys) WITH ORDINALITY AS a(k, y, ord)
     )
-    SELECT coalesce(array_agg(l.idle AND a.ord = a.first ORDER BY a.ord), '{}')
-    FROM a JOIN l ON l.kind = a.k AND l.key = a.y
+    SELECT coalesce(array_agg(l.head_job_id IS NULL AND l.stopped_job_id IS NULL AND a.ord = a.first ORDER BY a.ord), '{}')
+    FROM a JOIN notified_lane l ON l.channel = p_channel AND l.kind = a.k AND l.key = a.y;
 $fn$;
 
 -- notified_lane_append appends jobs to their lanes, in the order given:
@@ -288,92 +290,117 @@ BEGIN
 END
 $fn$;
 
--- notified_lane_job_done runs as River finalizes (or deletes) a job of a
--- lane, in River's transaction. If the job is its lane's head, the lane
--- moves on now; if another transaction holds the lane, the lane is left
--- for a bridge to advance (notified_lane_wake): River's transaction never
--- waits for a lane, so it cannot deadlock with a dispatch.
-CREATE FUNCTION notified_lane_job_done() RETURNS trigger
+-- notified_lane_jobs_done runs once per statement that finalizes (or
+-- deletes) jobs of lanes, in that statement's transaction: River's
+-- completer finalizes jobs in batches, and one set of statements moves all
+-- their lanes on. lane_done is the statement's rows (new ones for an
+-- update, old ones for a delete). For each job that is its lane's head, the
+-- lane is locked, unless another transaction holds it: River's transaction
+-- never waits for a lane, and a lane held by a dispatch is left to the
+-- bridge (notified_lane_wake). A completed (or deleted) head leaves its
+-- lane and the next job waiting is released; a failed one goes through
+-- notified_lane_advance, which goes on or stops and says so.
+CREATE FUNCTION notified_lane_jobs_done() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
 DECLARE
-    j        river_job;
-    v_state  text;
-    v_lane   bigint;
-    v_next   bigint;
-    v_queue  text;
+    heads  bigint[];  -- lanes whose head this statement finalized, locked
+    jobs   bigint[];  -- their heads
+    states text[];    -- their heads' new states
+    held   bigint[];  -- lanes whose head it finalized, held by another transaction
+    i      integer;
+    r      record;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        j := OLD;
-        v_state := 'deleted';
-    ELSE
-        j := NEW;
-        v_state := NEW.state::text;
-    END IF;
-    -- The lane whose head this job is, locked unless another transaction
-    -- holds it.
-    SELECT l.id INTO v_lane FROM notified_lane l
-    WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
-      AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id
-    FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
-        SELECT l.id INTO v_lane FROM notified_lane l
-        WHERE l.channel = j.metadata->'notified'->>'channel' AND l.kind = j.kind
-          AND l.key = j.metadata->'notified'->>'lane' AND l.head_job_id = j.id;
-        IF FOUND THEN
-            -- Held by a dispatch: the bridge advances it once it commits.
-            INSERT INTO notified_lane_wake (lane_id) VALUES (v_lane);
-            PERFORM pg_notify(current_schema() || '.notified_lane', v_lane::text);
-        END IF;
-        -- Otherwise it is not its lane's head: the lane skips it when it
-        -- gets there.
-        RETURN NULL;
-    END IF;
-    IF v_state IN ('cancelled', 'discarded') THEN
-        -- A failure: the lane goes on or stops, and says so.
-        PERFORM notified_lane_advance(v_lane, v_state);
-        RETURN NULL;
-    END IF;
-    -- The common case, in as few statements as it takes: the head, the
-    -- lane's first entry, leaves it, and the next job waiting is released.
-    DELETE FROM notified_lane_job
-    WHERE lane_id = v_lane AND job_id = j.id
-      AND position = (SELECT min(position) FROM notified_lane_job WHERE lane_id = v_lane);
-    WITH nxt AS (
-        SELECT job_id FROM notified_lane_job WHERE lane_id = v_lane ORDER BY position LIMIT 1
-    ), rel AS (
-        UPDATE river_job r SET state = 'available'
-        FROM nxt WHERE r.id = nxt.job_id AND r.state = 'pending'
-        RETURNING r.queue
+    WITH d AS (
+        SELECT d.id, d.kind, d.metadata->'notified'->>'channel' AS channel, d.metadata->'notified'->>'lane' AS key,
+            CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE d.state::text END AS state
+        FROM lane_done d
+        WHERE d.metadata->'notified' ? 'lane'
+          AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
+    ), locked AS (
+        SELECT l.id AS lane, d.id AS job, d.state
+        FROM d JOIN notified_lane l ON l.channel = d.channel AND l.kind = d.kind AND l.key = d.key AND l.head_job_id = d.id
+        ORDER BY l.kind, l.key
+        FOR UPDATE OF l SKIP LOCKED
     )
-    SELECT nxt.job_id, (SELECT queue FROM rel) INTO v_next, v_queue FROM nxt;
-    IF v_next IS NULL THEN
-        DELETE FROM notified_lane WHERE id = v_lane;
-    ELSIF v_queue IS NOT NULL THEN
-        UPDATE notified_lane SET head_job_id = v_next WHERE id = v_lane;
-        PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', v_queue)::text);
-    ELSE
-        -- The next job is not waiting any more (finalized, deleted or made
-        -- available by hand): the general path sorts it out.
-        UPDATE notified_lane SET head_job_id = NULL WHERE id = v_lane;
-        PERFORM notified_lane_advance(v_lane);
+    SELECT array_agg(lane), array_agg(job), array_agg(state) INTO heads, jobs, states FROM locked;
+
+    -- The heads whose lane another transaction holds (a dispatch
+    -- appending to it): the bridge advances them once it commits.
+    SELECT array_agg(l.id) INTO held
+    FROM lane_done d JOIN notified_lane l ON l.channel = d.metadata->'notified'->>'channel' AND l.kind = d.kind
+        AND l.key = d.metadata->'notified'->>'lane' AND l.head_job_id = d.id
+    WHERE d.metadata->'notified' ? 'lane'
+      AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
+      AND NOT l.id = ANY(coalesce(heads, '{}'));
+    IF held IS NOT NULL THEN
+        INSERT INTO notified_lane_wake (lane_id) SELECT unnest(held);
+        PERFORM pg_notify(current_schema() || '.notified_lane', array_to_string(held, ','));
     END IF;
+    IF heads IS NULL THEN
+        RETURN NULL;
+    END IF;
+
+    -- Failures: the lane goes on or stops, and says so.
+    FOR i IN 1 .. array_length(heads, 1) LOOP
+        IF states[i] IN ('cancelled', 'discarded') THEN
+            PERFORM notified_lane_advance(heads[i], states[i]);
+        END IF;
+    END LOOP;
+
+    -- The common case, for all the others at once: each head, its lane's
+    -- first entry, leaves it, and the next job waiting is released.
+    FOR r IN
+        WITH c AS (
+            SELECT h.lane, h.job FROM unnest(heads, jobs, states) AS h(lane, job, state)
+            WHERE h.state NOT IN ('cancelled', 'discarded')
+        ), gone AS (
+            DELETE FROM notified_lane_job e USING c
+            WHERE e.lane_id = c.lane AND e.job_id = c.job
+              AND e.position = (SELECT min(position) FROM notified_lane_job f WHERE f.lane_id = c.lane)
+            RETURNING e.lane_id
+        ), nxt AS (
+            -- The entry after the head: the head's own entry is still seen
+            -- here (the delete above is not visible to this statement).
+            SELECT c.lane, n.job_id
+            FROM c LEFT JOIN LATERAL (
+                SELECT f.job_id FROM notified_lane_job f
+                WHERE f.lane_id = c.lane AND f.job_id <> c.job
+                ORDER BY f.position LIMIT 1
+            ) n ON true
+        ), rel AS (
+            UPDATE river_job j SET state = 'available'
+            FROM nxt WHERE j.id = nxt.job_id AND j.state = 'pending'
+            RETURNING j.id, j.queue
+        )
+        SELECT nxt.lane, nxt.job_id AS next, rel.queue, (SELECT count(*) FROM gone) AS removed
+        FROM nxt LEFT JOIN rel ON rel.id = nxt.job_id
+    LOOP
+        IF r.next IS NULL THEN
+            DELETE FROM notified_lane WHERE id = r.lane;
+        ELSIF r.queue IS NOT NULL THEN
+            UPDATE notified_lane SET head_job_id = r.next WHERE id = r.lane;
+            PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', r.queue)::text);
+        ELSE
+            -- The next job is not waiting any more (finalized, deleted or
+            -- made available by hand): the general path sorts it out.
+            UPDATE notified_lane SET head_job_id = NULL WHERE id = r.lane;
+            PERFORM notified_lane_advance(r.lane);
+        END IF;
+    END LOOP;
     RETURN NULL;
 END
 $fn$;
 
-REVOKE ALL ON FUNCTION notified_lane_job_done() FROM PUBLIC;
+REVOKE ALL ON FUNCTION notified_lane_jobs_done() FROM PUBLIC;
 
-CREATE TRIGGER notified_lane_job_finalized
+CREATE TRIGGER notified_lane_jobs_finalized
     AFTER UPDATE ON river_job
-    FOR EACH ROW
-    WHEN (NEW.state IN ('completed', 'cancelled', 'discarded')
-          AND OLD.state IS DISTINCT FROM NEW.state
-          AND NEW.metadata->'notified' ? 'lane')
-    EXECUTE FUNCTION notified_lane_job_done();
+    REFERENCING NEW TABLE AS lane_done
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION notified_lane_jobs_done();
 
-CREATE TRIGGER notified_lane_job_deleted
+CREATE TRIGGER notified_lane_jobs_deleted
     AFTER DELETE ON river_job
-    FOR EACH ROW
-    WHEN (OLD.state NOT IN ('completed', 'cancelled', 'discarded')
-          AND OLD.metadata->'notified' ? 'lane')
-    EXECUTE FUNCTION notified_lane_job_done();
+    REFERENCING OLD TABLE AS lane_done
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION notified_lane_jobs_done();
