@@ -624,3 +624,26 @@ func TestOrderedLaneWaitsForARescuedHead(t *testing.T) {
 	require.Equal(t, 2, runs[0].attempt, "as its second attempt")
 	require.Equal(t, ids[1], runs[1].event)
 }
+
+// TestOrderedLaneSkipsAJobCancelledWhileWaiting: a job cancelled while it
+// waits for its turn (by hand, in River UI) is skipped when its lane gets to
+// it: the job after it runs next, in order.
+func TestOrderedLaneSkipsAJobCancelledWhileWaiting(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.addOrderedRoute(t, "order_event", "fulfil", "")
+	ids := tb.insertOrders(t, "order_event", "2", "2", "2")
+	g := newGate(ids[0])
+	rec := &laneRecorder{}
+	tb.startLaneWorkers(t, "fulfil", 4, rec, func(run laneRun) error { g.hold(run); return nil })
+	tb.startWatched(t, tb.Config)
+	g.waitEntered(t)
+	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[2]) == "pending" }, func() string { return tb.jobState(t, ids[2]) })
+	_, err := tb.DB.Pool.Exec(context.Background(), "UPDATE "+tb.DB.Schema+".river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1",
+		tb.jobOf(t, ids[1]))
+	require.NoError(t, err)
+	close(g.open)
+	waitFor(t, 30*time.Second, func() bool { return rec.count() >= 2 }, func() string { return fmt.Sprintf("%d runs", rec.count()) })
+	requireLaneOrder(t, rec.byKey(), map[string][]int64{"2": {ids[0], ids[2]}})
+	waitFor(t, 10*time.Second, func() bool { return tb.count(t, "notified_lane") == 0 }, func() string { return "a lane is left" })
+}
