@@ -138,7 +138,7 @@ func TestHumanOutputEscapesDatabaseText(t *testing.T) {
 	out = f.must(t, "status")
 	requireTerminalSafe(t, out)
 	hl := line(t, out, escapedKind)
-	require.Equal(t, []string{"smtp\\x1b]0;PWNED\\x07", `down\u009b2J\u202eko`}, hl[8:10])
+	require.Equal(t, []string{"smtp\\x1b]0;PWNED\\x07", `down\u009b2J\u202eko`}, hl[9:11])
 	require.Equal(t, []string{escapedHost, "4242", escapedVersion}, line(t, out, escapedBridge)[1:4])
 	var st struct {
 		Handlers []struct{ Handler string }
