@@ -283,7 +283,7 @@ func (s *Store) readJobDetails(ctx context.Context, js []Job) error {
 func scanJob(row pgx.CollectableRow) (Job, error) {
 	var j Job
 	err := row.Scan(&j.ID, &j.EventID, &j.EventName, &j.Handler, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts,
-		&j.CreatedAt, &j.AttemptedAt, &j.FinalizedAt, &j.LastError, &j.Output, &j.ReplayID)
+		&j.CreatedAt, &j.AttemptedAt, &j.FinalizedAt, &j.LastError, &j.Output, &j.ReplayID, &j.Webhook)
 	return j, err
 }
 

@@ -49,7 +49,7 @@ const jobDetailsSQL = `SELECT j.id, r.args->'data', coalesce(r.metadata->'notifi
 // columns are those scanJob reads. deadLettersQuery fills {filters} and
 // {limit}.
 const deadLettersSQL = `SELECT job_id, event_id, event_name, kind, queue, state, attempt, max_attempts,
-		created_at, attempted_at, finalized_at, last_error, output, replay_id
+		created_at, attempted_at, finalized_at, last_error, output, replay_id, webhook_url
 	FROM {schema}.notified_jobs d
 	WHERE d.state IN ('discarded', 'cancelled') AND d.channel = @channel{filters}
 	  AND {newest}
@@ -57,13 +57,15 @@ const deadLettersSQL = `SELECT job_id, event_id, event_name, kind, queue, state,
 
 // newestJobSQL is the condition that the row {job} of notified_jobs is
 // the newest job of its handler for its event: no later job of the same
-// kind for the same event, live in River or recorded after River deleted
-// it.
+// kind (and, for webhook routes, which share their kind, the same URL) for
+// the same event, live in River or recorded after River deleted it.
 const newestJobSQL = `NOT EXISTS (SELECT 1 FROM {schema}.river_job l
 		WHERE l.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', {job}.channel, 'event_id', {job}.event_id))
-		  AND l.kind = {job}.kind AND l.id > {job}.job_id)
+		  AND l.kind = {job}.kind AND coalesce(l.metadata->'notified'->'webhook'->>'url', '') = {job}.webhook_url
+		  AND l.id > {job}.job_id)
 	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job l
-		WHERE l.channel = {job}.channel AND l.event_id = {job}.event_id AND l.kind = {job}.kind AND l.job_id > {job}.job_id)`
+		WHERE l.channel = {job}.channel AND l.event_id = {job}.event_id AND l.kind = {job}.kind
+		  AND coalesce(l.webhook_url, '') = {job}.webhook_url AND l.job_id > {job}.job_id)`
 
 // NewestJobCondition is the SQL condition that the row alias of
 // notified_jobs, in schema, is the newest job of its handler for its
@@ -99,28 +101,31 @@ func NewestJobCondition(schema, alias string) string {
 // The CTEs are MATERIALIZED so that the planner keeps this shape whatever
 // it estimates.
 const deadLetterCountSQL = `WITH recorded AS MATERIALIZED (
-		SELECT n.job_id, n.kind, n.channel, n.event_id
+		SELECT n.job_id, n.kind, n.channel, n.event_id, coalesce(n.webhook_url, '') AS url
 		FROM {schema}.notified_job n
 		WHERE n.state IN ('discarded', 'cancelled') AND n.finalized_at >= $2),
 	dead AS MATERIALIZED (
-		SELECT j.id AS job_id, j.kind, j.metadata->'notified'->>'event_id' AS event_id
+		SELECT j.id AS job_id, j.kind, j.metadata->'notified'->>'event_id' AS event_id,
+			coalesce(j.metadata->'notified'->'webhook'->>'url', '') AS url
 		FROM {schema}.river_job j
 		WHERE j.state IN ('discarded', 'cancelled') AND j.finalized_at >= $2
 		  AND j.metadata->'notified'->>'channel' = $1
 		UNION ALL
-		SELECT r.job_id, r.kind, r.event_id FROM recorded r
+		SELECT r.job_id, r.kind, r.event_id, r.url FROM recorded r
 		WHERE r.channel = $1 AND NOT EXISTS (SELECT 1 FROM {schema}.river_job x WHERE x.id = r.job_id)),
 	live AS MATERIALIZED (
-		SELECT l.metadata->'notified'->>'event_id' AS event_id, l.kind, max(l.id) AS job_id
+		SELECT l.metadata->'notified'->>'event_id' AS event_id, l.kind,
+			coalesce(l.metadata->'notified'->'webhook'->>'url', '') AS url, max(l.id) AS job_id
 		FROM {schema}.river_job l
 		WHERE l.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
 		  AND l.metadata->'notified'->>'channel' = $1
-		GROUP BY 1, 2)
+		GROUP BY 1, 2, 3)
 	SELECT count(*) FROM dead d
-	LEFT JOIN live l ON l.event_id = d.event_id AND l.kind = d.kind
+	LEFT JOIN live l ON l.event_id = d.event_id AND l.kind = d.kind AND l.url = d.url
 	WHERE (l.job_id IS NULL OR l.job_id <= d.job_id)
 	  AND NOT EXISTS (SELECT 1 FROM {schema}.notified_job n
-		WHERE n.channel = $1 AND n.event_id = d.event_id AND n.kind = d.kind AND n.job_id > d.job_id)`
+		WHERE n.channel = $1 AND n.event_id = d.event_id AND n.kind = d.kind AND coalesce(n.webhook_url, '') = d.url
+		  AND n.job_id > d.job_id)`
 
 // The parts of deadLettersSQL that only a filter that is on adds.
 const (

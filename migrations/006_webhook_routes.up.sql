@@ -47,3 +47,28 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+
+-- Every job notified created, as in migration 002, with the URL a webhook
+-- job delivers to ('' for other jobs): webhook routes share their kind, so
+-- a handler is its kind and that URL.
+CREATE OR REPLACE VIEW notified_jobs AS
+SELECT j.id AS job_id,
+       j.metadata->'notified'->>'channel' AS channel,
+       j.metadata->'notified'->>'event_id' AS event_id,
+       j.metadata->'notified'->>'event_name' AS event_name,
+       j.kind, j.queue, j.state::text AS state, j.attempt, j.max_attempts,
+       j.created_at, j.attempted_at, j.finalized_at,
+       j.errors[array_upper(j.errors, 1)]->>'error' AS last_error,
+       j.metadata->'output' AS output,
+       CASE WHEN jsonb_typeof(j.metadata->'notified'->'replay_id') = 'number'
+            THEN (j.metadata->'notified'->>'replay_id')::bigint END AS replay_id,
+       true AS in_river,
+       coalesce(j.metadata->'notified'->'webhook'->>'url', '') AS webhook_url
+FROM river_job j
+WHERE j.metadata ? 'notified'
+UNION ALL
+SELECT n.job_id, n.channel, n.event_id, n.event_name, n.kind, n.queue, n.state,
+       n.attempt, n.max_attempts, n.created_at, n.attempted_at, n.finalized_at,
+       n.last_error, n.output, n.replay_id, false, coalesce(n.webhook_url, '')
+FROM notified_job n
+WHERE NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = n.job_id);

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notified/notified/history"
 	"github.com/notified/notified/internal/bridgetest"
 	"github.com/notified/notified/internal/testdb"
 	"github.com/notified/notified/internal/webhook"
 	"github.com/notified/notified/internal/worker"
 	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/replay"
 	"github.com/notified/notified/routes"
 )
 
@@ -267,4 +270,55 @@ func TestWebhookSecretNotSet(t *testing.T) {
 	_, _, _, lastErr, _ := b.job(t)
 	require.Contains(t, lastErr, "webhook secret variable NOTIFIED_WEBHOOK_SECRET_TEST is not set in the worker's environment")
 	require.Empty(t, rcv.requests())
+}
+
+// TestWebhookDeadLettersPerURL: two webhook routes of one event are two
+// handlers: the one whose receiver refuses is a dead letter, whatever the
+// other did, and retrying it replays that URL only.
+func TestWebhookDeadLettersPerURL(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, func(int) (int, http.Header, string) { return 200, nil, "" })
+	refused := newReceiver(t, func(int) (int, http.Header, string) { return 404, nil, "no such hook" })
+	b := setup(t, refused.srv.URL+"/gone", jobs.WebhookOptions{AllowPrivate: true})
+	require.NoError(t, routes.NewStore(b.DB.Pool, b.DB.Schema).Add(context.Background(), routes.Route{
+		Event: "user_signed_up", Webhook: rcv.srv.URL + "/ok", SecretEnv: "NOTIFIED_WEBHOOK_SECRET_TEST"}))
+	ids := b.InsertEvents(t, "user_signed_up")
+	store := history.NewStore(b.DB.Pool, b.DB.Schema)
+	testdb.WaitFor(t, 30*time.Second, func() (bool, string) {
+		dead, err := store.DeadLetters(context.Background(), history.DeadLetterFilter{Channel: b.DB.Channel})
+		require.NoError(t, err)
+		return len(dead) == 1 && len(rcv.requests()) == 1, fmt.Sprintf("%d dead letters, %d deliveries", len(dead), len(rcv.requests()))
+	})
+	n, err := store.CountDeadLetters(context.Background(), b.DB.Channel, time.Time{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	dead, err := store.DeadLetters(context.Background(), history.DeadLetterFilter{Channel: b.DB.Channel})
+	require.NoError(t, err)
+	require.Equal(t, ids[0], dead[0].EventID)
+	require.Equal(t, refused.srv.URL+"/gone", dead[0].Webhook, "the dead letter names its URL")
+	ev, err := store.Event(context.Background(), b.DB.Channel, ids[0])
+	require.NoError(t, err)
+	byURL := map[string]string{}
+	for _, j := range ev.Jobs {
+		byURL[j.Webhook] = j.State
+	}
+	require.Equal(t, map[string]string{refused.srv.URL + "/gone": "cancelled", rcv.srv.URL + "/ok": "completed"}, byURL)
+	require.Equal(t, dead[0].ID, func() int64 {
+		for _, j := range ev.Jobs {
+			if j.Webhook == refused.srv.URL+"/gone" {
+				return j.ID
+			}
+		}
+		return 0
+	}())
+
+	// Retrying the dead letter replays its URL's route only.
+	res, err := replay.Run(context.Background(), b.DB.Pool, b.Config, replay.Selector{Jobs: []int64{dead[0].ID}},
+		replay.Options{Reason: "receiver fixed", RequestedBy: "test"})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Jobs)
+	testdb.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return len(refused.requests()) == 2, fmt.Sprintf("%d calls to the refusing receiver", len(refused.requests()))
+	})
+	require.Len(t, rcv.requests(), 1, "the other URL is not called again")
 }
