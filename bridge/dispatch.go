@@ -511,10 +511,8 @@ func (b *Bridge) insertJobs(ctx context.Context, tx pgx.Tx, st *tableState, reco
 		}
 		n += inserted
 	}
-	if len(lanes.entries) > 0 {
-		if _, err := tx.Exec(ctx, b.q.appendLanes, jobparams.LaneArgs(b.cfg.Channel, lanes.entries)...); err != nil {
-			return fail(fmt.Errorf("append %d ordered jobs to their lanes: %w", len(lanes.entries), err))
-		}
+	if err := jobparams.AppendLanes(ctx, tx, b.q.appendLanes, b.cfg.Channel, lanes.entries); err != nil {
+		return fail(err)
 	}
 	return n, nil
 }
@@ -557,15 +555,8 @@ func (b *Bridge) openLanes(ctx context.Context, tx pgx.Tx, records []outcomeReco
 	if len(l.entries) == 0 {
 		return l, nil
 	}
-	var heads []bool
-	if err := tx.QueryRow(ctx, b.q.openLanes, jobparams.OpenArgs(b.cfg.Channel, l.entries)...).Scan(&heads); err != nil {
-		return l, fmt.Errorf("open the lanes of %d ordered jobs: %w", len(l.entries), err)
-	}
-	if len(heads) != len(l.entries) {
-		return l, fmt.Errorf("open the lanes of %d ordered jobs: %d answers", len(l.entries), len(heads))
-	}
-	for k := range l.entries {
-		l.entries[k].Head = heads[k]
+	if err := jobparams.OpenLanes(ctx, tx, b.q.openLanes, b.cfg.Channel, l.entries); err != nil {
+		return l, err
 	}
 	return l, nil
 }

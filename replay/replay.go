@@ -498,14 +498,8 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 				lanes = append(lanes, jobparams.LaneEntry{Kind: rt.Kind, Key: keys[i], Stop: rt.OnFailure == routes.OnFailureStop})
 			}
 		}
-		if len(lanes) > 0 {
-			var heads []bool
-			if err := tx.QueryRow(ctx, r.q.openLanes, jobparams.OpenArgs(r.cfg.Channel, lanes)...).Scan(&heads); err != nil {
-				return fmt.Errorf("open the lanes of %d replayed ordered jobs: %w", len(lanes), err)
-			}
-			for i := range lanes {
-				lanes[i].Head = i < len(heads) && heads[i]
-			}
+		if err := jobparams.OpenLanes(ctx, tx, r.q.openLanes, r.cfg.Channel, lanes); err != nil {
+			return fmt.Errorf("replay: %w", err)
 		}
 		next := 0
 		for _, p := range planned {
@@ -541,8 +535,8 @@ func (r *replayer) batch(ctx context.Context, keys []string, res *Result) error 
 			for i, res := range results {
 				lanes[i].JobID = res.Job.ID
 			}
-			if _, err := tx.Exec(ctx, r.q.appendLanes, jobparams.LaneArgs(r.cfg.Channel, lanes)...); err != nil {
-				return fmt.Errorf("append %d replayed ordered jobs to their lanes: %w", len(lanes), err)
+			if err := jobparams.AppendLanes(ctx, tx, r.q.appendLanes, r.cfg.Channel, lanes); err != nil {
+				return fmt.Errorf("replay: %w", err)
 			}
 		}
 		if _, err := tx.Exec(ctx, r.q.progress, r.replayID, events, jobCount, skippedCount); err != nil {

@@ -379,15 +379,6 @@ func (s *Store) RemoveWebhook(ctx context.Context, event, url string) (bool, err
 	return tag.RowsAffected() > 0, nil
 }
 
-// Target names the route's handler for people: its kind, or for a webhook
-// route the URL it delivers to.
-func (r Route) Target() string {
-	if r.Webhook != "" {
-		return r.Webhook
-	}
-	return r.Kind
-}
-
 // List returns every route, ordered by event and kind.
 func (s *Store) List(ctx context.Context) ([]Route, error) {
 	rows, err := s.db.Query(ctx, ListSQL(s.schema))

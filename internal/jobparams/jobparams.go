@@ -6,6 +6,7 @@
 package jobparams
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -146,6 +147,38 @@ func OpenArgs(channel string, entries []LaneEntry) []any {
 		kinds[i], keys[i] = e.Kind, e.Key
 	}
 	return []any{channel, kinds, keys}
+}
+
+// OpenLanes runs sql (OpenLanesSQL) for the ordered jobs entries of
+// channel, in their order, and marks which are their lanes' heads.
+func OpenLanes(ctx context.Context, db dbtx.DBTX, sql, channel string, entries []LaneEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	var heads []bool
+	if err := db.QueryRow(ctx, sql, OpenArgs(channel, entries)...).Scan(&heads); err != nil {
+		return fmt.Errorf("open the lanes of %d ordered jobs: %w", len(entries), err)
+	}
+	if len(heads) != len(entries) {
+		return fmt.Errorf("open the lanes of %d ordered jobs: %d answers", len(entries), len(heads))
+	}
+	for k := range entries {
+		entries[k].Head = heads[k]
+	}
+	return nil
+}
+
+// AppendLanes runs sql (AppendLanesSQL) for the ordered jobs entries of
+// channel, whose job ids are filled in, in the transaction that opened
+// their lanes.
+func AppendLanes(ctx context.Context, db dbtx.DBTX, sql, channel string, entries []LaneEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := db.Exec(ctx, sql, LaneArgs(channel, entries)...); err != nil {
+		return fmt.Errorf("append %d ordered jobs to their lanes: %w", len(entries), err)
+	}
+	return nil
 }
 
 // AppendLanesSQL appends jobs to their lanes in schema (see
