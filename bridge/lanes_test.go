@@ -647,3 +647,20 @@ func TestOrderedLaneSkipsAJobCancelledWhileWaiting(t *testing.T) {
 	requireLaneOrder(t, rec.byKey(), map[string][]int64{"2": {ids[0], ids[2]}})
 	waitFor(t, 10*time.Second, func() bool { return tb.count(t, "notified_lane") == 0 }, func() string { return "a lane is left" })
 }
+
+// TestOrderedLaneKeyTooLongIsHashed: a key longer than 200 bytes, which a
+// producer controls, becomes "sha256:" and its digest, so it can be indexed;
+// events with the same long key share a lane.
+func TestOrderedLaneKeyTooLongIsHashed(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.addOrderedRoute(t, "order_event", "fulfil", "")
+	long := `"` + strings.Repeat("x", 100_000) + `"`
+	ids := tb.insertOrders(t, "order_event", long, long)
+	tb.startWatched(t, tb.Config)
+	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[1]) == "pending" }, func() string { return tb.jobState(t, ids[1]) })
+	var key string
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(), "SELECT key FROM "+tb.DB.Schema+".notified_lane").Scan(&key))
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, key)
+	require.Equal(t, "available", tb.jobState(t, ids[0]), "the lane's first job runs")
+}
