@@ -159,7 +159,22 @@ func (b *Bridge) dispatchBatch(ctx context.Context, sel selection) (*batchResult
 		return nil, fmt.Errorf("commit dispatch of %d events: %w", len(c.rows), err)
 	}
 	_ = steps.done("commit", "")
+	if hasLanes(fresh) {
+		// Lanes whose head was finalized while this held them were left
+		// to the lane waker, which can advance them now.
+		b.wakeLanes()
+	}
 	return res, nil
+}
+
+// hasLanes says whether one of records has a job of an ordered route.
+func hasLanes(records []outcomeRecord) bool {
+	for _, r := range records {
+		if r.outcome == history.OutcomeDispatched && r.lanes != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // claimed is what step 1 of a dispatch transaction read.

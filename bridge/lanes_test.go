@@ -664,3 +664,110 @@ func TestOrderedLaneKeyTooLongIsHashed(t *testing.T) {
 	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, key)
 	require.Equal(t, "available", tb.jobState(t, ids[0]), "the lane's first job runs")
 }
+
+// laneOfTwo makes, by SQL alone, a lane of key "8" on channel "c" whose
+// head is an available job and whose second job is pending, and returns
+// the two jobs' ids.
+func (tb *testBundle) laneOfTwo(t testing.TB) (head, next int64) {
+	t.Helper()
+	ctx := context.Background()
+	s := tb.DB.Schema
+	tx, err := tb.DB.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	var heads []bool
+	require.NoError(t, tx.QueryRow(ctx, "SELECT "+s+".notified_lane_open('c', '{fulfil,fulfil}', '{8,8}')").Scan(&heads))
+	require.Equal(t, []bool{true, false}, heads)
+	ids := make([]int64, 2)
+	for i, state := range []string{"available", "pending"} {
+		require.NoError(t, tx.QueryRow(ctx, "INSERT INTO "+s+".river_job (args, kind, max_attempts, metadata, priority, queue, state) "+
+			`VALUES ('{}', 'fulfil', 5, '{"notified": {"channel": "c", "lane": "8"}}', 1, 'default', $1) RETURNING id`, state).Scan(&ids[i]))
+	}
+	_, err = tx.Exec(ctx, "SELECT "+s+".notified_lane_append('c', '{fulfil,fulfil}', '{8,8}', '{f,f}', $1, '{t,f}')", ids)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	return ids[0], ids[1]
+}
+
+// completeWhileHeld completes job while another transaction holds its
+// lane, which leaves the lane in notified_lane_wake.
+func (tb *testBundle) completeWhileHeld(t testing.TB, job int64) {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := tb.DB.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, "SELECT 1 FROM "+tb.DB.Schema+".notified_lane WHERE key = '8' FOR UPDATE")
+	require.NoError(t, err)
+	_, err = tb.DB.Pool.Exec(ctx, "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", job)
+	require.NoError(t, err)
+	require.Equal(t, 1, tb.count(t, "notified_lane_wake"), "the lane is left to wake")
+}
+
+func (tb *testBundle) stateOfJob(t testing.TB, job int64) string {
+	t.Helper()
+	var state string
+	require.NoError(t, tb.DB.Pool.QueryRow(context.Background(), "SELECT state::text FROM "+tb.DB.Schema+".river_job WHERE id = $1", job).Scan(&state))
+	return state
+}
+
+// TestLaneWakerSkipsAHeldLane: the lane waker never waits for a lane
+// another transaction holds (a dispatch appending to it); the lane keeps
+// its wake row, and the next call, once the holder is done, moves it on.
+func TestLaneWakerSkipsAHeldLane(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	head, next := tb.laneOfTwo(t)
+	holder, err := tb.DB.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, "SELECT 1 FROM "+tb.DB.Schema+".notified_lane WHERE key = '8' FOR UPDATE")
+	require.NoError(t, err)
+	_, err = tb.DB.Pool.Exec(ctx, "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", head)
+	require.NoError(t, err)
+
+	wake := "SELECT " + tb.DB.Schema + ".notified_lane_wake_up()"
+	waker, err := tb.DB.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = waker.Rollback(ctx) }()
+	_, err = waker.Exec(ctx, "SET LOCAL lock_timeout = '2s'")
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, waker.QueryRow(ctx, wake).Scan(&n), "the waker does not wait for the held lane")
+	require.NoError(t, waker.Commit(ctx))
+	require.Zero(t, n)
+	require.Equal(t, 1, tb.count(t, "notified_lane_wake"), "the held lane keeps its wake row")
+	require.Equal(t, "pending", tb.stateOfJob(t, next))
+
+	require.NoError(t, holder.Commit(ctx))
+	require.NoError(t, tb.DB.Pool.QueryRow(ctx, wake).Scan(&n))
+	require.Equal(t, 1, n)
+	require.Zero(t, tb.count(t, "notified_lane_wake"))
+	require.Equal(t, "available", tb.stateOfJob(t, next))
+}
+
+// TestLaneOpenMovesOnALaneLeftToWake: a dispatch that opens a lane whose
+// head was finalized while another transaction held it moves the lane on
+// itself, without waiting for the lane waker: on a busy channel,
+// dispatches hold their lanes most of the time.
+func TestLaneOpenMovesOnALaneLeftToWake(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	head, next := tb.laneOfTwo(t)
+	tb.completeWhileHeld(t, head)
+
+	var heads []bool
+	require.NoError(t, tb.DB.Pool.QueryRow(ctx, "SELECT "+tb.DB.Schema+".notified_lane_open('c', '{fulfil}', '{8}')").Scan(&heads))
+	require.Equal(t, []bool{false}, heads, "the job released is the lane's head")
+	require.Equal(t, "available", tb.stateOfJob(t, next))
+	require.Zero(t, tb.count(t, "notified_lane_wake"))
+
+	// Its head done too, the lane is gone, and the next dispatch makes it
+	// again, with its job as the head.
+	tb.completeWhileHeld(t, next)
+	require.NoError(t, tb.DB.Pool.QueryRow(ctx, "SELECT "+tb.DB.Schema+".notified_lane_open('c', '{fulfil}', '{8}')").Scan(&heads))
+	require.Equal(t, []bool{true}, heads)
+	require.Equal(t, 1, tb.count(t, "notified_lane"))
+}

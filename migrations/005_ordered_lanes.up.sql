@@ -193,10 +193,20 @@ $fn$;
 -- it is its lane's head: the first job given for a lane with no job
 -- running and not stopped. A head is inserted available, the others
 -- pending; notified_lane_append then puts them in their lanes, before the
--- locks are released at commit.
+-- locks are released at commit. A lane whose head was finalized while
+-- another transaction held it (River's finalizing transaction left it in
+-- notified_lane_wake) is moved on first: the dispatches of a busy channel
+-- hold its lanes most of the time, and the lane waker, which never waits
+-- for a lane, might not find it free for a while.
 CREATE FUNCTION notified_lane_open(p_channel text, p_kinds text[], p_keys text[])
 RETURNS boolean[]
-LANGUAGE sql SET search_path FROM CURRENT AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    lanes  bigint[];
+    jobs   bigint[];
+    states text[];
+    heads  boolean[];
+BEGIN
     -- Creates the missing lanes and locks the others, in (kind, key)
     -- order: DO UPDATE ... WHERE false locks an existing row without
     -- writing a new version of it.
@@ -205,12 +215,33 @@ LANGUAGE sql SET search_path FROM CURRENT AS $fn$
     ORDER BY 2, 3
     ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind WHERE false;
 
+    -- The lanes whose head is gone (finalized or deleted) move on.
+    SELECT array_agg(l.id), array_agg(l.head_job_id), array_agg(coalesce(j.state::text, 'deleted'))
+    INTO lanes, jobs, states
+    FROM (SELECT DISTINCT a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)) d
+    JOIN notified_lane l ON l.channel = p_channel AND l.kind = d.k AND l.key = d.y
+    LEFT JOIN river_job j ON j.id = l.head_job_id
+    WHERE l.head_job_id IS NOT NULL AND l.stopped_job_id IS NULL
+      AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'));
+    IF lanes IS NOT NULL THEN
+        PERFORM notified_lane_release(lanes, jobs, states);
+        DELETE FROM notified_lane_wake WHERE lane_id = ANY(lanes);
+        -- A lane left empty is gone: made again, and locked as new.
+        INSERT INTO notified_lane (channel, kind, key)
+        SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
+        ORDER BY 2, 3
+        ON CONFLICT (channel, kind, key) DO NOTHING;
+    END IF;
+
     WITH a AS (
         SELECT k, y, ord, min(ord) OVER (PARTITION BY k, y) AS first
         FROM unnest(p_kinds, p_keys) WITH ORDINALITY AS a(k, y, ord)
     )
     SELECT coalesce(array_agg(l.head_job_id IS NULL AND l.stopped_job_id IS NULL AND a.ord = a.first ORDER BY a.ord), '{}')
+    INTO heads
     FROM a JOIN notified_lane l ON l.channel = p_channel AND l.kind = a.k AND l.key = a.y;
+    RETURN heads;
+END
 $fn$;
 
 -- notified_lane_append appends jobs to their lanes, in the order given:
@@ -261,89 +292,25 @@ BEGIN
 END
 $fn$;
 
--- notified_lane_wake_up advances the lanes left in notified_lane_wake, each
--- locked in turn (waiting for a dispatch that holds it) in the order
--- dispatches lock them (kind, key), so that it never deadlocks with one,
--- and returns how many it advanced.
-CREATE FUNCTION notified_lane_wake_up() RETURNS integer
+-- notified_lane_release moves on, at once, lanes p_lanes whose heads
+-- p_jobs were finalized (or deleted) in states p_states ('deleted' for a
+-- deleted head), the lanes locked by the caller: the finalizing trigger or
+-- the lane waker. A completed (or deleted) head leaves its lane and the
+-- next job waiting is released; a failed one goes through
+-- notified_lane_advance, which goes on or stops and says so.
+CREATE FUNCTION notified_lane_release(p_lanes bigint[], p_jobs bigint[], p_states text[]) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-    lane  bigint;
-    n     integer := 0;
-    woken bigint[];
+    i integer;
+    r record;
 BEGIN
-    -- The lanes left so far; a lane left while this runs (its new head
-    -- finalized while this holds it) stays for the next call, which its
-    -- notification brings.
-    WITH w AS (DELETE FROM notified_lane_wake RETURNING lane_id)
-    SELECT array_agg(DISTINCT lane_id) INTO woken FROM w;
-    FOR lane IN
-        SELECT l.id FROM notified_lane l
-        WHERE l.id = ANY(woken)
-        ORDER BY l.channel, l.kind, l.key
-    LOOP
-        PERFORM 1 FROM notified_lane WHERE id = lane FOR UPDATE;
-        PERFORM notified_lane_advance(lane);
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END
-$fn$;
-
--- notified_lane_jobs_done runs once per statement that finalizes (or
--- deletes) jobs of lanes, in that statement's transaction: River's
--- completer finalizes jobs in batches, and one set of statements moves all
--- their lanes on. lane_done is the statement's rows (new ones for an
--- update, old ones for a delete). For each job that is its lane's head, the
--- lane is locked, unless another transaction holds it: River's transaction
--- never waits for a lane, and a lane held by a dispatch is left to the
--- bridge (notified_lane_wake). A completed (or deleted) head leaves its
--- lane and the next job waiting is released; a failed one goes through
--- notified_lane_advance, which goes on or stops and says so.
-CREATE FUNCTION notified_lane_jobs_done() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
-DECLARE
-    heads  bigint[];  -- lanes whose head this statement finalized, locked
-    jobs   bigint[];  -- their heads
-    states text[];    -- their heads' new states
-    held   bigint[];  -- lanes whose head it finalized, held by another transaction
-    i      integer;
-    r      record;
-BEGIN
-    WITH d AS (
-        SELECT d.id, d.kind, d.metadata->'notified'->>'channel' AS channel, d.metadata->'notified'->>'lane' AS key,
-            CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE d.state::text END AS state
-        FROM lane_done d
-        WHERE d.metadata->'notified' ? 'lane'
-          AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
-    ), locked AS (
-        SELECT l.id AS lane, d.id AS job, d.state
-        FROM d JOIN notified_lane l ON l.channel = d.channel AND l.kind = d.kind AND l.key = d.key AND l.head_job_id = d.id
-        ORDER BY l.kind, l.key
-        FOR UPDATE OF l SKIP LOCKED
-    )
-    SELECT array_agg(lane), array_agg(job), array_agg(state) INTO heads, jobs, states FROM locked;
-
-    -- The heads whose lane another transaction holds (a dispatch
-    -- appending to it): the bridge advances them once it commits.
-    SELECT array_agg(l.id) INTO held
-    FROM lane_done d JOIN notified_lane l ON l.channel = d.metadata->'notified'->>'channel' AND l.kind = d.kind
-        AND l.key = d.metadata->'notified'->>'lane' AND l.head_job_id = d.id
-    WHERE d.metadata->'notified' ? 'lane'
-      AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
-      AND NOT l.id = ANY(coalesce(heads, '{}'));
-    IF held IS NOT NULL THEN
-        INSERT INTO notified_lane_wake (lane_id) SELECT unnest(held);
-        PERFORM pg_notify(current_schema() || '.notified_lane', array_to_string(held, ','));
+    IF p_lanes IS NULL THEN
+        RETURN;
     END IF;
-    IF heads IS NULL THEN
-        RETURN NULL;
-    END IF;
-
     -- Failures: the lane goes on or stops, and says so.
-    FOR i IN 1 .. array_length(heads, 1) LOOP
-        IF states[i] IN ('cancelled', 'discarded') THEN
-            PERFORM notified_lane_advance(heads[i], states[i]);
+    FOR i IN 1 .. array_length(p_lanes, 1) LOOP
+        IF p_states[i] IN ('cancelled', 'discarded') THEN
+            PERFORM notified_lane_advance(p_lanes[i], p_states[i]);
         END IF;
     END LOOP;
 
@@ -351,7 +318,7 @@ BEGIN
     -- first entry, leaves it, and the next job waiting is released.
     FOR r IN
         WITH c AS (
-            SELECT h.lane, h.job FROM unnest(heads, jobs, states) AS h(lane, job, state)
+            SELECT h.lane, h.job FROM unnest(p_lanes, p_jobs, p_states) AS h(lane, job, state)
             WHERE h.state NOT IN ('cancelled', 'discarded')
         ), gone AS (
             DELETE FROM notified_lane_job e USING c
@@ -387,6 +354,115 @@ BEGIN
             PERFORM notified_lane_advance(r.lane);
         END IF;
     END LOOP;
+END
+$fn$;
+
+-- notified_lane_wake_up advances the lanes left in notified_lane_wake
+-- that no other transaction holds, and returns how many it advanced. It
+-- never waits for a lane: a lane held by a dispatch (or by River's
+-- finalizing transaction) keeps its wake row for the next call, which the
+-- bridge makes when its dispatch commits, when it hears
+-- <schema>.notified_lane, and every poll interval. Waiting would hold the
+-- lanes it had already locked until the holder committed, and the next
+-- dispatch, which locks the same lanes, would wait for it in turn.
+CREATE FUNCTION notified_lane_wake_up() RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    locked bigint[];
+    heads  bigint[];
+    jobs   bigint[];
+    states text[];
+    lane   bigint;
+BEGIN
+    -- The lanes left so far that are free, locked in the order
+    -- dispatches lock them (kind, key).
+    SELECT array_agg(l.id) INTO locked
+    FROM (
+        SELECT l.id FROM notified_lane l
+        WHERE l.id IN (SELECT w.lane_id FROM notified_lane_wake w)
+        ORDER BY l.channel, l.kind, l.key
+        FOR UPDATE SKIP LOCKED
+    ) l;
+    -- Their wake rows go, and those of lanes that are gone; a row added
+    -- while this runs stays for the next call, which its notification
+    -- brings.
+    DELETE FROM notified_lane_wake w
+    WHERE w.lane_id = ANY(coalesce(locked, '{}'))
+       OR NOT EXISTS (SELECT 1 FROM notified_lane l WHERE l.id = w.lane_id);
+    IF locked IS NULL THEN
+        RETURN 0;
+    END IF;
+
+    -- Lanes whose head was finalized or deleted move on at once, as in
+    -- the finalizing trigger.
+    SELECT array_agg(l.id), array_agg(l.head_job_id), array_agg(coalesce(j.state::text, 'deleted'))
+    INTO heads, jobs, states
+    FROM notified_lane l LEFT JOIN river_job j ON j.id = l.head_job_id
+    WHERE l.id = ANY(locked) AND l.head_job_id IS NOT NULL AND l.stopped_job_id IS NULL
+      AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'));
+    PERFORM notified_lane_release(heads, jobs, states);
+
+    -- A lane with no head (its next job was not waiting any more) takes
+    -- the general path; one whose head still runs is left as it is.
+    FOR lane IN
+        SELECT l.id FROM notified_lane l
+        WHERE l.id = ANY(locked) AND l.head_job_id IS NULL AND l.stopped_job_id IS NULL
+          AND NOT l.id = ANY(coalesce(heads, '{}'))
+    LOOP
+        PERFORM notified_lane_advance(lane);
+    END LOOP;
+    RETURN array_length(locked, 1);
+END
+$fn$;
+
+-- notified_lane_jobs_done runs once per statement that finalizes (or
+-- deletes) jobs of lanes, in that statement's transaction: River's
+-- completer finalizes jobs in batches, and one set of statements moves all
+-- their lanes on. lane_done is the statement's rows (new ones for an
+-- update, old ones for a delete). For each job that is its lane's head, the
+-- lane is locked, unless another transaction holds it: River's transaction
+-- never waits for a lane, and a lane held by a dispatch is left to the
+-- bridge (notified_lane_wake). The lanes it locked move on with
+-- notified_lane_release.
+CREATE FUNCTION notified_lane_jobs_done() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+    heads  bigint[];  -- lanes whose head this statement finalized, locked
+    jobs   bigint[];  -- their heads
+    states text[];    -- their heads' new states
+    held   bigint[];  -- lanes whose head it finalized, held by another transaction
+BEGIN
+    WITH d AS (
+        SELECT d.id, d.kind, d.metadata->'notified'->>'channel' AS channel, d.metadata->'notified'->>'lane' AS key,
+            CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE d.state::text END AS state
+        FROM lane_done d
+        WHERE d.metadata->'notified' ? 'lane'
+          AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
+    ), locked AS (
+        SELECT l.id AS lane, d.id AS job, d.state
+        FROM d JOIN notified_lane l ON l.channel = d.channel AND l.kind = d.kind AND l.key = d.key AND l.head_job_id = d.id
+        ORDER BY l.kind, l.key
+        FOR UPDATE OF l SKIP LOCKED
+    )
+    SELECT array_agg(lane), array_agg(job), array_agg(state) INTO heads, jobs, states FROM locked;
+
+    -- The heads whose lane another transaction holds (a dispatch
+    -- appending to it): the bridge advances them once it commits.
+    SELECT array_agg(l.id) INTO held
+    FROM lane_done d JOIN notified_lane l ON l.channel = d.metadata->'notified'->>'channel' AND l.kind = d.kind
+        AND l.key = d.metadata->'notified'->>'lane' AND l.head_job_id = d.id
+    WHERE d.metadata->'notified' ? 'lane'
+      AND (TG_OP = 'DELETE' OR d.state IN ('completed', 'cancelled', 'discarded'))
+      AND NOT l.id = ANY(coalesce(heads, '{}'));
+    IF held IS NOT NULL THEN
+        INSERT INTO notified_lane_wake (lane_id) SELECT unnest(held);
+        PERFORM pg_notify(current_schema() || '.notified_lane', array_to_string(held, ','));
+    END IF;
+    IF heads IS NULL THEN
+        RETURN NULL;
+    END IF;
+
+    PERFORM notified_lane_release(heads, jobs, states);
     RETURN NULL;
 END
 $fn$;
