@@ -689,19 +689,28 @@ func (tb *testBundle) laneOfTwo(t testing.TB) (head, next int64) {
 	return ids[0], ids[1]
 }
 
-// completeWhileHeld completes job while another transaction holds its
-// lane, which leaves the lane in notified_lane_wake.
-func (tb *testBundle) completeWhileHeld(t testing.TB, job int64) {
+// holdLane locks the lane of key "8", as a dispatch appending to it does,
+// until the transaction it returns ends (at the latest with the test).
+func (tb *testBundle) holdLane(t testing.TB) pgx.Tx {
 	t.Helper()
 	ctx := context.Background()
 	holder, err := tb.DB.Pool.Begin(ctx)
 	require.NoError(t, err)
-	defer func() { _ = holder.Rollback(ctx) }()
+	t.Cleanup(func() { _ = holder.Rollback(ctx) })
 	_, err = holder.Exec(ctx, "SELECT 1 FROM "+tb.DB.Schema+".notified_lane WHERE key = '8' FOR UPDATE")
 	require.NoError(t, err)
-	_, err = tb.DB.Pool.Exec(ctx, "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", job)
+	return holder
+}
+
+// completeWhileHeld completes job while another transaction holds its
+// lane, which leaves the lane in notified_lane_wake.
+func (tb *testBundle) completeWhileHeld(t testing.TB, job int64) {
+	t.Helper()
+	holder := tb.holdLane(t)
+	_, err := tb.DB.Pool.Exec(context.Background(), "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", job)
 	require.NoError(t, err)
 	require.Equal(t, 1, tb.count(t, "notified_lane_wake"), "the lane is left to wake")
+	require.NoError(t, holder.Rollback(context.Background()))
 }
 
 func (tb *testBundle) stateOfJob(t testing.TB, job int64) string {
@@ -719,12 +728,8 @@ func TestLaneWakerSkipsAHeldLane(t *testing.T) {
 	tb := setup(t)
 	ctx := context.Background()
 	head, next := tb.laneOfTwo(t)
-	holder, err := tb.DB.Pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = holder.Rollback(ctx) }()
-	_, err = holder.Exec(ctx, "SELECT 1 FROM "+tb.DB.Schema+".notified_lane WHERE key = '8' FOR UPDATE")
-	require.NoError(t, err)
-	_, err = tb.DB.Pool.Exec(ctx, "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", head)
+	holder := tb.holdLane(t)
+	_, err := tb.DB.Pool.Exec(ctx, "UPDATE "+tb.DB.Schema+".river_job SET state = 'completed', finalized_at = now() WHERE id = $1", head)
 	require.NoError(t, err)
 
 	wake := "SELECT " + tb.DB.Schema + ".notified_lane_wake_up()"
