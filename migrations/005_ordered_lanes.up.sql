@@ -301,8 +301,14 @@ $fn$;
 CREATE FUNCTION notified_lane_release(p_lanes bigint[], p_jobs bigint[], p_states text[]) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-    i integer;
-    r record;
+    i        integer;
+    lane     bigint;
+    q        text;
+    empty    bigint[]; -- lanes left with no job
+    released bigint[]; -- lanes whose next job was released ...
+    nexts    bigint[]; -- ... that job
+    queues   text[];   -- the queues of the jobs released
+    others   bigint[]; -- lanes whose next job was not waiting any more
 BEGIN
     IF p_lanes IS NULL THEN
         RETURN;
@@ -316,43 +322,49 @@ BEGIN
 
     -- The common case, for all the others at once: each head, its lane's
     -- first entry, leaves it, and the next job waiting is released.
-    FOR r IN
-        WITH c AS (
-            SELECT h.lane, h.job FROM unnest(p_lanes, p_jobs, p_states) AS h(lane, job, state)
-            WHERE h.state NOT IN ('cancelled', 'discarded')
-        ), gone AS (
-            DELETE FROM notified_lane_job e USING c
-            WHERE e.lane_id = c.lane AND e.job_id = c.job
-              AND e.position = (SELECT min(position) FROM notified_lane_job f WHERE f.lane_id = c.lane)
-            RETURNING e.lane_id
-        ), nxt AS (
-            -- The entry after the head: the head's own entry is still seen
-            -- here (the delete above is not visible to this statement).
-            SELECT c.lane, n.job_id
-            FROM c LEFT JOIN LATERAL (
-                SELECT f.job_id FROM notified_lane_job f
-                WHERE f.lane_id = c.lane AND f.job_id <> c.job
-                ORDER BY f.position LIMIT 1
-            ) n ON true
-        ), rel AS (
-            UPDATE river_job j SET state = 'available'
-            FROM nxt WHERE j.id = nxt.job_id AND j.state = 'pending'
-            RETURNING j.id, j.queue
-        )
-        SELECT nxt.lane, nxt.job_id AS next, rel.queue, (SELECT count(*) FROM gone) AS removed
-        FROM nxt LEFT JOIN rel ON rel.id = nxt.job_id
-    LOOP
-        IF r.next IS NULL THEN
-            DELETE FROM notified_lane WHERE id = r.lane;
-        ELSIF r.queue IS NOT NULL THEN
-            UPDATE notified_lane SET head_job_id = r.next WHERE id = r.lane;
-            PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', r.queue)::text);
-        ELSE
-            -- The next job is not waiting any more (finalized, deleted or
-            -- made available by hand): the general path sorts it out.
-            UPDATE notified_lane SET head_job_id = NULL WHERE id = r.lane;
-            PERFORM notified_lane_advance(r.lane);
-        END IF;
+    WITH c AS (
+        SELECT h.lane, h.job FROM unnest(p_lanes, p_jobs, p_states) AS h(lane, job, state)
+        WHERE h.state NOT IN ('cancelled', 'discarded')
+    ), gone AS (
+        DELETE FROM notified_lane_job e USING c
+        WHERE e.lane_id = c.lane AND e.job_id = c.job
+          AND e.position = (SELECT min(position) FROM notified_lane_job f WHERE f.lane_id = c.lane)
+    ), nxt AS (
+        -- The entry after the head: the head's own entry is still seen
+        -- here (the delete above is not visible to this statement).
+        SELECT c.lane, n.job_id
+        FROM c LEFT JOIN LATERAL (
+            SELECT f.job_id FROM notified_lane_job f
+            WHERE f.lane_id = c.lane AND f.job_id <> c.job
+            ORDER BY f.position LIMIT 1
+        ) n ON true
+    ), rel AS (
+        UPDATE river_job j SET state = 'available'
+        FROM nxt WHERE j.id = nxt.job_id AND j.state = 'pending'
+        RETURNING j.id, j.queue
+    )
+    SELECT array_agg(nxt.lane) FILTER (WHERE nxt.job_id IS NULL),
+        array_agg(nxt.lane) FILTER (WHERE rel.id IS NOT NULL),
+        array_agg(nxt.job_id) FILTER (WHERE rel.id IS NOT NULL),
+        array_agg(DISTINCT rel.queue) FILTER (WHERE rel.id IS NOT NULL),
+        array_agg(nxt.lane) FILTER (WHERE nxt.job_id IS NOT NULL AND rel.id IS NULL)
+    INTO empty, released, nexts, queues, others
+    FROM nxt LEFT JOIN rel ON rel.id = nxt.job_id;
+
+    -- A lane with no job left is gone; one whose next job was released
+    -- has it as its head, and River's producers of its queue are told.
+    DELETE FROM notified_lane WHERE id = ANY(coalesce(empty, '{}'));
+    UPDATE notified_lane l SET head_job_id = r.job
+    FROM unnest(released, nexts) AS r(lane, job)
+    WHERE l.id = r.lane;
+    FOREACH q IN ARRAY coalesce(queues, '{}') LOOP
+        PERFORM pg_notify(current_schema() || '.river_insert', json_build_object('queue', q)::text);
+    END LOOP;
+    -- A next job not waiting any more (finalized, deleted or made
+    -- available by hand): the general path sorts it out.
+    FOREACH lane IN ARRAY coalesce(others, '{}') LOOP
+        UPDATE notified_lane SET head_job_id = NULL WHERE id = lane;
+        PERFORM notified_lane_advance(lane);
     END LOOP;
 END
 $fn$;
