@@ -92,8 +92,7 @@ func (soonRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 func (tb *testBundle) startLaneWorkers(t *testing.T, kind string, maxWorkers int, rec *laneRecorder,
 	fn func(run laneRun) error) *river.Client[pgx.Tx] {
 	t.Helper()
-	workers := river.NewWorkers()
-	require.NoError(t, jobs.HandleFunc(workers, kind, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+	return tb.startHandlers(t, kind, maxWorkers, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
 		key, id := orderKey(t, ev)
 		run := laneRun{key: key, event: id, attempt: ev.Job.Attempt, start: time.Now()}
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
@@ -104,7 +103,15 @@ func (tb *testBundle) startLaneWorkers(t *testing.T, kind string, maxWorkers int
 		run.end = time.Now()
 		rec.add(run)
 		return jobs.Success(nil), err
-	}))
+	})
+}
+
+// startHandlers runs a River client with maxWorkers workers running handle
+// for kind in the bundle's schema until the test ends.
+func (tb *testBundle) startHandlers(t *testing.T, kind string, maxWorkers int, handle jobs.HandlerFunc) *river.Client[pgx.Tx] {
+	t.Helper()
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.HandleFunc(workers, kind, handle))
 	client, err := river.NewClient(riverpgxv5.New(tb.DB.Pool), &river.Config{
 		Schema:            tb.DB.Schema,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
@@ -775,4 +782,55 @@ func TestLaneOpenMovesOnALaneLeftToWake(t *testing.T) {
 	require.NoError(t, tb.DB.Pool.QueryRow(ctx, "SELECT "+tb.DB.Schema+".notified_lane_open('c', '{fulfil}', '{8}')").Scan(&heads))
 	require.Equal(t, []bool{true}, heads)
 	require.Equal(t, 1, tb.count(t, "notified_lane"))
+}
+
+// TestOrderedLaneStepsInTheHandlersTransaction: a handler that completes its
+// job in its own transaction (jobs.CompleteTx) releases the next job of its
+// lane in that transaction: the next job is available as soon as it
+// commits, before River's completer records anything.
+func TestOrderedLaneStepsInTheHandlersTransaction(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	tb.addOrderedRoute(t, "order_event", "fulfil", "")
+	_, err := tb.DB.Pool.Exec(ctx, "CREATE TABLE "+tb.DB.Schema+".fulfilled (event bigint PRIMARY KEY)")
+	require.NoError(t, err)
+	ids := tb.insertOrders(t, "order_event", "5", "5", "5")
+	var mu sync.Mutex
+	nextSeen := map[int64]string{} // the state of the next job, seen by a handler once its transaction committed
+	tb.startHandlers(t, "fulfil", 4, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		_, id := orderKey(t, ev)
+		tx, err := tb.DB.Pool.Begin(ctx)
+		if err != nil {
+			return jobs.Result{}, err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, "INSERT INTO "+tb.DB.Schema+".fulfilled VALUES ($1)", id); err != nil {
+			return jobs.Result{}, err
+		}
+		if err := jobs.CompleteTx(ctx, tx, ev, map[string]int64{"fulfilled": id}); err != nil {
+			return jobs.Result{}, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return jobs.Result{}, err
+		}
+		if i := slices.Index(ids, id); i+1 < len(ids) {
+			mu.Lock()
+			nextSeen[id] = tb.jobState(t, ids[i+1])
+			mu.Unlock()
+		}
+		return jobs.Success(nil), nil
+	})
+	tb.startWatched(t, tb.Config)
+	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[2]) == "completed" }, func() string { return tb.jobState(t, ids[2]) })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids[:2] {
+		require.Contains(t, []string{"available", "running", "completed"}, nextSeen[id], "the job after event %d was released by its handler's commit", id)
+	}
+	require.Equal(t, len(ids), tb.count(t, "fulfilled"))
+	var out string
+	require.NoError(t, tb.DB.Pool.QueryRow(ctx, "SELECT metadata->>'output' FROM "+tb.DB.Schema+".river_job WHERE metadata->'notified'->>'event_id' = $1",
+		strconv.FormatInt(ids[0], 10)).Scan(&out))
+	require.JSONEq(t, fmt.Sprintf(`{"fulfilled": %d}`, ids[0]), out)
 }

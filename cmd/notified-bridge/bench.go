@@ -37,6 +37,8 @@ func benchCommand() *cli.Command {
 				" in commit order; with --work (burst, catchup) the run measures the same workload unordered first, compares, and checks the order (0: unordered)"},
 			&cli.BoolFlag{Name: "webhook", Usage: "with --work: measure webhook delivery: the run handles its jobs with Go handlers first, then makes the routes webhook routes" +
 				" to a receiver in this process (loopback, 204), delivered signed by the built-in webhook handler, and compares"},
+			&cli.BoolFlag{Name: "complete-tx", Usage: "with --work: each handler completes its job in a transaction of its own (jobs.CompleteTx), in every phase," +
+				" instead of leaving it to River's completer"},
 			&cli.IntFlag{Name: "bridges", Value: 1, Usage: "bridges running at once"},
 			&cli.IntFlag{Name: "batch-size", Value: bridge.DefaultBatchSize, Usage: "each bridge's events per dispatch transaction"},
 			&cli.IntFlag{Name: "concurrency", Value: bridge.DefaultConcurrency, Usage: "each bridge's dispatch transactions at once"},
@@ -59,7 +61,7 @@ func benchCommand() *cli.Command {
 			o := bench.Options{
 				Mode: bench.Mode(c.String("mode")), Events: c.Int("events"), Routes: c.Int("routes"), Filters: c.Bool("filters"),
 				Rate: c.Int("rate"), Producers: c.Int("producers"), EventsPerTx: c.Int("events-per-tx"), Duration: c.Duration("duration"),
-				Work: c.Bool("work"), OrderedKeys: c.Int("ordered-keys"), Webhook: c.Bool("webhook"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
+				Work: c.Bool("work"), OrderedKeys: c.Int("ordered-keys"), Webhook: c.Bool("webhook"), CompleteTx: c.Bool("complete-tx"), Bridges: c.Int("bridges"), BatchSize: c.Int("batch-size"),
 				Concurrency: c.Int("concurrency"), NoBaseline: c.Bool("no-baseline"),
 				NoProducerCost: c.Bool("no-producer-cost"), ProducerCostTime: c.Duration("producer-cost-time"),
 				Schema: c.String("bench-schema"), Keep: c.Bool("keep"),
@@ -228,7 +230,7 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	fmt.Fprintf(w, "notified bench: %s, %s, %d route(s)%s, %d bridge(s) (batch size %d, concurrency %d)%s\n",
 		r.Mode, what, r.Routes, map[bool]string{true: " with filters"}[r.Filters], r.Bridges, r.BatchSize, r.Concurrency,
-		map[bool]string{true: ", with workers"}[r.Work])
+		map[bool]string{true: ", with workers"}[r.Work]+map[bool]string{true: " completing their jobs in their own transactions"}[r.CompleteTx])
 	clock := "times from the database's clock at each insert"
 	if r.Clock == "commit" {
 		clock = "times from the database's commit timestamps"

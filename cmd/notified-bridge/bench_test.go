@@ -128,6 +128,8 @@ func TestBenchRefusals(t *testing.T) {
 		{"steady duration 500ms", nil, []string{"bench", "--mode", "steady", "--duration", "500ms"}, "duration 500ms must be at least 1s"},
 		{"producer cost time 0s", nil, []string{"bench", "--producer-cost-time", "0s"}, "--producer-cost-time 0s must be positive"},
 		{"ordered keys -1", nil, []string{"bench", "--ordered-keys", "-1"}, "--ordered-keys -1 must be 0 (unordered) or more"},
+		{"complete-tx without work", nil, []string{"bench", "--complete-tx"},
+			"complete-tx is how the handlers complete their jobs: it needs work (workers in this process)"},
 		{"schema before the command", nil, []string{"--schema", "x", "bench"}, ownSchema},
 		{"schema after the command", nil, []string{"bench", "--schema", "x"}, ownSchema},
 		{"NOTIFIED_SCHEMA", []string{"NOTIFIED_SCHEMA=x"}, []string{"bench"}, ownSchema},

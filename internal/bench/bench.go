@@ -89,6 +89,11 @@ type Options struct {
 	// in this process on loopback, answering 204, delivered by the
 	// built-in webhook handler, signed. Not with OrderedKeys.
 	Webhook bool
+	// CompleteTx, with Work, has each handler complete its job in a
+	// transaction of its own (jobs.CompleteTx) instead of returning it to
+	// River's completer, in every phase of the run: a handler that writes
+	// to the database does so in that transaction.
+	CompleteTx bool
 	// Bridges is how many bridges run at once (default 1).
 	Bridges int
 	// BatchSize and Concurrency configure each bridge (default the
@@ -190,7 +195,10 @@ type Result struct {
 	// Webhook says Handled is webhook deliveries to a local receiver (see
 	// Options.Webhook); HandledGo is the same run's jobs handled by Go
 	// handlers in the process, and WebhookRatio Handled / HandledGo.
-	Webhook      bool        `json:"webhook,omitempty"`
+	Webhook bool `json:"webhook,omitempty"`
+	// CompleteTx says the handlers completed their jobs in their own
+	// transactions (see Options.CompleteTx).
+	CompleteTx   bool        `json:"complete_tx,omitempty"`
 	HandledGo    *Throughput `json:"handled_go,omitempty"`
 	WebhookRatio float64     `json:"webhook_ratio,omitempty"`
 	// OrderVerified says, with OrderedKeys and Work, that every job went
@@ -349,6 +357,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("concurrency %d must be at least 1", o.Concurrency)
 	case o.OrderedKeys < 0:
 		return fmt.Errorf("ordered keys %d must be 0 (unordered) or more", o.OrderedKeys)
+	case o.CompleteTx && !o.Work:
+		return errors.New("complete-tx is how the handlers complete their jobs: it needs work (workers in this process)")
+	case o.CompleteTx && o.Webhook:
+		return errors.New("complete-tx and webhook measure one thing at a time: give one of them")
 	case o.Webhook && !o.Work:
 		return errors.New("webhook measures deliveries: it needs work (workers in this process)")
 	case o.Webhook && o.OrderedKeys > 0:

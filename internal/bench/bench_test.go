@@ -357,6 +357,10 @@ func TestBenchInvalidOptionsAreRefusedWithoutCreatingASchema(t *testing.T) {
 		{"producer cost time -1s", bench.Options{ProducerCostTime: -time.Second}, "producer cost time -1s must be positive"},
 		{"ordered keys -1", bench.Options{OrderedKeys: -1}, "ordered keys -1 must be 0 (unordered) or more"},
 		{"webhook without work", bench.Options{Webhook: true}, "webhook measures deliveries: it needs work (workers in this process)"},
+		{"complete-tx without work", bench.Options{CompleteTx: true},
+			"complete-tx is how the handlers complete their jobs: it needs work (workers in this process)"},
+		{"complete-tx and webhook", bench.Options{CompleteTx: true, Webhook: true, Work: true},
+			"complete-tx and webhook measure one thing at a time: give one of them"},
 		{"webhook and ordered keys", bench.Options{Webhook: true, Work: true, OrderedKeys: 3},
 			"webhook and ordered keys measure one thing at a time: give one of them"},
 		{"webhook steady", bench.Options{Webhook: true, Work: true, Mode: bench.Steady}, "webhook measures a burst or a catch-up, not the steady mode"},
@@ -578,6 +582,25 @@ func TestBenchOrderedKeysWithWorkComparesWithTheSameRunUnorderedAndVerifiesTheOr
 	require.True(t, o.CommitOrderChecked, "one producer commits in user_id order")
 	require.Zero(t, o.Overlaps)
 	require.Zero(t, o.OutOfOrder)
+}
+
+// TestBenchOrderedKeysWithCompleteTx: handlers that complete their jobs in
+// their own transactions handle every job of a one-key lane, in commit
+// order, and the result says how they completed them.
+func TestBenchOrderedKeysWithCompleteTx(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t).Pool
+	const events = 300
+	res, err := run(t, pool, bench.Options{Events: events, OrderedKeys: 1, Work: true, CompleteTx: true,
+		NoBaseline: true, NoProducerCost: true, Schema: scratchName()})
+	require.NoError(t, err)
+	require.True(t, res.CompleteTx)
+	require.True(t, res.Verified)
+	require.True(t, res.OrderVerified)
+	require.Equal(t, int64(events), res.Order.Started)
+	require.True(t, res.Order.CommitOrderChecked)
+	require.Zero(t, res.Order.Overlaps)
+	require.Zero(t, res.Order.OutOfOrder)
 }
 
 func TestBenchOrderedKeysWithoutWorkOrdersTheJobsAndChecksNoOrder(t *testing.T) {

@@ -53,7 +53,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			r.receiver.stop()
 		}
 	}()
-	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Filters: o.Filters, Bridges: o.Bridges,
+	res := &Result{Mode: o.Mode, Schema: o.Schema, Events: o.Events, Routes: o.Routes, Filters: o.Filters, Bridges: o.Bridges, CompleteTx: o.CompleteTx,
 		BatchSize: o.BatchSize, Concurrency: o.Concurrency, Producers: o.Producers, Work: o.Work, Clock: "statement"}
 	if o.Mode != Steady {
 		res.EventsPerTx = o.EventsPerTx

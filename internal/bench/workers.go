@@ -38,6 +38,7 @@ func (route7) Kind() string { return routeKind(7) }
 type workers struct {
 	client *river.Client[pgx.Tx]
 	pool   *pgxpool.Pool
+	txPool *pgxpool.Pool // the handlers' own transactions (CompleteTx), or nil
 }
 
 // startWorkers starts River workers with a no-op handler per route, which
@@ -47,13 +48,26 @@ func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 	// With ordered keys the handlers of every phase check the order of
 	// each lane (see orderCheck), so that both phases do the same work.
 	order := r.order
-	handle := func(_ context.Context, ev jobs.Event) (jobs.Result, error) {
+	// With CompleteTx, each handler completes its job in a transaction of
+	// its own, on a pool of its own as an application's would be.
+	var txPool *pgxpool.Pool
+	handle := func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		done := func() {}
 		if order != nil {
-			done, err := order.start(ev)
+			var err error
+			if done, err = order.start(ev); err != nil {
+				return jobs.Result{}, err
+			}
+		}
+		if txPool != nil {
+			// The lane's next job may start at the commit: this one is
+			// done before.
+			err := completeTx(ctx, txPool, ev, done)
 			if err != nil {
 				return jobs.Result{}, err
 			}
-			defer done()
+		} else {
+			done()
 		}
 		r.handled.Add(1)
 		return jobs.Success(nil), nil
@@ -74,8 +88,15 @@ func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 			return nil, err
 		}
 	}
+	if r.o.CompleteTx {
+		var err error
+		if txPool, err = r.newPool(ctx, 16, "handler"); err != nil {
+			return nil, err
+		}
+	}
 	pool, err := r.newPool(ctx, 8, "worker")
 	if err != nil {
+		closePool(txPool)
 		return nil, err
 	}
 	client, err := river.NewClient(riverDriver(pool), &river.Config{
@@ -89,13 +110,42 @@ func (r *runner) startWorkers(ctx context.Context) (*workers, error) {
 	})
 	if err != nil {
 		pool.Close()
+		closePool(txPool)
 		return nil, fmt.Errorf("river client for the workers: %w", err)
 	}
 	if err := client.Start(ctx); err != nil {
 		pool.Close()
+		closePool(txPool)
 		return nil, fmt.Errorf("start the workers: %w", err)
 	}
-	return &workers{client: client, pool: pool}, nil
+	return &workers{client: client, pool: pool, txPool: txPool}, nil
+}
+
+// completeTx completes ev's job in a transaction on pool, calling done
+// before the commit.
+func completeTx(ctx context.Context, pool *pgxpool.Pool, ev jobs.Event, done func()) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		done()
+		return fmt.Errorf("begin the handler's transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	err = jobs.CompleteTx(ctx, tx, ev, nil)
+	done()
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the handler's transaction: %w", err)
+	}
+	return nil
+}
+
+// closePool closes pool, if any.
+func closePool(pool *pgxpool.Pool) {
+	if pool != nil {
+		pool.Close()
+	}
 }
 
 func (w *workers) stop(ctx context.Context) {
@@ -105,6 +155,7 @@ func (w *workers) stop(ctx context.Context) {
 		_ = w.client.StopAndCancel(ctx)
 	}
 	w.pool.Close()
+	closePool(w.txPool)
 }
 
 // waitHandled waits until the workers' completions of n jobs are recorded.
