@@ -208,3 +208,44 @@ func ExampleHandleFunc() {
 		}
 	}
 }
+
+// ExampleCompleteTx marks an order fulfilled and completes the job in one
+// transaction: neither happens without the other. For an ordered route,
+// the order's next job is released at the commit.
+func ExampleCompleteTx() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost:5432/app")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	workers := river.NewWorkers()
+	err = jobs.HandleFunc(workers, "fulfil", func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		var order struct {
+			ID int64 `json:"order_id"`
+		}
+		if err := ev.Decode(&order); err != nil {
+			return jobs.Result{}, jobs.Permanent(err)
+		}
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return jobs.Result{}, err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, "UPDATE orders SET state = 'fulfilled' WHERE id = $1", order.ID); err != nil {
+			return jobs.Result{}, err
+		}
+		if err := jobs.CompleteTx(ctx, tx, ev, map[string]int64{"fulfilled": order.ID}); err != nil {
+			return jobs.Result{}, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return jobs.Result{}, err
+		}
+		return jobs.Success(nil), nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ... start a River client with workers, as in ExampleOn.
+}
