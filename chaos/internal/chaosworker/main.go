@@ -179,7 +179,10 @@ const (
 // recorder is the handler of the ordered kind: it records the attempt's
 // start in a statement of its own (committed, so a worker killed after it
 // leaves the start behind), works for a few random milliseconds, and
-// records its finish.
+// records its finish. A job of odd id records its finish in a transaction
+// that also completes the job (jobs.CompleteTx), which releases the next
+// job of its lane at its commit; the others leave the completion to
+// River's completer.
 func recorder(pool *pgxpool.Pool, table string) jobs.HandlerFunc {
 	start := fmt.Sprintf(startRunSQL, table)
 	finish := fmt.Sprintf(finishRunSQL, table)
@@ -193,11 +196,37 @@ func recorder(pool *pgxpool.Pool, table string) jobs.HandlerFunc {
 			return jobs.Result{}, fmt.Errorf("record the start of job %d attempt %d: %w", ev.Job.ID, ev.Job.Attempt, err)
 		}
 		time.Sleep(time.Duration(1+rand.IntN(5)) * time.Millisecond)
+		if ev.Job.ID%2 == 1 {
+			if err := finishAndComplete(ctx, pool, finish, id, ev); err != nil {
+				return jobs.Result{}, err
+			}
+			return jobs.Success(nil), nil
+		}
 		if _, err := pool.Exec(ctx, finish, id); err != nil {
 			return jobs.Result{}, fmt.Errorf("record the finish of job %d attempt %d: %w", ev.Job.ID, ev.Job.Attempt, err)
 		}
 		return jobs.Success(nil), nil
 	}
+}
+
+// finishAndComplete records the finish of run id and completes ev's job in
+// one transaction.
+func finishAndComplete(ctx context.Context, pool *pgxpool.Pool, finish string, id int64, ev jobs.Event) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin the finish of job %d attempt %d: %w", ev.Job.ID, ev.Job.Attempt, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, finish, id); err != nil {
+		return fmt.Errorf("record the finish of job %d attempt %d: %w", ev.Job.ID, ev.Job.Attempt, err)
+	}
+	if err := jobs.CompleteTx(ctx, tx, ev, nil); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the finish of job %d attempt %d: %w", ev.Job.ID, ev.Job.Attempt, err)
+	}
+	return nil
 }
 
 // laneAndKey returns the job's lane key from its metadata and the key in
