@@ -10,8 +10,10 @@ import (
 // head job (see migration 005). When that transaction, River's, finds the
 // lane held by a dispatch that is appending to it, it does not wait: it
 // leaves the lane in notified_lane_wake and notifies <schema>.notified_lane.
-// The bridge's lane waker advances those lanes as soon as the listener
-// hears, and every poll interval in case it did not.
+// The next dispatch that opens the lane moves it on, and the bridge's lane
+// waker moves on those that are free when the listener hears, after each
+// of its dispatches with ordered jobs commits, and every poll interval. The
+// waker never waits for a lane either: a held one keeps its wake row.
 
 // laneChannelSuffix is the end of the channel the finalizing transactions
 // notify, after the schema and a dot.

@@ -45,9 +45,10 @@ CREATE TABLE notified_lane_job (
 -- Lanes whose head was finalized while another transaction held the
 -- lane (a dispatch appending to it): the finalizing transaction, River's,
 -- never waits for a lane, so it leaves the lane here and notifies
--- <schema>.notified_lane; a bridge advances the lane as soon as it hears
--- (and every poll interval, in case it did not). No unique key: an insert
--- never waits for another transaction.
+-- <schema>.notified_lane; the next dispatch that opens the lane moves it
+-- on (notified_lane_open), and a bridge's lane waker does once the lane is
+-- free (notified_lane_wake_up). No unique key: an insert never waits for
+-- another transaction.
 CREATE TABLE notified_lane_wake (
     lane_id  bigint      NOT NULL,
     added_at timestamptz NOT NULL DEFAULT now()
@@ -459,7 +460,7 @@ BEGIN
     SELECT array_agg(lane), array_agg(job), array_agg(state) INTO heads, jobs, states FROM locked;
 
     -- The heads whose lane another transaction holds (a dispatch
-    -- appending to it): the bridge advances them once it commits.
+    -- appending to it): left to wake (see notified_lane_wake).
     SELECT array_agg(l.id) INTO held
     FROM lane_done d JOIN notified_lane l ON l.channel = d.metadata->'notified'->>'channel' AND l.kind = d.kind
         AND l.key = d.metadata->'notified'->>'lane' AND l.head_job_id = d.id
