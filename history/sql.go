@@ -203,7 +203,8 @@ const statusOutcomesSQL = `SELECT outcome, count(*) FILTER (WHERE dispatched_at 
 	WHERE channel = $1 AND dispatched_at > now() - interval '1 hour' GROUP BY outcome`
 
 // statusHandlersSQL counts the jobs of channel $1 that are live or were
-// finalized within the interval $2, by handler and state, with how many of
+// finalized within the interval $2, by handler (kind, and the URL of a
+// webhook route's jobs, which share their kind) and state, with how many of
 // them are failing, and the newest error of those and when it happened.
 //
 // Live jobs are read from River's table through its index on state (few,
@@ -217,41 +218,41 @@ const statusOutcomesSQL = `SELECT outcome, count(*) FILTER (WHERE dispatched_at 
 // took 4.2-7.0 s without statistics and 3.1-4.1 s after ANALYZE; this way,
 // 0.7-1.8 s and 0.35-0.52 s.
 const statusHandlersSQL = `WITH live AS MATERIALIZED (
-		SELECT j.id, j.kind, j.state::text AS state, j.attempted_at AS at,
-		       j.errors[array_upper(j.errors, 1)]->>'error' AS last_error
+		SELECT j.id, j.kind, coalesce(j.metadata->'notified'->'webhook'->>'url', '') AS url, j.state::text AS state,
+		       j.attempted_at AS at, j.errors[array_upper(j.errors, 1)]->>'error' AS last_error
 		FROM {schema}.river_job j
 		WHERE j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
 		  AND j.metadata->'notified'->>'channel' = $1
 	), finished AS (
-		SELECT kind, state, sum(n)::bigint AS n FROM (
-			SELECT n.kind, n.state, count(*) AS n FROM {schema}.notified_job n
+		SELECT kind, url, state, sum(n)::bigint AS n FROM (
+			SELECT n.kind, coalesce(n.webhook_url, '') AS url, n.state, count(*) AS n FROM {schema}.notified_job n
 			WHERE n.finalized_at > now() - $2::interval AND n.channel = $1
-			GROUP BY n.kind, n.state
+			GROUP BY 1, 2, 3
 			UNION ALL
-			SELECT n.kind, n.state, -count(*) FROM live l JOIN {schema}.notified_job n ON n.job_id = l.id
+			SELECT n.kind, coalesce(n.webhook_url, ''), n.state, -count(*) FROM live l JOIN {schema}.notified_job n ON n.job_id = l.id
 			WHERE n.finalized_at > now() - $2::interval AND n.channel = $1
-			GROUP BY n.kind, n.state
-		) x GROUP BY kind, state HAVING sum(n) > 0
+			GROUP BY 1, 2, 3
+		) x GROUP BY kind, url, state HAVING sum(n) > 0
 	), counts AS (
-		SELECT kind, state, count(*) AS n FROM live GROUP BY kind, state
+		SELECT kind, url, state, count(*) AS n FROM live GROUP BY kind, url, state
 		UNION ALL
-		SELECT kind, state, n FROM finished
+		SELECT kind, url, state, n FROM finished
 	), errs AS (
-		SELECT DISTINCT ON (kind, state) kind, state, last_error, at FROM (
-			SELECT kind, state, last_error, at FROM live WHERE state = 'retryable' AND last_error IS NOT NULL
+		SELECT DISTINCT ON (kind, url, state) kind, url, state, last_error, at FROM (
+			SELECT kind, url, state, last_error, at FROM live WHERE state = 'retryable' AND last_error IS NOT NULL
 			UNION ALL
-			SELECT n.kind, n.state, n.last_error, n.finalized_at FROM {schema}.notified_job n
+			SELECT n.kind, coalesce(n.webhook_url, ''), n.state, n.last_error, n.finalized_at FROM {schema}.notified_job n
 			WHERE n.state IN ('discarded', 'cancelled') AND n.finalized_at > now() - $2::interval
 			  AND n.channel = $1 AND n.last_error IS NOT NULL
 			  AND NOT EXISTS (SELECT 1 FROM {schema}.river_job j WHERE j.id = n.job_id
 			                  AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
-		) f ORDER BY kind, state, at DESC NULLS LAST
+		) f ORDER BY kind, url, state, at DESC NULLS LAST
 	)
-	SELECT c.kind, c.state, c.n,
+	SELECT c.kind, c.url, c.state, c.n,
 		CASE WHEN c.state IN ('retryable', 'discarded', 'cancelled') THEN c.n ELSE 0 END,
 		e.last_error, e.at
-	FROM counts c LEFT JOIN errs e USING (kind, state)
-	ORDER BY c.kind, c.state`
+	FROM counts c LEFT JOIN errs e USING (kind, url, state)
+	ORDER BY c.kind, c.url, c.state`
 
 // statusBridgesSQL lists the bridges of channel $1, oldest first, with
 // their poll interval in seconds and whether they checked in within three

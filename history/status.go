@@ -42,7 +42,10 @@ type Status struct {
 
 // HandlerStatus counts one handler's jobs by state.
 type HandlerStatus struct {
-	Handler string           `json:"handler"`
+	Handler string `json:"handler"`
+	// Webhook is the URL of a webhook route's jobs: webhook routes share
+	// their kind, and each URL is a handler of its own.
+	Webhook string           `json:"webhook,omitempty"`
 	States  map[string]int64 `json:"states"`
 	// Failing is true when the handler has jobs retrying, or jobs that
 	// ended discarded or cancelled within the window.
@@ -98,18 +101,19 @@ func (s *Store) Status(ctx context.Context, channel string, window time.Duration
 		return nil, fmt.Errorf("count jobs by handler: %w", err)
 	}
 	var (
-		kind, state string
-		n, failing  int64
-		lastErr     *string
-		lastErrAt   *time.Time
+		kind, url, state string
+		n, failing       int64
+		lastErr          *string
+		lastErrAt        *time.Time
 	)
-	byKind := map[string]int{}
-	if _, err := pgx.ForEachRow(rows, []any{&kind, &state, &n, &failing, &lastErr, &lastErrAt}, func() error {
-		i, ok := byKind[kind]
+	type handler struct{ kind, url string }
+	byHandler := map[handler]int{}
+	if _, err := pgx.ForEachRow(rows, []any{&kind, &url, &state, &n, &failing, &lastErr, &lastErrAt}, func() error {
+		i, ok := byHandler[handler{kind, url}]
 		if !ok {
 			i = len(st.Handlers)
-			byKind[kind] = i
-			st.Handlers = append(st.Handlers, HandlerStatus{Handler: kind, States: map[string]int64{}})
+			byHandler[handler{kind, url}] = i
+			st.Handlers = append(st.Handlers, HandlerStatus{Handler: kind, Webhook: url, States: map[string]int64{}})
 		}
 		h := &st.Handlers[i]
 		h.States[state] = n

@@ -259,3 +259,42 @@ func TestPrune(t *testing.T) {
 	require.Equal(t, history.Pruned{Bridges: 1}, p)
 	require.Equal(t, []string{"live", "quiet-2h"}, ids("SELECT id FROM "+tb.table("notified_bridge")+" ORDER BY id"))
 }
+
+// TestStatusCountsEachWebhookURLApart: webhook routes share their kind;
+// each URL is a handler of its own in the status, so a refused URL is not
+// hidden among another's deliveries.
+func TestStatusCountsEachWebhookURLApart(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	const good, bad = "https://good.example/hook", "https://bad.example/hook?token=x"
+	tb.route(t, routes.Route{Event: "signed_up", Webhook: good})
+	tb.route(t, routes.Route{Event: "signed_up", Webhook: bad})
+	tb.startBridge(t, 0)
+	for range 2 {
+		id := tb.insertEvent(t, "signed_up")
+		testdb.WaitFor(t, 10*time.Second, func() (bool, string) {
+			ev, err := tb.store.Event(ctx, tb.db.Channel, id)
+			return err == nil && len(ev.Jobs) == 2, "the event's two webhook jobs are not inserted yet"
+		})
+	}
+	// One delivery to the bad URL was refused for good.
+	testdb.Exec(t, tb.db.Pool, "UPDATE "+tb.table("river_job")+
+		` SET state = 'cancelled', finalized_at = now(), errors = ARRAY[jsonb_build_object('at', now(), 'attempt', 1, 'error', 'webhook answered 404')]
+		  WHERE id = (SELECT min(id) FROM `+tb.table("river_job")+` WHERE metadata->'notified'->'webhook'->>'url' = $1)`, bad)
+
+	st, err := tb.store.Status(ctx, tb.db.Channel, 0)
+	require.NoError(t, err)
+	require.Len(t, st.Handlers, 2)
+	b, g := st.Handlers[0], st.Handlers[1]
+	require.Equal(t, "notified_webhook", b.Handler)
+	require.Equal(t, bad, b.Webhook)
+	require.Equal(t, map[string]int64{"available": 1, "cancelled": 1}, b.States)
+	require.True(t, b.Failing)
+	require.NotNil(t, b.LastError)
+	require.Equal(t, "webhook answered 404", *b.LastError)
+	require.Equal(t, "notified_webhook", g.Handler)
+	require.Equal(t, good, g.Webhook)
+	require.Equal(t, map[string]int64{"available": 2}, g.States)
+	require.False(t, g.Failing)
+}

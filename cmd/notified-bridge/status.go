@@ -80,7 +80,12 @@ func printStatus(w io.Writer, st *history.Status, cliVersion string) {
 		states := []string{"pending", "available", "scheduled", "retryable", "running", "completed", "cancelled", "discarded"}
 		fmt.Fprintln(tw, "HANDLER\t"+strings.ToUpper(strings.Join(states, "\t"))+"\tLAST ERROR")
 		for _, h := range st.Handlers {
-			fmt.Fprint(tw, termsafe.String(h.Handler))
+			name := termsafe.String(h.Handler)
+			if h.Webhook != "" {
+				// Webhook routes share their kind: each URL is a handler.
+				name += " to " + termsafe.Shorten(termsafe.String(h.Webhook), 80)
+			}
+			fmt.Fprint(tw, name)
 			for _, s := range states {
 				fmt.Fprintf(tw, "\t%d", h.States[s])
 			}

@@ -11,7 +11,8 @@ import (
 )
 
 // TestEventPageShowsWebhookTargets: a webhook route's job shows the URL it
-// delivers to, escaped, on the event page.
+// delivers to, escaped, on the event page, and the status page counts its
+// jobs under that URL.
 func TestEventPageShowsWebhookTargets(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
@@ -27,5 +28,10 @@ func TestEventPageShowsWebhookTargets(t *testing.T) {
 	escaped := `https://hooks.example/welcome?x=&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;`
 	require.Contains(t, r.body, `<code class="webhook">`+escaped+`</code>`)
 	require.Contains(t, r.body, `<div class="webhook muted">to <code>`+escaped+`</code></div>`)
+	require.NotContains(t, r.body, "<script>")
+
+	r = get(t, serve(t, tb.newServer(t, "", "")), "/status", "", "")
+	require.Equal(t, 200, r.code, r.body)
+	require.Contains(t, r.body, `<tr class="handler"><td><span class="name">notified_webhook</span><div class="webhook muted">to <code>`+escaped+`</code></div>`)
 	require.NotContains(t, r.body, "<script>")
 }
