@@ -2,6 +2,7 @@ DROP TRIGGER IF EXISTS notified_lane_jobs_deleted ON river_job;
 DROP TRIGGER IF EXISTS notified_lane_jobs_finalized ON river_job;
 DROP FUNCTION IF EXISTS notified_lane_jobs_done();
 DROP FUNCTION IF EXISTS notified_lane_wake_up();
+DROP FUNCTION IF EXISTS notified_lane_release_done(bigint[]);
 DROP FUNCTION IF EXISTS notified_lane_release(bigint[], bigint[], text[]);
 DROP FUNCTION IF EXISTS notified_lane_append(text, text[], text[], boolean[], bigint[], boolean[]);
 DROP FUNCTION IF EXISTS notified_lane_open(text, text[], text[]);

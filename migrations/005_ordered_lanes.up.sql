@@ -203,10 +203,8 @@ CREATE FUNCTION notified_lane_open(p_channel text, p_kinds text[], p_keys text[]
 RETURNS boolean[]
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-    lanes  bigint[];
-    jobs   bigint[];
-    states text[];
-    heads  boolean[];
+    moved bigint[];
+    heads boolean[];
 BEGIN
     -- Creates the missing lanes and locks the others, in (kind, key)
     -- order: DO UPDATE ... WHERE false locks an existing row without
@@ -217,16 +215,11 @@ BEGIN
     ON CONFLICT (channel, kind, key) DO UPDATE SET kind = nl.kind WHERE false;
 
     -- The lanes whose head is gone (finalized or deleted) move on.
-    SELECT array_agg(l.id), array_agg(l.head_job_id), array_agg(coalesce(j.state::text, 'deleted'))
-    INTO lanes, jobs, states
-    FROM (SELECT DISTINCT a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)) d
-    JOIN notified_lane l ON l.channel = p_channel AND l.kind = d.k AND l.key = d.y
-    LEFT JOIN river_job j ON j.id = l.head_job_id
-    WHERE l.head_job_id IS NOT NULL AND l.stopped_job_id IS NULL
-      AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'));
-    IF lanes IS NOT NULL THEN
-        PERFORM notified_lane_release(lanes, jobs, states);
-        DELETE FROM notified_lane_wake WHERE lane_id = ANY(lanes);
+    moved := notified_lane_release_done(ARRAY(
+        SELECT l.id FROM (SELECT DISTINCT a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)) d
+        JOIN notified_lane l ON l.channel = p_channel AND l.kind = d.k AND l.key = d.y));
+    IF moved IS NOT NULL THEN
+        DELETE FROM notified_lane_wake WHERE lane_id = ANY(moved);
         -- A lane left empty is gone: made again, and locked as new.
         INSERT INTO notified_lane (channel, kind, key)
         SELECT DISTINCT p_channel, a.k, a.y FROM unnest(p_kinds, p_keys) AS a(k, y)
@@ -370,6 +363,26 @@ BEGIN
 END
 $fn$;
 
+-- notified_lane_release_done moves on, with notified_lane_release, those
+-- of lanes p_lanes (locked by the caller) whose head was finalized or
+-- deleted, its state read from River, and returns them (NULL for none).
+CREATE FUNCTION notified_lane_release_done(p_lanes bigint[]) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+    lanes  bigint[];
+    jobs   bigint[];
+    states text[];
+BEGIN
+    SELECT array_agg(l.id), array_agg(l.head_job_id), array_agg(coalesce(j.state::text, 'deleted'))
+    INTO lanes, jobs, states
+    FROM notified_lane l LEFT JOIN river_job j ON j.id = l.head_job_id
+    WHERE l.id = ANY(p_lanes) AND l.head_job_id IS NOT NULL AND l.stopped_job_id IS NULL
+      AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'));
+    PERFORM notified_lane_release(lanes, jobs, states);
+    RETURN lanes;
+END
+$fn$;
+
 -- notified_lane_wake_up advances the lanes left in notified_lane_wake
 -- that no other transaction holds, and returns how many it advanced. It
 -- never waits for a lane: a lane held by a dispatch (or by River's
@@ -382,9 +395,7 @@ CREATE FUNCTION notified_lane_wake_up() RETURNS integer
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     locked bigint[];
-    heads  bigint[];
-    jobs   bigint[];
-    states text[];
+    moved  bigint[];
     lane   bigint;
 BEGIN
     -- The lanes left so far that are free, locked in the order
@@ -408,19 +419,14 @@ BEGIN
 
     -- Lanes whose head was finalized or deleted move on at once, as in
     -- the finalizing trigger.
-    SELECT array_agg(l.id), array_agg(l.head_job_id), array_agg(coalesce(j.state::text, 'deleted'))
-    INTO heads, jobs, states
-    FROM notified_lane l LEFT JOIN river_job j ON j.id = l.head_job_id
-    WHERE l.id = ANY(locked) AND l.head_job_id IS NOT NULL AND l.stopped_job_id IS NULL
-      AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'));
-    PERFORM notified_lane_release(heads, jobs, states);
+    moved := notified_lane_release_done(locked);
 
     -- A lane with no head (its next job was not waiting any more) takes
     -- the general path; one whose head still runs is left as it is.
     FOR lane IN
         SELECT l.id FROM notified_lane l
         WHERE l.id = ANY(locked) AND l.head_job_id IS NULL AND l.stopped_job_id IS NULL
-          AND NOT l.id = ANY(coalesce(heads, '{}'))
+          AND NOT l.id = ANY(coalesce(moved, '{}'))
     LOOP
         PERFORM notified_lane_advance(lane);
     END LOOP;
