@@ -397,8 +397,15 @@ type gate struct {
 	open    chan struct{}
 }
 
-func newGate(event int64) *gate {
-	return &gate{event: event, entered: make(chan struct{}, 1), open: make(chan struct{})}
+// gatedLaneWorkers starts four workers of kind fulfil whose handler of
+// event waits, the first time, until the gate it returns opens; rec records
+// every run.
+func (tb *testBundle) gatedLaneWorkers(t *testing.T, event int64) (*gate, *laneRecorder) {
+	t.Helper()
+	g := &gate{event: event, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	rec := &laneRecorder{}
+	tb.startLaneWorkers(t, "fulfil", 4, rec, func(run laneRun) error { g.hold(run); return nil })
+	return g, rec
 }
 
 // hold blocks run of the gate's event, the first time, until the gate opens.
@@ -429,9 +436,7 @@ func TestOrderedReplayJoinsTheEndOfItsLane(t *testing.T) {
 	tb := setup(t)
 	tb.addOrderedRoute(t, "order_event", "fulfil", "")
 	ids := tb.insertOrders(t, "order_event", "5", "5", "5")
-	g := newGate(ids[0])
-	rec := &laneRecorder{}
-	tb.startLaneWorkers(t, "fulfil", 4, rec, func(run laneRun) error { g.hold(run); return nil })
+	g, rec := tb.gatedLaneWorkers(t, ids[0])
 	tb.startWatched(t, tb.Config)
 	g.waitEntered(t)
 	res, err := replay.Run(context.Background(), tb.DB.Pool, tb.Config, replay.Selector{IDs: []string{strconv.FormatInt(ids[0], 10)}},
@@ -533,23 +538,16 @@ func TestOrderedLaneHeldAtFinalizationIsWokenByTheBridge(t *testing.T) {
 	tb := setup(t)
 	tb.addOrderedRoute(t, "order_event", "fulfil", "")
 	ids := tb.insertOrders(t, "order_event", "8", "8")
-	g := newGate(ids[0])
-	rec := &laneRecorder{}
-	tb.startLaneWorkers(t, "fulfil", 4, rec, func(run laneRun) error { g.hold(run); return nil })
+	g, rec := tb.gatedLaneWorkers(t, ids[0])
 	b, _ := tb.startWatched(t, tb.Config)
 	g.waitEntered(t)
 
-	ctx := context.Background()
-	holder, err := tb.DB.Pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = holder.Rollback(ctx) }()
-	_, err = holder.Exec(ctx, "SELECT 1 FROM "+tb.DB.Schema+".notified_lane WHERE key = '8' FOR UPDATE")
-	require.NoError(t, err)
+	holder := tb.holdLane(t)
 	close(g.open)
 	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[0]) == "completed" }, func() string { return tb.jobState(t, ids[0]) })
 	require.Equal(t, 1, tb.count(t, "notified_lane_wake"), "the lane is left for the bridge")
 	require.Equal(t, "pending", tb.jobState(t, ids[1]))
-	require.NoError(t, holder.Commit(ctx))
+	require.NoError(t, holder.Commit(context.Background()))
 	waitFor(t, 30*time.Second, func() bool { return rec.count() >= 2 }, func() string { return fmt.Sprintf("%d runs", rec.count()) })
 	requireLaneOrder(t, rec.byKey(), map[string][]int64{"8": ids})
 	require.Zero(t, tb.count(t, "notified_lane_wake"))
@@ -640,9 +638,7 @@ func TestOrderedLaneSkipsAJobCancelledWhileWaiting(t *testing.T) {
 	tb := setup(t)
 	tb.addOrderedRoute(t, "order_event", "fulfil", "")
 	ids := tb.insertOrders(t, "order_event", "2", "2", "2")
-	g := newGate(ids[0])
-	rec := &laneRecorder{}
-	tb.startLaneWorkers(t, "fulfil", 4, rec, func(run laneRun) error { g.hold(run); return nil })
+	g, rec := tb.gatedLaneWorkers(t, ids[0])
 	tb.startWatched(t, tb.Config)
 	g.waitEntered(t)
 	waitFor(t, 30*time.Second, func() bool { return tb.jobState(t, ids[2]) == "pending" }, func() string { return tb.jobState(t, ids[2]) })
