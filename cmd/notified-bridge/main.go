@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -83,24 +82,16 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, received, stop := signalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The same signals, to learn which one stopped the command: the
-	// context only says that one did.
-	received := make(chan os.Signal, 1)
-	signal.Notify(received, os.Interrupt, syscall.SIGTERM)
 	err := newApp().RunContext(ctx, os.Args)
 	if err != nil {
 		// Errors quote event names, database messages and other text that
 		// may hold terminal escapes.
 		fmt.Fprintln(os.Stderr, "notified-bridge: "+termsafe.String(flagNames(termsafe.OneLine(err.Error()), commandFields(err))))
 	}
-	var sig os.Signal
-	select {
-	case sig = <-received:
-	default:
-	}
 	stop()
+	sig := received()
 	if code := exitStatus(err, sig); code != 0 {
 		os.Exit(code)
 	}
