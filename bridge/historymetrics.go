@@ -39,11 +39,11 @@ type historyMetrics struct {
 func newHistoryMetrics(labels prometheus.Labels) historyMetrics {
 	return historyMetrics{
 		finished: prometheus.NewDesc("notified_handler_jobs_finished_5m",
-			"Jobs finalized in the last 5 minutes, by handler kind and final state (completed, cancelled, discarded), read from notified's history at scrape time.",
-			[]string{"handler", "state"}, labels),
+			"Jobs finalized in the last 5 minutes, by handler kind, webhook URL (webhook routes; empty for other handlers) and final state (completed, cancelled, discarded), read from notified's history at scrape time.",
+			[]string{"handler", "webhook", "state"}, labels),
 		retryable: prometheus.NewDesc("notified_handler_jobs_retryable",
-			"Jobs that failed an attempt and wait for their next, by handler kind, read from River at scrape time.",
-			[]string{"handler"}, labels),
+			"Jobs that failed an attempt and wait for their next, by handler kind and webhook URL (webhook routes; empty for other handlers), read from River at scrape time.",
+			[]string{"handler", "webhook"}, labels),
 		deadLetters: prometheus.NewDesc("notified_dead_letters_24h",
 			"Dead letters finalized in the last 24 hours: jobs discarded or cancelled and not replayed or retried since, as status counts them.",
 			nil, labels),
@@ -104,10 +104,10 @@ func (b *Bridge) collectHistory(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.deadLetters, prometheus.GaugeValue, float64(dead))
 	for _, o := range outcomes {
 		if o.State == history.StateRetryable {
-			ch <- prometheus.MustNewConstMetric(m.retryable, prometheus.GaugeValue, float64(o.Jobs), o.Handler)
+			ch <- prometheus.MustNewConstMetric(m.retryable, prometheus.GaugeValue, float64(o.Jobs), o.Handler, o.Webhook)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(m.finished, prometheus.GaugeValue, float64(o.Jobs), o.Handler, o.State)
+		ch <- prometheus.MustNewConstMetric(m.finished, prometheus.GaugeValue, float64(o.Jobs), o.Handler, o.Webhook, o.State)
 	}
 }
 

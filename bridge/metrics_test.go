@@ -241,14 +241,22 @@ func TestMetricsHandlerOutcomesAndDeadLetters(t *testing.T) {
 	// still a dead letter of the last day.
 	testdb.Exec(t, tb.DB.Pool, "UPDATE "+tb.DB.Schema+".notified_job SET finalized_at = now() - interval '1 hour' WHERE job_id = $1", ids[2])
 
+	// Webhook routes share their kind: each URL has its own series.
+	testdb.Exec(t, tb.DB.Pool, `INSERT INTO `+tb.DB.Schema+`.notified_job (job_id, channel, event_id, event_name, kind, queue, state,
+			attempt, max_attempts, created_at, finalized_at, webhook_url)
+		VALUES (-1, $1, '1', 'signup', 'notified_webhook', 'webhook', 'discarded', 1, 1, now(), now(), 'https://a.example/hook?q="x"'),
+		       (-2, $1, '2', 'signup', 'notified_webhook', 'webhook', 'completed', 1, 1, now(), now(), 'https://b.example/hook')`, tb.DB.Channel)
+
 	ch := `channel="` + tb.DB.Channel + `"`
 	require.ElementsMatch(t, []string{
-		`notified_handler_jobs_finished_5m{` + ch + `,handler="audit",state="completed"} 1`,
-		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="completed"} 1`,
-		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="discarded"} 1`,
-		`notified_handler_jobs_retryable{` + ch + `,handler="send_email"} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="notified_webhook",state="discarded",webhook="https://a.example/hook?q=\"x\""} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="notified_webhook",state="completed",webhook="https://b.example/hook"} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="audit",state="completed",webhook=""} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="completed",webhook=""} 1`,
+		`notified_handler_jobs_finished_5m{` + ch + `,handler="send_email",state="discarded",webhook=""} 1`,
+		`notified_handler_jobs_retryable{` + ch + `,handler="send_email",webhook=""} 1`,
 	}, scrape(t, reg, "notified_handler_jobs"))
-	require.Equal(t, []string{`notified_dead_letters_24h{` + ch + `} 2`}, scrape(t, reg, "notified_dead_letters"))
+	require.Equal(t, []string{`notified_dead_letters_24h{` + ch + `} 3`}, scrape(t, reg, "notified_dead_letters"), "the discarded webhook job is a dead letter too")
 	require.Equal(t, []string{`notified_history_scrape_error{` + ch + `} 0`}, scrape(t, reg, "notified_history_scrape_error"))
 
 	// Another channel's jobs are not counted.

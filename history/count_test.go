@@ -89,6 +89,8 @@ func TestCountDeadLettersError(t *testing.T) {
 	require.ErrorContains(t, err, "does not exist")
 }
 
+// TestHandlerOutcomes: jobs of the channel finalized in the window and
+// retryable now, by handler, webhook URL and state.
 func TestHandlerOutcomes(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -100,10 +102,18 @@ func TestHandlerOutcomes(t *testing.T) {
 		       (3, $1, '3', 'e', 'b', 'default', 'discarded', 1, 1, now(), now()),
 		       (4, $1, '4', 'e', 'b', 'default', 'cancelled', 1, 1, now(), now() - interval '1 hour'),
 		       (5, 'other', '5', 'e', 'a', 'default', 'completed', 1, 1, now(), now())`, db.Channel)
+	// Webhook routes share their kind: each URL is counted apart.
+	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.notified_job (job_id, channel, event_id, event_name, kind, queue, state,
+			attempt, max_attempts, created_at, finalized_at, webhook_url)
+		VALUES (9, $1, '9', 'e', 'notified_webhook', 'webhook', 'completed', 1, 1, now(), now(), 'https://a.example/hook'),
+		       (10, $1, '10', 'e', 'notified_webhook', 'webhook', 'discarded', 1, 1, now(), now(), 'https://b.example/hook'),
+		       (11, $1, '11', 'e', 'notified_webhook', 'webhook', 'completed', 1, 1, now(), now(), 'https://b.example/hook')`, db.Channel)
 	testdb.Exec(t, db.Pool, `INSERT INTO `+db.Schema+`.river_job (id, args, kind, max_attempts, metadata, priority, queue, state, scheduled_at, attempt)
 		VALUES (6, '{}', 'b', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '6')), 1, 'default', 'retryable', now(), 1),
 		       (7, '{}', 'b', 3, '{"notified": {"channel": "other", "event_id": "7"}}', 1, 'default', 'retryable', now(), 1),
-		       (8, '{}', 'b', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '8')), 1, 'default', 'available', now(), 0)`, db.Channel)
+		       (8, '{}', 'b', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '8')), 1, 'default', 'available', now(), 0),
+		       (12, '{}', 'notified_webhook', 3, jsonb_build_object('notified', jsonb_build_object('channel', $1::text, 'event_id', '12',
+		           'webhook', jsonb_build_object('url', 'https://b.example/hook'))), 1, 'webhook', 'retryable', now(), 1)`, db.Channel)
 
 	got, err := NewStore(db.Pool, db.Schema).HandlerOutcomes(ctx, db.Channel, time.Now().Add(-5*time.Minute))
 	require.NoError(t, err)
@@ -111,6 +121,10 @@ func TestHandlerOutcomes(t *testing.T) {
 		{Handler: "a", State: StateCompleted, Jobs: 2},
 		{Handler: "b", State: StateDiscarded, Jobs: 1},
 		{Handler: "b", State: StateRetryable, Jobs: 1},
+		{Handler: "notified_webhook", Webhook: "https://a.example/hook", State: StateCompleted, Jobs: 1},
+		{Handler: "notified_webhook", Webhook: "https://b.example/hook", State: StateCompleted, Jobs: 1},
+		{Handler: "notified_webhook", Webhook: "https://b.example/hook", State: StateDiscarded, Jobs: 1},
+		{Handler: "notified_webhook", Webhook: "https://b.example/hook", State: StateRetryable, Jobs: 1},
 	}, got)
 
 	_, err = NewStore(db.Pool, "no_such_schema").HandlerOutcomes(ctx, db.Channel, time.Now())

@@ -15,13 +15,17 @@ const StateRetryable = "retryable"
 // HandlerOutcome counts one handler's jobs in one state.
 type HandlerOutcome struct {
 	Handler string
+	// Webhook is the URL of a webhook route's jobs (webhook routes share
+	// their kind, so each URL is counted apart); empty for other handlers.
+	Webhook string
 	// State is completed, cancelled or discarded for jobs finalized in the
 	// window, retryable for jobs waiting for their next attempt now.
 	State string
 	Jobs  int64
 }
 
-// HandlerOutcomes counts the jobs of channel by handler and state: those
+// HandlerOutcomes counts the jobs of channel by handler (and webhook URL)
+// and state: those
 // finalized at or after since (completed, cancelled, discarded), whether
 // River still has them or not, and those retryable now. A pair with no job
 // is left out. Handlers, and so the pairs, are bounded by the routes that

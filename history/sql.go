@@ -261,17 +261,18 @@ const statusBridgesSQL = `SELECT id, host, pid, version, channel, started_at, se
 		extract(epoch FROM poll_interval)::float8, seen_at > now() - 3 * poll_interval
 	FROM {schema}.notified_bridge WHERE channel = $1 ORDER BY started_at, id`
 
-// handlerOutcomesSQL counts the jobs of channel $1 by handler and state:
+// handlerOutcomesSQL counts the jobs of channel $1 by handler (kind and,
+// for a webhook route, URL: webhook routes share their kind) and state:
 // those finalized at or after $2, from the outcomes notified_job records
 // (every job River finalizes, whether River still has it or not), read
 // through notified_job_finalized_at before the channel is filtered (see
 // deadLetterCountSQL); and those River has retryable now.
 const handlerOutcomesSQL = `WITH finished AS MATERIALIZED (
-		SELECT n.channel, n.kind, n.state FROM {schema}.notified_job n WHERE n.finalized_at >= $2)
-	SELECT f.kind, f.state, count(*) FROM finished f WHERE f.channel = $1 GROUP BY f.kind, f.state
+		SELECT n.channel, n.kind, coalesce(n.webhook_url, '') AS url, n.state FROM {schema}.notified_job n WHERE n.finalized_at >= $2)
+	SELECT f.kind, f.url, f.state, count(*) FROM finished f WHERE f.channel = $1 GROUP BY f.kind, f.url, f.state
 	UNION ALL
-	SELECT j.kind, 'retryable', count(*) FROM {schema}.river_job j
+	SELECT j.kind, coalesce(j.metadata->'notified'->'webhook'->>'url', ''), 'retryable', count(*) FROM {schema}.river_job j
 	WHERE j.state = 'retryable'
 	  AND j.metadata @> jsonb_build_object('notified', jsonb_build_object('channel', $1::text))
-	GROUP BY j.kind
-	ORDER BY 1, 2`
+	GROUP BY 1, 2
+	ORDER BY 1, 2, 3`
