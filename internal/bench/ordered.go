@@ -63,7 +63,9 @@ type Order struct {
 	// only overlaps are counted.
 	CommitOrderChecked bool `json:"commit_order_checked"`
 	// OutOfOrder counts the starts of a job whose event's user_id is not
-	// above the last one started in its lane (with CommitOrderChecked).
+	// above the last one started in its lane (with CommitOrderChecked),
+	// but for a job starting again (attempt above 1) as the lane's last
+	// started: a retry keeps its place.
 	OutOfOrder int64 `json:"out_of_order"`
 }
 
@@ -120,7 +122,10 @@ func (c *orderCheck) start(ev jobs.Event) (func(), error) {
 	if st.running > 0 {
 		c.overlaps++
 	}
-	if st.started && row.Data.UserID <= st.last {
+	// A job that starts again (a retry, or a rescue after a crash) keeps
+	// its place: it is in order if it is the lane's last job started.
+	retry := ev.Job.Attempt > 1 && row.Data.UserID == st.last
+	if st.started && row.Data.UserID <= st.last && !retry {
 		c.outOfOrder++
 	}
 	st.running++

@@ -15,7 +15,7 @@ import (
 func benchEvent(kind string, i int) jobs.Event {
 	id := strconv.Itoa(i)
 	return jobs.Event{ID: id, Data: json.RawMessage(`{"id":` + id + `,"data":{"user_id":` + id + `}}`),
-		Job: &rivertype.JobRow{Kind: kind}}
+		Job: &rivertype.JobRow{Kind: kind, Attempt: 1}}
 }
 
 func TestOrderCheckCountsOverlapsAndOutOfOrderStartsPerLane(t *testing.T) {
@@ -44,6 +44,27 @@ func TestOrderCheckCountsOverlapsAndOutOfOrderStartsPerLane(t *testing.T) {
 	d41()
 	started, overlaps, outOfOrder = c.counts()
 	require.Equal(t, []int64{7, 1, 1}, []int64{started, overlaps, outOfOrder})
+
+	// A retry of the lane's last job keeps its place: in order. The retry
+	// of a job the lane had gone past is not; nor is a first attempt of
+	// the same event again (a duplicate job).
+	retry := func(i, attempt int) {
+		ev := benchEvent("c", i)
+		ev.Job.Attempt = attempt
+		done, err := c.start(ev)
+		require.NoError(t, err)
+		done()
+	}
+	retry(3, 1)
+	retry(3, 2)
+	retry(3, 3)
+	retry(13, 1)
+	started, overlaps, outOfOrder = c.counts()
+	require.Equal(t, []int64{11, 1, 1}, []int64{started, overlaps, outOfOrder})
+	retry(13, 1)
+	retry(3, 4)
+	started, overlaps, outOfOrder = c.counts()
+	require.Equal(t, []int64{13, 1, 3}, []int64{started, overlaps, outOfOrder})
 
 	_, err := c.start(jobs.Event{ID: "7", Data: json.RawMessage(`[]`), Job: &rivertype.JobRow{Kind: "a"}})
 	require.ErrorContains(t, err, "order check: decode event 7: ")
