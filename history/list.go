@@ -51,8 +51,13 @@ const (
 	// listSince and listUntil bound the dispatch time: since <= t < until.
 	listSince = "\n\t  AND d.dispatched_at >= @since"
 	listUntil = "\n\t  AND d.dispatched_at < @until"
-	// listHandler keeps the events routed to @handler when dispatched.
-	listHandler = "\n\t  AND d.jobs @> jsonb_build_array(jsonb_build_object('kind', @handler::text))"
+	// listHandler keeps the events @handler got a job for when
+	// dispatched: routed to it (the containment, quick to refuse) and not
+	// skipped by its route's filter (an entry of the kind with no
+	// "skipped": webhook routes share their kind, and one URL's job is
+	// enough).
+	listHandler = "\n\t  AND d.jobs @> jsonb_build_array(jsonb_build_object('kind', @handler::text))" +
+		"\n\t  AND jsonb_path_exists(d.jobs, '$[*] ? (@.kind == $h && !exists(@.skipped))', jsonb_build_object('h', @handler::text))"
 	// listJobStatesCommon keeps the events that have a job (of @handler,
 	// when set) in one of the states @states, looked up event by event as
 	// the list's index scan reads them: for the states most jobs are in
@@ -137,8 +142,9 @@ type EventFilter struct {
 	Outcomes []string
 	// Since and Until bound the dispatch time: Since <= t < Until.
 	Since, Until time.Time
-	// Handler keeps the events routed to this handler kind when they were
-	// dispatched; with JobStates, it narrows the jobs to its own.
+	// Handler keeps the events this handler kind got a job for when they
+	// were dispatched (routed to it, and not skipped by its route's
+	// filter); with JobStates, it narrows the jobs to its own.
 	Handler string
 	// JobStates keeps the events with a job in one of these River states
 	// (e.g. discarded, retryable).

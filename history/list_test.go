@@ -113,6 +113,39 @@ func TestListFilters(t *testing.T) {
 	}
 }
 
+// TestListHandlerFilterLeavesOutSkippedRoutes: the handler filter keeps
+// the events its handler got a job for at dispatch, not those its route's
+// filter skipped; of webhook routes, which share their kind, one URL's job
+// is enough.
+func TestListHandlerFilterLeavesOutSkippedRoutes(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	dispatch := func(id, jobs string, ago time.Duration) {
+		testdb.Exec(t, tb.db.Pool, `INSERT INTO `+tb.table("notified_dispatch")+`
+			(channel, event_id, event_name, outcome, jobs, notified_at, dispatched_at)
+			VALUES ($1, $2, 'order_placed', 'dispatched', $3::jsonb, now() - $4::interval, now() - $4::interval)`, tb.db.Channel, id, jobs, ago)
+	}
+	dispatch("1", `[{"kind": "big_order_alert", "queue": "default", "priority": 1, "max_attempts": 25},
+		{"kind": "send_receipt", "queue": "default", "priority": 1, "max_attempts": 25}]`, 4*time.Hour)
+	dispatch("2", `[{"kind": "big_order_alert", "queue": "default", "priority": 1, "max_attempts": 25, "where": "$.total > 1000", "skipped": "filter"},
+		{"kind": "send_receipt", "queue": "default", "priority": 1, "max_attempts": 25}]`, 3*time.Hour)
+	dispatch("3", `[{"kind": "big_order_alert", "queue": "default", "priority": 1, "max_attempts": 25, "where": "strict $.total > 1000", "skipped": "filter_error"},
+		{"kind": "notified_webhook", "queue": "webhook", "priority": 1, "max_attempts": 25, "webhook": "https://a.example/", "where": "$.x == 1", "skipped": "filter"},
+		{"kind": "notified_webhook", "queue": "webhook", "priority": 1, "max_attempts": 25, "webhook": "https://b.example/"}]`, 2*time.Hour)
+	dispatch("4", `[{"kind": "notified_webhook", "queue": "webhook", "priority": 1, "max_attempts": 25, "webhook": "https://a.example/", "where": "$.x == 1", "skipped": "filter"}]`, time.Hour)
+
+	for handler, want := range map[string][]string{
+		"big_order_alert":  {"1"},
+		"send_receipt":     {"2", "1"},
+		"notified_webhook": {"3"},
+	} {
+		p, err := tb.store.List(ctx, history.EventFilter{Channel: tb.db.Channel, Handler: handler})
+		require.NoError(t, err)
+		require.Equal(t, want, ids(p), handler)
+	}
+}
+
 func TestListRefusesBadFilters(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
