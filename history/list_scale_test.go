@@ -51,6 +51,7 @@ func TestListAtScale(t *testing.T) {
 		{"last day", EventFilter{Since: time.Now().Add(-24 * time.Hour)}},
 		{"a day a week ago", EventFilter{Since: time.Now().Add(-8 * 24 * time.Hour), Until: time.Now().Add(-7 * 24 * time.Hour)}},
 		{"handler", EventFilter{Handler: "handler_3"}},
+		{"handler, its filter skips 99%", EventFilter{Handler: "big_order_alert"}},
 		{"job state completed", EventFilter{JobStates: []string{StateCompleted}}},
 		{"job state discarded", EventFilter{JobStates: []string{StateDiscarded}}},
 		{"job state discarded, handler", EventFilter{JobStates: []string{StateDiscarded}, Handler: "handler_2"}},
