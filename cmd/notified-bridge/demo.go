@@ -14,7 +14,7 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name: "demo",
-		Usage: "see it work in a minute: a bridge, a worker with the example handlers, sample events (some fail and retry), then their history;" +
+		Usage: "see it work in a minute: a bridge, a worker with the example handlers, a filtered webhook route and a route ordered per customer, sample events (some fail and retry), then their history;" +
 			" uses DATABASE_URL when it is set, or else starts a throwaway Postgres",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "events", Value: 24, Usage: "sample events to insert"},

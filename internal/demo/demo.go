@@ -38,6 +38,7 @@ import (
 	"github.com/notified/notified/internal/termsafe"
 	"github.com/notified/notified/internal/webhook"
 	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/lanes"
 	"github.com/notified/notified/migrations"
 	"github.com/notified/notified/routes"
 	"github.com/notified/notified/trigger"
@@ -185,13 +186,30 @@ func (d *demo) setUp(ctx context.Context) error {
 	if err := example.EnsureAuditTable(ctx, d.pool, d.schema); err != nil {
 		return err
 	}
-	if err := routes.NewStore(d.pool, d.schema).Ensure(ctx, example.Routes()...); err != nil {
+	rs := demoRoutes()
+	if err := routes.NewStore(d.pool, d.schema).Ensure(ctx, rs...); err != nil {
 		return err
 	}
-	for _, r := range example.Routes() {
+	for _, r := range rs {
+		if r.OrderedBy != "" {
+			d.say("  route %s -> %s, ordered by %s: one customer's orders one at a time, in the order they were committed", r.Event, r.Kind, r.OrderedBy)
+			continue
+		}
 		d.say("  route %s -> %s", r.Event, r.Kind)
 	}
 	return nil
+}
+
+// demoRoutes are the example handlers' routes, with the webhook call of an
+// order ordered by its customer (the events' email).
+func demoRoutes() []routes.Route {
+	rs := example.Routes()
+	for i, r := range rs {
+		if r.Kind == (example.CallWebhook{}).Kind() {
+			rs[i].OrderedBy = "$.email"
+		}
+	}
+	return rs
 }
 
 // removeSchema drops the demo's schema, or with Keep says how to look at
@@ -231,12 +249,15 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("mail sink on %s (greylists the first 2 mails), webhook endpoint on %s (503 on the first try of every third order, 404 for order totals of 404)",
 		out.sink.Addr(), out.hookAddr)
 
-	// A webhook route, delivered by the built-in webhook handler, signed.
-	hook := routes.Route{Event: "order_placed", Webhook: "http://" + out.hookAddr + "/hooks/signed", SecretEnv: demoSecretEnv}
+	// A webhook route, delivered by the built-in webhook handler, signed,
+	// for the orders its filter keeps.
+	hook := routes.Route{Event: "order_placed", Webhook: "http://" + out.hookAddr + "/hooks/signed", SecretEnv: demoSecretEnv,
+		Where: "$.total >= 50"}
 	if err := routes.NewStore(d.pool, d.schema).Ensure(ctx, hook); err != nil {
 		return err
 	}
-	d.say("route order_placed -> webhook %s (signed with $%s, delivered by the built-in webhook handler)", hook.Webhook, demoSecretEnv)
+	d.say("route order_placed -> webhook %s where %s (signed with $%s, delivered by the built-in webhook handler)",
+		hook.Webhook, hook.Where, demoSecretEnv)
 
 	// 4. The bridge and a worker.
 	b, err := d.startBridge(runCtx, &wg)
@@ -418,7 +439,9 @@ func sampleEvents(n int) []sample {
 			if i == 5 {
 				total = 404 // the endpoint answers 404: cancelled
 			}
-			out = append(out, sample{name: "order_placed", total: &total})
+			// Two customers, taking turns: each one's orders are a lane.
+			customer := fmt.Sprintf("customer%d@example.com", i/4%2+1)
+			out = append(out, sample{name: "order_placed", email: &customer, total: &total})
 		case 3:
 			out = append(out, sample{name: "page_viewed"}) // no route
 		}
@@ -533,9 +556,10 @@ func report(ctx context.Context, o Options, pool *pgxpool.Pool, store *history.S
 	}
 	fmt.Fprintf(o.Out, "mails received by the sink: %d\n", len(sink.Messages()))
 
-	// One event of each story: retried then completed, cancelled, unrouted.
+	// One event of each story: retried then completed, cancelled, a route
+	// its filter skipped, unrouted.
 	var ids []string
-	for _, q := range []string{retriedEventSQL, cancelledEventsSQL, unroutedEventSQL} {
+	for _, q := range []string{retriedEventSQL, cancelledEventsSQL, skippedEventSQL, unroutedEventSQL} {
 		rows, err := pool.Query(ctx, dbtx.InSchema(schema, q))
 		if err != nil {
 			return fmt.Errorf("pick events to show: %w", err)
@@ -596,8 +620,25 @@ func writeEvent(w io.Writer, ev *history.Event) {
 		case j.LastError != nil:
 			detail = termsafe.Shorten(termsafe.OneLine(*j.LastError), errorWidth)
 		}
+		if j.Lane != "" {
+			detail = "lane " + j.Lane + "  " + detail
+		}
 		fmt.Fprintf(w, "  job %-4d %-20s %-10s attempt %d/%d  %s\n", j.ID, termsafe.String(j.Handler), termsafe.String(j.State),
 			j.Attempt, j.MaxAttempts, termsafe.String(detail))
+		for _, e := range j.LaneEvents {
+			switch {
+			case e.Action != lanes.ActionContinued:
+			case e.NextJobID != nil:
+				fmt.Fprintf(w, "           its lane went on past it, to job %d\n", *e.NextJobID)
+			default:
+				fmt.Fprintf(w, "           its lane went on past it (no job was waiting behind it)\n")
+			}
+		}
+	}
+	for _, r := range ev.Routes {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, "  no job   %-20s %s (%s)\n", termsafe.String(r.Handler), r.SkipText(), termsafe.String(r.Where))
+		}
 	}
 }
 

@@ -39,6 +39,12 @@ func TestDemoOnAGivenDatabase(t *testing.T) {
 	require.Regexp(t, `job \d+ +send_welcome_email +completed +attempt 2/25 +output \{"sent_to":"user\d+@example.com"\}, after: .*451`, s)
 	// An order the endpoint answers 404 for: cancelled at once.
 	require.Regexp(t, `job \d+ +call_webhook +cancelled +attempt 1/25 .*404`, s)
+	// The webhook call is ordered by customer: the cancelled job's lane
+	// went on past it.
+	require.Regexp(t, `job \d+ +call_webhook +cancelled +attempt 1/25 +lane "customer2@example.com" .*404`, s)
+	require.Contains(t, s, "its lane went on past it")
+	// The small order: the webhook route's filter skipped it.
+	require.Regexp(t, `no job +notified_webhook +skipped by filter \(\$\.total >= 50\)`, s)
 	// No route.
 	require.Contains(t, s, `(page_viewed): unrouted: no route for event name "page_viewed"`)
 	require.Contains(t, s, "run with --keep to look at it afterwards")

@@ -23,5 +23,9 @@ const retriedEventSQL = `SELECT event_id FROM {schema}.notified_jobs WHERE state
 // cancelledEventsSQL picks the events of the first two jobs cancelled.
 const cancelledEventsSQL = `SELECT event_id FROM {schema}.notified_jobs WHERE state = 'cancelled' ORDER BY job_id LIMIT 2`
 
+// skippedEventSQL picks the first event a route's filter skipped.
+const skippedEventSQL = `SELECT event_id FROM {schema}.notified_dispatch
+	WHERE outcome = 'dispatched' AND jobs @> '[{"skipped": "filter"}]' ORDER BY dispatched_at LIMIT 1`
+
 // unroutedEventSQL picks the first event dispatched without a route.
 const unroutedEventSQL = `SELECT event_id FROM {schema}.notified_dispatch WHERE outcome = 'unrouted' ORDER BY dispatched_at LIMIT 1`
