@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -122,4 +123,83 @@ func TestCompleteTxNeedsARunningJob(t *testing.T) {
 	err = jobs.CompleteTx(ctx, tx, done, nil)
 	require.ErrorContains(t, err, "complete job 7 (send_welcome) of event 2 in the handler's transaction")
 	require.ErrorContains(t, err, "job must be running")
+}
+
+// stateProbe is a worker middleware that reads each job's state in the
+// database as soon as its handler returns, before River's completer is
+// given the result: "running" unless the handler completed the job itself.
+type stateProbe struct {
+	river.MiddlewareDefaults
+	db   *testdb.DB
+	seen chan probed
+}
+
+type probed struct {
+	job   int64
+	state string
+}
+
+func newStateProbe(db *testdb.DB) *stateProbe {
+	return &stateProbe{db: db, seen: make(chan probed, 10)}
+}
+
+func (p *stateProbe) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	err := doInner(ctx)
+	var state string
+	if qerr := p.db.Pool.QueryRow(ctx, "SELECT state::text FROM "+pgx.Identifier{p.db.Schema, "river_job"}.Sanitize()+" WHERE id = $1", job.ID).Scan(&state); qerr != nil {
+		state = qerr.Error()
+	}
+	p.seen <- probed{job: job.ID, state: state}
+	return err
+}
+
+// next returns the state the probe read after the next handler returned.
+func (p *stateProbe) next(t *testing.T) probed {
+	t.Helper()
+	select {
+	case got := <-p.seen:
+		return got
+	case <-time.After(waitTimeout):
+		t.Fatal("no handler returned")
+		return probed{}
+	}
+}
+
+// TestCompleteNowCompletesBeforeTheHandlerReturns: a handler that calls
+// CompleteNow has its job completed, with its output, when it returns; one
+// that does not leaves it running for River's completer.
+func TestCompleteNowCompletesBeforeTheHandlerReturns(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.Handle[sendWelcome](workers, func(ctx context.Context, ev jobs.Event) (jobs.Result, error) {
+		if err := jobs.CompleteNow(ctx, ev, map[string]string{"sent_to": "a@b.c"}); err != nil {
+			return jobs.Result{}, err
+		}
+		return jobs.Success(nil), nil
+	}))
+	require.NoError(t, jobs.Handle[auditSignup](workers, func(context.Context, jobs.Event) (jobs.Result, error) {
+		return jobs.Success(nil), nil
+	}))
+	probe := newStateProbe(db)
+	client := startClient(t, db, workers, probe)
+
+	id := insert[sendWelcome](t, client, 3)
+	require.Equal(t, probed{job: id, state: "completed"}, probe.next(t))
+	row := waitState(t, client, id, rivertype.JobStateCompleted)
+	require.Equal(t, 1, row.Attempt)
+	require.JSONEq(t, `{"sent_to":"a@b.c"}`, output(t, db, id))
+
+	other := insert[auditSignup](t, client, 3)
+	require.Equal(t, probed{job: other, state: "running"}, probe.next(t), "without it, River's completer completes the job after the handler returns")
+	waitState(t, client, other, rivertype.JobStateCompleted)
+}
+
+// TestCompleteNowNeedsARiverWorker: outside a River worker there is no
+// client to complete the job with: a clear error.
+func TestCompleteNowNeedsARiverWorker(t *testing.T) {
+	t.Parallel()
+	err := jobs.CompleteNow(context.Background(), jobs.Event{ID: "1", Job: &rivertype.JobRow{ID: 1, State: rivertype.JobStateRunning}}, nil)
+	require.ErrorContains(t, err, "jobs.CompleteNow: ")
+	require.ErrorContains(t, err, "client")
 }

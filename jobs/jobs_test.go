@@ -52,10 +52,12 @@ func samplePayload() jobs.Payload {
 }
 
 // startClient starts a River client working the default queue in the test's
-// schema with the given workers, and stops it when the test ends.
-func startClient(t *testing.T, db *testdb.DB, workers *river.Workers) *river.Client[pgx.Tx] {
+// schema with the given workers (and middleware), and stops it when the
+// test ends.
+func startClient(t *testing.T, db *testdb.DB, workers *river.Workers, middleware ...rivertype.Middleware) *river.Client[pgx.Tx] {
 	t.Helper()
 	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Middleware:        middleware,
 		Schema:            db.Schema,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
 		Workers:           workers,

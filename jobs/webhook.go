@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,15 @@ type WebhookOptions struct {
 	// route's signing secret (default os.LookupEnv). Only names that start
 	// with routes.SecretEnvPrefix are ever looked up.
 	LookupSecret func(name string) (string, bool)
+	// OrderedCompletions is how many delivered jobs of ordered routes a
+	// second are completed at once, each in a transaction of its own
+	// (CompleteNow), so that the next delivery of the lane starts as soon
+	// as one is done, instead of when River's completer next records a
+	// batch (every 250 ms when few wait: a busy key would get 4
+	// deliveries a second). Beyond it they are left to River's completer,
+	// whose batches cost the database far less when many keys are busy
+	// at once. Default DefaultOrderedCompletions; negative: none.
+	OrderedCompletions int
 	// Registerer, when set, gets the delivery metrics:
 	// notified_webhook_requests_total{route,class} and
 	// notified_webhook_request_duration_seconds{route}.
@@ -63,7 +73,9 @@ type WebhookOutput struct {
 // repeats by it.
 //
 // A 2xx answer completes the job, recording the status and the answer's
-// first KiB as its output. 408, 429 and 5xx, timeouts and connection
+// first KiB as its output; for an ordered route, at once (CompleteNow, up
+// to WebhookOptions.OrderedCompletions a second), so that the lane's next
+// delivery can start. 408, 429 and 5xx, timeouts and connection
 // errors are retried with River's backoff; a Retry-After header is honoured
 // by snoozing the job that long. A redirect (never followed), any other
 // 4xx, a refused address or a missing secret cancels the job: a permanent
@@ -82,6 +94,42 @@ func RegisterWebhooks(workers *river.Workers, opts WebhookOptions) error {
 type webhookHandler struct {
 	d      *webhook.Deliverer
 	lookup func(string) (string, bool)
+	atOnce *budget // the ordered deliveries completed at once; nil: none
+}
+
+// DefaultOrderedCompletions is WebhookOptions.OrderedCompletions's
+// default: ordered deliveries a second completed at once.
+const DefaultOrderedCompletions = 100
+
+// budget allows up to rate events a second, in bursts of up to a tenth of
+// that (at least one): a token bucket. A nil budget allows none.
+type budget struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func newBudget(rate float64) *budget {
+	return &budget{rate: rate, tokens: max(1, rate/10)}
+}
+
+// take takes one event from the budget at now, if it has one left.
+func (b *budget) take(now time.Time) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(max(1, b.rate/10), b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func newWebhookHandler(opts WebhookOptions) (*webhookHandler, error) {
@@ -101,13 +149,21 @@ func newWebhookHandler(opts WebhookOptions) (*webhookHandler, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	return &webhookHandler{d: d, lookup: lookup}, nil
+	h := &webhookHandler{d: d, lookup: lookup}
+	switch {
+	case opts.OrderedCompletions == 0:
+		h.atOnce = newBudget(DefaultOrderedCompletions)
+	case opts.OrderedCompletions > 0:
+		h.atOnce = newBudget(float64(opts.OrderedCompletions))
+	}
+	return h, nil
 }
 
 // webhookMeta is the part of a webhook job's metadata the handler reads.
 type webhookMeta struct {
 	Notified struct {
 		Webhook *WebhookTarget `json:"webhook"`
+		Lane    *string        `json:"lane"`
 	} `json:"notified"`
 	Snoozes int `json:"snoozes"`
 }
@@ -138,7 +194,15 @@ func (h *webhookHandler) handle(ctx context.Context, ev Event) (Result, error) {
 		Route: ev.Name + " -> " + metricURL(target.URL)})
 	switch res.Outcome {
 	case webhook.Delivered:
-		return Success(WebhookOutput{URL: target.URL, Status: res.Status, Body: res.Excerpt, DurationMS: res.Duration.Milliseconds()}), nil
+		out := WebhookOutput{URL: target.URL, Status: res.Status, Body: res.Excerpt, DurationMS: res.Duration.Milliseconds()}
+		if meta.Notified.Lane != nil && h.atOnce.take(time.Now()) {
+			// The next delivery of the lane waits for this job's
+			// completion: recorded now, it does not wait for River's
+			// completer too (see OrderedCompletions). If it fails, River's
+			// completer completes the job as usual.
+			_ = CompleteNow(ctx, ev, out)
+		}
+		return Success(out), nil
 	case webhook.Retry:
 		if res.RetryAfter > 0 && meta.Snoozes < ev.Job.MaxAttempts {
 			return Result{}, river.JobSnooze(res.RetryAfter)

@@ -67,6 +67,23 @@ func TestRoutesWebhook(t *testing.T) {
 	require.Len(t, strings.Split(strings.TrimRight(mustRun(t, db, "routes", "list"), "\n"), "\n"), 3, "the other two routes are left")
 }
 
+// TestWorkRefusesBadFetchSettings: River fetches at least every second and
+// at most every millisecond, and ordered completions are a count; a value
+// outside that is a one-line error naming the flag and its variable.
+func TestWorkRefusesBadFetchSettings(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, testdb.Options{NoEventsTable: true})
+	for _, v := range []string{"0s", "-5ms", "500us", "2s"} {
+		stdout, stderr, code := run(t, db, "work", "--fetch-cooldown", v)
+		requireUserError(t, stderr, code, "--fetch-cooldown / NOTIFIED_WORK_FETCH_COOLDOWN is ")
+		require.Contains(t, stderr, "give a duration from 1ms to 1s", v)
+		require.Empty(t, stdout)
+	}
+	stdout, stderr, code := run(t, db, "work", "--ordered-completions", "-1")
+	requireUserError(t, stderr, code, "--ordered-completions / NOTIFIED_WORK_ORDERED_COMPLETIONS is -1: give a number of deliveries a second, or 0 for none")
+	require.Empty(t, stdout)
+}
+
 // TestWorkDeliversWebhooks: with a webhook route, `run` and `work` deliver
 // an event to the receiver, signed with the secret of the variable the
 // route names; history shows the delivery; SIGTERM stops the worker
@@ -92,7 +109,8 @@ func TestWorkDeliversWebhooks(t *testing.T) {
 	_, stderr, code := run(t, db, "work", "--webhook-allow-cidr", "10.0.0.0/33")
 	requireUserError(t, stderr, code, `--webhook-allow-cidr / NOTIFIED_WEBHOOK_ALLOW_CIDRS: "10.0.0.0/33" is not an address range`)
 	env := append(envWithURL(db.URL), "NOTIFIED_WEBHOOK_SECRET_WELCOME="+secret)
-	w := startUntil(t, binary, env, []string{"--schema", db.Schema, "work", "--webhook-allow-cidr", "127.0.0.1/32"}, "worker running")
+	w := startUntil(t, binary, env, []string{"--schema", db.Schema, "work", "--webhook-allow-cidr", "127.0.0.1/32", "--fetch-cooldown", "10ms"}, "worker running")
+	require.Contains(t, w.stderr.String(), `"fetch_cooldown":"10ms"`)
 	id := insertEvent(t, db, "user_signed_up", `{"email": "a@b.c"}`)
 	var r *http.Request
 	select {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 	"github.com/urfave/cli/v2"
 
 	"github.com/notified/notified/internal/web"
@@ -42,6 +43,12 @@ func workCommand() *cli.Command {
 				Usage: "allow targets in this address range even though private, e.g. 10.1.2.0/24 (repeatable, or comma-separated)"},
 			&cli.DurationFlag{Name: "stop-timeout", EnvVars: []string{"NOTIFIED_WORK_STOP_TIMEOUT"}, Value: worker.DefaultStopTimeout,
 				Usage: "on SIGINT or SIGTERM, how long running deliveries may finish before they are cancelled (and retried by the next worker)"},
+			&cli.DurationFlag{Name: "fetch-cooldown", EnvVars: []string{"NOTIFIED_WORK_FETCH_COOLDOWN"}, Value: river.FetchCooldownDefault,
+				Usage: "the shortest time between two fetches of a queue's jobs (River's FetchCooldown, 1ms to 1s): a delivery may wait that long for its turn; " +
+					"lower it (e.g. 10ms) for ordered webhook routes with busy keys, whose next delivery is fetched once the last one completes"},
+			&cli.IntFlag{Name: "ordered-completions", EnvVars: []string{"NOTIFIED_WORK_ORDERED_COMPLETIONS"}, Value: jobs.DefaultOrderedCompletions,
+				Usage: "deliveries of ordered routes a second completed at once, a commit each, so that a busy key's next delivery starts as soon as one is done; " +
+					"beyond, River's completer records them in batches every 250 ms, which costs the database less when many keys are busy (0: none)"},
 			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"NOTIFIED_HTTP_ADDR"},
 				Usage: "serve /healthz, /readyz and /metrics (the delivery metrics) on `ADDR`, e.g. 127.0.0.1:9090; off when empty"},
 		},
@@ -66,13 +73,23 @@ func runWork(c *cli.Context) error {
 	if err := refuseZeros(c, "max-workers", "webhook-timeout", "stop-timeout"); err != nil {
 		return err
 	}
+	ordered := c.Int("ordered-completions")
+	switch {
+	case ordered < 0:
+		return fmt.Errorf("--ordered-completions / NOTIFIED_WORK_ORDERED_COMPLETIONS is %d: give a number of deliveries a second, or 0 for none", ordered)
+	case ordered == 0:
+		ordered = -1 // jobs.WebhookOptions: none
+	}
+	if d := c.Duration("fetch-cooldown"); d < river.FetchCooldownMin || d > time.Second {
+		return fmt.Errorf("--fetch-cooldown / NOTIFIED_WORK_FETCH_COOLDOWN is %s: give a duration from 1ms to 1s (River fetches at least every second)", d)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := worker.Config{
 		Schema: c.String("schema"), Queues: c.StringSlice("queue"), MaxWorkers: c.Int("max-workers"),
-		StopTimeout: c.Duration("stop-timeout"), Logger: slog.Default(),
+		StopTimeout: c.Duration("stop-timeout"), FetchCooldown: c.Duration("fetch-cooldown"), Logger: slog.Default(),
 		Webhooks: jobs.WebhookOptions{Timeout: c.Duration("webhook-timeout"), AllowPrivate: c.Bool("webhook-allow-private"),
-			AllowCIDRs: cidrs, Registerer: reg},
+			AllowCIDRs: cidrs, OrderedCompletions: ordered, Registerer: reg},
 	}
 	pool, err := connectMigrated(c)
 	if err != nil {

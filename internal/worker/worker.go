@@ -109,7 +109,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start river client: %w", err)
 	}
 	w.cfg.Logger.Info("worker running", slog.String("kind", routes.WebhookKind), slog.Any("queues", w.cfg.Queues),
-		slog.Int("max_workers", w.cfg.MaxWorkers), slog.Bool("webhook_allow_private", w.cfg.Webhooks.AllowPrivate))
+		slog.Int("max_workers", w.cfg.MaxWorkers), slog.Duration("fetch_cooldown", cmp.Or(w.cfg.FetchCooldown, river.FetchCooldownDefault)),
+		slog.Int("ordered_completions", max(0, cmp.Or(w.cfg.Webhooks.OrderedCompletions, jobs.DefaultOrderedCompletions))),
+		slog.Bool("webhook_allow_private", w.cfg.Webhooks.AllowPrivate))
 	<-ctx.Done()
 	return StopClient(w.client, w.cfg.StopTimeout, w.cfg.Logger)
 }

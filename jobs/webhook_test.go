@@ -1,0 +1,77 @@
+package jobs_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notified/notified/internal/testdb"
+	"github.com/notified/notified/jobs"
+	"github.com/notified/notified/routes"
+)
+
+// webhookKind is the built-in webhook handler's kind, to insert its jobs.
+type webhookKind struct{}
+
+func (webhookKind) Kind() string { return routes.WebhookKind }
+
+// TestWebhookCompletesAnOrderedDeliveryAtOnce: a delivered job of an
+// ordered webhook route (a lane key in its metadata) is completed when the
+// handler returns, so the lane's next delivery need not wait for River's
+// completer; a job of an unordered route is left to River's completer.
+func TestWebhookCompletesAnOrderedDeliveryAtOnce(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"ok": true}`)
+	}))
+	t.Cleanup(srv.Close)
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true}))
+	probe := newStateProbe(db)
+	client := startClient(t, db, workers, probe)
+	deliver := func(metadata string) int64 {
+		t.Helper()
+		res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()},
+			&river.InsertOpts{Metadata: []byte(metadata)})
+		require.NoError(t, err)
+		return res.Job.ID
+	}
+
+	ordered := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
+	require.Equal(t, probed{job: ordered, state: "completed"}, probe.next(t))
+	waitState(t, client, ordered, rivertype.JobStateCompleted)
+	require.Contains(t, output(t, db, ordered), `"status": 200`, "the delivery's output is recorded with the completion")
+
+	unordered := deliver(`{"notified": {"channel": "events", "event_id": "1", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
+	require.Equal(t, probed{job: unordered, state: "running"}, probe.next(t))
+	waitState(t, client, unordered, rivertype.JobStateCompleted)
+	require.Contains(t, output(t, db, unordered), `"status": 200`)
+}
+
+// TestWebhookOrderedCompletionsOff: with OrderedCompletions negative, an
+// ordered delivery is left to River's completer, as any other.
+func TestWebhookOrderedCompletionsOff(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(srv.Close)
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, OrderedCompletions: -1}))
+	probe := newStateProbe(db)
+	client := startClient(t, db, workers, probe)
+	res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()}, &river.InsertOpts{Metadata: []byte(
+		`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)})
+	require.NoError(t, err)
+	require.Equal(t, probed{job: res.Job.ID, state: "running"}, probe.next(t))
+	waitState(t, client, res.Job.ID, rivertype.JobStateCompleted)
+}
