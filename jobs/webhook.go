@@ -162,8 +162,8 @@ func newWebhookHandler(opts WebhookOptions) (*webhookHandler, error) {
 // webhookMeta is the part of a webhook job's metadata the handler reads.
 type webhookMeta struct {
 	Notified struct {
-		Webhook *WebhookTarget `json:"webhook"`
-		Lane    *string        `json:"lane"`
+		Webhook *WebhookTarget  `json:"webhook"`
+		Lane    json.RawMessage `json:"lane"` // any JSON: only its presence is read
 	} `json:"notified"`
 	Snoozes int `json:"snoozes"`
 }
@@ -195,7 +195,7 @@ func (h *webhookHandler) handle(ctx context.Context, ev Event) (Result, error) {
 	switch res.Outcome {
 	case webhook.Delivered:
 		out := WebhookOutput{URL: target.URL, Status: res.Status, Body: res.Excerpt, DurationMS: res.Duration.Milliseconds()}
-		if meta.Notified.Lane != nil && h.atOnce.take(time.Now()) {
+		if inLane := len(meta.Notified.Lane) > 0 && string(meta.Notified.Lane) != "null"; inLane && h.atOnce.take(time.Now()) {
 			// The next delivery of the lane waits for this job's
 			// completion: recorded now, it does not wait for River's
 			// completer too (see OrderedCompletions). If it fails, River's

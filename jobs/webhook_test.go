@@ -54,6 +54,14 @@ func TestWebhookCompletesAnOrderedDeliveryAtOnce(t *testing.T) {
 	require.Equal(t, probed{job: unordered, state: "running"}, probe.next(t))
 	waitState(t, client, unordered, rivertype.JobStateCompleted)
 	require.Contains(t, output(t, db, unordered), `"status": 200`)
+
+	// Odd metadata: a lane that is not a string is still a lane; a null
+	// one is none. Either way the event is delivered.
+	odd := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": 7, "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
+	require.Equal(t, probed{job: odd, state: "completed"}, probe.next(t))
+	null := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": null, "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
+	require.Equal(t, probed{job: null, state: "running"}, probe.next(t))
+	waitState(t, client, null, rivertype.JobStateCompleted)
 }
 
 // TestWebhookOrderedCompletionsOff: with OrderedCompletions negative, an
