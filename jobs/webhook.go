@@ -51,8 +51,9 @@ type WebhookOptions struct {
 	// at once. Default DefaultOrderedCompletions; negative: none.
 	OrderedCompletions int
 	// Registerer, when set, gets the delivery metrics:
-	// notified_webhook_requests_total{route,class} and
-	// notified_webhook_request_duration_seconds{route}.
+	// notified_webhook_requests_total{route,class},
+	// notified_webhook_request_duration_seconds{route} and
+	// notified_webhook_ordered_completions_total{how}.
 	Registerer prometheus.Registerer
 }
 
@@ -93,6 +94,7 @@ func RegisterWebhooks(workers *river.Workers, opts WebhookOptions) error {
 
 type webhookHandler struct {
 	d      *webhook.Deliverer
+	m      *webhook.Metrics // nil: none
 	lookup func(string) (string, bool)
 	atOnce *budget // the ordered deliveries completed at once; nil: none
 }
@@ -149,7 +151,7 @@ func newWebhookHandler(opts WebhookOptions) (*webhookHandler, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	h := &webhookHandler{d: d, lookup: lookup}
+	h := &webhookHandler{d: d, m: m, lookup: lookup}
 	switch {
 	case opts.OrderedCompletions == 0:
 		h.atOnce = newBudget(DefaultOrderedCompletions)
@@ -195,12 +197,19 @@ func (h *webhookHandler) handle(ctx context.Context, ev Event) (Result, error) {
 	switch res.Outcome {
 	case webhook.Delivered:
 		out := WebhookOutput{URL: target.URL, Status: res.Status, Body: res.Excerpt, DurationMS: res.Duration.Milliseconds()}
-		if inLane := len(meta.Notified.Lane) > 0 && string(meta.Notified.Lane) != "null"; inLane && h.atOnce.take(time.Now()) {
+		if len(meta.Notified.Lane) > 0 && string(meta.Notified.Lane) != "null" {
 			// The next delivery of the lane waits for this job's
 			// completion: recorded now, it does not wait for River's
 			// completer too (see OrderedCompletions). If it fails, River's
 			// completer completes the job as usual.
-			_ = CompleteNow(ctx, ev, out)
+			switch {
+			case !h.atOnce.take(time.Now()):
+				h.m.OrderedCompletion(webhook.CompletedInBatch)
+			case CompleteNow(ctx, ev, out) != nil:
+				h.m.OrderedCompletion(webhook.CompletionAtOnceFail)
+			default:
+				h.m.OrderedCompletion(webhook.CompletedAtOnce)
+			}
 		}
 		return Success(out), nil
 	case webhook.Retry:

@@ -5,8 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -34,7 +37,8 @@ func TestWebhookCompletesAnOrderedDeliveryAtOnce(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	workers := river.NewWorkers()
-	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true}))
+	reg := prometheus.NewRegistry()
+	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, Registerer: reg}))
 	probe := newStateProbe(db)
 	client := startClient(t, db, workers, probe)
 	deliver := func(metadata string) int64 {
@@ -62,6 +66,25 @@ func TestWebhookCompletesAnOrderedDeliveryAtOnce(t *testing.T) {
 	null := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": null, "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
 	require.Equal(t, probed{job: null, state: "running"}, probe.next(t))
 	waitState(t, client, null, rivertype.JobStateCompleted)
+	require.Equal(t, map[string]float64{"at_once": 2}, orderedCompletions(t, reg))
+}
+
+// orderedCompletions reads notified_webhook_ordered_completions_total by
+// its label how.
+func orderedCompletions(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "notified_webhook_ordered_completions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	return out
 }
 
 // TestWebhookOrderedCompletionsOff: with OrderedCompletions negative, an
@@ -74,7 +97,8 @@ func TestWebhookOrderedCompletionsOff(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	workers := river.NewWorkers()
-	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, OrderedCompletions: -1}))
+	reg := prometheus.NewRegistry()
+	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, OrderedCompletions: -1, Registerer: reg}))
 	probe := newStateProbe(db)
 	client := startClient(t, db, workers, probe)
 	res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()}, &river.InsertOpts{Metadata: []byte(
@@ -82,4 +106,35 @@ func TestWebhookOrderedCompletionsOff(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, probed{job: res.Job.ID, state: "running"}, probe.next(t))
 	waitState(t, client, res.Job.ID, rivertype.JobStateCompleted)
+	require.Equal(t, map[string]float64{"batched": 1}, orderedCompletions(t, reg))
+}
+
+// TestWebhookOrderedCompletionFailureIsCounted: when the worker cannot
+// complete an ordered delivery at once (here its job vanished while the
+// receiver answered), the handler still reports the delivery and counts
+// the failure; River's completer is left with the job.
+func TestWebhookOrderedCompletionFailureIsCounted(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		id := strings.TrimPrefix(r.Header.Get("webhook-id"), "msg_notified_")
+		_, err := db.Pool.Exec(r.Context(), "DELETE FROM "+pgx.Identifier{db.Schema, "river_job"}.Sanitize()+" WHERE id = $1::bigint", id)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	workers := river.NewWorkers()
+	reg := prometheus.NewRegistry()
+	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, Registerer: reg}))
+	probe := newStateProbe(db)
+	client := startClient(t, db, workers, probe)
+	res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()}, &river.InsertOpts{Metadata: []byte(
+		`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)})
+	require.NoError(t, err)
+	got := probe.next(t)
+	require.Equal(t, res.Job.ID, got.job)
+	require.Contains(t, got.state, "no rows", "the job is gone")
+	require.Equal(t, map[string]float64{"at_once_failed": 1}, orderedCompletions(t, reg))
 }

@@ -15,6 +15,14 @@ const (
 	ClassRefused = "refused" // the address policy refused the target
 )
 
+// How a delivered job of an ordered route was completed: the how label of
+// notified_webhook_ordered_completions_total.
+const (
+	CompletedAtOnce      = "at_once"        // by the worker, in a transaction of its own
+	CompletedInBatch     = "batched"        // left to River's completer: the at-once budget was spent (or is none)
+	CompletionAtOnceFail = "at_once_failed" // the worker's commit failed: left to River's completer
+)
+
 // Metrics are the Prometheus metrics of deliveries:
 // notified_webhook_requests_total{route,class} and
 // notified_webhook_request_duration_seconds{route}. The route label is
@@ -24,6 +32,7 @@ const (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	ordered  *prometheus.CounterVec
 }
 
 // NewMetrics returns unregistered delivery metrics.
@@ -39,6 +48,11 @@ func NewMetrics() *Metrics {
 			Help:    "Duration of webhook delivery attempts, from connecting to the end of reading the response, by route.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
 		}, []string{"route"}),
+		ordered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "notified", Name: "webhook_ordered_completions_total",
+			Help: "Delivered jobs of ordered routes, by how they were completed: at_once (by the worker, so the lane's next delivery " +
+				"starts at once), batched (left to River's completer: the worker's --ordered-completions a second were spent, or are 0) or at_once_failed.",
+		}, []string{"how"}),
 	}
 }
 
@@ -46,12 +60,24 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
+	m.ordered.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
+	m.ordered.Collect(ch)
+}
+
+// OrderedCompletion counts a delivered job of an ordered route completed
+// how (CompletedAtOnce, CompletedInBatch, CompletionAtOnceFail). A nil
+// Metrics counts nothing.
+func (m *Metrics) OrderedCompletion(how string) {
+	if m == nil {
+		return
+	}
+	m.ordered.WithLabelValues(how).Inc()
 }
 
 func (m *Metrics) observe(route string, r Result) {
