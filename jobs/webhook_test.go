@@ -24,6 +24,47 @@ type webhookKind struct{}
 
 func (webhookKind) Kind() string { return routes.WebhookKind }
 
+// webhookBed is a River client working webhook jobs to a receiver, with
+// the state probe and the delivery metrics.
+type webhookBed struct {
+	db     *testdb.DB
+	client *river.Client[pgx.Tx]
+	probe  *stateProbe
+	reg    *prometheus.Registry
+	url    string // the receiver's hook
+}
+
+// newWebhookBed starts a receiver answering with answer and a client
+// working webhook jobs with opts (loopback allowed, metrics registered).
+func newWebhookBed(t *testing.T, db *testdb.DB, opts jobs.WebhookOptions, answer http.HandlerFunc) *webhookBed {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		answer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	b := &webhookBed{db: db, reg: prometheus.NewRegistry(), probe: newStateProbe(db), url: srv.URL + "/hooks/orders"}
+	opts.AllowPrivate, opts.Registerer = true, b.reg
+	workers := river.NewWorkers()
+	require.NoError(t, jobs.RegisterWebhooks(workers, opts))
+	b.client = startClient(t, db, workers, b.probe)
+	return b
+}
+
+// deliver inserts a webhook job to the receiver; lane is its lane key as
+// JSON ("" for none).
+func (b *webhookBed) deliver(t *testing.T, lane string) int64 {
+	t.Helper()
+	meta := `{"notified": {"channel": "events", "event_id": "1", "webhook": {"url": "` + b.url + `"}`
+	if lane != "" {
+		meta += `, "lane": ` + lane
+	}
+	res, err := b.client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()},
+		&river.InsertOpts{Metadata: []byte(meta + "}}")})
+	require.NoError(t, err)
+	return res.Job.ID
+}
+
 // TestWebhookCompletesAnOrderedDeliveryAtOnce: a delivered job of an
 // ordered webhook route (a lane key in its metadata) is completed when the
 // handler returns, so the lane's next delivery need not wait for River's
@@ -31,42 +72,28 @@ func (webhookKind) Kind() string { return routes.WebhookKind }
 func TestWebhookCompletesAnOrderedDeliveryAtOnce(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+	b := newWebhookBed(t, db, jobs.WebhookOptions{}, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"ok": true}`)
-	}))
-	t.Cleanup(srv.Close)
-	workers := river.NewWorkers()
-	reg := prometheus.NewRegistry()
-	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, Registerer: reg}))
-	probe := newStateProbe(db)
-	client := startClient(t, db, workers, probe)
-	deliver := func(metadata string) int64 {
-		t.Helper()
-		res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()},
-			&river.InsertOpts{Metadata: []byte(metadata)})
-		require.NoError(t, err)
-		return res.Job.ID
-	}
+	})
 
-	ordered := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
-	require.Equal(t, probed{job: ordered, state: "completed"}, probe.next(t))
-	waitState(t, client, ordered, rivertype.JobStateCompleted)
+	ordered := b.deliver(t, `"\"customer-7\""`)
+	require.Equal(t, probed{job: ordered, state: "completed"}, b.probe.next(t))
+	waitState(t, b.client, ordered, rivertype.JobStateCompleted)
 	require.Contains(t, output(t, db, ordered), `"status": 200`, "the delivery's output is recorded with the completion")
 
-	unordered := deliver(`{"notified": {"channel": "events", "event_id": "1", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
-	require.Equal(t, probed{job: unordered, state: "running"}, probe.next(t))
-	waitState(t, client, unordered, rivertype.JobStateCompleted)
+	unordered := b.deliver(t, "")
+	require.Equal(t, probed{job: unordered, state: "running"}, b.probe.next(t))
+	waitState(t, b.client, unordered, rivertype.JobStateCompleted)
 	require.Contains(t, output(t, db, unordered), `"status": 200`)
 
 	// Odd metadata: a lane that is not a string is still a lane; a null
 	// one is none. Either way the event is delivered.
-	odd := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": 7, "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
-	require.Equal(t, probed{job: odd, state: "completed"}, probe.next(t))
-	null := deliver(`{"notified": {"channel": "events", "event_id": "1", "lane": null, "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)
-	require.Equal(t, probed{job: null, state: "running"}, probe.next(t))
-	waitState(t, client, null, rivertype.JobStateCompleted)
-	require.Equal(t, map[string]float64{"at_once": 2}, orderedCompletions(t, reg))
+	odd := b.deliver(t, "7")
+	require.Equal(t, probed{job: odd, state: "completed"}, b.probe.next(t))
+	null := b.deliver(t, "null")
+	require.Equal(t, probed{job: null, state: "running"}, b.probe.next(t))
+	waitState(t, b.client, null, rivertype.JobStateCompleted)
+	require.Equal(t, map[string]float64{"at_once": 2}, orderedCompletions(t, b.reg))
 }
 
 // orderedCompletions reads notified_webhook_ordered_completions_total by
@@ -92,21 +119,11 @@ func orderedCompletions(t *testing.T, reg *prometheus.Registry) map[string]float
 func TestWebhookOrderedCompletionsOff(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	}))
-	t.Cleanup(srv.Close)
-	workers := river.NewWorkers()
-	reg := prometheus.NewRegistry()
-	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, OrderedCompletions: -1, Registerer: reg}))
-	probe := newStateProbe(db)
-	client := startClient(t, db, workers, probe)
-	res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()}, &river.InsertOpts{Metadata: []byte(
-		`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)})
-	require.NoError(t, err)
-	require.Equal(t, probed{job: res.Job.ID, state: "running"}, probe.next(t))
-	waitState(t, client, res.Job.ID, rivertype.JobStateCompleted)
-	require.Equal(t, map[string]float64{"batched": 1}, orderedCompletions(t, reg))
+	b := newWebhookBed(t, db, jobs.WebhookOptions{OrderedCompletions: -1}, func(http.ResponseWriter, *http.Request) {})
+	id := b.deliver(t, `"\"customer-7\""`)
+	require.Equal(t, probed{job: id, state: "running"}, b.probe.next(t))
+	waitState(t, b.client, id, rivertype.JobStateCompleted)
+	require.Equal(t, map[string]float64{"batched": 1}, orderedCompletions(t, b.reg))
 }
 
 // TestWebhookOrderedCompletionFailureIsCounted: when the worker cannot
@@ -116,25 +133,16 @@ func TestWebhookOrderedCompletionsOff(t *testing.T) {
 func TestWebhookOrderedCompletionFailureIsCounted(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+	b := newWebhookBed(t, db, jobs.WebhookOptions{}, func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(r.Header.Get("webhook-id"), "msg_notified_")
 		_, err := db.Pool.Exec(r.Context(), "DELETE FROM "+pgx.Identifier{db.Schema, "river_job"}.Sanitize()+" WHERE id = $1::bigint", id)
 		if err != nil {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	workers := river.NewWorkers()
-	reg := prometheus.NewRegistry()
-	require.NoError(t, jobs.RegisterWebhooks(workers, jobs.WebhookOptions{AllowPrivate: true, Registerer: reg}))
-	probe := newStateProbe(db)
-	client := startClient(t, db, workers, probe)
-	res, err := client.Insert(context.Background(), jobs.Args[webhookKind]{Payload: samplePayload()}, &river.InsertOpts{Metadata: []byte(
-		`{"notified": {"channel": "events", "event_id": "1", "lane": "\"customer-7\"", "webhook": {"url": "` + srv.URL + `/hooks/orders"}}}`)})
-	require.NoError(t, err)
-	got := probe.next(t)
-	require.Equal(t, res.Job.ID, got.job)
+	})
+	id := b.deliver(t, `"\"customer-7\""`)
+	got := b.probe.next(t)
+	require.Equal(t, id, got.job)
 	require.Contains(t, got.state, "no rows", "the job is gone")
-	require.Equal(t, map[string]float64{"at_once_failed": 1}, orderedCompletions(t, reg))
+	require.Equal(t, map[string]float64{"at_once_failed": 1}, orderedCompletions(t, b.reg))
 }
