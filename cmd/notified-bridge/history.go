@@ -84,7 +84,7 @@ func printEvent(w io.Writer, v *history.EventView) {
 		for i, r := range ev.Routes {
 			kinds[i] = termsafe.String(r.Handler)
 			if skip := r.SkipText(); skip != "" {
-				kinds[i] += " (" + skip + ")"
+				kinds[i] += " (" + termsafe.String(skip) + ")"
 			}
 			if r.Webhook != "" {
 				kinds[i] = "webhook " + termsafe.String(r.Webhook)

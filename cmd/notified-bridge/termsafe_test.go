@@ -126,6 +126,13 @@ func TestHumanOutputEscapesDatabaseText(t *testing.T) {
 	require.Equal(t, hostileKind, hist.Jobs[0].Handler)
 	require.Equal(t, hostileError, *hist.Jobs[0].LastError)
 	require.Equal(t, hostileReason, *hist.Jobs[1].ReplayReason)
+	// A skip reason the bridge never writes, as whoever can write the
+	// dispatch record could leave it.
+	testdb.Exec(t, db.Pool, "UPDATE "+tbl(db, "notified_dispatch")+` SET jobs = jsonb_set(jobs, '{0,skipped}', to_jsonb($2::text)) WHERE event_id = $1`,
+		ev, hostileReason)
+	out = f.must(t, "history", ev)
+	requireTerminalSafe(t, out)
+	require.Contains(t, out, escapedKind+" (skipped: "+escapedReason+")")
 
 	out = f.must(t, "history", unrouted)
 	requireTerminalSafe(t, out)

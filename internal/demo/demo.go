@@ -637,7 +637,7 @@ func writeEvent(w io.Writer, ev *history.Event) {
 	}
 	for _, r := range ev.Routes {
 		if r.Skipped != "" {
-			fmt.Fprintf(w, "  no job   %-20s %s (%s)\n", termsafe.String(r.Handler), r.SkipText(), termsafe.String(r.Where))
+			fmt.Fprintf(w, "  no job   %-20s %s (%s)\n", termsafe.String(r.Handler), termsafe.String(r.SkipText()), termsafe.String(r.Where))
 		}
 	}
 }
